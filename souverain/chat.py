@@ -1,0 +1,193 @@
+"""The internal request types every dialect parses into.
+
+The OpenAI chat-completions body is the lingua franca of inference servers, so the
+internal request keeps its field names; dialect parsers (OpenAI now, Mistral next)
+normalise into these structs and engines translate out of them. Unknown fields are
+accepted and ignored, as OpenAI-compatible servers do; wrong types and out-of-range values
+are rejected with the offending field named.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from souverain.errors import InvalidRequest
+
+
+class Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
+    pass
+
+
+class FunctionCall(Wire):
+    name: str
+    # OpenAI sends a JSON string; Mistral may send an object.
+    arguments: str | dict[str, Any] = "{}"
+
+
+class ToolCall(Wire):
+    function: FunctionCall
+    id: str | None = None
+    type: str = "function"
+    index: int | None = None
+
+
+class Message(Wire):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """The message's text: a string, or the text parts of a content list joined."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        parts = []
+        for part in self.content:
+            if part.get("type") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+            else:
+                raise InvalidRequest(
+                    f"content part of type {part.get('type')!r} is not supported; only text parts are",
+                    param="messages",
+                    code="unsupported_content",
+                )
+        return "".join(parts)
+
+
+class FunctionDef(Wire):
+    name: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+
+class Tool(Wire):
+    function: FunctionDef
+    type: Literal["function"] = "function"
+
+
+class JSONSchemaFormat(Wire):
+    name: str = "response"
+    description: str | None = None
+    # OpenAI's field; Mistral's SDK serialises its `schema_definition` under the same alias.
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(Wire):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+    # llama.cpp's extension: {"type": "json_object", "schema": {...}}
+    schema: dict[str, Any] | None = None
+
+    def target_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema the output must satisfy, or None for any JSON object / text."""
+        if self.type == "json_schema":
+            if self.json_schema is None or self.json_schema.schema is None:
+                raise InvalidRequest(
+                    "response_format of type json_schema needs json_schema.schema", param="response_format"
+                )
+            return self.json_schema.schema
+        if self.type == "json_object":
+            return self.schema
+        return None
+
+
+class StreamOptions(Wire):
+    include_usage: bool = False
+
+
+Temperature = Annotated[float, Meta(ge=0, le=2)]
+Probability = Annotated[float, Meta(ge=0, le=1)]
+Penalty = Annotated[float, Meta(ge=-2, le=2)]
+
+
+class ChatRequest(Wire):
+    model: Annotated[str, Meta(min_length=1)]
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: Temperature | None = None
+    top_p: Probability | None = None
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    stop: str | Annotated[list[str], Meta(max_length=16)] | None = None
+    seed: int | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    n: Annotated[int, Meta(ge=1)] | None = None
+    presence_penalty: Penalty | None = None
+    frequency_penalty: Penalty | None = None
+    user: str | None = None
+
+    def token_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def named_tool(self) -> str | None:
+        """The function name when tool_choice forces one specific function."""
+        if isinstance(self.tool_choice, dict):
+            fn = self.tool_choice.get("function")
+            name = fn.get("name") if isinstance(fn, dict) else None
+            if self.tool_choice.get("type") != "function" or not isinstance(name, str):
+                raise InvalidRequest(
+                    'tool_choice object must be {"type": "function", "function": {"name": ...}}',
+                    param="tool_choice",
+                )
+            if not any(t.function.name == name for t in self.tools or []):
+                raise InvalidRequest(f"tool_choice names {name!r}, which is not in tools", param="tool_choice")
+            return name
+        return None
+
+
+class EmbeddingRequest(Wire):
+    model: Annotated[str, Meta(min_length=1)]
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Annotated[int, Meta(ge=1)] | None = None
+    user: str | None = None
+
+    def texts(self) -> list[str]:
+        if isinstance(self.input, str):
+            items: list[Any] = [self.input]
+        else:
+            items = list(self.input)
+        if not items:
+            raise InvalidRequest("input must not be empty", param="input")
+        if not all(isinstance(i, str) for i in items):
+            raise InvalidRequest("token-id input is not supported; send strings", param="input")
+        return items
+
+
+class Usage(Wire):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+def decode(body: bytes, kind: type[Wire]) -> Any:
+    """Parse a JSON body into a request struct, turning every failure into a 400."""
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        param = None
+        if " - at `$." in message:
+            message, _, path = message.partition(" - at `$.")
+            param = path.rstrip("`")
+            message = f"{message} at `{param}`"
+        raise InvalidRequest(f"Invalid request body: {message}", param=param) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None

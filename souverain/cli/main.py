@@ -1,0 +1,154 @@
+"""The `souverain` command.
+
+    souverain serve [--config FILE] [--host H] [--port P]
+    souverain keys create --name NAME [--scope inference|admin] [--tenant T] [--model M ...]
+    souverain keys list
+    souverain keys revoke KEY_ID
+    souverain config check FILE
+    souverain config schema
+
+The configuration file is --config, else $SOUVERAIN_CONFIG, else ./souverain.yaml when it
+exists, else the built-in defaults (the embedded model, air gap on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from souverain import __version__
+from souverain.errors import ConfigError
+
+
+def _config_path(arg: str | None) -> str | None:
+    if arg:
+        return arg
+    if os.environ.get("SOUVERAIN_CONFIG"):
+        return os.environ["SOUVERAIN_CONFIG"]
+    return "souverain.yaml" if Path("souverain.yaml").is_file() else None
+
+
+def _load(arg: str | None):
+    from souverain.config import load_config
+
+    return load_config(_config_path(arg))
+
+
+def _keystore(config):
+    from souverain.auth import KeyStore
+    from souverain.state import connect, state_dir
+
+    return KeyStore(connect(state_dir(config)))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from souverain.cli.serve import serve
+
+    config = _load(args.config)
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+    return serve(config)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    keys = _keystore(_load(args.config))
+    token, info = keys.create(args.name, tenant=args.tenant, scopes=tuple(args.scope or ["inference"]), models=args.model)
+    print(token)
+    print(f"key id {info.id} ({', '.join(info.scopes)}); store the key now: it is not shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    keys = _keystore(_load(args.config)).list()
+    if args.json:
+        print(json.dumps([k.__dict__ for k in keys], indent=2))
+        return 0
+    print(f"{'ID':12}  {'NAME':20}  {'TENANT':12}  {'SCOPES':17}  {'MODELS':20}  {'CREATED (UTC)':19}  STATUS")
+    for k in keys:
+        created = datetime.fromtimestamp(k.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        status = "revoked" if k.revoked_at else "active"
+        models = ",".join(k.models) if k.models else "*"
+        print(f"{k.id:12}  {k.name[:20]:20}  {k.tenant[:12]:12}  {','.join(k.scopes):17}  {models[:20]:20}  {created}  {status}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    if _keystore(_load(args.config)).revoke(args.key_id):
+        print(f"revoked {args.key_id}")
+        return 0
+    print(f"souverain: no active key with id {args.key_id!r}", file=sys.stderr)
+    return 1
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from souverain.config import load_config
+
+    config = load_config(args.file)
+    print(f"{args.file}: valid ({len(config.models)} model(s); air gap {'on' if config.air_gap.enabled else 'off'})")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from souverain.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="souverain", description="A sovereign, self-hosted AI gateway.")
+    parser.add_argument("--version", action="version", version=f"souverain {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", "-c", help="configuration file (default: $SOUVERAIN_CONFIG or ./souverain.yaml)")
+        return p
+
+    serve = with_config(sub.add_parser("serve", help="run the gateway"))
+    serve.add_argument("--host", help="address to listen on (overrides server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides server.port; 0 picks a free one)")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = with_config(keys.add_parser("create", help="create a key and print it once"))
+    create.add_argument("--name", required=True, help="what the key is for")
+    create.add_argument("--tenant", default="default")
+    create.add_argument("--scope", action="append", choices=["inference", "admin"], help="repeatable; default inference")
+    create.add_argument("--model", action="append", help="limit the key to this model (repeatable); default all")
+    create.set_defaults(func=cmd_keys_create)
+    listing = with_config(keys.add_parser("list", help="list keys (never their secrets)"))
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = with_config(keys.add_parser("revoke", help="revoke a key by id; takes effect on the next request"))
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    config = sub.add_parser("config", help="check configuration").add_subparsers(dest="config_command", required=True)
+    check = config.add_parser("check", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+    schema = config.add_parser("schema", help="print the configuration's JSON Schema")
+    schema.set_defaults(func=cmd_config_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"souverain: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"souverain: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

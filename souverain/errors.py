@@ -1,0 +1,94 @@
+"""Errors that cross module boundaries.
+
+Every failure a client can see is a `GatewayError`: it carries the HTTP status and the
+OpenAI error `type`/`code`, so the API layer renders it in the caller's dialect without
+knowing where it came from. Anything else that escapes is a bug and becomes a 500 without
+a stack trace in the response.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class Overloaded(GatewayError):
+    """The engine's queue is full; the client should come back after `Retry-After`."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "engine_queue_full"
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class UpstreamRateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "upstream_rate_limited"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    type = "upstream_error"
+    code = "upstream_timeout"
+
+
+class EngineUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "engine_not_ready"
+
+
+class ConfigError(Exception):
+    """A configuration file is invalid; the message names the file, line and key."""

@@ -1,0 +1,68 @@
+"""Prometheus metrics, kept in a registry per gateway instance (no module-level state)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from souverain.engines import Engine
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+ENGINE_STATES = ("loading", "ready", "failed")
+
+
+class _EngineCollector(Collector):
+    """Reads queue depth and state from the engines at scrape time."""
+
+    def __init__(self, engines: Callable[[], Mapping[str, Engine]]) -> None:
+        self._engines = engines
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        depth = GaugeMetricFamily(
+            "souverain_queue_depth", "Requests admitted to a model and not finished", labels=["model"]
+        )
+        state = GaugeMetricFamily("souverain_engine_state", "1 for the engine's current state", labels=["model", "state"])
+        for name, engine in self._engines().items():
+            depth.add_metric([name], engine.queue_depth)
+            for s in ENGINE_STATES:
+                state.add_metric([name, s], 1.0 if engine.state == s else 0.0)
+        yield depth
+        yield state
+
+
+class Metrics:
+    def __init__(self, engines: Callable[[], Mapping[str, Engine]]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "souverain_requests", "Requests by endpoint, model and status", ["endpoint", "model", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "souverain_request_duration_seconds", "Time until the response is complete", ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "souverain_time_to_first_token_seconds", "Streaming: time until the first content chunk", ["model"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.tokens = Counter(
+            "souverain_tokens", "Tokens processed, by model and kind (prompt, completion)", ["model", "kind"],
+            registry=self.registry,
+        )
+        self.registry.register(_EngineCollector(engines))
+
+    def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
+        self.requests.labels(endpoint, model, str(status)).inc()
+        self.latency.labels(endpoint, model).observe(seconds)
+
+    def count_tokens(self, model: str, usage: Mapping[str, int] | None) -> None:
+        if not usage:
+            return
+        self.tokens.labels(model, "prompt").inc(usage.get("prompt_tokens", 0) or 0)
+        self.tokens.labels(model, "completion").inc(usage.get("completion_tokens", 0) or 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
