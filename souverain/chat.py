@@ -154,7 +154,8 @@ class ChatRequest(Wire):
 
 class EmbeddingRequest(Wire):
     model: Annotated[str, Meta(min_length=1)]
-    input: str | list[str] | list[int] | list[list[int]]
+    # Strings, or token ids (list[int] / list[list[int]]), which are refused with a clear 400.
+    input: str | list[Any]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Meta(ge=1)] | None = None
     user: str | None = None

@@ -233,10 +233,13 @@ class LlamaCppEngine:
                         yield _chunk(completion_id, created, self.config.name, {"content": text})
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
+            # llama-cpp-python may sample one token past max_tokens while it completes a
+            # UTF-8 sequence; that token is not returned, so it is not counted.
+            completion = min(counter.completion_tokens, kwargs["max_tokens"])
             usage = {
                 "prompt_tokens": counter.prompt_tokens,
-                "completion_tokens": counter.completion_tokens,
-                "total_tokens": counter.prompt_tokens + counter.completion_tokens,
+                "completion_tokens": completion,
+                "total_tokens": counter.prompt_tokens + completion,
             }
             if tool_mode:
                 calls = _parse_tool_calls("".join(collected))
