@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from souverain.engines import Engine
@@ -20,7 +20,7 @@ class _EngineCollector(Collector):
     def __init__(self, engines: Callable[[], Mapping[str, Engine]]) -> None:
         self._engines = engines
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         depth = GaugeMetricFamily(
             "souverain_queue_depth", "Requests admitted to a model and not finished", labels=["model"]
         )
@@ -29,8 +29,16 @@ class _EngineCollector(Collector):
             depth.add_metric([name], engine.queue_depth)
             for s in ENGINE_STATES:
                 state.add_metric([name, s], 1.0 if engine.state == s else 0.0)
+        generated = CounterMetricFamily(
+            "souverain_generated_tokens",
+            "Tokens an engine generated, including for requests cancelled midway",
+            labels=["model"],
+        )
+        for name, engine in self._engines().items():
+            generated.add_metric([name], engine.generated_tokens)
         yield depth
         yield state
+        yield generated
 
 
 class Metrics:

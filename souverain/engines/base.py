@@ -39,6 +39,10 @@ class Engine(Protocol):
         """Requests admitted and not yet finished."""
 
     @property
+    def generated_tokens(self) -> int:
+        """Completion tokens generated since start, cancelled requests included."""
+
+    @property
     def supports_embeddings(self) -> bool: ...
 
     async def chat(self, request: ChatRequest) -> dict[str, Any]:

@@ -84,6 +84,7 @@ class LlamaCppEngine:
         self._embedder: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{config.name}")
         self._admitted = 0
+        self._generated = 0
         self._load_task: asyncio.Future[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
@@ -135,6 +136,10 @@ class LlamaCppEngine:
     @property
     def queue_depth(self) -> int:
         return self._admitted
+
+    @property
+    def generated_tokens(self) -> int:
+        return self._generated
 
     @property
     def supports_embeddings(self) -> bool:
@@ -255,6 +260,7 @@ class LlamaCppEngine:
         finally:
             stop.set()
             self._admitted -= 1
+            self._generated += min(counter.completion_tokens, kwargs["max_tokens"])
             if not future.done():
                 # Let the worker notice the flag; do not block the loop waiting for it.
                 future.add_done_callback(lambda f: f.exception())

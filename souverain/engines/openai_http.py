@@ -42,6 +42,7 @@ class OpenAIHTTPEngine:
             trust_env=False,  # no proxy or netrc picked up behind the operator's back
         )
         self._inflight = 0
+        self._generated = 0
 
     async def start(self) -> None:
         """Nothing to load: readiness of the upstream is checked per request."""
@@ -56,6 +57,10 @@ class OpenAIHTTPEngine:
     @property
     def queue_depth(self) -> int:
         return self._inflight
+
+    @property
+    def generated_tokens(self) -> int:
+        return self._generated
 
     @property
     def supports_embeddings(self) -> bool:
@@ -101,6 +106,7 @@ class OpenAIHTTPEngine:
             message = choice.get("message") or {}
             _normalise_content(message)
         data.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
+        self._generated += int(data["usage"].get("completion_tokens") or 0)
         return data
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
@@ -145,6 +151,7 @@ class OpenAIHTTPEngine:
                 if last is None:
                     raise UpstreamError(f"upstream {self._base} closed the stream without a chunk")
                 last["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+                self._generated += int(last["usage"].get("completion_tokens") or 0)
                 yield last
             except httpx.TimeoutException:
                 raise UpstreamTimeout(f"upstream {self._base} stopped sending") from None
