@@ -116,7 +116,7 @@ def test_health_and_metrics(gateway: Server) -> None:
     assert re.search(rf'souverain_requests_total\{{endpoint="chat",model="{MODEL}",status="200"\}} [1-9]', text)
     assert f'souverain_request_duration_seconds_bucket{{endpoint="chat",le="0.001",model="{MODEL}"}}' in text
     assert f'souverain_engine_state{{model="{MODEL}",state="ready"}} 1.0' in text
-    assert metric(gateway, "souverain_tokens_total", f'model="{MODEL}",kind="prompt"') > 0
+    assert metric(gateway, "souverain_tokens_total", f'kind="prompt",model="{MODEL}"') > 0
     stream = httpx.post(
         f"{gateway.url}/v1/chat/completions", json={**LONG, "max_tokens": 3, "stream": True}, headers=gateway.headers()
     )
