@@ -124,8 +124,12 @@ class OpenAIHTTPEngine:
                 if response.status_code >= 400:
                     await response.aread()
                     raise _status_error(response)
+                # Content chunks are relayed the moment they arrive. Only the chunk that
+                # carries finish_reason waits, for the usage that upstreams send after it,
+                # so that our final chunk carries usage as the API promises.
                 usage: dict[str, Any] | None = None
-                last: dict[str, Any] | None = None
+                final: dict[str, Any] | None = None
+                seen: dict[str, Any] | None = None
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -140,19 +144,28 @@ class OpenAIHTTPEngine:
                         continue
                     if chunk.get("usage"):
                         usage = chunk["usage"]
-                    if not chunk.get("choices"):
+                    choices = chunk.get("choices")
+                    if not choices:
                         continue  # the usage-only chunk: folded into our final one
                     chunk["model"] = self.config.name
-                    for choice in chunk["choices"]:
+                    for choice in choices:
                         _normalise_content(choice.get("delta") or {})
-                    if last is not None:
-                        yield last
-                    last = chunk
-                if last is None:
+                    if final is not None:
+                        yield final
+                        final = None
+                    seen = chunk
+                    if any(c.get("finish_reason") for c in choices):
+                        final = chunk
+                    else:
+                        yield chunk
+                if seen is None:
                     raise UpstreamError(f"upstream {self._base} closed the stream without a chunk")
-                last["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-                self._generated += int(last["usage"].get("completion_tokens") or 0)
-                yield last
+                if final is None:
+                    final = {"id": seen.get("id", ""), "object": "chat.completion.chunk", "model": self.config.name,
+                             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                final["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+                self._generated += int(final["usage"].get("completion_tokens") or 0)
+                yield final
             except httpx.TimeoutException:
                 raise UpstreamTimeout(f"upstream {self._base} stopped sending") from None
             except httpx.HTTPError as exc:
