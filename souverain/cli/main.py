@@ -14,6 +14,7 @@ exists, else the built-in defaults (the embedded model, air gap on).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -67,7 +68,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     keys = _keystore(_load(args.config)).list()
     if args.json:
-        print(json.dumps([k.__dict__ for k in keys], indent=2))
+        print(json.dumps([dataclasses.asdict(k) for k in keys], indent=2))
         return 0
     print(f"{'ID':12}  {'NAME':20}  {'TENANT':12}  {'SCOPES':17}  {'MODELS':20}  {'CREATED (UTC)':19}  STATUS")
     for k in keys:
