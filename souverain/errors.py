@@ -84,6 +84,12 @@ class UpstreamTimeout(GatewayError):
     code = "upstream_timeout"
 
 
+class GatewayTimeout(GatewayError):
+    status = 504
+    type = "server_error"
+    code = "request_timeout"
+
+
 class EngineUnavailable(GatewayError):
     status = 503
     type = "server_error"

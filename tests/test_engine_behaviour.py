@@ -122,3 +122,15 @@ def test_health_and_metrics(gateway: Server) -> None:
     )
     assert stream.status_code == 200
     assert f'souverain_time_to_first_token_seconds_count{{model="{MODEL}"}}' in httpx.get(f"{gateway.url}/metrics").text
+
+
+def test_request_timeout_is_a_504_and_frees_the_engine(start_server) -> None:
+    server = start_server(f"server:\n  request_timeout_s: 0.3\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n")
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=LONG, headers=server.headers(), timeout=60)
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "request_timeout"
+    deadline = time.monotonic() + 10
+    while metric(server, "souverain_queue_depth", f'model="{MODEL}"') != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert metric(server, "souverain_generated_tokens_total", f'model="{MODEL}"') < 400

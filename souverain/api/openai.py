@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
-from souverain.errors import GatewayError, InvalidRequest, PayloadTooLarge
+from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, PayloadTooLarge
 from souverain.pipeline import Decision, Pipeline
 
 T = TypeVar("T")
@@ -49,8 +49,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it if the client goes away first (stops generation)."""
+async def until_disconnect(request: Request, work: Awaitable[T], timeout: float) -> T:
+    """Run `work`, cancelling it if the client goes away first (stops generation) or
+    when `timeout` seconds pass (504)."""
     task = asyncio.ensure_future(work)
 
     async def watch() -> None:
@@ -59,11 +60,13 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
 
     watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait((task, watcher), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         watcher.cancel()
     if not task.done():
         task.cancel()
+        if not done:
+            raise GatewayTimeout(f"The request took longer than the gateway's limit of {timeout:g} s.")
         raise asyncio.CancelledError("client disconnected")
     return task.result()
 
@@ -90,7 +93,7 @@ async def chat_completions(request: Request) -> Response:
                 media_type="text/event-stream",
                 headers={**_decision_headers(decision), "cache-control": "no-cache", "x-accel-buffering": "no"},
             )
-        decision, result = await until_disconnect(request, gw.pipeline.chat(principal, chat))
+        decision, result = await until_disconnect(request, gw.pipeline.chat(principal, chat), gw.config.server.request_timeout_s)
         status = 200
         return Response(_encode(result), media_type=JSON, headers=_decision_headers(decision))
     except GatewayError as exc:
@@ -149,7 +152,9 @@ async def embeddings(request: Request) -> Response:
         body = await read_body(request, gw.config.server.max_body_bytes)
         req = decode(body, EmbeddingRequest)
         model = req.model
-        vectors, tokens = await until_disconnect(request, gw.pipeline.embed(principal, req.model, req.texts()))
+        vectors, tokens = await until_disconnect(
+            request, gw.pipeline.embed(principal, req.model, req.texts()), gw.config.server.request_timeout_s
+        )
         if req.dimensions is not None:
             if any(req.dimensions > len(v) for v in vectors):
                 raise InvalidRequest(f"dimensions must be at most {len(vectors[0])} for this model", param="dimensions")
