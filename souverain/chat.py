@@ -9,12 +9,13 @@ are rejected with the offending field named.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-from souverain.errors import InvalidRequest
+from souverain.errors import InvalidRequest, ValidationFailed
 
 
 class Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -121,12 +122,36 @@ class ChatRequest(Wire):
     seed: int | None = None
     response_format: ResponseFormat | None = None
     tools: list[Tool] | None = None
-    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    # "any" is Mistral's spelling of "required"; `normalise` rewrites it.
+    tool_choice: Literal["none", "auto", "required", "any"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     n: Annotated[int, Meta(ge=1)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     user: str | None = None
+    # Reasoning, both dialects: none < minimal < low < medium < high < xhigh < max.
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    # Souverain's extension: a hard cap on thinking tokens (also the
+    # `x-souverain-reasoning-budget` header, for SDKs that cannot send extra fields).
+    reasoning_budget_tokens: Annotated[int, Meta(ge=0)] | None = None
+    # Mistral dialect fields.
+    random_seed: int | None = None
+    safe_prompt: bool = False
+    prompt_mode: Literal["reasoning"] | None = None
+
+    def normalise(self) -> ChatRequest:
+        """Fold dialect spellings into one: `random_seed` → `seed`, `any` → `required`."""
+        changes: dict[str, Any] = {}
+        if self.random_seed is not None:
+            if self.seed is not None and self.seed != self.random_seed:
+                raise InvalidRequest("seed and random_seed disagree; send one", param="random_seed")
+            changes["seed"], changes["random_seed"] = self.random_seed, None
+        if self.tool_choice == "any":
+            changes["tool_choice"] = "required"
+        return msgspec.structs.replace(self, **changes) if changes else self
+
+    def uses_mistral_fields(self) -> bool:
+        return self.random_seed is not None or self.safe_prompt or self.prompt_mode is not None or self.tool_choice == "any"
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -159,6 +184,12 @@ class EmbeddingRequest(Wire):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Meta(ge=1)] | None = None
     user: str | None = None
+    # Mistral's names: output_dimension is `dimensions`; only float output is produced.
+    output_dimension: Annotated[int, Meta(ge=1)] | None = None
+    output_dtype: Literal["float"] | None = None
+
+    def target_dimensions(self) -> int | None:
+        return self.dimensions or self.output_dimension
 
     def texts(self) -> list[str]:
         if isinstance(self.input, str):
@@ -185,10 +216,16 @@ def decode(body: bytes, kind: type[Wire]) -> Any:
     except msgspec.ValidationError as exc:
         message = str(exc)
         param = None
+        loc: list[str | int] = []
         if " - at `$." in message:
             message, _, path = message.partition(" - at `$.")
             param = path.rstrip("`")
             message = f"{message} at `{param}`"
-        raise InvalidRequest(f"Invalid request body: {message}", param=param) from None
+            loc = [int(i) if i.isdigit() else i for i in re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\d+", param)]
+        missing = re.match(r"Object missing required field `([^`]+)`", message)
+        if missing:
+            loc.append(missing.group(1))
+            param = ".".join(str(p) for p in loc)
+        raise ValidationFailed(f"Invalid request body: {message}", loc=loc, param=param) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None

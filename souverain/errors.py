@@ -35,6 +35,15 @@ class InvalidRequest(GatewayError):
     type = "invalid_request_error"
 
 
+class ValidationFailed(InvalidRequest):
+    """The body does not match the schema; `loc` is the path to the bad field. OpenAI
+    clients get a 400; Mistral clients a 422 in the shape their SDK parses."""
+
+    def __init__(self, message: str, *, loc: list[str | int], param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.loc = loc
+
+
 class Unauthorized(GatewayError):
     status = 401
     type = "authentication_error"

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from souverain.api import errors, openai
+from souverain.api import errors, handlers
 from souverain.auth import KeyStore
 from souverain.config import Config
 from souverain.engines import Engine, build_engine
@@ -70,10 +70,10 @@ def create_app(gateway: Gateway) -> Starlette:
                 await engine.close()
 
     routes = [
-        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
-        Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
-        Route("/v1/models", openai.list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", openai.get_model, methods=["GET"]),
+        Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", handlers.embeddings, methods=["POST"]),
+        Route("/v1/models", handlers.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", handlers.get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

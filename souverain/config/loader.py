@@ -83,7 +83,16 @@ def _to_python(node: yaml.Node, filename: str, env: dict[str, str], where: str) 
                 )
             return env[name]
 
+        whole = _ENV.fullmatch(value)
         value = _ENV.sub(substitute, value)
+        if whole:
+            # `port: ${PORT}` should give a number: read the value as a YAML scalar.
+            try:
+                typed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                typed = value
+            if isinstance(typed, (bool, int, float)):
+                return typed
     return value
 
 
@@ -149,7 +158,8 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
 
 def is_local_host(host: str, allowed: list[str]) -> bool:
     """True for loopback addresses, `localhost`, and hosts the operator listed."""
-    if host in allowed or host == "localhost":
+    host = host.lower()
+    if host == "localhost" or host in {h.lower() for h in allowed}:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

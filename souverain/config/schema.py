@@ -29,8 +29,34 @@ class ServerConfig(Base):
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
     # Seconds a non-streaming request may take end to end before the gateway gives up.
     request_timeout_s: PositiveFloat = 600.0
-    # Print the access log (method, path, status) to standard error.
+    # Print the access log (method, path, status) on standard output.
     access_log: bool = False
+
+
+DEFAULT_EFFORTS = {"minimal": 64, "low": 256, "medium": 1024, "high": 4096, "xhigh": 16384, "max": 32768}
+DEFAULT_REASONING_PROMPT = (
+    "Think the problem through step by step between {start} and {end}, then write the final answer after {end}."
+)
+
+
+class ReasoningConfig(Base):
+    """How a model marks its thinking, so the gateway can budget and split it."""
+
+    # Text that opens and closes the thinking part: `[THINK]`/`[/THINK]` for Mistral's
+    # reasoning models, `<think>`/`</think>` for most others.
+    start: str = "<think>"
+    end: str = "</think>"
+    # Force the start marker as the first generated tokens (for models whose chat
+    # template opens the thinking part itself, or to make any model think first).
+    open_on_start: bool = False
+    # Text forced just before the end marker when the budget runs out.
+    budget_message: str = ""
+    # Thinking-token budget for each `reasoning_effort`; `none` is always 0.
+    efforts: dict[Literal["minimal", "low", "medium", "high", "xhigh", "max"], Annotated[int, Meta(ge=0)]] = msgspec.field(
+        default_factory=lambda: dict(DEFAULT_EFFORTS)
+    )
+    # System prompt added for Mistral's `prompt_mode: "reasoning"`; {start}/{end} are filled in.
+    system_prompt: str = DEFAULT_REASONING_PROMPT
 
 
 class LlamaCppModel(Base, tag="llamacpp", tag_field="engine"):
@@ -53,6 +79,9 @@ class LlamaCppModel(Base, tag="llamacpp", tag_field="engine"):
     chat_format: str | None = None
     # Default max_tokens when the request gives none.
     default_max_tokens: PositiveInt = 512
+    # Thinking markers and budgets; omitted: the model is not treated as a reasoning model
+    # (reasoning_effort other than none, and reasoning budgets, get a 400).
+    reasoning: ReasoningConfig | None = None
 
 
 class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine"):
@@ -75,6 +104,9 @@ class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine"):
     embeddings: bool = False
     # Whether the upstream accepts `tools`; when false, requests with tools get a 400.
     tools: bool = True
+    # System prompt added for Mistral's `prompt_mode: "reasoning"` when the upstream is
+    # not Mistral's API (which adds its own); unset: such requests get a 400.
+    reasoning_system_prompt: str | None = None
 
 
 ModelConfig = Union[LlamaCppModel, OpenAIHTTPModel]

