@@ -172,15 +172,20 @@ class ThinkSplitter:
                 if at >= 0:
                     if at:
                         out.append(("reasoning", self.buffer[:at]))
-                    self.buffer = self.buffer[at + len(self.end) :].lstrip("\n")
-                    self.state = "content"
+                    self.buffer = self.buffer[at + len(self.end) :]
+                    self.state = "after"
                     continue
                 keep = _partial_suffix(self.buffer, self.end)
                 if len(self.buffer) > keep:
                     out.append(("reasoning", self.buffer[: len(self.buffer) - keep]))
                     self.buffer = self.buffer[len(self.buffer) - keep :]
                 return out
-            # content
+            if self.state == "after":
+                # The newline(s) between the end marker and the answer belong to neither.
+                self.buffer = self.buffer.lstrip("\n")
+                if not self.buffer:
+                    return out
+                self.state = "content"
             if self.buffer:
                 out.append(("content", self.buffer))
                 self.buffer = ""

@@ -1,0 +1,135 @@
+"""Normalisation against evasion, keeping offsets into the original text.
+
+Detectors read `Normalised.text`; findings are reported in original offsets through
+`Normalised.span()`. What is undone:
+
+- Unicode NFKC (full-width letters and digits, ligatures, compatibility spaces such as
+  NBSP and narrow NBSP, superscripts), applied per grapheme cluster (a character and the
+  combining marks that follow it), so each output character knows its source span;
+- invisible characters dropped: zero-width space/joiners, word joiner, BOM, soft hyphen,
+  bidirectional controls, variation selectors, Hangul fillers;
+- decimal digits of any script (Arabic-Indic, Devanagari, ...) to ASCII `0-9`;
+- dashes and minus signs (U+2010..U+2015, U+2212, ...) to `-`;
+- common homoglyphs: Cyrillic and Greek letters that look Latin (`а`, `е`, `о`, `р`,
+  `с`, `х`, `Α`, `Β`, `Ο`, ...) are mapped to Latin, but only inside a word that also has
+  Latin letters or ASCII digits, so Bulgarian or Greek prose is left alone.
+
+Separators inside numbers (`4111 1111-1111.1111`) are not removed here: the number
+detectors accept them and validate the compacted digits, which keeps one offset per
+character.
+
+Most text needs none of this. A plain ASCII string, or one that is already NFKC and has
+none of the characters above, is returned as is with an identity offset map: that check
+is two C-level calls, so the common case costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Characters removed outright: they render as nothing (or almost) and are used to split
+# an identifier so that a regex misses it.
+_DROP = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u180f"
+    "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\u206a\u206b\u206c\u206d\u206e\u206f"
+    "\u3164\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f"
+    "\ufeff\uffa0"
+)
+_DROP_SET = frozenset(_DROP)
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\ufe58\ufe63\uff0d"
+
+# Cyrillic and Greek letters with a Latin lookalike (Unicode confusables, the common ones).
+_CONFUSABLES = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+    "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "ɡ": "g",
+    "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
+    "С": "C", "Т": "T", "У": "Y", "Х": "X", "І": "I", "Ї": "I", "Ј": "J", "Ѕ": "S", "Ԁ": "D",
+    "Ԛ": "Q", "Ԝ": "W", "Һ": "H", "Ӏ": "I", "З": "3", "б": "6",
+    # Greek
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
+    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ο": "o", "ν": "v", "ρ": "p", "ι": "i",
+    "κ": "k", "α": "a", "τ": "t", "υ": "u", "χ": "x",
+}
+_CONF_CHARS = "".join(_CONFUSABLES)
+_CONF_TABLE = str.maketrans(_CONFUSABLES)
+
+# One search tells whether the slow path is needed at all (besides the NFKC check).
+_SUSPICIOUS = re.compile(f"[{re.escape(_DROP + _DASHES + _CONF_CHARS)}]|(?![0-9])\\d")
+# A word that mixes Latin letters / ASCII digits with lookalikes.
+_MIXED_WORD = re.compile(f"\\w*[A-Za-z0-9]\\w*[{_CONF_CHARS}]\\w*|\\w*[{_CONF_CHARS}]\\w*[A-Za-z0-9]\\w*")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    """A normalised copy of `original`, and the way back to original offsets.
+
+    `starts[i]`/`ends[i]` give the original span of normalised character i; both are None
+    when the text was unchanged (identity map).
+    """
+
+    text: str
+    original: str
+    starts: tuple[int, ...] | None = None
+    ends: tuple[int, ...] | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.starts is not None
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span of normalised `text[start:end]` (end exclusive)."""
+        if self.starts is None or self.ends is None:
+            return start, end
+        if end <= start:
+            pos = self.starts[start] if start < len(self.starts) else len(self.original)
+            return pos, pos
+        return self.starts[start], self.ends[end - 1]
+
+
+def normalise(text: str) -> Normalised:
+    """Normalise `text` for detection (see the module docstring)."""
+    if text.isascii():
+        return Normalised(text, text)
+    if unicodedata.is_normalized("NFKC", text) and _SUSPICIOUS.search(text) is None:
+        return Normalised(text, text)
+    return _slow(text)
+
+
+def _slow(text: str) -> Normalised:
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    n = len(text)
+    i = 0
+    while i < n:
+        ch = text[i]
+        j = i + 1
+        while j < n and unicodedata.combining(text[j]) and text[j] not in _DROP_SET:
+            j += 1
+        if ch in _DROP_SET:
+            # A dropped character's combining marks (rare) go with it.
+            i = j
+            continue
+        cluster = text[i:j]
+        if ch in _DASHES:
+            norm = "-"
+        elif ch.isdecimal() and not ch.isascii():
+            norm = str(unicodedata.decimal(ch, 0))
+        else:
+            norm = unicodedata.normalize("NFKC", cluster)
+            if any(c.isdecimal() and not c.isascii() for c in norm):
+                norm = "".join(str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in norm)
+        for c in norm:
+            out.append(c)
+            starts.append(i)
+            ends.append(j)
+        i = j
+    result = "".join(out)
+    if _CONF_CHARS and any(c in _CONFUSABLES for c in result):
+        result = _MIXED_WORD.sub(lambda m: m.group(0).translate(_CONF_TABLE), result)
+    return Normalised(result, text, tuple(starts), tuple(ends))
