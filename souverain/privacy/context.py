@@ -1,0 +1,126 @@
+"""Context words: what raises (or lowers) a match's confidence when it is written nearby.
+
+A weak checksum (NL BSN's 11-test passes one random 9-digit number in eleven) cannot by
+itself tell a citizen number from an order number; the words around it can. Each list
+holds the words people write in the EU languages. Matching is on lower-cased text, in a
+window before the match (and a shorter one after it), with three rules chosen for
+compounding languages: keywords of up to 4 characters must be whole words ("nir", "bsn"),
+5 to 7 characters must start a word ("steuer", "pesel"), and 8 or more may sit anywhere
+inside a word, so that "Sozialversicherungsnummer" finds "versicherungsnummer".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+BEFORE = 48  # characters of context read before a match
+AFTER = 24  # ... and after it
+NEG_BEFORE = 28  # negative context must be close: "Order no. 123456782"
+
+
+def keyword_regex(words: Iterable[str]) -> re.Pattern[str]:
+    parts = []
+    for w in sorted(set(words), key=len, reverse=True):
+        esc = re.escape(w)
+        if len(w) <= 4:
+            parts.append(rf"(?<!\w){esc}(?!\w)")
+        elif len(w) <= 7:
+            parts.append(rf"(?<!\w){esc}")
+        else:
+            parts.append(esc)
+    return re.compile("|".join(parts))
+
+
+# Words that say "an identifier follows" without saying which.
+GENERIC_ID = keyword_regex("""
+id ids ident identif identity identité identità identidad identiteit identitet tożsam
+number numéro numero número nummer numer číslo cislo számú szám numar numeris numurs nr nr. no n° nº num
+personal personnel persönlich persoonlijk osobisty osobowy henkilö person
+tax steuer fiscal fiscale fisc impôt impot belasting podatk skatte vero adó adóazonosító
+social sozial sociale sécurité secu sécu insurance versicherung assurance assicura seguro verzeker ubezpiecz
+citizen bürger citoyen cittadin ciudadan burger obywatel national nationale nazionale nacional
+register registre registro registr
+""".split())
+
+# Words that say "this number is NOT about a person": order numbers, invoices, parcels, builds.
+NEGATIVE = keyword_regex("""
+order orders bestell commande ordine pedido bestelling zamówien objednáv rendelés
+invoice rechnung facture fattura factura factuur faktur számla
+tracking sendung colis spedizion envío zending przesyłk parcel paket
+sku ean isbn gtin upc article artikel articolo artículo produkt product produit prodotto producto
+serial seriennummer série versione version build release commit hash sha md5 checksum
+ticket case dossier aktenzeichen ref. ref reference référence referenz riferimento referencia referentie
+batch lot charge model modell modèle modello modelo part teil pièce pezzo pieza
+""".split())
+
+# Per type: words that name the identifier itself.
+SPECIFIC: dict[str, list[str]] = {
+    "AT_SVNR": ["svnr", "sozialversicherungsnummer", "versicherungsnummer", "vsnr", "e-card"],
+    "BE_NN": ["rijksregister", "registre national", "numéro national", "nn", "rrn", "insz", "niss", "bis", "national register"],
+    "BG_EGN": ["егн", "egn", "единен граждански", "граждански номер", "personal number"],
+    "CY_TIC": ["tic", "tin", "φορολογικ", "αριθμός φορολογικού", "tax identification"],
+    "CZ_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number", "rodné"],
+    "SK_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number"],
+    "DE_IDNR": ["steuer-id", "steuerid", "steuer-idnr", "idnr", "identifikationsnummer", "steueridentifikationsnummer", "tin", "st.-id", "steuer id"],
+    "DK_CPR": ["cpr", "cpr-nr", "cpr-nummer", "personnummer", "personnr"],
+    "EE_IK": ["isikukood", "ik", "personal code", "isikukoodi"],
+    "ES_DNI": ["dni", "d.n.i", "nif", "documento nacional", "identidad"],
+    "ES_NIE": ["nie", "n.i.e", "extranjero", "extranjería", "nif"],
+    "FI_HETU": ["hetu", "henkilötunnus", "henkilotunnus", "sotu", "personbeteckning", "identity code"],
+    "FR_NIR": ["nir", "insee", "sécurité sociale", "securite sociale", "sécu", "numéro de sécu", "carte vitale", "ssn", "social security"],
+    "FR_NIF": ["numéro fiscal", "numero fiscal", "spi", "nif", "impots", "impôts", "référence fiscale"],
+    "GR_AMKA": ["amka", "αμκα", "α.μ.κ.α", "ασφάλισης"],
+    "HR_OIB": ["oib", "osobni identifikacijski", "identifikacijski broj"],
+    "HU_TAX_ID": ["adóazonosító", "adoazonosito", "adóazonosító jel", "tax id", "adószám"],
+    "IE_PPS": ["pps", "ppsn", "personal public service", "rsi"],
+    "IT_CF": ["codice fiscale", "cod. fisc", "c.f.", "cf", "tessera sanitaria", "fiscal code"],
+    "LT_AK": ["asmens kodas", "asmens", "a.k.", "personal code"],
+    "LU_NIN": ["matricule", "numéro d'identification", "identifikationsnummer", "sécurité sociale", "cns"],
+    "LV_PK": ["personas kods", "personas", "p.k.", "personal code"],
+    "MT_ID": ["id card", "identity card", "karta tal-identità", "karta tal-identita", "i.d.", "id no", "id number"],
+    "NL_BSN": ["bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "burgerservice"],
+    "PL_PESEL": ["pesel", "nr pesel", "numer pesel"],
+    "PT_NIF": ["nif", "contribuinte", "número de contribuinte", "n.º contribuinte", "nipc"],
+    "PT_CC": ["cartão de cidadão", "cartao de cidadao", "cc", "cidadão"],
+    "RO_CNP": ["cnp", "cod numeric personal", "codul numeric", "cod numeric"],
+    "SE_PNR": ["personnummer", "personnr", "pnr", "samordningsnummer", "person-nr"],
+    "SI_EMSO": ["emšo", "emso", "enotna matična", "matična številka"],
+    "CARD": ["card", "karte", "kreditkarte", "carte", "carta", "tarjeta", "kaart", "creditcard", "karta", "karty",
+             "visa", "mastercard", "amex", "american express", "maestro", "cb", "cc", "pan", "kort", "kortti", "cartão"],
+    "PHONE": ["tel", "tel.", "phone", "telephone", "telefon", "téléphone", "telefono", "teléfono", "telefoon",
+              "mobile", "mobil", "handy", "portable", "cellulare", "cell", "móvil", "movil", "gsm", "mobiel",
+              "komórka", "komórkowy", "fax", "whatsapp", "call", "ruf", "appel", "chiam", "llam", "bel", "zadzwo",
+              "puhelin", "τηλ", "тел", "telemóvel", "nummer", "numéro", "numero", "número", "numer", "contact"],
+    "VAT": ["vat", "tva", "mwst", "ust", "ust-id", "ust-idnr", "umsatzsteuer", "iva", "btw", "nip", "dic", "dič",
+            "moms", "alv", "pvn", "pvm", "ddv", "dph", "kmkr", "áfa", "anum", "fpa", "φπα", "ддс", "cui", "partita iva", "uid"],
+    "BIC": ["bic", "swift", "bic/swift", "swift/bic", "bank", "banque", "banca", "banco", "iban"],
+    "PASSPORT": ["passport", "reisepass", "pass-nr", "passnummer", "passeport", "passaporto", "pasaporte", "paspoort",
+                 "paszport", "paszportu", "passi", "pas", "cestovní pas", "útlevél", "pašport", "pasaport", "паспорт", "διαβατήριο"],
+    "ID_CARD": ["personalausweis", "ausweis", "ausweisnummer", "carte d'identité", "carte d’identité", "cni",
+                "carta d'identità", "carta d’identità", "documento di identità", "dni", "documento de identidad",
+                "identiteitskaart", "id-kaart", "dowód", "dowodu", "dowód osobisty", "občanský průkaz", "op",
+                "id card", "identity card", "henkilökortti", "id-kort", "legitimation", "cartão de cidadão"],
+}
+SPECIFIC_RE: dict[str, re.Pattern[str]] = {t: keyword_regex(ws) for t, ws in SPECIFIC.items()}
+
+
+def window(text: str, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> str:
+    """The lower-cased context around text[start:end], the match itself left out."""
+    return text[max(0, start - before):start].lower() + " \u2063 " + text[end:end + after].lower()
+
+
+def near(regex: re.Pattern[str], text: str, start: int, end: int, extra: str = "",
+         before: int = BEFORE, after: int = AFTER) -> bool:
+    """True when `regex` finds a word in the window around the match (or in `extra`,
+    e.g. the JSON key whose value is being scanned)."""
+    if regex.search(window(text, start, end, before, after)) is not None:
+        return True
+    return bool(extra) and regex.search(extra.lower()) is not None
+
+
+def negative(text: str, start: int, extra: str = "") -> bool:
+    """True when an order/invoice/product word sits right before the match."""
+    if NEGATIVE.search(text[max(0, start - NEG_BEFORE):start].lower()) is not None:
+        return True
+    return bool(extra) and NEGATIVE.search(extra.lower()) is not None
