@@ -22,7 +22,7 @@ from souverain.errors import ConfigError
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
-_MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
+_MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`(?P<path>\$[^`]*)`)?$", re.S)
 
 
 def load_config(path: str | os.PathLike | None, env: dict[str, str] | None = None) -> Config:
@@ -100,6 +100,8 @@ def _explain(message: str, root: yaml.Node | None, filename: str) -> str:
     match = _MSGSPEC_AT.match(message)
     assert match is not None
     msg, path = match.group("msg"), match.group("path") or "$"
+    if match.group("key"):
+        msg = f"{msg} (as a key)"
     steps: list[str | int] = [m.group(1) if m.group(1) else int(m.group(2)) for m in _PATH_STEP.finditer(path)]
     unknown = re.match(r"Object contains unknown field `([^`]+)`", msg)
     if unknown:
