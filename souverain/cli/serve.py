@@ -28,6 +28,7 @@ def serve(config: Config) -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((config.server.host, config.server.port))
+        sock.listen(2048)  # connections queue from the moment "listening on" is printed
     except OSError as exc:
         print(f"souverain: cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}", file=sys.stderr)
         return 1
