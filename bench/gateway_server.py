@@ -1,16 +1,27 @@
-"""Run the gateway's own ASGI app under a chosen HTTP server, for bench/choices.py.
+"""Run the gateway's own ASGI app under a chosen server setup, for bench/run.py and choices.py.
 
 `souverain serve` is what users run and what bench/run.py measures. This launcher builds
 the very same app (same Config, KeyStore, Gateway, create_app) but lets the benchmark swap
 the one thing under test:
 
-    --server uvicorn   uvicorn + httptools + uvloop, like `souverain serve`, but with
-                       TCP_NODELAY set on the listening socket (accepted sockets inherit
-                       it). `souverain serve` binds its own socket without it; see
-                       docs/benchmarks.md for what that costs.
+    --server uvicorn   uvicorn + httptools, started with `Server.run`, which installs the
+                       uvloop event loop that `loop="uvloop"` asks for. `souverain serve`
+                       calls `asyncio.run(server.serve(...))` instead, which silently keeps
+                       the stdlib loop; `--loop asyncio` reproduces that.
+    --no-nodelay       leave Nagle's algorithm on, as `souverain serve` does: it binds its
+                       own socket with proto 0, so the stdlib loop's transports skip
+                       TCP_NODELAY on accepted sockets (uvloop sets it regardless). With
+                       `--loop asyncio --no-nodelay` this launcher behaves like the shipped
+                       command; see docs/benchmarks.md for what each costs.
     --server granian   granian (Rust HTTP server, ASGI interface, uvloop), one worker.
 
-Both print "listening on PORT" and serve /readyz like `souverain serve`. The state
+    --client aiohttp   the openai_http engines' httpx.AsyncClient replaced by
+                       httpx_aiohttp.HttpxAiohttpClient: the same httpx API on an aiohttp
+                       transport, i.e. the one-line change docs/benchmarks.md measures.
+    --app minimal      not the gateway: one POST route answering fixed JSON, to measure
+                       the HTTP server alone.
+
+All print "listening on PORT" and serve /readyz like `souverain serve`. The state
 directory (and its API key) comes from SOUVERAIN_STATE_DIR, as for the real command.
 """
 
@@ -24,17 +35,65 @@ import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+# A typical non-streaming answer, the size of the mock upstream's.
+_FIXED = (
+    b'{"id":"chatcmpl-mock","object":"chat.completion","created":1700000000,"model":"mock",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"token token token token"},'
+    b'"finish_reason":"stop","logprobs":null}],'
+    b'"usage":{"prompt_tokens":12,"completion_tokens":4,"total_tokens":16}}'
+)
+
+
+async def _fixed(request: Request) -> Response:
+    await request.body()
+    return Response(_FIXED, media_type="application/json")
+
+
+async def _ready(request: Request) -> Response:
+    return Response(b'{"status":"ready"}', media_type="application/json")
 
 
 def build_app() -> Starlette:
-    """The gateway app exactly as `souverain serve` assembles it (granian calls this)."""
+    """The app under test, chosen by BENCH_APP and BENCH_CLIENT (granian calls this in
+    its worker process, so the choice travels in the environment)."""
+    if os.environ.get("BENCH_APP") == "minimal":
+        return Starlette(routes=[Route("/v1/chat/completions", _fixed, methods=["POST"]), Route("/readyz", _ready)])
+
     from souverain.api.app import Gateway, create_app
     from souverain.auth import KeyStore
     from souverain.config import load_config
     from souverain.state import connect, state_dir
 
     config = load_config(os.environ.get("SOUVERAIN_CONFIG") or None)
-    return create_app(Gateway(config=config, keys=KeyStore(connect(state_dir(config)))))
+    gateway = Gateway(config=config, keys=KeyStore(connect(state_dir(config))))
+    if os.environ.get("BENCH_CLIENT") == "aiohttp":
+        _use_aiohttp_transport(gateway)
+    return create_app(gateway)
+
+
+def _use_aiohttp_transport(gateway: object) -> None:
+    """Swap each HTTP engine's client for the same httpx API on an aiohttp transport.
+
+    Reaches into a private attribute on purpose: this measures a candidate change to
+    souverain/engines/openai_http.py without making it."""
+    import httpx
+    from httpx_aiohttp import HttpxAiohttpClient
+
+    for engine in gateway.engines.values():  # type: ignore[attr-defined]
+        if getattr(engine, "kind", None) != "openai_http":
+            continue
+        old: httpx.AsyncClient = engine._client
+        limit = engine.config.max_connections
+        engine._client = HttpxAiohttpClient(
+            headers=dict(old.headers),
+            timeout=old.timeout,
+            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+            trust_env=False,
+        )
 
 
 def _listen(port: int, nodelay: bool) -> socket.socket:
@@ -46,15 +105,18 @@ def _listen(port: int, nodelay: bool) -> socket.socket:
     return sock
 
 
-def run_uvicorn(port: int, nodelay: bool) -> None:
+def run_uvicorn(port: int, nodelay: bool, loop: str) -> None:
     import uvicorn
 
     sock = _listen(port, nodelay)
     print(f"listening on {sock.getsockname()[1]}", flush=True)
     server = uvicorn.Server(
-        uvicorn.Config(build_app(), loop="uvloop", http="httptools", access_log=False, log_level="warning")
+        uvicorn.Config(build_app(), loop=loop, http="httptools", access_log=False, log_level="warning")
     )
-    asyncio.run(server.serve(sockets=[sock]))
+    if loop == "asyncio":
+        asyncio.run(server.serve(sockets=[sock]))  # what `souverain serve` does
+    else:
+        server.run(sockets=[sock])  # installs the configured loop first
 
 
 def run_granian(port: int) -> None:
@@ -83,16 +145,20 @@ def run_granian(port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve the gateway app under a chosen HTTP server.")
     parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="uvicorn's event loop")
     parser.add_argument("--no-nodelay", action="store_true", help="uvicorn: leave Nagle on, as `souverain serve` does")
+    parser.add_argument("--app", choices=["gateway", "minimal"], default="gateway")
+    parser.add_argument("--client", choices=["httpx", "aiohttp"], default="httpx", help="upstream client transport")
     parser.add_argument("--config", help="configuration file (passed on as SOUVERAIN_CONFIG)")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    os.environ["BENCH_APP"], os.environ["BENCH_CLIENT"] = args.app, args.client
     if args.config:
         os.environ["SOUVERAIN_CONFIG"] = str(Path(args.config).resolve())
     if args.server == "granian":
         run_granian(args.port)
     else:
-        run_uvicorn(args.port, nodelay=not args.no_nodelay)
+        run_uvicorn(args.port, nodelay=not args.no_nodelay, loop=args.loop)
     return 0
 
 

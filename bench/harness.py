@@ -48,10 +48,13 @@ def _wait_port(proc: subprocess.Popen[bytes], what: str, timeout_s: float = 60.0
     raise RuntimeError(f"{what} did not start; it printed:\n{seen.decode(errors='replace')}")
 
 
-def _wait_ready(url: str, timeout_s: float = 120.0) -> None:
-    """Poll a readiness URL until it answers 200 (models loaded)."""
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path | None = None, timeout_s: float = 120.0) -> None:
+    """Poll a readiness URL until it answers 200 (models loaded); fail fast if the child died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise RuntimeError(f"the server behind {url} exited with {proc.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -80,7 +83,7 @@ def mock_upstream() -> Iterator[int]:
     )
     try:
         port = _wait_port(proc, "mock upstream")
-        _wait_ready(f"http://127.0.0.1:{port}/health")
+        _wait_ready(f"http://127.0.0.1:{port}/health", proc)
         yield port
     finally:
         _stop(proc)
@@ -127,10 +130,12 @@ def gateway(config_yaml: str | None, command: list[str] | None = None) -> Iterat
             env=env, cwd=tmp, check=True, capture_output=True, text=True,
         ).stdout.strip()
         argv = (command or [SOUVERAIN, "serve"]) + [*config_args, "--port", "0"]
-        proc = subprocess.Popen(argv, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        log = Path(tmp) / "server.log"
+        with log.open("wb") as stderr:
+            proc = subprocess.Popen(argv, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=stderr)
         try:
             port = _wait_port(proc, " ".join(argv[:3]))
-            _wait_ready(f"http://127.0.0.1:{port}/readyz")
+            _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
             yield Gateway(port, key)
         finally:
             _stop(proc)
