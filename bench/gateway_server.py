@@ -20,6 +20,9 @@ the one thing under test:
                        transport, i.e. the one-line change docs/benchmarks.md measures.
     --app minimal      not the gateway: one POST route answering fixed JSON, to measure
                        the HTTP server alone.
+    --app proxy        not the gateway: a bare pass-through proxy (Starlette + aiohttp,
+                       no auth, no parsing, no metrics) to the first model's base_url,
+                       i.e. the floor any Python gateway on this stack starts from.
 
 All print "listening on PORT" and serve /readyz like `souverain serve`. The state
 directory (and its API key) comes from SOUVERAIN_STATE_DIR, as for the real command.
@@ -57,11 +60,45 @@ async def _ready(request: Request) -> Response:
     return Response(b'{"status":"ready"}', media_type="application/json")
 
 
+def _proxy_app(base_url: str) -> Starlette:
+    """Forward the body as is and relay the answer as is, streamed or not."""
+    import aiohttp
+    from starlette.responses import StreamingResponse
+
+    sessions: list[aiohttp.ClientSession] = []  # made on first use: it needs the running loop
+    target = base_url.rstrip("/") + "/chat/completions"
+
+    async def forward(request: Request) -> Response:
+        if not sessions:
+            sessions.append(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)))
+        body = await request.body()
+        upstream = await sessions[0].post(target, data=body, headers={"content-type": "application/json"})
+        if upstream.content_type != "text/event-stream":
+            data = await upstream.read()
+            upstream.release()
+            return Response(data, status_code=upstream.status, media_type="application/json")
+
+        async def relay():  # type: ignore[no-untyped-def]
+            try:
+                async for piece in upstream.content.iter_any():
+                    yield piece
+            finally:
+                upstream.release()
+
+        return StreamingResponse(relay(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", forward, methods=["POST"]), Route("/readyz", _ready)])
+
+
 def build_app() -> Starlette:
     """The app under test, chosen by BENCH_APP and BENCH_CLIENT (granian calls this in
     its worker process, so the choice travels in the environment)."""
     if os.environ.get("BENCH_APP") == "minimal":
         return Starlette(routes=[Route("/v1/chat/completions", _fixed, methods=["POST"]), Route("/readyz", _ready)])
+    if os.environ.get("BENCH_APP") == "proxy":
+        from souverain.config import load_config
+
+        return _proxy_app(load_config(os.environ.get("SOUVERAIN_CONFIG") or None).models[0].base_url)  # type: ignore[union-attr]
 
     from souverain.api.app import Gateway, create_app
     from souverain.auth import KeyStore
@@ -102,6 +139,7 @@ def _listen(port: int, nodelay: bool) -> socket.socket:
     if nodelay:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", port))
+    sock.listen(2048)  # queue connections from the moment the port is announced
     return sock
 
 
@@ -147,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="uvicorn's event loop")
     parser.add_argument("--no-nodelay", action="store_true", help="uvicorn: leave Nagle on, as `souverain serve` does")
-    parser.add_argument("--app", choices=["gateway", "minimal"], default="gateway")
+    parser.add_argument("--app", choices=["gateway", "minimal", "proxy"], default="gateway")
     parser.add_argument("--client", choices=["httpx", "aiohttp"], default="httpx", help="upstream client transport")
     parser.add_argument("--config", help="configuration file (passed on as SOUVERAIN_CONFIG)")
     parser.add_argument("--port", type=int, default=0)
