@@ -65,7 +65,7 @@ class Entry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status: Annotated[int, Meta(ge=100, le=599)] = 200
     prompt_tokens: Count = 0
     completion_tokens: Count = 0
-    cost: Annotated[Decimal, Meta(ge=0)] = Decimal(0)
+    cost: Decimal = Decimal(0)  # in `currency`; a decimal string in the JSON
     currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
     latency_ms: Count = 0
     # HMAC-SHA256 under the tenant's digest key, hex; "" when not given.

@@ -1,0 +1,217 @@
+"""The scale-out store: PostgreSQL, shared by any number of gateway processes.
+
+Indexes come from a counter row (`ledger_counter.next`) updated inside the sequencing
+transaction: the row lock serialises sequencers across processes, and the counter rolls
+back with a failed transaction, so committed indexes are gapless and commit in index order
+(the integrator never sees entry n+1 before entry n). Entries go in with COPY. A commit is
+durable when it returns under PostgreSQL's default `synchronous_commit = on`.
+
+One integrator at a time holds a session-level advisory lock; PostgreSQL drops it when the
+holder's connection dies. `publish` also re-checks the tree size under the `tree` counter
+row, so a stale integrator cannot overwrite a newer tree.
+
+Tables live in the configured schema (default `souverain_ledger`), so one database can hold
+the ledger next to other state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Mapping, Sequence
+
+from souverain.keys.envelope import WrappedKey
+from souverain.ledger.store.base import ContentRow, StoreConflict, StoreError, TileKey
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_counter (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO ledger_counter (name, value) VALUES ('next', 0), ('tree', -1) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS ledger_entries (idx BIGINT PRIMARY KEY, data BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_tiles (
+    level INTEGER NOT NULL, idx BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (level, idx)
+);
+CREATE TABLE IF NOT EXISTS ledger_checkpoints (
+    size BIGINT PRIMARY KEY, note TEXT NOT NULL, created DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_content (
+    idx BIGINT PRIMARY KEY, tenant TEXT NOT NULL, kek TEXT NOT NULL, sealed BYTEA NOT NULL,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_content_tenant ON ledger_content (tenant);
+CREATE INDEX IF NOT EXISTS ledger_content_created ON ledger_content (created);
+CREATE TABLE IF NOT EXISTS ledger_data_keys (
+    kek TEXT PRIMARY KEY, tenant TEXT NOT NULL, wrapped BYTEA NOT NULL,
+    created DOUBLE PRECISION NOT NULL, retired DOUBLE PRECISION
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_data_keys_current ON ledger_data_keys (tenant) WHERE retired IS NULL;
+"""
+
+
+def _lock_key(schema: str, purpose: str) -> int:
+    digest = hashlib.sha256(f"souverain-ledger:{schema}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class PostgresStore:
+    kind = "postgres"
+
+    def __init__(self, dsn: str, schema: str = "souverain_ledger") -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise StoreError("the postgres ledger store needs the psycopg package") from exc
+        if not _SCHEMA_NAME.match(schema):
+            raise StoreError(f"schema name {schema!r} must match {_SCHEMA_NAME.pattern}")
+        self.schema = schema
+        self._psycopg = psycopg
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from None
+        self._lock_held = False
+        with self._db.transaction():
+            # Concurrent CREATE ... IF NOT EXISTS can still collide; serialise first starts.
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema, "schema"),))
+            self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self._db.execute(f'SET search_path TO "{schema}"')
+            self._db.execute(SCHEMA)
+        self._db.execute(f'SET search_path TO "{schema}"')
+
+    # -- metadata ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM ledger_meta WHERE key = %s", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO ledger_meta (key, value) VALUES (%s, %s) ON CONFLICT DO NOTHING", (key, value))
+
+    # -- sequencing ----------------------------------------------------------------------
+    def sequence(self, leaves: Sequence[bytes], contents: Sequence[ContentRow | None]) -> int:
+        db = self._db
+        with db.transaction():
+            (end,) = db.execute(
+                "UPDATE ledger_counter SET value = value + %s WHERE name = 'next' RETURNING value", (len(leaves),)
+            ).fetchone()
+            first = end - len(leaves)
+            with db.cursor() as cur:
+                with cur.copy("COPY ledger_entries (idx, data) FROM STDIN") as copy:
+                    for i, leaf in enumerate(leaves, first):
+                        copy.write_row((i, leaf))
+                rows = [(first + i, c.tenant, c.kek, c.sealed, c.created) for i, c in enumerate(contents) if c]
+                if rows:
+                    with cur.copy("COPY ledger_content (idx, tenant, kek, sealed, created) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+        return first
+
+    def sequenced_size(self) -> int:
+        return self._db.execute("SELECT value FROM ledger_counter WHERE name = 'next'").fetchone()[0]
+
+    def read_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        rows = self._db.execute(
+            "SELECT idx, data FROM ledger_entries WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end)
+        ).fetchall()
+        return [(idx, bytes(data)) for idx, data in rows]
+
+    # -- the tree ------------------------------------------------------------------------
+    def tree_size(self) -> int:
+        return self._db.execute("SELECT value FROM ledger_counter WHERE name = 'tree'").fetchone()[0]
+
+    def read_tile(self, level: int, index: int) -> bytes | None:
+        row = self._db.execute("SELECT data FROM ledger_tiles WHERE level = %s AND idx = %s", (level, index)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def publish(self, old_size: int, new_size: int, tiles: Mapping[TileKey, bytes], checkpoint: str) -> None:
+        db = self._db
+        with db.transaction():
+            (current,) = db.execute("SELECT value FROM ledger_counter WHERE name = 'tree' FOR UPDATE").fetchone()
+            if current != old_size:
+                raise StoreConflict(f"tree size is {current}, integrator expected {old_size}")
+            with db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO ledger_tiles (level, idx, data) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (level, idx) DO UPDATE SET data = EXCLUDED.data",
+                    [(level, index, data) for (level, index), data in tiles.items()],
+                )
+            db.execute(
+                "INSERT INTO ledger_checkpoints (size, note, created) VALUES (%s, %s, %s)",
+                (new_size, checkpoint, time.time()),
+            )
+            db.execute("UPDATE ledger_counter SET value = %s WHERE name = 'tree'", (new_size,))
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        row = self._db.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def checkpoint_at(self, size: int) -> str | None:
+        row = self._db.execute("SELECT note FROM ledger_checkpoints WHERE size = %s", (size,)).fetchone()
+        return row[0] if row else None
+
+    def checkpoints(self, start: int = 0, limit: int = 10_000) -> list[tuple[int, str]]:
+        rows = self._db.execute(
+            "SELECT size, note FROM ledger_checkpoints WHERE size >= %s ORDER BY size LIMIT %s", (start, limit)
+        ).fetchall()
+        return [(size, note) for size, note in rows]
+
+    def replace_checkpoint(self, size: int, note: str) -> None:
+        self._db.execute("UPDATE ledger_checkpoints SET note = %s WHERE size = %s", (note, size))
+
+    def try_lock_integrator(self) -> bool:
+        if not self._lock_held:
+            (got,) = self._db.execute(
+                "SELECT pg_try_advisory_lock(%s)", (_lock_key(self.schema, "integrator"),)
+            ).fetchone()
+            self._lock_held = bool(got)
+        return self._lock_held
+
+    def unlock_integrator(self) -> None:
+        if self._lock_held:
+            self._db.execute("SELECT pg_advisory_unlock(%s)", (_lock_key(self.schema, "integrator"),))
+            self._lock_held = False
+
+    # -- content and keys ----------------------------------------------------------------
+    def read_content(self, index: int) -> ContentRow | None:
+        row = self._db.execute(
+            "SELECT tenant, kek, sealed, created FROM ledger_content WHERE idx = %s", (index,)
+        ).fetchone()
+        return ContentRow(row[0], row[1], bytes(row[2]), row[3]) if row else None
+
+    def purge_content(self, before: float) -> int:
+        return self._db.execute("DELETE FROM ledger_content WHERE created < %s", (before,)).rowcount
+
+    def current_key(self, tenant: str) -> WrappedKey | None:
+        row = self._db.execute(
+            "SELECT tenant, kek, wrapped, created FROM ledger_data_keys WHERE tenant = %s AND retired IS NULL",
+            (tenant,),
+        ).fetchone()
+        return WrappedKey(row[0], row[1], bytes(row[2]), row[3]) if row else None
+
+    def add_key(self, key: WrappedKey) -> WrappedKey:
+        self._db.execute(
+            "INSERT INTO ledger_data_keys (kek, tenant, wrapped, created) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (key.kek, key.tenant, key.wrapped, key.created),
+        )
+        current = self.current_key(key.tenant)
+        assert current is not None
+        return current
+
+    def retire_keys(self, tenant: str) -> list[str]:
+        db = self._db
+        with db.transaction():
+            names = [r[0] for r in db.execute("SELECT kek FROM ledger_data_keys WHERE tenant = %s FOR UPDATE", (tenant,))]
+            db.execute(
+                "UPDATE ledger_data_keys SET wrapped = '\\x'::bytea, retired = coalesce(retired, %s) WHERE tenant = %s",
+                (time.time(), tenant),
+            )
+            db.execute("DELETE FROM ledger_content WHERE tenant = %s", (tenant,))
+        return names
+
+    def close(self) -> None:
+        try:
+            self._db.close()  # also releases the advisory lock
+        finally:
+            self._lock_held = False

@@ -1,0 +1,196 @@
+"""The embedded store: one SQLite file (`ledger.db` in the state directory).
+
+WAL with `synchronous=FULL`: a commit is on disk when `sequence` returns, which is the
+ledger's promise (the default NORMAL would survive a crash of the process but not of the
+machine). Writers serialise on SQLite's write lock (`BEGIN IMMEDIATE`), so gateway worker
+processes may sequence into one file; indexes come from max(index) + 1 under that lock.
+The integrator lock is an advisory `flock` on a file beside the database, released by the
+kernel when its holder dies, so a killed integrator never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from souverain.keys.envelope import WrappedKey
+from souverain.ledger.store.base import ContentRow, StoreConflict, TileKey
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_tiles (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_content (
+    idx INTEGER PRIMARY KEY, tenant TEXT NOT NULL, kek TEXT NOT NULL, sealed BLOB NOT NULL, created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_content_tenant ON ledger_content (tenant);
+CREATE INDEX IF NOT EXISTS ledger_content_created ON ledger_content (created);
+CREATE TABLE IF NOT EXISTS ledger_data_keys (
+    kek TEXT PRIMARY KEY, tenant TEXT NOT NULL, wrapped BLOB NOT NULL, created REAL NOT NULL, retired REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_data_keys_current ON ledger_data_keys (tenant) WHERE retired IS NULL;
+"""
+
+
+class SqliteStore:
+    kind = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA secure_delete=ON")  # shredded and purged content is overwritten
+        self._db.executescript(SCHEMA)
+        self._lock_fd: int | None = None
+
+    def _begin(self) -> sqlite3.Cursor:
+        return self._db.execute("BEGIN IMMEDIATE")
+
+    # -- metadata ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM ledger_meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- sequencing ----------------------------------------------------------------------
+    def sequence(self, leaves: Sequence[bytes], contents: Sequence[ContentRow | None]) -> int:
+        db = self._db
+        self._begin()
+        try:
+            (first,) = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries").fetchone()
+            db.executemany("INSERT INTO ledger_entries (idx, data) VALUES (?, ?)", enumerate(leaves, first))
+            rows = [(first + i, c.tenant, c.kek, c.sealed, c.created) for i, c in enumerate(contents) if c is not None]
+            if rows:
+                db.executemany(
+                    "INSERT INTO ledger_content (idx, tenant, kek, sealed, created) VALUES (?, ?, ?, ?, ?)", rows
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return first
+
+    def sequenced_size(self) -> int:
+        return self._db.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries").fetchone()[0]
+
+    def read_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        rows = self._db.execute(
+            "SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        ).fetchall()
+        # SQLite is dynamically typed: a hand-edited row may hold TEXT. Hash what is there.
+        return [(i, d.encode() if isinstance(d, str) else d) for i, d in rows]
+
+    # -- the tree ------------------------------------------------------------------------
+    def tree_size(self) -> int:
+        return self._db.execute("SELECT coalesce(max(size), -1) FROM ledger_checkpoints").fetchone()[0]
+
+    def read_tile(self, level: int, index: int) -> bytes | None:
+        row = self._db.execute("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)).fetchone()
+        return row[0] if row else None
+
+    def publish(self, old_size: int, new_size: int, tiles: Mapping[TileKey, bytes], checkpoint: str) -> None:
+        db = self._db
+        self._begin()
+        try:
+            (current,) = db.execute("SELECT coalesce(max(size), -1) FROM ledger_checkpoints").fetchone()
+            if current != old_size:
+                raise StoreConflict(f"tree size is {current}, integrator expected {old_size}")
+            db.executemany(
+                "INSERT OR REPLACE INTO ledger_tiles (level, idx, data) VALUES (?, ?, ?)",
+                [(level, index, data) for (level, index), data in tiles.items()],
+            )
+            db.execute(
+                "INSERT INTO ledger_checkpoints (size, note, created) VALUES (?, ?, ?)", (new_size, checkpoint, time.time())
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        return self._db.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+
+    def checkpoint_at(self, size: int) -> str | None:
+        row = self._db.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (size,)).fetchone()
+        return row[0] if row else None
+
+    def checkpoints(self, start: int = 0, limit: int = 10_000) -> list[tuple[int, str]]:
+        return self._db.execute(
+            "SELECT size, note FROM ledger_checkpoints WHERE size >= ? ORDER BY size LIMIT ?", (start, limit)
+        ).fetchall()
+
+    def replace_checkpoint(self, size: int, note: str) -> None:
+        self._db.execute("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (note, size))
+
+    def try_lock_integrator(self) -> bool:
+        if self._lock_fd is not None:
+            return True
+        fd = os.open(str(self.path) + ".integrator.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def unlock_integrator(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
+
+    # -- content and keys ----------------------------------------------------------------
+    def read_content(self, index: int) -> ContentRow | None:
+        row = self._db.execute(
+            "SELECT tenant, kek, sealed, created FROM ledger_content WHERE idx = ?", (index,)
+        ).fetchone()
+        return ContentRow(*row) if row else None
+
+    def purge_content(self, before: float) -> int:
+        return self._db.execute("DELETE FROM ledger_content WHERE created < ?", (before,)).rowcount
+
+    def current_key(self, tenant: str) -> WrappedKey | None:
+        row = self._db.execute(
+            "SELECT tenant, kek, wrapped, created FROM ledger_data_keys WHERE tenant = ? AND retired IS NULL", (tenant,)
+        ).fetchone()
+        return WrappedKey(*row) if row else None
+
+    def add_key(self, key: WrappedKey) -> WrappedKey:
+        self._db.execute(
+            "INSERT OR IGNORE INTO ledger_data_keys (kek, tenant, wrapped, created) VALUES (?, ?, ?, ?)",
+            (key.kek, key.tenant, key.wrapped, key.created),
+        )
+        current = self.current_key(key.tenant)
+        assert current is not None
+        return current
+
+    def retire_keys(self, tenant: str) -> list[str]:
+        db = self._db
+        self._begin()
+        try:
+            names = [r[0] for r in db.execute("SELECT kek FROM ledger_data_keys WHERE tenant = ?", (tenant,))]
+            db.execute(
+                "UPDATE ledger_data_keys SET wrapped = x'', retired = coalesce(retired, ?) WHERE tenant = ?",
+                (time.time(), tenant),
+            )
+            db.execute("DELETE FROM ledger_content WHERE tenant = ?", (tenant,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return names
+
+    def close(self) -> None:
+        self.unlock_integrator()
+        self._db.close()
