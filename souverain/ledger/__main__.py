@@ -1,0 +1,5 @@
+import sys
+
+from souverain.ledger.cli import main
+
+sys.exit(main())
