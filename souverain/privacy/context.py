@@ -19,21 +19,44 @@ AFTER = 24  # ... and after it
 NEG_BEFORE = 28  # negative context must be close: "Order no. 123456782"
 
 
+def trie_pattern(words: Iterable[str]) -> str:
+    """A regex matching any of `words`, as a trie: `re` tries the alternatives of a group
+    one by one, so sharing prefixes makes a 500-word list cost about what 26 letters do."""
+    trie: dict[str, dict] = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, dict]) -> str:
+        end = "" in node
+        alts = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if end else body
+
+    return build(trie)
+
+
 def keyword_regex(words: Iterable[str]) -> re.Pattern[str]:
-    parts = []
-    for w in sorted(set(words), key=len, reverse=True):
-        esc = re.escape(w)
-        if len(w) <= 4:
-            parts.append(rf"(?<!\w){esc}(?!\w)")
-        elif len(w) <= 7:
-            parts.append(rf"(?<!\w){esc}")
-        else:
-            parts.append(esc)
-    return re.compile("|".join(parts))
+    words = set(words)
+    whole = [w for w in words if len(w) <= 4]
+    prefix = [w for w in words if 5 <= len(w) <= 7]
+    anywhere = [w for w in words if len(w) >= 8]
+    parts = []  # longest words first, so "steuer-id" wins over "steuer" at the same place
+    if anywhere:
+        parts.append(trie_pattern(anywhere))
+    if prefix:
+        parts.append(rf"(?<!\w){trie_pattern(prefix)}")
+    if whole:
+        parts.append(rf"(?<!\w){trie_pattern(whole)}(?!\w)")
+    return re.compile("|".join(parts) if parts else r"(?!)")
 
 
 # Words that say "an identifier follows" without saying which.
-GENERIC_ID = keyword_regex("""
+GENERIC_WORDS = ("""
 id ids ident identif identity identité identità identidad identiteit identitet tożsam
 number numéro numero número nummer numer číslo cislo számú szám numar numeris numurs nr nr. no n° nº num
 personal personnel persönlich persoonlijk osobisty osobowy henkilö person
@@ -42,9 +65,10 @@ social sozial sociale sécurité secu sécu insurance versicherung assurance ass
 citizen bürger citoyen cittadin ciudadan burger obywatel national nationale nazionale nacional
 register registre registro registr
 """.split())
+GENERIC_ID = keyword_regex(GENERIC_WORDS)
 
 # Words that say "this number is NOT about a person": order numbers, invoices, parcels, builds.
-NEGATIVE = keyword_regex("""
+NEGATIVE_WORDS = ("""
 order orders bestell commande ordine pedido bestelling zamówien objednáv rendelés
 invoice rechnung facture fattura factura factuur faktur számla
 tracking sendung colis spedizion envío zending przesyłk parcel paket
@@ -53,6 +77,7 @@ serial seriennummer série versione version build release commit hash sha md5 ch
 ticket case dossier aktenzeichen ref. ref reference référence referenz riferimento referencia referentie
 batch lot charge model modell modèle modello modelo part teil pièce pezzo pieza
 """.split())
+NEGATIVE = keyword_regex(NEGATIVE_WORDS)
 
 # Per type: words that name the identifier itself.
 SPECIFIC: dict[str, list[str]] = {
@@ -60,8 +85,7 @@ SPECIFIC: dict[str, list[str]] = {
     "BE_NN": ["rijksregister", "registre national", "numéro national", "nn", "rrn", "insz", "niss", "bis", "national register"],
     "BG_EGN": ["егн", "egn", "единен граждански", "граждански номер", "personal number"],
     "CY_TIC": ["tic", "tin", "φορολογικ", "αριθμός φορολογικού", "tax identification"],
-    "CZ_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number", "rodné"],
-    "SK_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number"],
+    "CZ_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number", "rodné", "rodného"],
     "DE_IDNR": ["steuer-id", "steuerid", "steuer-idnr", "idnr", "identifikationsnummer", "steueridentifikationsnummer", "tin", "st.-id", "steuer id"],
     "DK_CPR": ["cpr", "cpr-nr", "cpr-nummer", "personnummer", "personnr"],
     "EE_IK": ["isikukood", "ik", "personal code", "isikukoodi"],
@@ -99,15 +123,49 @@ SPECIFIC: dict[str, list[str]] = {
                  "paszport", "paszportu", "passi", "pas", "cestovní pas", "útlevél", "pašport", "pasaport", "паспорт", "διαβατήριο"],
     "ID_CARD": ["personalausweis", "ausweis", "ausweisnummer", "carte d'identité", "carte d’identité", "cni",
                 "carta d'identità", "carta d’identità", "documento di identità", "dni", "documento de identidad",
-                "identiteitskaart", "id-kaart", "dowód", "dowodu", "dowód osobisty", "občanský průkaz", "op",
+                "identiteitskaart", "id-kaart", "dowód", "dowodu", "dowód osobisty", "občanský průkaz",
                 "id card", "identity card", "henkilökortti", "id-kort", "legitimation", "cartão de cidadão"],
 }
 SPECIFIC_RE: dict[str, re.Pattern[str]] = {t: keyword_regex(ws) for t, ws in SPECIFIC.items()}
 
 
+class Labels:
+    """One regex pass over a context window, returning which lists matched: the types
+    of `SPECIFIC` whose words are there, plus "GENERIC" and "NEGATIVE"."""
+
+    def __init__(self, lists: dict[str, list[str]]) -> None:
+        self._labels: dict[str, set[str]] = {}
+        for label, words in lists.items():
+            for w in words:
+                self._labels.setdefault(w, set()).add(label)
+        self._regex = keyword_regex(self._labels)
+        self._frozen = {w: frozenset(v) for w, v in self._labels.items()}
+
+    def __call__(self, text: str) -> frozenset[str]:
+        found: set[str] = set()
+        for m in self._regex.finditer(text):
+            found |= self._frozen[m.group(0)]
+        return frozenset(found)
+
+
+LABELS = Labels({**SPECIFIC, "GENERIC": GENERIC_WORDS})
+
+
+_SENTENCE_END = re.compile(r"[.!?;]\s+(?=[^\W\d_])|\n")
+
+
 def window(text: str, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> str:
-    """The lower-cased context around text[start:end], the match itself left out."""
-    return text[max(0, start - before):start].lower() + " \u2063 " + text[end:end + after].lower()
+    """The lower-cased context around text[start:end], the match itself left out, cut at
+    sentence ends so that "BSN 111222333. Order 123456782" keeps the two apart."""
+    head = text[max(0, start - before):start]
+    cuts = [m.end() for m in _SENTENCE_END.finditer(head)]
+    if cuts:
+        head = head[cuts[-1]:]
+    tail = text[end:end + after]
+    cut = _SENTENCE_END.search(tail)
+    if cut is not None:
+        tail = tail[:cut.start() + 1]
+    return head.lower() + " \u2063 " + tail.lower()
 
 
 def near(regex: re.Pattern[str], text: str, start: int, end: int, extra: str = "",
@@ -121,6 +179,6 @@ def near(regex: re.Pattern[str], text: str, start: int, end: int, extra: str = "
 
 def negative(text: str, start: int, extra: str = "") -> bool:
     """True when an order/invoice/product word sits right before the match."""
-    if NEGATIVE.search(text[max(0, start - NEG_BEFORE):start].lower()) is not None:
+    if NEGATIVE.search(window(text, start, start, NEG_BEFORE, 0)) is not None:
         return True
     return bool(extra) and NEGATIVE.search(extra.lower()) is not None

@@ -75,7 +75,7 @@ TYPES: dict[str, TypeInfo] = {
     "BE_NN": TypeInfo("national_id", P, "Belgium: national register number (stdnum.be.nn / be.bis)"),
     "BG_EGN": TypeInfo("national_id", P, "Bulgaria: EGN (stdnum.bg.egn)"),
     "CY_TIC": TypeInfo("national_id", P, "Cyprus: tax identification code (stdnum.cy.vat)"),
-    "CZ_RC": TypeInfo("national_id", P, "Czechia / Slovakia: birth number (stdnum.cz.rc)"),
+    "CZ_RC": TypeInfo("national_id", P, "Czechia and Slovakia: birth number, rodné číslo (stdnum.cz.rc = sk.rc)"),
     "DE_IDNR": TypeInfo("national_id", P, "Germany: tax identification number (stdnum.de.idnr)"),
     "DK_CPR": TypeInfo("national_id", P, "Denmark: CPR number (stdnum.dk.cpr)"),
     "EE_IK": TypeInfo("national_id", P, "Estonia: isikukood (stdnum.ee.ik)"),
@@ -100,7 +100,6 @@ TYPES: dict[str, TypeInfo] = {
     "RO_CNP": TypeInfo("national_id", P, "Romania: CNP (stdnum.ro.cnp)"),
     "SE_PNR": TypeInfo("national_id", P, "Sweden: personnummer (stdnum.se.personnummer)"),
     "SI_EMSO": TypeInfo("national_id", P, "Slovenia: EMŠO (stdnum.si.emso)"),
-    "SK_RC": TypeInfo("national_id", P, "Slovakia: rodné číslo (stdnum.sk.rc)"),
 }
 del P, C, S
 

@@ -1,0 +1,22 @@
+"""Find European personal data in prompts, and pseudonymise it reversibly.
+
+The interface the gateway uses (each name is documented where it is defined):
+
+    scan(text) -> list[Finding]                     scanner.py
+    scan_request(request) -> list[Finding]          scanner.py (findings carry .path)
+    classify(findings) -> Classification            scanner.py (types and counts, never values)
+    Scanner(ScannerConfig) / load_config(path)      scanner.py, config.py (per tenant)
+    pseudonymise(request) -> (request, Vault)       vault.py
+    Vault.restore(text), Restorer.feed(chunk)       vault.py (streaming restore)
+    mask / redact / hash_values (text, findings)    actions.py
+    DataClass, Finding                              findings.py
+"""
+
+from souverain.privacy.config import ScannerConfig, load_config
+from souverain.privacy.findings import TYPES, DataClass, Finding
+from souverain.privacy.scanner import Classification, Scanner, classify, default_scanner, scan, scan_request
+
+__all__ = [
+    "TYPES", "Classification", "DataClass", "Finding", "Scanner", "ScannerConfig", "classify", "default_scanner",
+    "load_config", "scan", "scan_request",
+]

@@ -1,0 +1,198 @@
+"""National person identifiers of the 27 member states, validated with python-stdnum.
+
+Each `IdScheme` says what a candidate must look like once compacted (separators removed,
+upper case) and which check confirms it. python-stdnum does the checking wherever it has
+a module for a person identifier; for the four states where it has none, a small check of
+our own is used (Hungary: adóazonosító jel, mod 11; Luxembourg: matricule, date + Luhn +
+Verhoeff built on stdnum's generic modules) or, for Malta, the shape and a context word
+only, since the identity card number carries no check digit.
+
+`base` is the confidence without any context word. It was set from how often a random
+string of the right shape passes the check (`bench/privacy/false_pass.py` measures it):
+
+- STRONG (0.9): at most ~1 in 500 random strings of the shape pass (CNP, HETU, LU, FR NIF);
+- MEDIUM (0.7): at most ~1 in 50 (date plus check digit: NIR, PESEL, EGN, AMKA, EMŠO, ...),
+  and the schemes whose shape mixes letters into digits (ES DNI/NIE, IE PPS, CY, PT CC):
+  a digits-only order number cannot take that shape at all;
+- WEAK (0.45): more than that (BSN's 11-test, OIB, PT NIF, AT SVNR, a bare date for the
+  Danish CPR, nine-digit Czech numbers, ...): below the default threshold, so these need a
+  context word ("BSN", "Steuer-ID", a JSON key named like them, or a generic "tax number")
+  or the scheme's own written layout (`layout`, e.g. "850730/0335") to be reported.
+
+Several schemes share a shape (eleven digits: DE IdNr, BE NN, EE/LT, LV, PL PESEL, GR AMKA,
+HR OIB) and a number can pass more than one check; the scanner then takes the scheme whose
+own keyword is nearby, else the strongest check, else the first in `SCHEMES` order.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stdnum import luhn, verhoeff
+from stdnum.at import vnr as at_vnr
+from stdnum.be import bis as be_bis
+from stdnum.be import nn as be_nn
+from stdnum.bg import egn as bg_egn
+from stdnum.cy import vat as cy_vat
+from stdnum.cz import rc as cz_rc
+from stdnum.de import idnr as de_idnr
+from stdnum.dk import cpr as dk_cpr
+from stdnum.ee import ik as ee_ik
+from stdnum.es import dni as es_dni
+from stdnum.es import nie as es_nie
+from stdnum.fi import hetu as fi_hetu
+from stdnum.fr import nif as fr_nif
+from stdnum.fr import nir as fr_nir
+from stdnum.gr import amka as gr_amka
+from stdnum.hr import oib as hr_oib
+from stdnum.it import codicefiscale as it_cf
+from stdnum.ie import pps as ie_pps
+from stdnum.lt import asmens as lt_asmens
+from stdnum.lv import pvn as lv_pvn
+from stdnum.nl import bsn as nl_bsn
+from stdnum.pl import pesel as pl_pesel
+from stdnum.pt import cc as pt_cc
+from stdnum.pt import nif as pt_nif
+from stdnum.ro import cnp as ro_cnp
+from stdnum.se import personnummer as se_pnr
+from stdnum.si import emso as si_emso
+
+STRONG, MEDIUM, WEAK, SHAPE_ONLY = 0.9, 0.7, 0.45, 0.2
+
+
+def _hu_tax_id(number: str) -> bool:
+    """Hungarian adóazonosító jel: 8, days since 1867-01-01 (5 digits), 3 digits, check."""
+    if len(number) != 10 or not number.isdigit() or number[0] != "8":
+        return False
+    days = int(number[1:6])
+    if days == 0 or datetime.date(1867, 1, 1) + datetime.timedelta(days=days) > datetime.date.today():
+        return False
+    return sum(int(d) * (i + 1) for i, d in enumerate(number[:9])) % 11 == int(number[9])
+
+
+def _lu_nin(number: str) -> bool:
+    """Luxembourg matricule: YYYYMMDD XXX, then a Luhn and a Verhoeff check digit over
+    the first 11 digits."""
+    if len(number) != 13 or not number.isdigit():
+        return False
+    try:
+        datetime.date(int(number[:4]), int(number[4:6]), int(number[6:8]))
+    except ValueError:
+        return False
+    body = number[:11]
+    return luhn.calc_check_digit(body) == number[11] and verhoeff.calc_check_digit(body) == number[12]
+
+
+def _lv_pk(number: str) -> bool:
+    """Latvian personas kods (not a company VAT number): DDMMYY... or the new 32... form."""
+    return len(number) == 11 and number[0] in "0123" and lv_pvn.is_valid(number)
+
+
+def _be(number: str) -> bool:
+    return be_nn.is_valid(number) or be_bis.is_valid(number)
+
+
+def _always(number: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class IdScheme:
+    type: str
+    shape: re.Pattern[str]  # fullmatch on the compacted candidate
+    check: Callable[[str], bool]
+    base: float
+    validator: str
+    # A stricter regex on the candidate as written: when it matches, the layout is the
+    # scheme's own (e.g. "811228-9874"), which is worth MEDIUM even for a weak check.
+    layout: re.Pattern[str] | None = None
+    raw: bool = False  # the check needs the separators kept (FI century sign)
+
+
+def _s(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+SCHEMES: tuple[IdScheme, ...] = (
+    IdScheme("FR_NIR", _s(r"[1-478]\d{4}(?:\d\d|2A|2B)\d{8}"), fr_nir.is_valid, MEDIUM, "stdnum.fr.nir"),
+    IdScheme("RO_CNP", _s(r"[1-9]\d{12}"), ro_cnp.is_valid, STRONG, "stdnum.ro.cnp"),
+    IdScheme("SI_EMSO", _s(r"\d{13}"), si_emso.is_valid, MEDIUM, "stdnum.si.emso"),
+    IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)"),
+    IdScheme("FR_NIF", _s(r"[0-3]\d{12}"), fr_nif.is_valid, STRONG, "stdnum.fr.nif"),
+    IdScheme("IT_CF", _s(r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]"),
+             it_cf.is_valid, STRONG, "stdnum.it.codicefiscale"),
+    IdScheme("PT_CC", _s(r"\d{9}[A-Z0-9]{2}\d"), pt_cc.is_valid, MEDIUM, "stdnum.pt.cc"),
+    IdScheme("ES_NIE", _s(r"[XYZ]\d{7}[A-Z]"), es_nie.is_valid, MEDIUM, "stdnum.es.nie"),
+    IdScheme("ES_DNI", _s(r"\d{8}[A-Z]"), es_dni.is_valid, MEDIUM, "stdnum.es.dni"),
+    IdScheme("CY_TIC", _s(r"[0-9]\d{7}[A-Z]"), cy_vat.is_valid, MEDIUM, "stdnum.cy.vat"),
+    IdScheme("IE_PPS", _s(r"\d{7}[A-W][ABHW]?"), ie_pps.is_valid, MEDIUM, "stdnum.ie.pps"),
+    IdScheme("FI_HETU", _s(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), fi_hetu.is_valid, STRONG, "stdnum.fi.hetu", raw=True),
+    IdScheme("PL_PESEL", _s(r"\d{11}"), pl_pesel.is_valid, MEDIUM, "stdnum.pl.pesel"),
+    IdScheme("BE_NN", _s(r"\d{11}"), _be, MEDIUM, "stdnum.be.nn",
+             layout=_s(r"\d\d\.\d\d\.\d\d-\d{3}\.\d\d")),
+    IdScheme("EE_IK", _s(r"[1-6]\d{10}"), ee_ik.is_valid, MEDIUM, "stdnum.ee.ik"),
+    IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens"),
+    IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka"),
+    IdScheme("LV_PK", _s(r"[0-3]\d{10}"), _lv_pk, MEDIUM, "stdnum.lv.pvn",
+             layout=_s(r"\d{6}-\d{5}")),
+    IdScheme("DE_IDNR", _s(r"[1-9]\d{10}"), de_idnr.is_valid, MEDIUM, "stdnum.de.idnr",
+             layout=_s(r"\d\d \d{3} \d{3} \d{3}")),
+    IdScheme("HR_OIB", _s(r"\d{11}"), hr_oib.is_valid, WEAK, "stdnum.hr.oib"),
+    IdScheme("BG_EGN", _s(r"\d{10}"), bg_egn.is_valid, MEDIUM, "stdnum.bg.egn"),
+    IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
+             layout=_s(r"\d{4} ?\d{6}")),
+    IdScheme("CZ_RC", _s(r"\d{9,10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc",
+             layout=_s(r"\d{6}/\d{3,4}")),
+    IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer",
+             layout=_s(r"(?:19|20)?\d{6}[-+]\d{4}")),
+    IdScheme("HU_TAX_ID", _s(r"8\d{9}"), _hu_tax_id, WEAK, "mod 11 (hu adóazonosító jel)"),
+    IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, WEAK, "stdnum.dk.cpr",
+             layout=_s(r"\d{6}-\d{4}")),
+    IdScheme("NL_BSN", _s(r"\d{9}"), nl_bsn.is_valid, WEAK, "stdnum.nl.bsn"),
+    IdScheme("PT_NIF", _s(r"[1-3]\d{8}"), pt_nif.is_valid, WEAK, "stdnum.pt.nif"),
+    IdScheme("MT_ID", _s(r"\d{3,7}[MGAPLHBZ]"), _always, SHAPE_ONLY, "shape (mt identity card)"),
+)
+
+TYPES = frozenset(s.type for s in SCHEMES)
+
+# Schemes by compacted length, so a candidate tries only the schemes it could be.
+BY_LENGTH: dict[int, tuple[IdScheme, ...]] = {}
+_LENGTHS = {
+    "FR_NIR": (15,), "RO_CNP": (13,), "SI_EMSO": (13,), "LU_NIN": (13,), "FR_NIF": (13,), "IT_CF": (16,),
+    "PT_CC": (12,), "ES_NIE": (9,), "ES_DNI": (9,), "CY_TIC": (9,), "IE_PPS": (8, 9), "FI_HETU": (11, 10),
+    "PL_PESEL": (11,), "BE_NN": (11,), "EE_IK": (11,), "LT_AK": (11,), "GR_AMKA": (11,), "LV_PK": (11,),
+    "DE_IDNR": (11,), "HR_OIB": (11,), "BG_EGN": (10,), "AT_SVNR": (10,), "CZ_RC": (9, 10), "SE_PNR": (10, 12),
+    "HU_TAX_ID": (10,), "DK_CPR": (10,), "NL_BSN": (9,), "PT_NIF": (9,), "MT_ID": (4, 5, 6, 7, 8),
+}
+for _scheme in SCHEMES:
+    for _n in _LENGTHS[_scheme.type]:
+        BY_LENGTH.setdefault(_n, ())
+        BY_LENGTH[_n] = (*BY_LENGTH[_n], _scheme)
+del _scheme, _n
+
+
+def passes(scheme: IdScheme, compact: str, written: str) -> bool:
+    if scheme.raw:
+        # FI: the century sign is part of the number; the dash was compacted away.
+        number = written.replace(" ", "")
+        return scheme.shape.fullmatch(number) is not None and scheme.check(number)
+    return scheme.shape.fullmatch(compact) is not None and scheme.check(compact)
+
+
+def matches(compact: str, written: str) -> list[IdScheme]:
+    """The schemes whose shape and check `compact` passes. `written` is the candidate as
+    it appears (separators kept), for the schemes that need it."""
+    out = []
+    for scheme in BY_LENGTH.get(len(compact), ()):
+        if scheme.raw:
+            # FI: the century sign is part of the number; the dash was compacted away.
+            number = written.replace(" ", "")
+            if not scheme.shape.fullmatch(number) or not scheme.check(number):
+                continue
+        elif not scheme.shape.fullmatch(compact) or not scheme.check(compact):
+            continue
+        out.append(scheme)
+    return out
