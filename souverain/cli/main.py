@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_config_check)
     schema = config.add_parser("schema", help="print the configuration's JSON Schema")
     schema.set_defaults(func=cmd_config_schema)
+    from souverain.cli.privacy import add_parser as add_privacy_parser
+    add_privacy_parser(sub)
     return parser
 
 

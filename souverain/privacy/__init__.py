@@ -8,15 +8,18 @@ The interface the gateway uses (each name is documented where it is defined):
     Scanner(ScannerConfig) / load_config(path)      scanner.py, config.py (per tenant)
     pseudonymise(request) -> (request, Vault)       vault.py
     Vault.restore(text), Restorer.feed(chunk)       vault.py (streaming restore)
-    mask / redact / hash_values (text, findings)    actions.py
+    mask / redact / hash_values (text, findings)    actions.py; apply(request, action) for a request
     DataClass, Finding                              findings.py
 """
 
+from souverain.privacy.actions import apply, hash_values, mask, redact
 from souverain.privacy.config import ScannerConfig, load_config
 from souverain.privacy.findings import TYPES, DataClass, Finding
 from souverain.privacy.scanner import Classification, Scanner, classify, default_scanner, scan, scan_request
+from souverain.privacy.vault import Restorer, Vault, pseudonymise
 
 __all__ = [
-    "TYPES", "Classification", "DataClass", "Finding", "Scanner", "ScannerConfig", "classify", "default_scanner",
-    "load_config", "scan", "scan_request",
+    "TYPES", "Classification", "DataClass", "Finding", "Restorer", "Scanner", "ScannerConfig", "Vault", "apply",
+    "classify", "default_scanner", "hash_values", "load_config", "mask", "pseudonymise", "redact", "scan",
+    "scan_request",
 ]
