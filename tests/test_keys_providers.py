@@ -164,11 +164,11 @@ class MemoryKeys:
 
 def test_keyring_seals_digests_and_shreds(provider: Any) -> None:
     store = MemoryKeys()
-    ring = Keyring(provider, store)
+    ring = Keyring(provider)
     tenant = name("tenant")
-    key = ring.get(tenant)
-    assert key is not None and ring.get(tenant) is key  # cached
-    other = ring.get(name("tenant"))
+    key = ring.get(store, tenant)
+    assert key is not None and ring.get(store, tenant) is key  # cached
+    other = ring.get(store, name("tenant"))
     assert other is not None
     sealed = key.seal(b"the prompt", b"aad")
     assert b"the prompt" not in sealed and key.open(sealed, b"aad") == b"the prompt"
@@ -179,22 +179,22 @@ def test_keyring_seals_digests_and_shreds(provider: Any) -> None:
     digest = key.digest(b"the prompt")
     assert len(digest) == 64 and digest != other.digest(b"the prompt")
     # Another process (a second keyring on the same store) gets the same key.
-    assert Keyring(provider, store).get(tenant).digest(b"the prompt") == digest  # type: ignore[union-attr]
+    assert Keyring(provider).get(store, tenant).digest(b"the prompt") == digest  # type: ignore[union-attr]
     # A backup of the wrapped data key, taken before shredding...
     backup = store.current_key(tenant)
     assert backup is not None
-    destroyed = ring.shred(tenant)
+    destroyed = ring.shred(store, tenant)
     assert destroyed == [backup.kek] and not provider.exists(backup.kek)
     # ...opens no more: the wrapping key is gone from the provider.
     with pytest.raises(KeyNotFound):
         provider.unwrap(backup.kek, backup.wrapped, b"souverain/data-key/v1\n" + tenant.encode())
-    assert ring.get(tenant, create=False) is None
-    fresh = ring.get(tenant)
+    assert ring.get(store, tenant, create=False) is None
+    fresh = ring.get(store, tenant)
     assert fresh is not None and fresh.kek != backup.kek and fresh.digest(b"the prompt") != digest
     with pytest.raises(ContentError):
         fresh.open(sealed, b"aad")
-    assert ring.shred(tenant) == [fresh.kek]  # all generations; shredding again is harmless
-    assert ring.shred(tenant) == []
+    assert ring.shred(store, tenant) == [fresh.kek]  # all generations; shredding again is harmless
+    assert ring.shred(store, tenant) == []
 
 
 class LateView:
@@ -221,7 +221,7 @@ class LateView:
 def test_keyring_race_has_one_winner(provider: Any) -> None:
     store = MemoryKeys()
     tenant = name("tenant")
-    key_a = Keyring(provider, store).get(tenant)
+    key_a = Keyring(provider).get(store, tenant)
     created: list[str] = []
     original = provider.create_wrapping_key
 
@@ -231,7 +231,7 @@ def test_keyring_race_has_one_winner(provider: Any) -> None:
 
     provider.create_wrapping_key = spy
     try:
-        key_b = Keyring(provider, LateView(store)).get(tenant)
+        key_b = Keyring(provider).get(LateView(store), tenant)
     finally:
         provider.create_wrapping_key = original
     assert key_a is not None and key_b is not None
@@ -244,20 +244,20 @@ def test_keyring_race_has_one_winner(provider: Any) -> None:
 def test_keyring_sees_another_process_shred_after_ttl(provider: Any) -> None:
     store = MemoryKeys()
     now = [0.0]
-    ring = Keyring(provider, store, ttl=30, clock=lambda: now[0])
+    ring = Keyring(provider, ttl=30, clock=lambda: now[0])
     tenant = name("tenant")
-    key = ring.get(tenant)
-    Keyring(provider, store).shred(tenant)  # "another process"
-    assert ring.get(tenant) is key  # still cached within the TTL
+    key = ring.get(store, tenant)
+    Keyring(provider).shred(store, tenant)  # "another process"
+    assert ring.get(store, tenant) is key  # still cached within the TTL
     now[0] = 31
-    later = ring.get(tenant)
+    later = ring.get(store, tenant)
     assert later is not None and later.kek != key.kek  # type: ignore[union-attr]
 
 
 def test_keyring_refuses_a_missing_wrapping_key(provider: Any) -> None:
     store = MemoryKeys()
     tenant = name("tenant")
-    key = Keyring(provider, store).get(tenant)
+    key = Keyring(provider).get(store, tenant)
     provider.destroy(key.kek)  # type: ignore[union-attr] - e.g. the wrong token configured
     with pytest.raises(KeyNotFound):
-        Keyring(provider, store).get(tenant)
+        Keyring(provider).get(store, tenant)

@@ -13,9 +13,12 @@ Why a wrapping key per tenant rather than one for all: with one shared wrapping 
 still held it would bring the content back. A per-tenant wrapping key in the HSM makes the
 erasure a property of the device, not of every backup's retention.
 
-Several processes may share one store. Creating a key is a race they settle through the
-store (the first insert wins; a loser destroys its own wrapping key). Unwrapped data keys
-are cached for `ttl` seconds, so another process's shred takes effect here within `ttl`.
+One `Keyring` per process, shared by its threads; each call names the store (connection)
+of the calling thread. Several processes may share one store. Creating a key is a race they
+settle through the store (the first insert wins; a loser destroys its own wrapping key).
+Unwrapped data keys are cached for `ttl` seconds: a shred in this process takes effect at
+once, another process's within `ttl` (content sealed by that process in the meantime is
+sealed under the destroyed key, so it is unreadable too).
 """
 
 from __future__ import annotations
@@ -105,45 +108,47 @@ def kek_name(tenant: str) -> str:
 
 
 class Keyring:
-    def __init__(
-        self,
-        provider: KeyProvider,
-        store: WrappedKeyStore,
-        *,
-        ttl: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, provider: KeyProvider, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._provider = provider
-        self._store = store
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, TenantKey]] = {}
+        self._generation: dict[str, int] = {}  # bumped by shred, so a racing get does not re-cache
 
-    def get(self, tenant: str, *, create: bool = True) -> TenantKey | None:
+    def get(self, store: WrappedKeyStore, tenant: str, *, create: bool = True) -> TenantKey | None:
         """The tenant's current key; made on first use when `create`."""
         now = self._clock()
         with self._lock:
             cached = self._cache.get(tenant)
             if cached and now - cached[0] < self._ttl:
                 return cached[1]
-        current = self._store.current_key(tenant)
-        if current is not None and cached and cached[1].kek == current.kek:
-            key = cached[1]
-        elif current is not None:
-            key = self._unwrap(current)
-            if key is None:
-                # Shredding retires the data key before destroying its wrapping key, so this
-                # is a misconfigured provider (another token, another directory), not a
-                # shred: refuse rather than guess.
-                raise KeyNotFound(f"wrapping key {current.kek!r} of tenant {tenant!r} is not in the key provider")
-        elif create:
-            key = self._create(tenant)
-        else:
-            return None
-        with self._lock:
-            self._cache[tenant] = (now, key)
-        return key
+            generation = self._generation.get(tenant, 0)
+        for _ in range(3):
+            current = store.current_key(tenant)
+            if current is not None and cached and cached[1].kek == current.kek:
+                key = cached[1]
+            elif current is not None:
+                unwrapped = self._unwrap(current)
+                if unwrapped is None:
+                    if store.current_key(tenant) != current:
+                        continue  # shredded while we looked: look again
+                    # Shredding retires a data key before destroying its wrapping key, so
+                    # this is a misconfigured provider (another token or directory), not
+                    # a shred: refuse rather than guess.
+                    raise KeyNotFound(f"wrapping key {current.kek!r} of tenant {tenant!r} is not in the key provider")
+                key = unwrapped
+            elif create:
+                key = self._create(store, tenant)
+            else:
+                return None
+            with self._lock:
+                if self._generation.get(tenant, 0) != generation:  # shredded meanwhile: again
+                    generation, cached = self._generation[tenant], None
+                    continue
+                self._cache[tenant] = (now, key)
+            return key
+        raise KeyNotFound(f"the key of tenant {tenant!r} keeps changing (shredded repeatedly?)")
 
     def _unwrap(self, wrapped: WrappedKey) -> TenantKey | None:
         """None when the wrapping key is missing from the provider."""
@@ -153,12 +158,12 @@ class Keyring:
             return None
         return TenantKey(wrapped.tenant, wrapped.kek, data_key)
 
-    def _create(self, tenant: str) -> TenantKey:
+    def _create(self, store: WrappedKeyStore, tenant: str) -> TenantKey:
         name = kek_name(tenant)
         data_key = secrets.token_bytes(32)
         self._provider.create_wrapping_key(name)
         wrapped = WrappedKey(tenant, name, self._provider.wrap(name, data_key, _wrap_aad(tenant)), time.time())
-        winner = self._store.add_key(wrapped)
+        winner = store.add_key(wrapped)
         if winner.kek == name:
             return TenantKey(tenant, name, data_key)
         self._provider.destroy(name)  # another process made the tenant's key first
@@ -167,13 +172,15 @@ class Keyring:
             raise KeyNotFound(f"wrapping key {winner.kek!r} of tenant {tenant!r} is missing")
         return key
 
-    def shred(self, tenant: str) -> list[str]:
+    def shred(self, store: WrappedKeyStore, tenant: str) -> list[str]:
         """Retire the tenant's data keys and destroy their wrapping keys. Returns the names
         of the wrapping keys destroyed now (empty when there was nothing left to destroy)."""
         with self._lock:
             self._cache.pop(tenant, None)
-        names = self._store.retire_keys(tenant)
+            self._generation[tenant] = self._generation.get(tenant, 0) + 1
+        names = store.retire_keys(tenant)
         destroyed = [name for name in names if self._provider.destroy(name)]
         with self._lock:
             self._cache.pop(tenant, None)
+            self._generation[tenant] += 1
         return destroyed

@@ -65,8 +65,9 @@ class Ledger:
         self.signer = signer
         self.base_dir = base_dir
         self._own_provider = own_provider
+        self.keyring = Keyring(provider)  # one cache for all threads, so a shred here is seen at once
         self._sequencer = Sequencer(
-            self.open_store, provider, retain_content=config.retention.content, max_batch=config.max_batch
+            self.open_store, self.keyring, retain_content=config.retention.content, max_batch=config.max_batch
         )
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-reader")
         self._reader_store: Store | None = None
@@ -271,7 +272,7 @@ class Ledger:
             row = reader.store.read_content(index)
             if row is None:
                 raise NotFoundError(f"no content retained for entry {index}")
-            key = Keyring(self.provider, reader.store).get(row.tenant, create=False)
+            key = self.keyring.get(reader.store, row.tenant, create=False)
             if key is None or key.kek != row.kek:
                 raise ContentError(f"the key that sealed entry {index}'s content is gone (shredded)")
             plain = key.open(row.sealed, content_aad(row.tenant, reader.entry(index)))
@@ -281,10 +282,11 @@ class Ledger:
         return await self._read(read)
 
     async def shred(self, tenant: str) -> ShredReport:
-        return await self._read(lambda r: shred_tenant(self.provider, r.store, tenant))
+        return await self._read(lambda r: ShredReport(tenant, self.keyring.shred(r.store, tenant)))
 
 
 def shred_tenant(provider: KeyProvider, store: Store, tenant: str) -> ShredReport:
     """Crypto-shred `tenant`: retire its data keys, delete its retained content, destroy its
-    wrapping keys in the provider. The ledger's entries and tree are untouched."""
-    return ShredReport(tenant, Keyring(provider, store).shred(tenant))
+    wrapping keys in the provider. The ledger's entries and tree are untouched. (A running
+    gateway process notices within its keyring's TTL.)"""
+    return ShredReport(tenant, Keyring(provider).shred(store, tenant))

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import msgspec
 
-from souverain.keys.base import KeyProvider
 from souverain.keys.envelope import Keyring
 from souverain.ledger import merkle
 from souverain.ledger.entry import Entry, encode_entry
@@ -52,18 +51,17 @@ class Sequencer:
     def __init__(
         self,
         open_store: Callable[[], Store],
-        provider: KeyProvider,
+        keyring: Keyring,
         *,
         retain_content: bool = False,
         max_batch: int = 4096,
     ) -> None:
         self._open_store = open_store
-        self._provider = provider
+        self._keyring = keyring
         self._retain = retain_content
         self._max_batch = max_batch
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-sequencer")
         self._store: Store | None = None
-        self._keyring: Keyring | None = None
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self.batches = 0  # for tests and metrics: transactions committed
@@ -94,11 +92,11 @@ class Sequencer:
                     pending.future.set_result(result)
 
     # -- on the sequencer thread ---------------------------------------------------------
-    def _prepare(self, pending: _Pending, keyring: Keyring) -> tuple[bytes, ContentRow | None]:
+    def _prepare(self, pending: _Pending, store: Store) -> tuple[bytes, ContentRow | None]:
         entry = pending.entry
         key = None
         if pending.request is not None or pending.response is not None:
-            key = keyring.get(entry.tenant)
+            key = self._keyring.get(store, entry.tenant)
             assert key is not None
             entry = msgspec.structs.replace(
                 entry,
@@ -114,14 +112,12 @@ class Sequencer:
     def _commit(self, batch: list[_Pending]) -> list[int | BaseException]:
         if self._store is None:
             self._store = self._open_store()
-            self._keyring = Keyring(self._provider, self._store)
-        store, keyring = self._store, self._keyring
-        assert keyring is not None
+        store = self._store
         results: list[int | BaseException] = [0] * len(batch)
         slots, leaves, contents = [], [], []
         for i, pending in enumerate(batch):
             try:
-                leaf, content = self._prepare(pending, keyring)
+                leaf, content = self._prepare(pending, store)
             except Exception as exc:
                 results[i] = exc
                 continue
@@ -150,7 +146,6 @@ class Sequencer:
             except Exception:
                 pass
         self._store = None
-        self._keyring = None
 
     async def close(self) -> None:
         """Finish the appends already made, then release the thread and connection."""
