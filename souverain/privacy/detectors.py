@@ -127,8 +127,13 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
                 claimed_to = iban.end
                 yield iban
                 continue
-        if _IPV4.fullmatch(m.group(0)):
-            yield from _ip(doc, start, end, m.group(0))
+        ip = _IPV4.match(m.group(0))
+        if ip is not None and ip.end() < len(m.group(0)) and m.group(0)[ip.end()] in " -":
+            ip = None if m.group(0)[ip.end() + 1:ip.end() + 2].isdigit() else ip
+        elif ip is not None and ip.end() != len(m.group(0)):
+            ip = None
+        if ip is not None:
+            yield from _ip(doc, start, start + ip.end(), ip.group(0))
             continue
         if sum(map(str.isdigit, m.group(0))) < _MIN_DIGITS or (end < len(text) and text[end].isalnum()):
             continue
@@ -178,7 +183,7 @@ def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: 
         base += 0.2
     if neg:
         base -= 0.35
-    return min(base, 0.99)
+    return round(min(base, 0.99), 3)
 
 
 def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, labels: frozenset[str], neg: bool,
@@ -201,7 +206,7 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
                 base = sc.base
                 if sc.layout is not None and base < ids.MEDIUM and sc.layout.fullmatch(written):
                     base = ids.MEDIUM
-                score = min(base + (0.45 if sc.type in labels else bonus) - malus, 0.99)
+                score = round(min(base + (0.45 if sc.type in labels else bonus) - malus, 0.99), 3)
                 if score < doc.min_confidence or (best is not None and score <= best[0]):
                     continue
                 if ids.passes(sc, body, written):

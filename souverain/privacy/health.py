@@ -14,12 +14,13 @@ genetic and biometric data) are not detected: a tenant or caller must declare th
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 
 from souverain.privacy.detectors import Doc, Hit
 
 _STEMS = """
-diagnos diagnóstic diagnostic diagnoz disease illness sick chronic cancer tumour tumor carcinom leukem leukäm leucem
+diagnos diagnostic diagnoz disease illness sick chronic cancer tumour tumor carcinom leukem leukäm leucem
 diabet insulin hiv aids hepatit depressi anxiety schizophren bipolar psychiatr psychos alzheimer parkinson dementia
 demenz démence demenza demencia epilep asthma allerg pregnan schwanger enceinte grossesse incinta gravidanz
 embaraz zwanger ciąż chemotherap radiotherap surgery operiert chirurg dialys medication medikament médicament
@@ -32,7 +33,16 @@ hospitali krankenhaus hôpital ospedal hospital ziekenhuis szpital autism autis 
 """.split()
 _SHORT = frozenset("hiv aids adhd copd".split())
 _STEM_LIST = [w for w in _STEMS if w not in _SHORT]
-_STEM_RE = re.compile("|".join(sorted((re.escape(w) for w in _STEM_LIST), key=len, reverse=True)))
+
+
+def _plain(word: str) -> str:
+    """Without diacritics: "diabète" -> "diabete", so one stem covers both spellings."""
+    if word.isascii():
+        return word
+    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+
+
+_STEM_RE = re.compile("|".join(sorted({re.escape(_plain(w)) for w in _STEM_LIST}, key=len, reverse=True)))
 # The first four bytes of each stem: a word of the text is a candidate when its first
 # four bytes are one of these (one set lookup per distinct word of the text).
 _P4 = frozenset(w.encode()[:4] for w in _STEM_LIST) | frozenset(w.encode() for w in _SHORT)
@@ -42,6 +52,7 @@ _ICD_GATE = frozenset((b"icd", b"cim", b"cie", b"icd10"))
 
 
 def _is_health(word: str) -> bool:
+    word = _plain(word)
     return word in _SHORT or _STEM_RE.match(word) is not None
 
 

@@ -157,6 +157,7 @@ SCHEMES: tuple[IdScheme, ...] = (
 )
 
 TYPES = frozenset(s.type for s in SCHEMES)
+SCHEMES_BY_TYPE = {s.type: s for s in SCHEMES}
 
 # Schemes by compacted length, so a candidate tries only the schemes it could be.
 BY_LENGTH: dict[int, tuple[IdScheme, ...]] = {}

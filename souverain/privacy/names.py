@@ -131,6 +131,8 @@ def name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit]
             continue
         start, end = m.span()
         key, f = _flags(tok, table)
+        if len(tok) > 1 and tok.isupper() and not f & (FIRST | LAST):
+            f = WORD  # all-caps text says nothing about names: "THE CUSTOMER IS RIGHT"
         if f == WORD and key not in _HONORIFICS and key not in _SALUTATIONS:
             if run:
                 yield from _run_hits(text, run)

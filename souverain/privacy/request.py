@@ -14,6 +14,7 @@ JSON key a leaf sits under is handed to the detectors as context ("bsn": "123456
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -95,8 +96,9 @@ def _leaves(node: Any, path: Path, key: str, skip_keys: tuple[str, ...] = ()) ->
 
 
 def replace_strings(request: ChatRequest | Mapping[str, Any], new: Mapping[Path, str]) -> Any:
-    """A copy of `request` with the strings at the given paths replaced (same type back)."""
-    raw = to_builtins(request)
+    """A copy of `request` with the strings at the given paths replaced (same type back);
+    the request passed in is never modified."""
+    raw = to_builtins(request) if isinstance(request, msgspec.Struct) else copy.deepcopy(dict(request))
     # Arguments that were JSON strings: edit the parsed JSON, then serialise it again.
     parsed_args: dict[Path, Any] = {}
     for path, value in new.items():
