@@ -119,14 +119,16 @@ def open_ledger(tmp_path: Path, store: Any, **overrides: Any) -> Ledger:
     return Ledger.open(config, state_dir=tmp_path)
 
 
-def fill(tmp_path: Path, store: Any, counts: list[int], **overrides: Any) -> Ledger:
-    """A closed ledger with one checkpoint after each group of `counts` entries."""
+def fill(tmp_path: Path, store: Any, counts: list[int], content: bool = False, **overrides: Any) -> Ledger:
+    """A closed ledger with one checkpoint after each group of `counts` entries; with
+    `content`, each append also hands the ledger a request and a response."""
 
     async def go() -> Ledger:
         ledger = open_ledger(tmp_path, store, **overrides)
+        extra = {"request": b"a prompt", "response": b"an answer"} if content else {}
         n = 0
         for count in counts:
-            await asyncio.gather(*(ledger.append(entry(n + i)) for i in range(count)))
+            await asyncio.gather(*(ledger.append(entry(n + i), **extra) for i in range(count)))
             n += count
             await ledger.integrate()
         await ledger.stop()

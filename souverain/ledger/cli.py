@@ -67,10 +67,16 @@ def _progress(enabled: bool, label: str) -> Iterator[Any]:
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout stays clean for the report (and --json)
+        transient=True,
     ) as bar:
         task = bar.add_task(label, total=None)
 
