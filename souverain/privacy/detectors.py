@@ -96,8 +96,8 @@ _PUNCT_TO_SPACE = bytes(
 # ("DE", "ATU", "X" of a NIE, the six letters of a codice fiscale) is added after.
 _NUM = re.compile(
     r"[0-9][0-9A-Za-z]*"
-    r"(?:(?:[ .\-/_]{1,3}| ?\([0-9]{1,4}\) ?)[A-Za-z]{0,3}[0-9][0-9A-Za-z]*)*"
-    r"(?:[ .\-][A-Za-z]{1,3}(?![A-Za-z0-9]))?"
+    r"(?:(?:[ .\-/_]{1,3}| ?\([0-9]{1,4}\) ?|\) ?)[A-Za-z]{0,3}[0-9][0-9A-Za-z]*)*"
+    r"(?:[ .\-][A-Za-z]{1,3}(?!\w))?"
 )
 _LEFT = re.compile(r"(?:\+|\(\+?[0-9]{1,3}\) ?)?(?:[A-Za-z]{1,6} ?)?\Z")
 _BOUNDARY = frozenset("@+-./_") 
@@ -168,11 +168,17 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
     hits: list[Hit] = []
     for i, j in sorted(spans):
         compact = "".join(g[2] for g in groups[i:j + 1])
-        if len(compact.lstrip("+")) > _MAX_COMPACT:
+        size = len(compact.lstrip("+"))
+        if size > _MAX_COMPACT or (size not in _LENGTHS and (i, j) != (lo, hi)):
             continue
         a, b = groups[i][0], groups[j][1]
         hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, (i, j) == (lo, hi)))
     return hits
+
+
+# Compacted lengths any check could accept (identifiers, VAT, cards); phones are tried on
+# the core window whatever its length.
+_LENGTHS = frozenset(ids.BY_LENGTH) | frozenset(range(10, 20))
 
 
 def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: bool = True) -> float:
@@ -198,14 +204,14 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
         schemes = ids.BY_LENGTH.get(len(body))
         if schemes:
             best: tuple[float, ids.IdScheme] | None = None
-            bonus = 0.2 if "GENERIC" in labels and labels.isdisjoint(ids.TYPES) else 0.0
+            bonus = 0.2 if "GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg else 0.0
             malus = 0.35 if neg else 0.0
             for sc in schemes:
                 if not sc.raw and sc.shape.fullmatch(body) is None:
                     continue
                 base = sc.base
-                if sc.layout is not None and base < ids.MEDIUM and sc.layout.fullmatch(written):
-                    base = ids.MEDIUM
+                if sc.layout is not None and sc.layout.fullmatch(written):
+                    base = max(base, ids.MEDIUM) + 0.05  # written the scheme's own way
                 score = round(min(base + (0.45 if sc.type in labels else bonus) - malus, 0.99), 3)
                 if score < doc.min_confidence or (best is not None and score <= best[0]):
                     continue
@@ -219,15 +225,24 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
     # Payment cards.
     if digits and not plus and 13 <= len(body) <= 19 and _CARD_IIN.match(body) and luhn.is_valid(body):
         base = 0.75 if _CARD_LAYOUT.fullmatch(written) else 0.6
+        if "CARD" not in labels and not labels.isdisjoint(ids.TYPES):
+            base -= 0.35  # the context names an identifier, not a card
         out.append(Hit("CARD", start, end, _score(base, "CARD", labels, neg, generic=False), "luhn+iin"))
     # Telephone numbers: the whole cluster only (phonenumbers is the costly check).
-    if core and (digits or (plus and body.isdigit())) and 7 <= len(body) <= 15:
-        conf = _phone(doc, written, body, plus, "PHONE" in labels)
-        if conf:
-            out.append(Hit("PHONE", start, end, conf - (0.35 if neg else 0.0), "phonenumbers"))
+    if core:
+        ext = _EXTENSION.fullmatch(body)  # "+1-409-665-6343x129": the extension is not checked
+        number = ext.group(1) if ext else body
+        if number.isdigit() and 7 <= len(number) <= 15:
+            conf = _phone(doc, written if not ext else written[:written.upper().rfind("X")], number, plus,
+                          "PHONE" in labels)
+            if conf and "PHONE" not in labels and not labels.isdisjoint(ids.TYPES):
+                conf -= 0.35  # the context names an identifier, not a telephone
+            if conf:
+                out.append(Hit("PHONE", start, end, round(conf - (0.35 if neg else 0.0), 3), "phonenumbers"))
     return out
 
 
+_EXTENSION = re.compile(r"(\d{7,15})(?:X|EXT)\d{1,6}")
 _CARD_LAYOUT = re.compile(r"\d{4}(?:[ -]\d{4}){3}|\d{4}[ -]\d{6}[ -]\d{5}")
 
 
@@ -235,14 +250,14 @@ def _phone(doc: Doc, written: str, body: str, plus: bool, has_ctx: bool) -> floa
     if plus or body.startswith("00"):
         digits = body[2:] if body.startswith("00") and not plus else body
         if _valid_international(digits, "(0)" in written):
-            return 0.95 if has_ctx else 0.85
+            return 0.95 if has_ctx else (0.85 if plus else 0.65)
         return 0.0
     if body.startswith("0") and 9 <= len(body) <= 12:
         for region in doc.phone_regions or DEFAULT_PHONE_REGIONS:
             if _valid_national(body, region):
                 return 0.9 if has_ctx else 0.6
         return 0.0
-    if has_ctx and 8 <= len(body) <= 10:
+    if has_ctx and 8 <= len(body) <= 11:
         for region in _NO_TRUNK_REGIONS:
             if _valid_national(body, region):
                 return 0.8
@@ -480,7 +495,7 @@ def ip_hits(doc: Doc) -> Iterator[Hit]:
 _DOB_LIST = ("""
 born birth birthday dob d.o.b date-of-birth geboren geb. geburt geburtsdatum geburtstag
 né née naissance anniversaire nato nata nascita compleanno nacido nacida nacimiento cumpleaños
-geboortedatum verjaardag urodzony urodzona urodzenia urodziny narozen narozena narození
+geboortedatum verjaardag nací naci nació nacio nacque urodzony urodzona urodzenia urodziny urodziłem urodziłam urodził urodziła narozen narozena narození narodil narodila
 født fødsel fødselsdato född födelsedatum syntynyt syntymäaika születés született
 rođen rođena rođenja gimęs gimusi gimimo dzimis dzimusi dzimšanas sündinud sünniaeg
 nascut născut nașterii nascimento nasceu nascido nascida роден родена рождения γεννήθηκε γέννησης
@@ -512,12 +527,29 @@ _DATE = re.compile(
 
 
 def dob_hits(doc: Doc) -> Iterator[Hit]:
+    """Dates near a birth word: the date regex runs only in the windows around those
+    words (before: "born on 3 May 1980"; after: "am 3. Mai 1980 geboren")."""
     text = doc.text
     if not gate(doc.words, _DOB_GATE):
         return
-    for m in _DATE.finditer(text):
-        if context.near(_DOB_WORDS, text, m.start(), m.end(), doc.extra, before=40, after=8):
-            yield Hit("DATE_OF_BIRTH", m.start(), m.end(), 0.85, "date + birth context")
+    low = text.lower()
+    if len(low) != len(text):
+        low = text
+    windows: list[tuple[int, int]] = []
+    for kw in _DOB_WORDS.finditer(low):
+        a, b = max(0, kw.start() - 32), min(len(text), kw.end() + 48)
+        if windows and a <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], b)
+        else:
+            windows.append((a, b))
+    if doc.extra and _DOB_WORDS.search(doc.extra.lower()):
+        windows = [(0, len(text))]
+    seen = set()
+    for a, b in windows:
+        for m in _DATE.finditer(text, a, b):
+            if m.start() not in seen and context.near(_DOB_WORDS, text, m.start(), m.end(), doc.extra, before=40, after=24):
+                seen.add(m.start())
+                yield Hit("DATE_OF_BIRTH", m.start(), m.end(), 0.85, "date + birth context")
 
 
 # ---------------------------------------------------------------------------------------
@@ -556,6 +588,9 @@ def document_hits(doc: Doc) -> Iterator[Hit]:
             if m is None:
                 continue
             code = m.group(0)
+            if code.isdigit() or any(sc.shape.fullmatch(code) for sc in ids.BY_LENGTH.get(len(code), ())):
+                # digits only, or shaped like a national identifier (whose own check decides)
+                continue
             conf, validator = 0.8, "pattern + context"
             if len(code) in (9, 10) and _icao_ok(code):
                 conf, validator = 0.9, "pattern + context + icao 9303 check digit"

@@ -124,7 +124,7 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("FR_NIF", _s(r"[0-3]\d{12}"), fr_nif.is_valid, STRONG, "stdnum.fr.nif"),
     IdScheme("IT_CF", _s(r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]"),
              it_cf.is_valid, STRONG, "stdnum.it.codicefiscale"),
-    IdScheme("PT_CC", _s(r"\d{9}[A-Z0-9]{2}\d"), pt_cc.is_valid, MEDIUM, "stdnum.pt.cc"),
+    IdScheme("PT_CC", _s(r"\d{9}[A-Z]{2}\d"), pt_cc.is_valid, MEDIUM, "stdnum.pt.cc"),
     IdScheme("ES_NIE", _s(r"[XYZ]\d{7}[A-Z]"), es_nie.is_valid, MEDIUM, "stdnum.es.nie"),
     IdScheme("ES_DNI", _s(r"\d{8}[A-Z]"), es_dni.is_valid, MEDIUM, "stdnum.es.dni"),
     IdScheme("CY_TIC", _s(r"[0-9]\d{7}[A-Z]"), cy_vat.is_valid, MEDIUM, "stdnum.cy.vat"),

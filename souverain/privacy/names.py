@@ -57,11 +57,14 @@ _PARTICLES = (
 _DOT_GAP = re.compile(r"\.?[ \t]{1,2}")
 _GAP = re.compile(rf"[ \t]{{1,2}}(?:(?:{_PARTICLES})[ \t]{{1,2}}){{0,3}}")
 _HONORIFICS = frozenset("""
-herr frau hr fr dr drs prof professor mr mrs ms miss mx sir dame lord lady m mme mlle monsieur madame mademoiselle
+herr herrn frau hr fr dr drs prof professor mr mrs ms miss mx sir dame lord lady m mme mlle monsieur madame mademoiselle
 me maître sig sigg sig.ra signor signora signorina dott dott.ssa avv ing geom arch sr sra srta señor señora señorita
-don doña dña dhr mevr mevrouw meneer heer pan pani panna panie państwo fru herra rouva neiti hr. pn
+don doña dña dhr mevr mevrouw meneer heer pan pani pana panu panem panią panna panie państwo fru herra rouva neiti hr. pn
 kyrios kyria κ κος κα г-н г-жа mag mgr ing bc judr mudr phdr
 """.split())
+# Honorifics written with a dot ("M. Dupont", "Dr. Weber"); after the others a dot ends
+# the sentence ("... sagte der Herr. Nummer ...").
+_ABBREVIATED = frozenset("m dr hr fr mr mrs ms prof sig sigg sr sra srta dott avv ing dhr mevr mme mlle pn mgr mag bc".split())
 _SALUTATIONS = frozenset("""
 dear hi hello hey bonjour bonsoir salut cher chère chers hallo liebe lieber liebes sehr geehrte geehrter
 ciao caro cara gentile egregio gentilissima gentilissimo hola querido querida estimado estimada
@@ -113,7 +116,40 @@ _TRIGGER_WORDS = frozenset(
 ) | frozenset(w.encode() for w in _HONORIFICS | _SALUTATIONS)
 
 
+# A name followed by a company form or a place word, or after a company word, is an
+# organisation or a place ("Dupont et Fils SA", "Jacob GmbH", "David Ville").
+_ORG_AFTER = frozenset("""
+gmbh gbr mbh ek e.k ev e.v ag kg ohg se ug sa sas sarl sàrl sa. spa s.p.a srl s.r.l sl slu s.l s.a s.a.s bv b.v nv n.v ltd llc inc plc
+oy oyj ab as aps a/s kft zrt sro s.r.o spółka sp co cie fils figli hermanos asociados partner partners
+group gruppe groupe gruppo grupo holding bank banque banca banco ville town city stadt platz strasse straße
+street road rue avenue via calle straat ulica institute institut instituto istituto university universität
+université università universidad foundation stiftung fondation fondazione fundación
+""".split())
+_ORG_BEFORE = frozenset("""
+firma société societe company empresa bedrijf società societa firmy firmą firmie spółka compagnie entreprise
+unternehmen gesellschaft hotel restaurant café cafe rue via calle straße strasse avenue boulevard platz
+""".split())
+_NEXT_WORD = re.compile(r"[\s,&]*([^\W\d_][\w.'/]*)")
+
+
+def _organisation(text: str, start: int, end: int) -> bool:
+    last = text[start:end].split()[-1].lower()
+    if last in _ORG_AFTER:
+        return True
+    m = _NEXT_WORD.match(text, end)
+    if m is not None and (m.group(1).lower() in _ORG_AFTER or m.group(1).lower().rstrip(".") in _ORG_AFTER):
+        return True
+    before = text[max(0, start - 24):start].lower().split()
+    return bool(before) and before[-1].strip(".,:;") in _ORG_BEFORE
+
+
 def name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit]:
+    for hit in _name_hits(doc, table):
+        if not _organisation(doc.text, hit.start, hit.end):
+            yield hit
+
+
+def _name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit]:
     if table is None:
         table = name_flags()
     text = doc.text
@@ -140,7 +176,7 @@ def name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit]
             prev_end = -1
             continue
         if run and (_GAP.fullmatch(text, prev_end, start)
-                    or (run[-1][2] in _HONORIFICS and _DOT_GAP.fullmatch(text, prev_end, start))):
+                    or (run[-1][2] in _ABBREVIATED and _DOT_GAP.fullmatch(text, prev_end, start))):
             run.append((start, end, key, f))
         else:
             if run:
@@ -211,6 +247,9 @@ def _segment_hits(text: str, seg: list[_Tok], triggered: bool) -> Iterator[Hit]:
             while j < n and j - i < 4 and seg[j][3] & FIRST and j + 1 < n and not seg[j + 1][3] & WORD:
                 j += 1
             tail = seg[j][3]
+            if seg[j][1] - seg[j][0] < 2:
+                i = j + 1
+                continue  # "Román S.A.T.": an initial is no surname
             if tail & LAST:
                 conf, why = 0.9, "first + last name lists"
             elif tail & FIRST:

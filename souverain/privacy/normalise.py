@@ -100,36 +100,57 @@ def normalise(text: str) -> Normalised:
     return _slow(text)
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
 def _slow(text: str) -> Normalised:
+    """Per-character work on the non-ASCII runs only; ASCII runs are copied whole."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     n = len(text)
-    i = 0
-    while i < n:
-        ch = text[i]
-        j = i + 1
-        while j < n and unicodedata.combining(text[j]) and text[j] not in _DROP_SET:
-            j += 1
-        if ch in _DROP_SET:
-            # A dropped character's combining marks (rare) go with it.
+    pos = 0
+    for m in _NON_ASCII.finditer(text):
+        a, b = m.span()
+        if a > pos and unicodedata.combining(text[a]):
+            a -= 1  # a combining mark belongs with the ASCII letter before it
+        if a > pos:
+            out.append(text[pos:a])
+            starts.extend(range(pos, a))
+            ends.extend(range(pos + 1, a + 1))
+        i = a
+        while i < b:
+            ch = text[i]
+            j = i + 1
+            while j < n and unicodedata.combining(text[j]) and text[j] not in _DROP_SET:
+                j += 1
+            if ch in _DROP_SET:
+                i = j  # a dropped character's combining marks (rare) go with it
+                continue
+            if ch.isascii() and j == i + 1:
+                norm = ch
+            elif ch in _DASHES:
+                norm = "-"
+            elif ch.isdecimal():
+                norm = str(unicodedata.decimal(ch, 0))
+            else:
+                norm = unicodedata.normalize("NFKC", text[i:j])
+                if not norm.isascii() and any(c.isdecimal() for c in norm):
+                    norm = "".join(str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in norm)
+            out.append(norm)
+            if len(norm) == 1:
+                starts.append(i)
+                ends.append(j)
+            else:
+                starts.extend([i] * len(norm))
+                ends.extend([j] * len(norm))
             i = j
-            continue
-        cluster = text[i:j]
-        if ch in _DASHES:
-            norm = "-"
-        elif ch.isdecimal() and not ch.isascii():
-            norm = str(unicodedata.decimal(ch, 0))
-        else:
-            norm = unicodedata.normalize("NFKC", cluster)
-            if any(c.isdecimal() and not c.isascii() for c in norm):
-                norm = "".join(str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in norm)
-        for c in norm:
-            out.append(c)
-            starts.append(i)
-            ends.append(j)
-        i = j
+        pos = max(b, i)
+    if pos < n:
+        out.append(text[pos:])
+        starts.extend(range(pos, n))
+        ends.extend(range(pos + 1, n + 1))
     result = "".join(out)
-    if _CONF_CHARS and any(c in _CONFUSABLES for c in result):
+    if any(c in _CONFUSABLES for c in result if not c.isascii()):
         result = _MIXED_WORD.sub(lambda m: m.group(0).translate(_CONF_TABLE), result)
     return Normalised(result, text, tuple(starts), tuple(ends))
