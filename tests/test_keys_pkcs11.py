@@ -23,7 +23,7 @@ def token_objects(module: str, label: str, pin: str, name: str) -> list[dict[str
         session = provider._session
         out = []
         for obj in session.findObjects([(P.CKA_LABEL, name)]):
-            cls, = session.getAttributeValue(obj, [P.CKA_CLASS])
+            (cls,) = session.getAttributeValue(obj, [P.CKA_CLASS])
             info = {"class": cls}
             if cls in (P.CKO_PRIVATE_KEY, P.CKO_SECRET_KEY):
                 sensitive, extractable = session.getAttributeValue(obj, [P.CKA_SENSITIVE, P.CKA_EXTRACTABLE])
@@ -51,7 +51,7 @@ def test_ledger_on_an_hsm(tmp_path: Path, softhsm: tuple[str, str, str]) -> None
             *(ledger.append(entry(i, tenant="hospital"), request=b"diagnosis?", response=b"flu") for i in range(50))
         )
         await ledger.integrate()
-        checkpoint = await ledger.checkpoint()
+        open_checkpoint(await ledger.checkpoint(), ledger.verifier)  # signed on the token
         data = (await ledger.entries(indexes[7], indexes[7] + 1))[0][1]
         verify_receipt(await ledger.receipt(indexes[7]), data, ledger.verifier)
         assert await ledger.content(indexes[7]) == (b"diagnosis?", b"flu")

@@ -21,7 +21,12 @@ def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SOUVERAIN_STATE_DIR": str(tmp / "state")}
     env.pop("SOUVERAIN_CONFIG", None)
     return subprocess.run(
-        [sys.executable, "-m", "souverain.ledger", "ledger", *args], capture_output=True, text=True, env=env, cwd=tmp, timeout=120
+        [sys.executable, "-m", "souverain.ledger", "ledger", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp,
+        timeout=120,
     )
 
 
@@ -76,7 +81,9 @@ def test_shred_needs_confirmation(state: Path) -> None:
     assert cli(state, "verify").returncode == 0  # the tree is untouched
 
 
-def test_progress_bar_on_a_terminal(state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_bar_on_a_terminal(
+    state: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
     add_parser(sub)
@@ -89,3 +96,27 @@ def test_progress_bar_on_a_terminal(state: Path, capsys: pytest.CaptureFixture[s
     assert args.func(args) == 0
     captured = capsys.readouterr()
     assert "verifying" in captured.err and "OK:" in captured.out and "verifying" not in captured.out
+
+
+def test_verify_against_a_receipt_held_elsewhere(state: Path) -> None:
+    import asyncio
+
+    from souverain.ledger.checkpoint import Checkpoint, Receipt, sign_checkpoint
+    from test_ledger_fixtures import open_ledger
+
+    ledger = open_ledger(state / "state", SqliteStoreConfig())
+
+    async def receipt() -> str:
+        text = await ledger.receipt(5)
+        await ledger.stop()
+        return text
+
+    (state / "mine.tlog-proof").write_text(asyncio.run(receipt()))
+    assert cli(state, "export", "out").returncode == 0
+    ok = cli(state, "verify", "out", "--vkey", ledger.vkey, "--checkpoint", "mine.tlog-proof", "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["checkpoints"] == 5  # 4 in the export + the receipt's
+    # A receipt whose checkpoint the log signed but whose history is not the export's: a fork.
+    forged = sign_checkpoint(Checkpoint(ledger.origin, 450, bytes(32)), ledger.signer)
+    (state / "forged.tlog-proof").write_text(Receipt(5, (), forged).format())
+    bad = cli(state, "verify", "out", "--vkey", ledger.vkey, "--checkpoint", "forged.tlog-proof")
+    assert bad.returncode == 1 and "[fork]" in bad.stdout and "forged.tlog-proof" in bad.stdout, bad.stdout

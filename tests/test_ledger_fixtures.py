@@ -21,7 +21,11 @@ import pytest
 from souverain.ledger import Entry, Ledger, LedgerConfig, PostgresStoreConfig, RetentionConfig, SqliteStoreConfig
 
 PG_DSN = os.environ.get("SOUVERAIN_TEST_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres connect_timeout=5")
-SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so", "/usr/local/lib/softhsm/libsofthsm2.so")
+SOFTHSM_MODULES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
 HSM_PIN = "1234"
 
 

@@ -110,13 +110,17 @@ def test_entries_need_the_audit_scope(served: Any) -> None:
     _, client, open_client = served
     assert client.get("/ledger/entries", params={"start": 0, "end": 5}).status_code == 403
     assert client.get("/ledger/tile/entries/000").status_code == 403
-    reply = client.get("/ledger/entries", params={"start": 298, "end": 303}, headers={"authorization": "Bearer auditor"})
+    reply = client.get(
+        "/ledger/entries", params={"start": 298, "end": 303}, headers={"authorization": "Bearer auditor"}
+    )
     assert reply.status_code == 200
     body = reply.json()
     assert [e["index"] for e in body["entries"]] == [298, 299, 300, 301, 302]
     assert body["entries"][2]["entry"]["route"] == "route-300"
     assert body["entries"][2]["entry"]["found"] == {"IBAN": 1, "EMAIL": 0}
-    too_many = client.get("/ledger/entries", params={"start": 0, "end": 5000}, headers={"authorization": "Bearer auditor"})
+    too_many = client.get(
+        "/ledger/entries", params={"start": 0, "end": 5000}, headers={"authorization": "Bearer auditor"}
+    )
     assert too_many.status_code == 400
     # Without an authorize hook, entries are not served at all; the hashes still are.
     assert open_client.get("/ledger/entries").status_code == 404

@@ -72,7 +72,9 @@ def test_known_answers() -> None:
     assert merkle.EMPTY_ROOT.hex() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert merkle.leaf_hash(b"").hex() == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
     assert merkle.leaf_hash(b"L123456").hex() == "395aa064aa4c29f7010acfe3f25db9485bbd4b91897b6ad7ad547639252b4d56"
-    assert merkle.node_hash(b"N123", b"N456").hex() == "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb"
+    assert (
+        merkle.node_hash(b"N123", b"N456").hex() == "aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb"
+    )
     leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
     roots = ["6e340b9c", "fac54203", "aeb6bcfe", "d37ee418", "4e3bbb1f", "76e67dad", "ddb89be4", "5dc9da79"]
     tree = merkle.MemoryTree()
@@ -143,7 +145,14 @@ def test_tile_paths() -> None:
     assert tile_path("entries", 5, 3) == "tile/entries/005.p/3"
     assert parse_tile_path("tile/0/x001/x234/067") == (0, 1234067, 256)
     assert parse_tile_path("tile/entries/000.p/3") == (None, 0, 3)
-    for bad in ("tile/0/1234", "tile/0/x001/234/067", "tile/64/000", "tile/0/000.p/0", "tile/0/000.p/256", "tile/00/000"):
+    for bad in (
+        "tile/0/1234",
+        "tile/0/x001/234/067",
+        "tile/64/000",
+        "tile/0/000.p/0",
+        "tile/0/000.p/256",
+        "tile/00/000",
+    ):
         with pytest.raises(ValueError):
             parse_tile_path(bad)
 

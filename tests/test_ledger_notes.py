@@ -118,12 +118,21 @@ def test_verifier_rules() -> None:
         open_note(note, [other.verifier()])
     # A known (name, id) whose signature fails rejects the whole note, even with a good one.
     parsed = parse_note(note)
-    forged = parsed.text + "\n" + parsed.signatures[0].line() + parsed.signatures[0].line().replace(
-        parsed.signatures[0].line()[-12:-1], "AAAAAAAAAAA"
+    forged = (
+        parsed.text
+        + "\n"
+        + parsed.signatures[0].line()
+        + parsed.signatures[0].line().replace(parsed.signatures[0].line()[-12:-1], "AAAAAAAAAAA")
     )
     with pytest.raises(NoteError):
         open_note(forged, [log.verifier()])
-    for malformed in ("no blank line\n— a b\n", "text\n\n", "text\n\nnot a signature\n", "text\n\n— name !!!!\n", "a\x01\n\n— x AAAAAAAA\n"):
+    for malformed in (
+        "no blank line\n— a b\n",
+        "text\n\n",
+        "text\n\nnot a signature\n",
+        "text\n\n— name !!!!\n",
+        "a\x01\n\n— x AAAAAAAA\n",
+    ):
         with pytest.raises(NoteError):
             parse_note(malformed)
     with pytest.raises(NoteError):

@@ -85,7 +85,7 @@ def test_shred_erases_one_tenant_and_the_tree_still_verifies(tmp_path: Path, sto
         shredded = [await ledger.append(entry(i, tenant="clinic"), request=PROMPT, response=ANSWER) for i in range(3)]
         kept = await ledger.append(entry(9, tenant="bank"), request=b"bank prompt", response=b"bank answer")
         await ledger.integrate()
-        before = (await ledger.entries(0, 10))
+        before = await ledger.entries(0, 10)
         # A backup taken before shredding: the wrapped data key and the sealed content.
         store = open_store(store_config, tmp_path)
         backup_key = store.current_key("clinic")

@@ -244,7 +244,9 @@ def test_several_processes_sequence_into_one_store(tmp_path: Path, store_config:
     fill(tmp_path, store_config, [1])  # creates the keys and the store first
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_sequence_in_process, args=(store_config, str(tmp_path), w, 150, queue)) for w in (1, 2, 3)]
+    procs = [
+        ctx.Process(target=_sequence_in_process, args=(store_config, str(tmp_path), w, 150, queue)) for w in (1, 2, 3)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]

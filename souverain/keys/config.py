@@ -1,14 +1,14 @@
 """Key-provider configuration (`ledger.keys` in souverain.yaml) and the factory.
 
-    keys:
-      provider: file          # development: keys in files under the state directory
-      path: keys
+keys:
+  provider: file          # development: keys in files under the state directory
+  path: keys
 
-    keys:
-      provider: pkcs11        # an HSM; SoftHSM2 for testing
-      module: /usr/lib/softhsm/libsofthsm2.so
-      token_label: souverain
-      pin: ${SOUVERAIN_HSM_PIN}
+keys:
+  provider: pkcs11        # an HSM; SoftHSM2 for testing
+  module: /usr/lib/softhsm/libsofthsm2.so
+  token_label: souverain
+  pin: ${SOUVERAIN_HSM_PIN}
 """
 
 from __future__ import annotations

@@ -54,7 +54,11 @@ class Pkcs11KeyProvider:
         try:
             self._lib.load(module)
             slot = next(
-                (s for s in self._lib.getSlotList(tokenPresent=True) if self._lib.getTokenInfo(s).label.strip() == token_label),
+                (
+                    s
+                    for s in self._lib.getSlotList(tokenPresent=True)
+                    if self._lib.getTokenInfo(s).label.strip() == token_label
+                ),
                 None,
             )
             if slot is None:
@@ -106,7 +110,12 @@ class Pkcs11KeyProvider:
     def _generate_ed25519(self, name: str) -> None:
         P = self._P
         common = [(P.CKA_TOKEN, P.CK_TRUE), (P.CKA_KEY_TYPE, P.CKK_EC_EDWARDS), (P.CKA_LABEL, name)]
-        public = [(P.CKA_CLASS, P.CKO_PUBLIC_KEY), (P.CKA_VERIFY, P.CK_TRUE), (P.CKA_EC_PARAMS, _ED25519_PARAMS), *common]
+        public = [
+            (P.CKA_CLASS, P.CKO_PUBLIC_KEY),
+            (P.CKA_VERIFY, P.CK_TRUE),
+            (P.CKA_EC_PARAMS, _ED25519_PARAMS),
+            *common,
+        ]
         private = [
             (P.CKA_CLASS, P.CKO_PRIVATE_KEY),
             (P.CKA_SIGN, P.CK_TRUE),
@@ -175,7 +184,9 @@ class Pkcs11KeyProvider:
     def destroy(self, name: str) -> bool:
         P = self._P
         with self._lock:
-            objects = [o for cls in (P.CKO_SECRET_KEY, P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY) for o in self._find(name, cls)]
+            objects = [
+                o for cls in (P.CKO_SECRET_KEY, P.CKO_PRIVATE_KEY, P.CKO_PUBLIC_KEY) for o in self._find(name, cls)
+            ]
             for obj in objects:
                 self._session.destroyObject(obj)
         return bool(objects)

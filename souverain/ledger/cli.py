@@ -61,6 +61,14 @@ def _vkey_arg(value: str) -> str:
     return value.strip()
 
 
+def _checkpoint_file(path: Path) -> str:
+    """A checkpoint, or the checkpoint inside a tlog-proof receipt."""
+    from souverain.ledger.checkpoint import PROOF_HEADER, Receipt
+
+    text = path.read_text(encoding="utf-8")
+    return Receipt.parse(text).checkpoint if text.startswith(PROOF_HEADER) else text
+
+
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Any]:
     """A rich progress bar on a terminal; nothing otherwise (CI logs, pipes, --json)."""
@@ -143,7 +151,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not isinstance(log, Ed25519Verifier) or not all(isinstance(w, CosignatureVerifier) for w in witnesses):
             print("souverain: --vkey must be a log key (type 0x01), --witness cosigner keys (0x04)", file=sys.stderr)
             return EXIT_USAGE
-        extra = [(str(p), Path(p).read_text(encoding="utf-8")) for p in args.checkpoint or []]
+        extra = [(str(p), _checkpoint_file(Path(p))) for p in args.checkpoint or []]
         with _progress(not args.json, "verifying") as progress:
             report = verify(
                 source,
@@ -191,7 +199,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"FAILED: {len(report.problems)} problem(s)")
     for p in report.problems:
-        where = f"entry {p.index}: " if p.index is not None and p.kind in ("modified", "deleted", "inserted", "reordered") else ""
+        where = (
+            f"entry {p.index}: "
+            if p.index is not None and p.kind in ("modified", "deleted", "inserted", "reordered")
+            else ""
+        )
         print(f"  [{p.kind}] {where}{p.message}")
     return EXIT_PROBLEMS
 
@@ -218,7 +230,10 @@ def cmd_shred(args: argparse.Namespace) -> int:
         store.close()
         provider.close()
     if report.destroyed_keys:
-        print(f"shredded tenant {args.tenant!r}: destroyed {len(report.destroyed_keys)} key(s); its retained content is unreadable for good")
+        print(
+            f"shredded tenant {args.tenant!r}: destroyed {len(report.destroyed_keys)} key(s); "
+            "its retained content is unreadable for good"
+        )
     else:
         print(f"tenant {args.tenant!r} has no keys left to destroy (never used, or already shredded)")
     return EXIT_OK
@@ -257,12 +272,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     verify.add_argument("--vkey", help="the log's verifier key, or a file holding it")
     verify.add_argument("--witness", action="append", help="a witness's cosigner key or file (repeatable)")
     verify.add_argument("--quorum", type=int, default=0, help="witness cosignatures the latest checkpoint needs")
-    verify.add_argument("--checkpoint", action="append", help="another checkpoint to check against (repeatable)")
+    verify.add_argument(
+        "--checkpoint", action="append", help="a checkpoint or tlog-proof receipt obtained elsewhere (repeatable)"
+    )
     verify.add_argument("--each", action="store_true", help="also verify an inclusion proof per entry (slower)")
     verify.add_argument("--json", action="store_true", help="machine-readable report")
     verify.set_defaults(func=cmd_verify)
 
-    shred = with_config(commands.add_parser("shred", help="destroy a tenant's keys: its retained content is gone for good"))
+    shred = with_config(
+        commands.add_parser("shred", help="destroy a tenant's keys: its retained content is gone for good")
+    )
     shred.add_argument("tenant")
     shred.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     shred.set_defaults(func=cmd_shred)
@@ -329,7 +348,9 @@ def add_witness_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--name", required=True, help="the witness's name, e.g. witness.example.org/w1")
         p.add_argument("--state", default=".souverain-witness", help="directory for state and (file) keys")
-        p.add_argument("--key-name", default="souverain-witness-cosigner", help="the cosigner key's name in the provider")
+        p.add_argument(
+            "--key-name", default="souverain-witness-cosigner", help="the cosigner key's name in the provider"
+        )
         p.add_argument("--pkcs11-module", help="keep the cosigner key in an HSM: its PKCS#11 module")
         p.add_argument("--token-label", default="souverain")
         p.add_argument("--pin-env", default="SOUVERAIN_HSM_PIN", help="environment variable holding the HSM PIN")

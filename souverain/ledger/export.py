@@ -44,7 +44,9 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def export_log(store: Store, directory: str | os.PathLike[str], *, vkey: str | None = None, progress: Progress | None = None) -> ExportReport:
+def export_log(
+    store: Store, directory: str | os.PathLike[str], *, vkey: str | None = None, progress: Progress | None = None
+) -> ExportReport:
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     reader = LogReader(store)

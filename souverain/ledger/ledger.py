@@ -71,6 +71,7 @@ class Ledger:
         )
         self._reader_pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-reader")
         self._reader_store: Store | None = None
+        self._log_reader: LogReader | None = None
         self._integrator_pool: ThreadPoolExecutor | None = None
         self._integrator: Integrator | None = None
         self._task: asyncio.Task[None] | None = None
@@ -149,7 +150,7 @@ class Ledger:
         self._integrator_pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-integrator")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ledger-integrator")
 
-    def _integrator_store(self) -> Integrator:
+    def _get_integrator(self) -> Integrator:
         if self._integrator is None:
             witnesses = [
                 WitnessClient(w.url, v, timeout=w.timeout_s)
@@ -161,7 +162,7 @@ class Ledger:
 
     def _integrate_once(self) -> int | None:
         """On the integrator thread: one round if we hold (or can take) the lock."""
-        integrator = self._integrator_store()
+        integrator = self._get_integrator()
         if not integrator.store.try_lock_integrator():
             return None
         size = integrator.run_until_idle()
@@ -226,9 +227,10 @@ class Ledger:
         if self._reader_store is not None:
             self._reader_store.close()
             self._reader_store = None
+            self._log_reader = None
 
     def _reader(self) -> LogReader:
-        if self._reader_store is None:
+        if self._log_reader is None:
             self._reader_store = self.open_store()
             self._log_reader = LogReader(self._reader_store)
         return self._log_reader

@@ -186,7 +186,8 @@ def parse_skey(skey: str) -> tuple[str, bytes]:
 
 def format_skey(name: str, seed: bytes) -> str:
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
-    return f"PRIVATE+KEY+{check_key_name(name)}+{key_id(name, ALG_ED25519, public).hex()}+{b64(bytes([ALG_ED25519]) + seed)}"
+    hex_id = key_id(check_key_name(name), ALG_ED25519, public).hex()
+    return f"PRIVATE+KEY+{name}+{hex_id}+{b64(bytes([ALG_ED25519]) + seed)}"
 
 
 # -- cosignature/v1 (tlog-cosignature, Ed25519) --------------------------------------------

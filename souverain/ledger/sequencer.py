@@ -69,6 +69,8 @@ class Sequencer:
     async def append(self, entry: Entry, request: bytes | None = None, response: bytes | None = None) -> int:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
+        # If the caller is cancelled, nobody reads the outcome: mark it read.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._pending.append(_Pending(entry, request, response, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
@@ -106,7 +108,9 @@ class Sequencer:
         leaf = encode_entry(entry)
         if not (self._retain and key is not None):
             return leaf, None
-        sealed = key.seal(msgspec.msgpack.encode(Content(pending.request, pending.response)), content_aad(entry.tenant, leaf))
+        sealed = key.seal(
+            msgspec.msgpack.encode(Content(pending.request, pending.response)), content_aad(entry.tenant, leaf)
+        )
         return leaf, ContentRow(entry.tenant, key.kek, sealed, time.time())
 
     def _commit(self, batch: list[_Pending]) -> list[int | BaseException]:

@@ -64,7 +64,9 @@ class Report:
 
     def add(self, kind: str, message: str, index: int | None = None) -> None:
         """Record a problem once: the first account of (kind, index) is kept."""
-        if any(p.kind == kind and p.index == index and (index is not None or p.message == message) for p in self.problems):
+        if any(
+            p.kind == kind and p.index == index and (index is not None or p.message == message) for p in self.problems
+        ):
             return
         self.problems.append(Problem(kind, message, index))
 
@@ -117,7 +119,9 @@ class DirectorySource:
             width = tile_width(0, index, size)
             data, exact = self._read("entries", index, width)
             if data is None:
-                report.add("missing", f"entry bundle {tile_path('entries', index, width)} is missing", index * TILE_WIDTH)
+                report.add(
+                    "missing", f"entry bundle {tile_path('entries', index, width)} is missing", index * TILE_WIDTH
+                )
                 return
             try:
                 bundle = decode_bundle(data)
@@ -214,7 +218,9 @@ def _classify(h: bytes, t: bytes, report: Report) -> None:
         if k >= n_h:
             report.add("deleted", f"entry {k} is missing", k)
         elif k in moved:
-            report.add("reordered", f"entry {k} holds what was committed at index {theirs[_hash_at(h, k)]} (reordered)", k)
+            report.add(
+                "reordered", f"entry {k} holds what was committed at index {theirs[_hash_at(h, k)]} (reordered)", k
+            )
         else:
             report.add("modified", f"entry {k} was modified: its hash is not the one committed", k)
     if len(changed) > MAX_LISTED:
@@ -252,7 +258,10 @@ def verify(
     latest = opened[-1][1]
     size = report.size = latest.size
     if quorum and len(latest.cosigners) < quorum:
-        report.add("witness", f"latest checkpoint (size {size}) has {len(latest.cosigners)} known cosignatures; policy needs {quorum}")
+        report.add(
+            "witness",
+            f"latest checkpoint (size {size}) has {len(latest.cosigners)} known cosignatures; policy needs {quorum}",
+        )
 
     # 2. entries -> leaf hashes
     leaves = bytearray()

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -88,7 +89,11 @@ class Witness:
         if not sep:
             return Reply(400, "no empty line between the proof and the checkpoint\n")
         lines = head.split("\n")
-        if not lines[0].startswith("old ") or not lines[0][4:].isdigit() or (lines[0][4:].startswith("0") and lines[0] != "old 0"):
+        if (
+            not lines[0].startswith("old ")
+            or not lines[0][4:].isdigit()
+            or (lines[0][4:].startswith("0") and lines[0] != "old 0")
+        ):
             return Reply(400, "first line must be `old <size>`\n")
         old = int(lines[0][4:])
         if len(lines) - 1 > MAX_PROOF_LINES:
@@ -114,7 +119,9 @@ class Witness:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute("SELECT size, root FROM witness_logs WHERE origin = ?", (checkpoint.origin,)).fetchone()
+                row = db.execute(
+                    "SELECT size, root FROM witness_logs WHERE origin = ?", (checkpoint.origin,)
+                ).fetchone()
                 size, root = (row[0], bytes(row[1])) if row else (0, merkle.EMPTY_ROOT)
                 if old != size:
                     db.execute("ROLLBACK")
@@ -172,8 +179,6 @@ def create_witness_app(witness: Witness) -> Starlette:
             body += chunk
             if len(body) > MAX_BODY:
                 return PlainTextResponse("body too large\n", status_code=413)
-        import anyio.to_thread
-
         reply = await anyio.to_thread.run_sync(witness.add_checkpoint, body)
         return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
@@ -195,7 +200,9 @@ class WitnessClient:
     """The log's side of add-checkpoint: remembers the witness's size, follows a 409, and
     keeps only cosignatures that verify under the configured witness key."""
 
-    def __init__(self, url: str, verifier: CosignatureVerifier, *, timeout: float = 5.0, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self, url: str, verifier: CosignatureVerifier, *, timeout: float = 5.0, http: httpx.Client | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.verifier = verifier
         self.size: int | None = None
@@ -222,7 +229,9 @@ class WitnessClient:
             good = [
                 s
                 for s in parse_signature_lines(reply.text)
-                if s.name == self.verifier.name and s.key_id == self.verifier.key_id and self.verifier.verify(text, s.signature)
+                if s.name == self.verifier.name
+                and s.key_id == self.verifier.key_id
+                and self.verifier.verify(text, s.signature)
             ]
             if not good:
                 raise WitnessError("reply holds no valid cosignature by the configured witness key")

@@ -192,7 +192,8 @@ class PostgresStore:
 
     def add_key(self, key: WrappedKey) -> WrappedKey:
         self._db.execute(
-            "INSERT INTO ledger_data_keys (kek, tenant, wrapped, created) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            "INSERT INTO ledger_data_keys (kek, tenant, wrapped, created) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
             (key.kek, key.tenant, key.wrapped, key.created),
         )
         current = self.current_key(key.tenant)
@@ -202,7 +203,9 @@ class PostgresStore:
     def retire_keys(self, tenant: str) -> list[str]:
         db = self._db
         with db.transaction():
-            names = [r[0] for r in db.execute("SELECT kek FROM ledger_data_keys WHERE tenant = %s FOR UPDATE", (tenant,))]
+            names = [
+                r[0] for r in db.execute("SELECT kek FROM ledger_data_keys WHERE tenant = %s FOR UPDATE", (tenant,))
+            ]
             db.execute(
                 "UPDATE ledger_data_keys SET wrapped = '\\x'::bytea, retired = coalesce(retired, %s) WHERE tenant = %s",
                 (time.time(), tenant),

@@ -111,7 +111,8 @@ class SqliteStore:
                 [(level, index, data) for (level, index), data in tiles.items()],
             )
             db.execute(
-                "INSERT INTO ledger_checkpoints (size, note, created) VALUES (?, ?, ?)", (new_size, checkpoint, time.time())
+                "INSERT INTO ledger_checkpoints (size, note, created) VALUES (?, ?, ?)",
+                (new_size, checkpoint, time.time()),
             )
             db.execute("COMMIT")
         except BaseException:
