@@ -177,21 +177,29 @@ async def _drive_client(kind: str, url: str, concurrency: int, requests: int, st
         await client.close()
 
 
-def client_bench(repeats: int = 3, requests: int = 1500, concurrencies: tuple[int, ...] = (16, 64)) -> list[dict[str, Any]]:
+def client_bench(
+    repeats: int = 3, requests: int = 1500, concurrencies: tuple[int, ...] = (16, 64),
+    waiter: harness.QuietWaiter | None = None,
+) -> list[dict[str, Any]]:
     import uvloop
 
+    waiter = waiter or harness.QuietWaiter(0)
     rows: list[dict[str, Any]] = []
     with harness.mock_upstream() as port:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         for stream in (False, True):
             for concurrency in concurrencies:
                 runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in CLIENTS}
+                others: list[float] = []
                 for _ in range(repeats):  # clients interleaved within each repeat
-                    for kind in CLIENTS:
-                        runs[kind].append(uvloop.run(_drive_client(kind, url, concurrency, requests, stream)))
+                    waiter.wait()
+                    with harness.OtherLoad() as background:
+                        for kind in CLIENTS:
+                            runs[kind].append(uvloop.run(_drive_client(kind, url, concurrency, requests, stream)))
+                    others.append(round(background.cores, 2))
                 for kind in CLIENTS:
                     rows.append({
-                        "client": kind, "stream": stream, "concurrency": concurrency,
+                        "client": kind, "stream": stream, "concurrency": concurrency, "other_processes_cores": others,
                         "rps": round(statistics.median(r["rps"] for r in runs[kind])),
                         "cpu_us_per_request": round(statistics.median(r["cpu_us_per_request"] for r in runs[kind])),
                     })
@@ -206,22 +214,25 @@ SERVERS = {
 }
 
 
-def server_bench(repeats: int = 3, requests: int = 3000) -> list[dict[str, Any]]:
+def server_bench(repeats: int = 3, requests: int = 3000, waiter: harness.QuietWaiter | None = None) -> list[dict[str, Any]]:
     """A minimal Starlette app under each server; medians over repeats."""
     import uvloop
 
+    waiter = waiter or harness.QuietWaiter(0)
     rows: list[dict[str, Any]] = []
     script = str(harness.ROOT / "bench" / "gateway_server.py")
     for name, args in SERVERS.items():
         with harness.gateway(None, [harness.PYTHON, script, "--app", "minimal", *args]) as gw:
             for concurrency in (1, 16, 64):
-                results = [
-                    uvloop.run(load.run_load(gw.url, concurrency=concurrency, requests=requests, stream=False,
-                                             time_limit_s=10))
-                    for _ in range(repeats)
-                ]
+                results, others = [], []
+                for _ in range(repeats):
+                    waiter.wait()
+                    with harness.OtherLoad() as background:
+                        results.append(uvloop.run(load.run_load(
+                            gw.url, concurrency=concurrency, requests=requests, stream=False, time_limit_s=10)))
+                    others.append(round(background.cores, 2))
                 rows.append({
-                    "server": name, "concurrency": concurrency,
+                    "server": name, "concurrency": concurrency, "other_processes_cores": others,
                     "rps": round(statistics.median(r.rps for r in results)),
                     "p50_ms": round(statistics.median(r.p50_ms for r in results), 3),
                     "p99_ms": round(statistics.median(r.p99_ms for r in results), 3),
@@ -232,8 +243,14 @@ def server_bench(repeats: int = 3, requests: int = 3000) -> list[dict[str, Any]]
 
 # -- report ----------------------------------------------------------------------------
 
-def run_choices(repeats: int = 3) -> dict[str, Any]:
-    return {"json_us": json_bench(), "clients": client_bench(repeats), "servers": server_bench(repeats)}
+def run_choices(repeats: int = 3, quiet_budget_s: float = 30.0) -> dict[str, Any]:
+    waiter = harness.QuietWaiter(quiet_budget_s)
+    return {
+        "json_us": json_bench(),
+        "clients": client_bench(repeats, waiter=waiter),
+        "servers": server_bench(repeats, waiter=waiter),
+        "waited_for_quiet_s": waiter.waited_s,
+    }
 
 
 def markdown(result: dict[str, Any]) -> str:

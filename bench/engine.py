@@ -18,6 +18,10 @@ hits them alike, and the median of the rounds is reported:
 
 The direct model lives in this process; the gateway in its own. They never generate at
 the same time. tokens/s = completion_tokens / wall time of the whole request.
+
+llama.cpp on all cores is very sensitive to other work on the machine (one descheduled
+thread stalls the others at every barrier), so each sample waits for a quiet moment
+(within a budget) and records how many cores other processes used while it ran.
 """
 
 from __future__ import annotations
@@ -130,10 +134,21 @@ def via_gateway_stream(gw: harness.Gateway, max_tokens: int) -> tuple[float, int
     return time.perf_counter() - started, tokens, "".join(parts), ttft
 
 
-def run_engine_bench(rounds: int = 5, max_tokens: int = 128) -> dict[str, Any]:
+def run_engine_bench(
+    rounds: int = 5, max_tokens: int = 128, threads: int | None = None, embeddings: bool = True,
+    quiet_budget_s: float = 30.0,
+) -> dict[str, Any]:
+    """`threads` None: os.cpu_count() on both sides, the engine's default; a number is set
+    on both sides too (in the gateway through the model's `n_threads`). `embeddings` False
+    drops the gateway's second (embedding) context, to see whether it costs generation."""
     from llama_cpp import Llama
 
-    threads = os.cpu_count() or 1
+    config = None
+    if threads is not None or not embeddings:
+        config = f"models:\n  - name: {MODEL}\n    engine: llamacpp\n    embeddings: {str(embeddings).lower()}\n"
+        if threads is not None:
+            config += f"    n_threads: {threads}\n"
+    threads = threads or os.cpu_count() or 1
     path = gguf_path()
     llm = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False)
     samples: dict[str, list[float]] = {"direct": [], "direct_as_engine": [], "gateway": [], "gateway_stream": []}
@@ -141,7 +156,9 @@ def run_engine_bench(rounds: int = 5, max_tokens: int = 128) -> dict[str, Any]:
     texts: dict[str, str] = {}
     tokens: dict[str, int] = {}
     load: list[float] = []
-    with harness.gateway(None) as gw:  # built-in defaults: the embedded model
+    others: dict[str, list[float]] = {name: [] for name in samples}
+    waiter = harness.QuietWaiter(quiet_budget_s)
+    with harness.gateway(config) as gw:  # None: built-in defaults, the embedded model
         # One unmeasured round: first calls pay for allocations and the chat template.
         direct_plain(llm, 8)
         via_gateway(gw, 8)
@@ -149,14 +166,17 @@ def run_engine_bench(rounds: int = 5, max_tokens: int = 128) -> dict[str, Any]:
         for i in range(rounds):
             load.append(os.getloadavg()[0])
             for name in order[i % 4:] + order[: i % 4]:  # rotate, so no path always runs first
-                if name == "gateway_stream":
-                    elapsed, count, text, ttft = via_gateway_stream(gw, max_tokens)
-                    ttfts.append(ttft * 1000)
-                elif name == "gateway":
-                    elapsed, count, text = via_gateway(gw, max_tokens)
-                else:
-                    elapsed, count, text = (direct_plain if name == "direct" else direct_as_engine)(llm, max_tokens)
+                waiter.wait()
+                with harness.OtherLoad() as background:
+                    if name == "gateway_stream":
+                        elapsed, count, text, ttft = via_gateway_stream(gw, max_tokens)
+                        ttfts.append(ttft * 1000)
+                    elif name == "gateway":
+                        elapsed, count, text = via_gateway(gw, max_tokens)
+                    else:
+                        elapsed, count, text = (direct_plain if name == "direct" else direct_as_engine)(llm, max_tokens)
                 samples[name].append(count / elapsed)
+                others[name].append(round(background.cores, 2))
                 texts[name], tokens[name] = text, count
     medians = {name: round(statistics.median(values), 1) for name, values in samples.items()}
     # Each round's paths ran back to back, so a per-round ratio cancels slow drifts in
@@ -167,6 +187,7 @@ def run_engine_bench(rounds: int = 5, max_tokens: int = 128) -> dict[str, Any]:
     }
     return {
         "model_file": path.name,
+        "gateway_embeddings_context": embeddings,
         "n_ctx": N_CTX,
         "n_threads": threads,
         "max_tokens": max_tokens,
@@ -178,6 +199,8 @@ def run_engine_bench(rounds: int = 5, max_tokens: int = 128) -> dict[str, Any]:
         "gateway_stream_ttft_ms_median": round(statistics.median(ttfts), 1),
         "median_paired_ratio_vs_direct": paired,
         "loadavg_1m": load,
+        "other_processes_cores": others,
+        "waited_for_quiet_s": waiter.waited_s,
     }
 
 
@@ -188,7 +211,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Embedded engine: {result['model_file']}, n_ctx {result['n_ctx']}, n_threads {result['n_threads']}, "
         f"temperature 0, max_tokens {result['max_tokens']}; median of {result['rounds']} interleaved rounds. "
-        f"Same generated text on every path: {'yes' if result['same_text'] else 'NO'}.",
+        f"Same generated text on every path: {'yes' if result['same_text'] else 'NO'}. "
+        f"Other processes used up to {max(max(v) for v in result['other_processes_cores'].values()):.2f} cores "
+        f"during a sample (median {statistics.median(x for v in result['other_processes_cores'].values() for x in v):.2f}).",
         "",
         "| path | tokens/s (median) | ratio of medians | median of per-round ratios |",
         "| --- | ---: | ---: | ---: |",
@@ -207,9 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Embedded engine tokens/s: gateway vs llama-cpp-python direct.")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, help="n_threads on both sides (default: os.cpu_count())")
+    parser.add_argument("--no-embeddings", action="store_true", help="gateway model without its embedding context")
+    parser.add_argument("--quiet-budget", type=float, default=30.0, help="seconds to wait, in all, for a quiet machine")
     parser.add_argument("--json", help="also write the raw result here")
     args = parser.parse_args(argv)
-    result = run_engine_bench(args.rounds, args.max_tokens)
+    result = run_engine_bench(
+        args.rounds, args.max_tokens, args.threads, embeddings=not args.no_embeddings, quiet_budget_s=args.quiet_budget
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     print(markdown(result))

@@ -74,9 +74,10 @@ def _median(runs: list[dict[str, Any]], field: str) -> float:
     return round(statistics.median(r[field] for r in runs), 3)
 
 
-def overhead(variants: list[str], repeats: int, time_limit_s: float) -> dict[str, Any]:
+def overhead(variants: list[str], repeats: int, time_limit_s: float, quiet_budget_s: float = 30.0) -> dict[str, Any]:
     """Direct vs through each gateway variant; medians over `repeats`."""
     results: dict[str, Any] = {}
+    waiter = harness.QuietWaiter(quiet_budget_s)
     with harness.mock_upstream() as upstream:
         direct_url = f"http://127.0.0.1:{upstream}/v1/chat/completions"
         for name in variants:
@@ -86,13 +87,15 @@ def overhead(variants: list[str], repeats: int, time_limit_s: float) -> dict[str
                 for _ in range(repeats):
                     for stream in (False, True):
                         for c in CONCURRENCY:
-                            cell = cells.setdefault((stream, c), {"direct": [], "gateway": [], "loadavg": []})
-                            cell["loadavg"].append(os.getloadavg()[0])
-                            cell["direct"].append(_measure(direct_url, None, c, stream, time_limit_s))
-                            cell["gateway"].append(_measure(gw.url, gw.key, c, stream, time_limit_s))
+                            cell = cells.setdefault((stream, c), {"direct": [], "gateway": [], "others": []})
+                            waiter.wait()
+                            with harness.OtherLoad() as background:
+                                cell["direct"].append(_measure(direct_url, None, c, stream, time_limit_s))
+                                cell["gateway"].append(_measure(gw.url, gw.key, c, stream, time_limit_s))
+                            cell["others"].append(round(background.cores, 2))
             rows = []
             for (stream, c), cell in cells.items():
-                row: dict[str, Any] = {"stream": stream, "concurrency": c, "loadavg_1m": cell["loadavg"]}
+                row: dict[str, Any] = {"stream": stream, "concurrency": c, "other_processes_cores": cell["others"]}
                 for side in ("direct", "gateway"):
                     for field in ("rps", "p50_ms", "p99_ms") + (("ttft_p50_ms", "ttft_p99_ms") if stream else ()):
                         row[f"{side}_{field}"] = _median(cell[side], field)
@@ -103,6 +106,7 @@ def overhead(variants: list[str], repeats: int, time_limit_s: float) -> dict[str
                 row["goal_met"] = row["added_p50_ms"] <= P50_GOAL_MS and row["added_p99_ms"] <= P99_GOAL_MS
                 rows.append(row)
             results[name] = rows
+    results["waited_for_quiet_s"] = waiter.waited_s
     return results
 
 
@@ -112,7 +116,12 @@ def overhead_markdown(results: dict[str, Any], repeats: int) -> str:
         f"streams carry {STREAM_CHUNKS} content chunks; for streams the latency compared is the time to "
         f"the first content chunk, TTFT). Goal: added p50 ≤ {P50_GOAL_MS:g} ms and p99 ≤ {P99_GOAL_MS:g} ms.",
     ]
+    others = [x for name, rows in results.items() if name in VARIANTS for row in rows for x in row["other_processes_cores"]]
+    lines.append(f"Other processes on the machine used {statistics.median(others):.2f} cores in the median "
+                 f"measurement (max {max(others):.2f}).")
     for name, rows in results.items():
+        if name not in VARIANTS:
+            continue
         lines += [
             "", f"**{VARIANTS[name][0]}**", "",
             "| mode | conc. | direct req/s | gateway req/s | direct p50 / p99 ms | gateway p50 / p99 ms "
@@ -140,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (medians reported)")
     parser.add_argument("--engine-rounds", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=5.0, help="seconds per load run at most")
+    parser.add_argument("--quiet-budget", type=float, default=30.0,
+                        help="seconds each suite may wait for the rest of the machine to go quiet")
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args(argv)
     suites = args.only or ["overhead", "engine", "choices"]
@@ -157,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# Souverain benchmarks, {report['started']}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n",
           flush=True)
     if "overhead" in suites:
-        report["overhead"] = overhead(variants, args.repeats, args.time_limit)
+        report["overhead"] = overhead(variants, args.repeats, args.time_limit, args.quiet_budget)
         print("## Gateway overhead\n\n" + overhead_markdown(report["overhead"], args.repeats) + "\n", flush=True)
     if "engine" in suites:
-        report["engine"] = engine.run_engine_bench(args.engine_rounds)
+        report["engine"] = engine.run_engine_bench(args.engine_rounds, quiet_budget_s=args.quiet_budget)
         print("## Embedded engine\n\n" + engine.markdown(report["engine"]) + "\n", flush=True)
     if "choices" in suites:
-        report["choices"] = choices.run_choices(args.repeats)
+        report["choices"] = choices.run_choices(args.repeats, args.quiet_budget)
         print("## Component choices\n\n" + choices.markdown(report["choices"]) + "\n", flush=True)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     print(f"Total time: {report['elapsed_s']:.0f} s; load average at the end: "
