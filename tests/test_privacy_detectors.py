@@ -298,3 +298,14 @@ def test_findings_hide_values_from_repr_and_dicts() -> None:
 ])
 def test_lookalikes_do_not_fire(text: str) -> None:
     assert found(text) == []
+
+
+def test_unknown_capitalised_pair_is_below_the_default_threshold() -> None:
+    from souverain.privacy import Scanner, ScannerConfig
+
+    text = "Le dossier est chez Xavière Qzulnik depuis lundi."
+    assert "PERSON" not in types(text)
+    low = Scanner(ScannerConfig(thresholds={"PERSON": 0.4})).scan(text)
+    assert [(f.type, f.value, f.validator) for f in low] == [("PERSON", "Xavière Qzulnik", "capitalised pair")]
+    # not at the start of a sentence, where any word is capitalised
+    assert Scanner(ScannerConfig(thresholds={"PERSON": 0.4})).scan("Xavière Qzulnik est là.") == []

@@ -16,8 +16,9 @@ identifiers of the other member states), mixing:
 - hard negatives that look like identifiers: the same sentences with a near-miss number
   (one character changed, so the check fails), order and invoice numbers, EAN-13 codes,
   hashes, UUIDs, tracking numbers, build numbers, timestamps, and dates that are not
-  dates of birth; and capitalised words that are no person: Faker company names (often
-  built from surnames: "Dupont et Fils") and city names;
+  dates of birth; bare random numbers of identifier lengths in the same context-free
+  sentences that carry 20% of the identifiers; and capitalised words that are no person:
+  Faker company names (often built from surnames: "Dupont et Fils") and city names;
 - filler from Faker's sentence() for the locale;
 - evasion variants on ~15% of the values: zero-width characters, soft hyphens,
   full-width digits, NBSP separators, Cyrillic homoglyphs.
@@ -407,6 +408,11 @@ def build(n_messages: int = 2400, seed: int = 1, names: str = "faker", evasion_r
             sentences.append((rng.choice(SENT[lang][kind]), type_, value, True))
         for _ in range(rng.randrange(1, 3)):
             sentences.append((rng.choice(SENT[lang]["neg_order"]), None, rng.choice(negs)(), True))
+        if rng.random() < 0.3:
+            # a bare number of an identifier's length in the very sentence a context-free
+            # identifier gets: nothing but the check can tell them apart
+            digits = "".join(rng.choice(string.digits) for _ in range(rng.choice([9, 10, 11, 13])))
+            sentences.append((rng.choice(SENT[lang]["noctx"]), None, digits, False))
         if rng.random() < 0.4:
             sentences.append((rng.choice(SENT[lang]["neg_date"]), None, vals.dob(lang), True))
         if rng.random() < 0.5:  # company and city names: capitalised words that are no person

@@ -255,7 +255,8 @@ def _phone(doc: Doc, written: str, body: str, plus: bool, has_ctx: bool) -> floa
     if body.startswith("0") and 9 <= len(body) <= 12:
         for region in doc.phone_regions or DEFAULT_PHONE_REGIONS:
             if _valid_national(body, region):
-                return 0.9 if has_ctx else 0.6
+                # without a telephone word, only a number written as one ("06 12 34 56 78")
+                return 0.9 if has_ctx else (0.6 if not written.strip().isdigit() else 0.45)
         return 0.0
     if has_ctx and 8 <= len(body) <= 11:
         for region in _NO_TRUNK_REGIONS:

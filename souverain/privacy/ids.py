@@ -143,7 +143,7 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("HR_OIB", _s(r"\d{11}"), hr_oib.is_valid, WEAK, "stdnum.hr.oib"),
     IdScheme("BG_EGN", _s(r"\d{10}"), bg_egn.is_valid, MEDIUM, "stdnum.bg.egn"),
     IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
-             layout=_s(r"\d{4} ?\d{6}")),
+             layout=_s(r"\d{4} \d{6}")),
     IdScheme("CZ_RC", _s(r"\d{9,10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc",
              layout=_s(r"\d{6}/\d{3,4}")),
     IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer",

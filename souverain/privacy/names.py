@@ -202,6 +202,15 @@ def _run_hits(text: str, run: list[_Tok]) -> Iterator[Hit]:
         yield from _segment_hits(text, seg, triggered)
 
 
+def _sentence_start(text: str, start: int) -> bool:
+    """True when nothing but spaces and quotes sits between the previous sentence end
+    (or the start of the text) and `start`."""
+    k = start - 1
+    while k >= 0 and text[k] in " \t\"'«“„(":
+        k -= 1
+    return k < 0 or text[k] in ".!?:\n"
+
+
 def _trigger_before(text: str, start: int) -> str | None:
     """The trigger phrase that ends right before `start`, if any: the last one, two or
     three words looked up in a set (no regex)."""
@@ -263,6 +272,13 @@ def _segment_hits(text: str, seg: list[_Tok], triggered: bool) -> Iterator[Hit]:
             continue
         if f & LAST and not f & WORD and j < n and seg[j][3] & FIRST and not seg[j][3] & WORD:
             yield Hit("PERSON", seg[i][0], seg[j][1], 0.85, "last + first name lists")
+            i = j + 1
+            continue
+        if (j < n and not f & WORD and not seg[j][3] & WORD and seg[i][1] - seg[i][0] > 2
+                and seg[j][1] - seg[j][0] > 2 and not _sentence_start(text, seg[i][0])):
+            # two capitalised words in mid-sentence, neither a common word: a name the
+            # lists do not know ("avec Xavière Qzulnik"), or a place or company
+            yield Hit("PERSON", seg[i][0], seg[j][1], 0.45, "capitalised pair")
             i = j + 1
             continue
         if n == 1 and not f & WORD:
