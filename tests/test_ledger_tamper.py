@@ -122,6 +122,14 @@ def test_forked_checkpoint_cannot_both_be_true(log: Any) -> None:
     assert any(p.kind == "fork" and "two different roots" in p.message for p in report.problems), report.problems
 
 
+def test_empty_checkpoint_with_a_root(log: Any) -> None:
+    ledger, store = log
+    bogus = sign_checkpoint(Checkpoint(ledger.origin, 0, merkle.leaf_hash(b"x")), ledger.signer)
+    sql(store, "UPDATE ledger_checkpoints SET note = ? WHERE size = 0", (bogus,))
+    report = verify(StoreSource(store), ledger.verifier)
+    assert kinds(report) == {("fork", 0)}, report.problems
+
+
 def test_altered_checkpoint_signature(log: Any) -> None:
     ledger, store = log
     (note,) = sql(store, "SELECT note FROM ledger_checkpoints WHERE size = ?", (250,))[0]

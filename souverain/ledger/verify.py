@@ -295,7 +295,10 @@ def verify(
     def h_root(n: int) -> bytes | None:
         return h_tree.root(n) if n <= h_tree.size else None
 
-    entries_match = {cp.size: h_root(cp.size) == cp.root for _, cp in opened}
+    for label, cp in opened:
+        if cp.size == 0 and cp.root != merkle.EMPTY_ROOT:
+            report.add("fork", f"{label}: a checkpoint of size 0 must have the empty tree's root", 0)
+    entries_match = {cp.size: h_root(cp.size) == cp.root for _, cp in opened if cp.size > 0}
     if not all(entries_match.values()):
         if tiles_good and committed is not None:
             _classify(bytes(leaves), committed, report)
