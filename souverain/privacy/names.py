@@ -84,11 +84,11 @@ klant|customer|employee|mitarbeiter|mitarbeiterin|salarié|salariée|dipendente|
 pracownik|pracownica|titulaire|kontoinhaber|intestatario|titular|rekeninghouder|właściciel|account holder|
 signed|signé|gez.|unterschrift|firmato|firmado|getekend|podpisano|contact person|ansprechpartner|
 interlocuteur|referente|persona de contacto|contactpersoon|osoba kontaktowa|
-from|von|de|da|van|od|with|mit|avec|con|met|z|for|für|pour|per|para|voor|dla|by|par
+from|od|with|mit|avec|con|met|z|for|für|pour|per|para|voor|dla|by|par
 """.replace("\n", "").split("|"))
 _TRIGGER_LEN = max(len(t.split()) for t in _TRIGGERS)
 _WEAK_TRIGGERS = frozenset(
-    "i am|i'm|this is|je suis|ich bin|sono|soy|ik ben|jestem|sou|from|von|de|da|van|od|with|mit|avec|con|met|z|"
+    "i am|i'm|this is|je suis|ich bin|sono|soy|ik ben|jestem|sou|from|od|with|mit|avec|con|met|z|"
     "for|für|pour|per|para|voor|dla|by|par".split("|")
 )
 _TRIM = " \t:,"
@@ -121,7 +121,7 @@ _TRIGGER_WORDS = frozenset(
 _ORG_AFTER = frozenset("""
 gmbh gbr mbh ek e.k ev e.v ag kg ohg se ug sa sas sarl sàrl sa. spa s.p.a srl s.r.l sl slu s.l s.a s.a.s bv b.v nv n.v ltd llc inc plc
 oy oyj ab as aps a/s kft zrt sro s.r.o spółka sp co cie fils figli hermanos asociados partner partners
-group gruppe groupe gruppo grupo holding bank banque banca banco ville town city stadt platz strasse straße
+group groep gruppe groupe gruppo grupo grupa holding bank banque banca banco ville town city stadt platz strasse straße
 street road rue avenue via calle straat ulica institute institut instituto istituto university universität
 université università universidad foundation stiftung fondation fondazione fundación
 """.split())
@@ -274,7 +274,7 @@ def _segment_hits(text: str, seg: list[_Tok], triggered: bool) -> Iterator[Hit]:
             yield Hit("PERSON", seg[i][0], seg[j][1], 0.85, "last + first name lists")
             i = j + 1
             continue
-        if (j < n and not f & WORD and not seg[j][3] & WORD and seg[i][1] - seg[i][0] > 2
+        if (j < n and f == 0 and seg[j][3] == 0 and seg[i][1] - seg[i][0] > 2
                 and seg[j][1] - seg[j][0] > 2 and not _sentence_start(text, seg[i][0])):
             # two capitalised words in mid-sentence, neither a common word: a name the
             # lists do not know ("avec Xavière Qzulnik"), or a place or company
