@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 from souverain.errors import Unauthorized
 
 PREFIX = "sk-sv-"
-SCOPES = ("inference", "admin")
+# inference: /v1; auditor: the ledger's entries (auditor scope); admin: everything.
+SCOPES = ("inference", "auditor", "admin")
+TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ class KeyStore:
         models: list[str] | None = None,
     ) -> tuple[str, KeyInfo]:
         """Make a key; the full token is returned here and never again."""
+        if not TENANT.fullmatch(tenant):
+            raise ValueError(f"tenant {tenant!r} must be letters, digits and . _ : / @ + - (starting with a letter or digit)")
         for scope in scopes:
             if scope not in SCOPES:
                 raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")

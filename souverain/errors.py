@@ -105,5 +105,11 @@ class EngineUnavailable(GatewayError):
     code = "engine_not_ready"
 
 
+class LedgerUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "ledger_unavailable"
+
+
 class ConfigError(Exception):
     """A configuration file is invalid; the message names the file, line and key."""

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from souverain.api import errors, handlers
 from souverain.auth import KeyStore
 from souverain.config import Config
 from souverain.engines import Engine, build_engine
-from souverain.errors import GatewayError
+from souverain.errors import Forbidden, GatewayError
+from souverain.ledger import Ledger
+from souverain.ledger.http import routes as ledger_routes
 from souverain.metrics import Metrics
 from souverain.pipeline import Pipeline
+
+log = logging.getLogger("souverain.api")
 
 
 @dataclass
@@ -29,14 +36,36 @@ class Gateway:
 
     config: Config
     keys: KeyStore
+    ledger: Ledger | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
     started_at: int = field(default_factory=lambda: int(time.time()))
+    _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if not self.engines:
             self.engines = {m.name: build_engine(m) for m in self.config.models}
         self.metrics = Metrics(lambda: self.engines)
-        self.pipeline = Pipeline(self.keys, self.engines, self.metrics)
+        self.pipeline = Pipeline(self.keys, self.engines, self.metrics, self.ledger)
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` in the background, kept referenced until done; errors are logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task failed: %s", task.exception())
+
+    async def authorize_ledger(self, request: Request, scope: str) -> None:
+        """Checkpoints, proofs and tiles (hashes only) are open to anyone who can reach the
+        gateway, as tlog-tiles clients expect; entries need an auditor or admin key."""
+        if scope == "ledger:read":
+            return
+        principal = self.keys.authenticate(request.headers.get("authorization"))
+        if not principal.scopes & {"auditor", "admin"}:
+            raise Forbidden("reading ledger entries needs an API key with the auditor scope", code="insufficient_scope")
 
 
 async def healthz(request: Request) -> Response:
@@ -63,11 +92,17 @@ def create_app(gateway: Gateway) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         for engine in gateway.engines.values():
             await engine.start()
+        if gateway.ledger is not None:
+            await gateway.ledger.start()
         try:
             yield
         finally:
             for engine in gateway.engines.values():
                 await engine.close()
+            if gateway._background:
+                await asyncio.wait(list(gateway._background), timeout=5)
+            if gateway.ledger is not None:
+                await gateway.ledger.stop()
 
     routes = [
         Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
@@ -78,6 +113,8 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if gateway.ledger is not None:
+        routes.append(Mount("/ledger", routes=ledger_routes(gateway.ledger, gateway.authorize_ledger)))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -25,8 +25,8 @@ from souverain.api.dialects import Dialect
 from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
-from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, PayloadTooLarge
-from souverain.pipeline import Decision
+from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, LedgerUnavailable, PayloadTooLarge
+from souverain.pipeline import Decision, Facts
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -87,12 +87,15 @@ async def until_disconnect(request: Request, work: Awaitable[T], timeout: float)
     return task.result()
 
 
-def _decision_headers(decision: Decision, dialect: Dialect) -> dict[str, str]:
-    return {
+def _decision_headers(decision: Decision, dialect: Dialect, ledger_index: int | None = None) -> dict[str, str]:
+    headers = {
         "x-souverain-model": decision.model,
         "x-souverain-engine": decision.engine.kind,
         "x-souverain-dialect": dialect.name,
     }
+    if ledger_index is not None:
+        headers[LEDGER_HEADER] = str(ledger_index)
+    return headers
 
 
 def _budget_from_header(request: Request, chat: ChatRequest) -> ChatRequest:
@@ -104,24 +107,26 @@ def _budget_from_header(request: Request, chat: ChatRequest) -> ChatRequest:
     return msgspec.structs.replace(chat, reasoning_budget_tokens=int(raw))
 
 
+LEDGER_HEADER = "x-souverain-ledger-index"
+
+
 @speaks_dialect
 async def chat_completions(request: Request) -> Response:
     gw = request.app.state.gateway
-    started = time.perf_counter()
-    model, status, streaming = "-", 500, False
+    facts = Facts("chat")
+    body: bytes | None = None
     try:
-        principal = gw.pipeline.authenticate(request.headers.get("authorization"))
+        facts.principal = gw.pipeline.authenticate(request.headers.get("authorization"))
         body = await read_body(request, gw.config.server.max_body_bytes)
         parsed = decode(body, ChatRequest)
         dialect = request.state.dialect = dialects.refine(request.state.dialect, request.headers, parsed)
         chat = _budget_from_header(request, parsed.normalise())
-        model = chat.model
+        facts.model = chat.model
         if chat.stream:
-            decision, chunks = await gw.pipeline.chat_stream(principal, chat)
+            decision, chunks = await gw.pipeline.chat_stream(facts.principal, chat)
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-            streaming = True  # _sse observes the request when the stream ends
             return StreamingResponse(
-                _sse(chunks, dialect, include_usage, gw, model, started),
+                _sse(chunks, dialect, include_usage, gw, facts, body),
                 media_type="text/event-stream",
                 headers={
                     **_decision_headers(decision, dialect),
@@ -130,38 +135,80 @@ async def chat_completions(request: Request) -> Response:
                 },
             )
         decision, result = await until_disconnect(
-            request, gw.pipeline.chat(principal, chat), gw.config.server.request_timeout_s
+            request, gw.pipeline.chat(facts.principal, chat), gw.config.server.request_timeout_s
         )
-        status = 200
-        return Response(
-            _encode(dialect.completion(result)), media_type=JSON, headers=_decision_headers(decision, dialect)
-        )
+        payload = _encode(dialect.completion(result))
+        facts.usage = result.get("usage") or {}
+        index = await gw.pipeline.record(facts, request=body, response=payload)
+        gw.metrics.observe("chat", facts.model or "-", 200, time.perf_counter() - facts.started)
+        return Response(payload, media_type=JSON, headers=_decision_headers(decision, dialect, index))
     except GatewayError as exc:
-        status = exc.status
+        await _record_failure(gw, facts, exc, body)
         raise
-    finally:
-        if not streaming:
-            gw.metrics.observe("chat", model, status, time.perf_counter() - started)
+    except asyncio.CancelledError:
+        _record_cancelled(gw, facts, body)
+        raise
+
+
+def _record_cancelled(gw: Any, facts: Facts, body: bytes | None) -> None:
+    """The client left (or the task was cancelled): record that in the background, since
+    this task can no longer wait."""
+    facts.status, facts.decision, facts.reasons = 499, "cancelled", ["client disconnected before the answer was complete"]
+    gw.spawn(gw.pipeline.record(facts, request=body, response=None))
+
+
+async def _record_failure(gw: Any, facts: Facts, exc: GatewayError, body: bytes | None) -> None:
+    """A refused or failed request is recorded too; a ledger failure here is only logged,
+    since the client is already getting an error."""
+    gw.metrics.observe(facts.endpoint, facts.model or "-", exc.status, time.perf_counter() - facts.started)
+    if isinstance(exc, LedgerUnavailable):
+        return
+    facts.failed(exc)
+    try:
+        await gw.pipeline.record(facts, request=body, response=None)
+    except LedgerUnavailable:
+        pass
 
 
 async def _sse(
-    chunks: AsyncIterator[dict[str, Any]], dialect: Dialect, include_usage: bool, gw: Any, model: str, started: float
+    chunks: AsyncIterator[dict[str, Any]], dialect: Dialect, include_usage: bool, gw: Any, facts: Facts, body: bytes
 ) -> AsyncIterator[bytes]:
-    """Server-sent events in OpenAI's framing (Mistral's is the same). An error after the
-    first byte can no longer change the status, so it is sent as a final `error` event."""
-    status = 200
+    """Server-sent events in OpenAI's framing (Mistral's is the same).
+
+    Content chunks go out as they come. The final chunk (the one with `usage`) waits until
+    the ledger has the request, then carries `souverain.ledger_index`; the response digest
+    covers the data events as they were before that field was added. An error after the
+    first byte can no longer change the status, so it is sent as a final `error` event.
+    """
+    sent: list[bytes] = []
     try:
+        final: dict[str, Any] | None = None
         async for chunk in chunks:
-            yield b"data: " + _encode(dialect.chunk(chunk)) + b"\n\n"
-            if include_usage and chunk.get("usage"):
-                yield b"data: " + _encode({**chunk, "choices": []}) + b"\n\n"
+            if chunk.get("usage"):
+                final = chunk
+                continue
+            data = _encode(dialect.chunk(chunk))
+            sent.append(data)
+            yield b"data: " + data + b"\n\n"
+        tail = [dialect.chunk(final)] if final else []
+        if final and include_usage:
+            tail.append({**tail[0], "choices": []})
+        facts.usage = (final or {}).get("usage") or {}
+        index = await gw.pipeline.record(facts, request=body, response=b"".join(sent + [_encode(c) for c in tail]))
+        for chunk in tail:
+            if index is not None:
+                chunk = {**chunk, "souverain": {"ledger_index": index}}
+            yield b"data: " + _encode(chunk) + b"\n\n"
         yield b"data: [DONE]\n\n"
+        gw.metrics.observe("chat", facts.model, 200, time.perf_counter() - facts.started)
     except GatewayError as exc:
-        status = exc.status
+        await _record_failure(gw, facts, exc, body)
         yield b"data: " + error_body(exc.message, exc.type, exc.param, exc.code) + b"\n\n"
+    except (asyncio.CancelledError, GeneratorExit):
+        _record_cancelled(gw, facts, body)
+        raise
     finally:
         await chunks.aclose()
-        gw.metrics.observe("chat", model, status, time.perf_counter() - started)
 
 
 @speaks_dialect
@@ -209,15 +256,15 @@ def _model_card(name: str, gw: Any) -> dict[str, Any]:
 @speaks_dialect
 async def embeddings(request: Request) -> Response:
     gw = request.app.state.gateway
-    started = time.perf_counter()
-    model, status = "-", 500
+    facts = Facts("embeddings")
+    body: bytes | None = None
     try:
-        principal = gw.pipeline.authenticate(request.headers.get("authorization"))
+        facts.principal = gw.pipeline.authenticate(request.headers.get("authorization"))
         body = await read_body(request, gw.config.server.max_body_bytes)
         req = decode(body, EmbeddingRequest)
-        model = req.model
+        facts.model = req.model
         vectors, tokens = await until_disconnect(
-            request, gw.pipeline.embed(principal, req.model, req.texts()), gw.config.server.request_timeout_s
+            request, gw.pipeline.embed(facts.principal, req.model, req.texts()), gw.config.server.request_timeout_s
         )
         dimensions = req.target_dimensions()
         if dimensions is not None:
@@ -228,20 +275,20 @@ async def embeddings(request: Request) -> Response:
             {"object": "embedding", "index": i, "embedding": _encode_vector(v, req.encoding_format)}
             for i, v in enumerate(vectors)
         ]
-        status = 200
-        payload = {
-            "id": "emb-" + secrets.token_hex(12),
-            "object": "list",
-            "data": data,
-            "model": req.model,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
-        }
-        return Response(_encode(payload), media_type=JSON)
+        facts.usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
+        payload = _encode(
+            {"id": "emb-" + secrets.token_hex(12), "object": "list", "data": data, "model": req.model, "usage": facts.usage}
+        )
+        index = await gw.pipeline.record(facts, request=body, response=payload)
+        gw.metrics.observe("embeddings", facts.model, 200, time.perf_counter() - facts.started)
+        headers = {LEDGER_HEADER: str(index)} if index is not None else {}
+        return Response(payload, media_type=JSON, headers=headers)
     except GatewayError as exc:
-        status = exc.status
+        await _record_failure(gw, facts, exc, body)
         raise
-    finally:
-        gw.metrics.observe("embeddings", model, status, time.perf_counter() - started)
+    except asyncio.CancelledError:
+        _record_cancelled(gw, facts, body)
+        raise
 
 
 def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:

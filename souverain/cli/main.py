@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = with_config(keys.add_parser("create", help="create a key and print it once"))
     create.add_argument("--name", required=True, help="what the key is for")
     create.add_argument("--tenant", default="default")
-    create.add_argument("--scope", action="append", choices=["inference", "admin"], help="repeatable; default inference")
+    create.add_argument("--scope", action="append", choices=["inference", "auditor", "admin"], help="repeatable; default inference")
     create.add_argument("--model", action="append", help="limit the key to this model (repeatable); default all")
     create.set_defaults(func=cmd_keys_create)
     listing = with_config(keys.add_parser("list", help="list keys (never their secrets)"))
@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_config_schema)
     from souverain.cli.privacy import add_parser as add_privacy_parser
     add_privacy_parser(sub)
+    from souverain.ledger.cli import add_parser as add_ledger_parser, add_witness_parser
+
+    add_ledger_parser(sub)
+    add_witness_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ import uvicorn
 from souverain.api.app import Gateway, create_app
 from souverain.auth import KeyStore
 from souverain.config import Config
+from souverain.ledger import Ledger
 from souverain.state import connect, state_dir
 
 
@@ -48,7 +49,15 @@ def serve(config: Config) -> int:
             flush=True,
         )
     print(f"souverain: listening on {base}", flush=True)
-    gateway = Gateway(config=config, keys=keys)
+    ledger = None
+    if config.ledger.enabled:
+        try:
+            ledger = Ledger.open(config.ledger, state_dir=directory)
+        except Exception as exc:
+            print(f"souverain: cannot open the ledger: {exc}", file=sys.stderr)
+            return 1
+        print(f"souverain: ledger {ledger.origin} ({type(config.ledger.store).__name__}); verifier key {ledger.vkey}", flush=True)
+    gateway = Gateway(config=config, keys=keys, ledger=ledger)
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(gateway),

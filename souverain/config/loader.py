@@ -19,6 +19,7 @@ import yaml
 
 from souverain.config.schema import Config, OpenAIHTTPModel
 from souverain.errors import ConfigError
+from souverain.ledger.config import PostgresStoreConfig
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
@@ -153,9 +154,41 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
                     f"{filename}:{line}: models[{i}].base_url: air gap is on and {parts.hostname!r} is not a local "
                     "host; add it to air_gap.allowed_hosts if the organisation runs it, or set air_gap.enabled: false"
                 )
+    if config.air_gap.enabled:
+        _check_ledger_hosts(config, filename, root)
     if not config.models:
         _, line = _locate(root, ["models"])
         raise ConfigError(f"{filename}:{line}: models: at least one model is required")
+
+
+def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """The ledger's outbound connections (witnesses, PostgreSQL) obey the air gap too."""
+    allowed = config.air_gap.allowed_hosts
+    for i, witness in enumerate(config.ledger.witnesses):
+        host = urlsplit(witness.url).hostname or ""
+        if not is_local_host(host, allowed):
+            _, line = _locate(root, ["ledger", "witnesses", i, "url"])
+            raise ConfigError(
+                f"{filename}:{line}: ledger.witnesses[{i}].url: air gap is on and {host!r} is not a local host; "
+                "add it to air_gap.allowed_hosts"
+            )
+    store = config.ledger.store
+    if isinstance(store, PostgresStoreConfig):
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            hosts = str(conninfo_to_dict(store.dsn).get("host") or "").split(",")
+        except Exception as exc:
+            _, line = _locate(root, ["ledger", "store", "dsn"])
+            raise ConfigError(f"{filename}:{line}: ledger.store.dsn: not a PostgreSQL connection string: {exc}") from None
+        for host in hosts:
+            # Empty or a directory: a Unix socket on this machine.
+            if host and not host.startswith("/") and not is_local_host(host, allowed):
+                _, line = _locate(root, ["ledger", "store", "dsn"])
+                raise ConfigError(
+                    f"{filename}:{line}: ledger.store.dsn: air gap is on and {host!r} is not a local host; "
+                    "add it to air_gap.allowed_hosts"
+                )
 
 
 def is_local_host(host: str, allowed: list[str]) -> bool:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import Meta
 
+from souverain.ledger.config import LedgerConfig
+
 Port = Annotated[int, Meta(ge=0, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
@@ -128,6 +130,9 @@ class Config(Base):
     # directory. Overridden by the SOUVERAIN_STATE_DIR environment variable.
     state_dir: str = ".souverain"
     air_gap: AirGapConfig = msgspec.field(default_factory=AirGapConfig)
+    # The tamper-evident request ledger (docs/ledger.md). On by default: SQLite in the
+    # state directory, a file key provider; set enabled: false to run without one.
+    ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=lambda: [LlamaCppModel(name="smollm2-135m-instruct")])
 
 
