@@ -5,7 +5,7 @@
 Measures CPU time per call (median of repeats, thread time, so other load on the machine
 matters less) on the 1 KB messages of run.py, for the same work done three ways:
 
-1. the digit-run scan that starts every number check (`detectors._NUM`): `re` vs RE2
+1. the digit-run scan that starts every number check (`numbers._NUM`): `re` vs RE2
    (google-re2; without the one lookahead, which RE2 lacks);
 2. finding name-list words: the scanner's capitalised-word regex plus one dict lookup
    per word, vs an Aho-Corasick automaton (pyahocorasick) over the lower-cased text with
@@ -26,7 +26,7 @@ import ahocorasick
 import re2
 
 from bench.privacy.run import PII_FREE_1KB, TYPICAL_1KB
-from souverain.privacy import context, detectors, names
+from souverain.privacy import context, names, numbers
 
 
 def cpu_us(fn: Callable[[], object], n: int = 300, repeat: int = 7) -> float:
@@ -45,7 +45,7 @@ def main() -> None:
 
     # RE2 has no lookaround: the trailing "(?!\w)" of the letter group is dropped (a
     # slightly wider match; the Python side would re-check it).
-    num_re2 = re2.compile(detectors._NUM.pattern.replace("(?!\\w)", ""))
+    num_re2 = re2.compile(numbers._NUM.pattern.replace("(?!\\w)", ""))
 
     auto = ahocorasick.Automaton()
     for token, flags in table.items():
@@ -75,7 +75,7 @@ def main() -> None:
     print("|---|---|---:|---:|---|")
     for label, text in texts.items():
         low = text.lower()
-        a = cpu_us(lambda: list(detectors._NUM.finditer(text)))
+        a = cpu_us(lambda: list(numbers._NUM.finditer(text)))
         b = cpu_us(lambda: list(num_re2.finditer(text)))
         print(f"| digit-run scan | {label} | {a:.1f} | {b:.1f} | RE2 |")
         a = cpu_us(lambda: names_re(text))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from souverain.privacy.detectors import DEFAULT_PHONE_REGIONS
+from souverain.privacy.numbers import DEFAULT_PHONE_REGIONS
 from souverain.privacy.findings import DataClass
 
 

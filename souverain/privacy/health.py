@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-from souverain.privacy.detectors import Doc, Hit
+from souverain.privacy.doc import Doc, Hit
 
 _STEMS = """
 diagnos diagnostic diagnoz disease illness sick chronic cancer tumour tumor carcinom leukem leukäm leucem

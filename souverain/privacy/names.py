@@ -29,7 +29,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from souverain.privacy.detectors import Doc, Hit
+from souverain.privacy.doc import Doc, Hit
 
 FIRST, LAST, WORD = 1, 2, 4
 

@@ -17,30 +17,18 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from souverain.privacy import detectors, health, names
+from souverain.privacy import names
 from souverain.privacy.config import ScannerConfig
-from souverain.privacy.detectors import Doc, Hit
+from souverain.privacy.detectors import BUILTIN
+from souverain.privacy.doc import Doc, Hit
 from souverain.privacy.findings import DataClass, Finding, type_info
 from souverain.privacy.normalise import normalise
 from souverain.privacy.request import iter_strings
-
-Detector = Callable[[Doc], Iterable[Hit]]
-
-BUILTIN: tuple[tuple[str, Detector], ...] = (
-    ("numbers", detectors.number_hits),  # national ids, IBAN, VAT, cards, phones, IPv4
-    ("bic", detectors.bic_hits),
-    ("email", detectors.email_hits),
-    ("ip", detectors.ip_hits),
-    ("dob", detectors.dob_hits),
-    ("documents", detectors.document_hits),
-    ("health", health.health_hits),
-)
-
 
 class Scanner:
     def __init__(self, config: ScannerConfig | None = None) -> None:

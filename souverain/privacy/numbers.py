@@ -1,0 +1,325 @@
+"""Number-shaped personal data: national identifiers, IBAN, VAT, cards, phones (and IPv4).
+
+One digit-anchored regex finds every run of digits with its separators; the rest works on
+those runs only, so text without digits costs one C-level scan. A run of digits and
+capitals joined by single separators (` .-/_`, `(0)`, so `4111 1111-1111.1111` is one
+run) is a cluster, with the letter prefix glued before it ("DE", "ATU", the X of a NIE).
+Each cluster is cut into windows of consecutive groups (every prefix, every suffix,
+every single group) and each window is compacted and tried against:
+
+- the national identifier schemes of `ids.py`, checked only when their score could reach
+  the threshold (context words: `context.py`);
+- EU VAT numbers (python-stdnum `eu.vat`, offline);
+- payment cards: issuer prefix and Luhn;
+- telephone numbers, on the whole cluster only: valid (not merely possible) per
+  phonenumbers, without its slow parser for the common EU formats.
+
+A cluster whose digits start right after two letters is first tried as an IBAN: country,
+registry length and BBAN format (the SWIFT registry file python-stdnum ships), and
+ISO 7064 mod 97. Four dot-separated numbers are handed to the IP check.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import phonenumbers
+import stdnum.eu.vat as eu_vat
+import stdnum.iban as _stdnum_iban
+from stdnum import luhn
+
+from souverain.privacy import context, ids
+from souverain.privacy.doc import Doc, Hit
+from souverain.privacy.patterns import IPV4, ip_hit
+
+# Digit-anchored, so the regex engine skips letters at C speed; the letter prefix
+# ("DE", "ATU", "X" of a NIE, the six letters of a codice fiscale) is added after.
+_NUM = re.compile(
+    r"[0-9][0-9A-Za-z]*"
+    r"(?:(?:[ .\-/_]{1,3}| ?\([0-9]{1,4}\) ?|\) ?)[A-Za-z]{0,3}[0-9][0-9A-Za-z]*)*"
+    r"(?:[ .\-][A-Za-z]{1,3}(?!\w))?"
+)
+_LEFT = re.compile(r"(?:\+|\(\+?[0-9]{1,3}\) ?)?(?:[A-Za-z]{1,6} ?)?\Z")
+_BOUNDARY = frozenset("@+-./_") 
+_GROUP = re.compile(r"\+?[A-Z0-9]+|\([0-9+]{1,4}\)")
+_MIN_DIGITS = 6
+_MAX_COMPACT = 20
+
+_VAT_PREFIXES = frozenset("AT BE BG CY CZ DE DK EE EL ES FI FR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI".split())
+_CARD_IIN = re.compile(r"4|5[1-5]|2(?:2[2-9][1-9]|[3-6]\d\d|7[01]\d|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|2)|35|50|5[6-8]|6[0-9]")
+
+DEFAULT_PHONE_REGIONS = ("FR", "DE", "IT", "ES", "NL", "BE", "AT", "PL", "PT", "SE", "IE", "GB", "CH")
+_NO_TRUNK_REGIONS = ("ES", "PL", "PT", "DK", "GR", "IT", "NO", "LU", "MT", "CY", "EE", "LV")
+
+
+def number_hits(doc: Doc) -> Iterator[Hit]:
+    """Every run of digits: IBANs (their check digits follow the country code), IPv4
+    addresses, then clusters for the identifier, VAT, card and phone checks."""
+    text, up = doc.text, doc.up
+    claimed_to = -1
+    for m in _NUM.finditer(text):
+        start, end = m.span()
+        if start < claimed_to:
+            continue
+        if start >= 2 and text[start - 2:start].isalpha():
+            iban = _iban_at(doc, start - 2)
+            if iban is not None:
+                claimed_to = iban.end
+                yield iban
+                continue
+        ip = IPV4.match(m.group(0))
+        if ip is not None and ip.end() < len(m.group(0)) and m.group(0)[ip.end()] in " -":
+            ip = None if m.group(0)[ip.end() + 1:ip.end() + 2].isdigit() else ip
+        elif ip is not None and ip.end() != len(m.group(0)):
+            ip = None
+        if ip is not None:
+            yield from ip_hit(doc, start, start + ip.end(), ip.group(0))
+            continue
+        if sum(map(str.isdigit, m.group(0))) < _MIN_DIGITS or (end < len(text) and text[end].isalnum()):
+            continue
+        left = _LEFT.search(text, max(0, start - 12), start)
+        if left is not None and left.start() < start:
+            start = left.start()
+        if start > 0 and (text[start - 1].isalnum() or text[start - 1] in _BOUNDARY):
+            # glued to a word ("ref-123456789", "abc123456"): try without the letters
+            start = m.start()
+            if start > 0 and (text[start - 1].isalnum() or text[start - 1] in _BOUNDARY):
+                continue
+        yield from _cluster_hits(doc, start, up[start:end], m.start())
+
+
+def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
+    groups = [(g.start(), g.end(), g.group(0).strip("()")) for g in _GROUP.finditer(s)]
+    text = doc.text
+    # Context is read around the digits, so a keyword glued on as a prefix ("PESEL 4405...")
+    # still counts; the JSON key, if any, is context too.
+    labels = context.LABELS(context.window(text, digits_at, base + len(s)))
+    if doc.extra:
+        labels = labels | context.LABELS(doc.extra.lower())
+    neg = context.negative(text, digits_at, doc.extra)
+    n = len(groups)
+    # Windows of consecutive groups: every prefix, every suffix and every single group
+    # (a number inside a cluster sits at one of its ends, or alone between separators).
+    spans = {(0, j) for j in range(n)} | {(i, n - 1) for i in range(n)} | {(i, i) for i in range(n)}
+    # The "core" (without a leading or trailing group of letters) is where a phone number is.
+    lo = 1 if n > 1 and groups[0][2].isalpha() else 0
+    hi = n - 2 if n - lo > 1 and groups[-1][2].isalpha() else n - 1
+    spans.add((lo, hi))
+    hits: list[Hit] = []
+    for i, j in sorted(spans):
+        compact = "".join(g[2] for g in groups[i:j + 1])
+        size = len(compact.lstrip("+"))
+        if size > _MAX_COMPACT or (size not in _LENGTHS and (i, j) != (lo, hi)):
+            continue
+        a, b = groups[i][0], groups[j][1]
+        hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, (i, j) == (lo, hi)))
+    return hits
+
+
+# Compacted lengths any check could accept (identifiers, VAT, cards); phones are tried on
+# the core window whatever its length.
+_LENGTHS = frozenset(ids.BY_LENGTH) | frozenset(range(10, 20))
+
+
+def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: bool = True) -> float:
+    if type_ in labels:
+        base += 0.45
+    elif generic and "GENERIC" in labels and not any(t in ids.TYPES for t in labels):
+        # generic words ("tax number") help, unless they name another identifier
+        base += 0.2
+    if neg:
+        base -= 0.35
+    return round(min(base, 0.99), 3)
+
+
+def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, labels: frozenset[str], neg: bool,
+                 core: bool) -> list[Hit]:
+    out: list[Hit] = []
+    plus = compact.startswith("+")
+    body = compact.lstrip("+")
+    digits = body.isdigit()
+    # National identifiers, in table order: a scheme is checked only when its score could
+    # beat the best so far and reach the lowest threshold (a tie goes to table order).
+    if not plus:
+        schemes = ids.BY_LENGTH.get(len(body))
+        if schemes:
+            best: tuple[float, ids.IdScheme] | None = None
+            bonus = 0.2 if "GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg else 0.0
+            malus = 0.35 if neg else 0.0
+            for sc in schemes:
+                if not sc.raw and sc.shape.fullmatch(body) is None:
+                    continue
+                base = sc.base
+                if sc.layout is not None and sc.layout.fullmatch(written):
+                    base = max(base, ids.MEDIUM) + 0.05  # written the scheme's own way
+                score = round(min(base + (0.45 if sc.type in labels else bonus) - malus, 0.99), 3)
+                if score < doc.min_confidence or (best is not None and score <= best[0]):
+                    continue
+                if ids.passes(sc, body, written):
+                    best = (score, sc)
+            if best is not None:
+                out.append(Hit(best[1].type, start, end, best[0], best[1].validator))
+    # EU VAT numbers: country prefix + the member state's own check.
+    if not plus and len(body) >= 10 and body[:2] in _VAT_PREFIXES and eu_vat.is_valid(body):
+        out.append(Hit("VAT", start, end, _score(0.75, "VAT", labels, neg, generic=False), "stdnum.eu.vat"))
+    # Payment cards.
+    if digits and not plus and 13 <= len(body) <= 19 and _CARD_IIN.match(body) and luhn.is_valid(body):
+        base = 0.75 if _CARD_LAYOUT.fullmatch(written) else 0.6
+        if "CARD" not in labels and not labels.isdisjoint(ids.TYPES):
+            base -= 0.35  # the context names an identifier, not a card
+        out.append(Hit("CARD", start, end, _score(base, "CARD", labels, neg, generic=False), "luhn+iin"))
+    # Telephone numbers: the whole cluster only (phonenumbers is the costly check).
+    if core:
+        ext = _EXTENSION.fullmatch(body)  # "+1-409-665-6343x129": the extension is not checked
+        number = ext.group(1) if ext else body
+        if number.isdigit() and 7 <= len(number) <= 15:
+            conf = _phone(doc, written if not ext else written[:written.upper().rfind("X")], number, plus,
+                          "PHONE" in labels)
+            if conf and "PHONE" not in labels and not labels.isdisjoint(ids.TYPES):
+                conf -= 0.35  # the context names an identifier, not a telephone
+            if conf:
+                out.append(Hit("PHONE", start, end, round(conf - (0.35 if neg else 0.0), 3), "phonenumbers"))
+    return out
+
+
+_EXTENSION = re.compile(r"(\d{7,15})(?:X|EXT)\d{1,6}")
+_CARD_LAYOUT = re.compile(r"\d{4}(?:[ -]\d{4}){3}|\d{4}[ -]\d{6}[ -]\d{5}")
+
+
+def _phone(doc: Doc, written: str, body: str, plus: bool, has_ctx: bool) -> float:
+    if plus or body.startswith("00"):
+        digits = body[2:] if body.startswith("00") and not plus else body
+        if _valid_international(digits, "(0)" in written):
+            return 0.95 if has_ctx else (0.85 if plus else 0.65)
+        return 0.0
+    if body.startswith("0") and 9 <= len(body) <= 12:
+        for region in doc.phone_regions or DEFAULT_PHONE_REGIONS:
+            if _valid_national(body, region):
+                # without a telephone word, only a number written as one ("06 12 34 56 78")
+                return 0.9 if has_ctx else (0.6 if not written.strip().isdigit() else 0.45)
+        return 0.0
+    if has_ctx and 8 <= len(body) <= 11:
+        for region in _NO_TRUNK_REGIONS:
+            if _valid_national(body, region):
+                return 0.8
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    code: int
+    trunk: str | None
+    pattern: re.Pattern[str]
+
+
+def _region_table() -> dict[str, _Region]:
+    out = {}
+    for region in set(DEFAULT_PHONE_REGIONS) | set(_NO_TRUNK_REGIONS) | set(_EU_REGIONS):
+        md = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if md is None or md.general_desc is None or md.general_desc.national_number_pattern is None:
+            continue
+        out[region] = _Region(md.country_code, md.national_prefix, re.compile(md.general_desc.national_number_pattern))
+    return out
+
+
+_EU_REGIONS = ("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK "
+               "GB CH NO IS LI MC AD SM VA").split()
+_REGIONS = _region_table()
+
+
+def _number(code: int, national: str) -> phonenumbers.PhoneNumber:
+    n = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    if national.startswith("0"):
+        zeros = len(national) - len(national.lstrip("0"))
+        n.italian_leading_zero = True
+        if zeros > 1:
+            n.number_of_leading_zeros = zeros
+    return n
+
+
+def _valid_national(body: str, region: str) -> bool:
+    """phonenumbers' is_valid_number for `body` written in `region`'s national format,
+    without its (slow) parser: strip the trunk prefix, pre-check the region's pattern."""
+    r = _REGIONS.get(region)
+    if r is None:
+        try:
+            return phonenumbers.is_valid_number(phonenumbers.parse(body, region))
+        except phonenumbers.NumberParseException:
+            return False
+    national = body[len(r.trunk):] if r.trunk and body.startswith(r.trunk) else body
+    if not national or not r.pattern.fullmatch(national):
+        return False
+    return phonenumbers.is_valid_number(_number(r.code, national))
+
+
+def _valid_international(digits: str, trunk_in_parens: bool) -> bool:
+    """Country calling codes are prefix-free: the first 1, 2 or 3 digits that are one
+    decide the country."""
+    for k in (1, 2, 3):
+        code = int(digits[:k])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[k:]
+            if trunk_in_parens and national.startswith("0"):
+                national = national[1:]  # "+49 (0)30 ..."
+            if not national or not national.isdigit():
+                return False
+            return phonenumbers.is_valid_number(_number(code, national))
+    return False
+
+
+# ---------------------------------------------------------------------------------------
+# IBAN
+
+
+def _iban_registry() -> dict[str, tuple[int, re.Pattern[str], re.Pattern[str]]]:
+    """cc -> (IBAN length, BBAN regex, regex for the IBAN as written), from the SWIFT
+    registry file that python-stdnum ships."""
+    conv = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Z0-9]", "e": " "}
+    written: dict[int, re.Pattern[str]] = {}
+    out = {}
+    path = os.path.join(os.path.dirname(_stdnum_iban.__file__), "iban.dat")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r'([A-Z]{2}) .*bban="([^"]+)"', line)
+            if not m:
+                continue
+            parts = re.findall(r"(\d+)(!?)([nace])", m.group(2))
+            regex = "".join(f"{conv[t]}{{{n}}}" if bang else f"{conv[t]}{{1,{n}}}" for n, bang, t in parts)
+            length = 4 + sum(int(n) for n, _, _ in parts)
+            if length not in written:
+                written[length] = re.compile(rf"[A-Z]{{2}}[0-9]{{2}}(?:[ \-]?[A-Z0-9]){{{length - 4}}}(?![A-Z0-9])")
+            out[m.group(1)] = (length, re.compile(regex), written[length])
+    return out
+
+
+_IBAN = _iban_registry()
+_SEPARATORS = str.maketrans("", "", " -")
+
+
+def _iban_at(doc: Doc, start: int) -> Hit | None:
+    """An IBAN starting at `start` (its country code), checked for the country's length
+    and BBAN format and for ISO 7064 mod 97."""
+    up = doc.up
+    entry = _IBAN.get(up[start:start + 2])
+    if entry is None or (start > 0 and up[start - 1].isalnum()):
+        return None
+    length, bban, written = entry
+    m = written.match(up, start)
+    if m is None:
+        return None
+    compact = m.group(0).translate(_SEPARATORS)
+    if not bban.fullmatch(compact, 4):
+        return None
+    if int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 != 1:
+        return None
+    return Hit("IBAN", start, m.end(), 0.99, "iban mod 97 + registry format")
+
+
+def iban_hits(doc: Doc) -> Iterator[Hit]:
+    """IBANs alone (number_hits finds them too, in the same pass as other numbers)."""
+    for h in number_hits(doc):
+        if h.type == "IBAN":
+            yield h

@@ -1,0 +1,236 @@
+"""The other pattern detectors: BIC, e-mail, IP addresses, dates of birth, documents.
+
+- BIC: structure and ISO country, and only near a bank word (an all-caps word like
+  CUSTOMER has a BIC's shape);
+- e-mail: local part, one `@`, a dotted domain with an alphabetic TLD, and the
+  `name [at] domain [dot] tld` spelling;
+- IPv4/IPv6: `ipaddress` parses it; loopback, unspecified and multicast are dropped
+  (IPv4 candidates come from `numbers.py`, which sees every digit run);
+- dates of birth: a date (numeric, ISO or with a month name in 10 languages) with a
+  birth word nearby; a date alone is not personal data;
+- passports and identity cards: a 6 to 12 character code with letters and digits right
+  after a passport / ID-card word, plus the ICAO 9303 check digit when present.
+
+Each is gated: it runs its regex only when the anchor character ("@", ":") or one of
+its words is in the text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+
+from souverain.privacy import context, ids
+from souverain.privacy.doc import Doc, Hit, gate, keyset
+
+# ---------------------------------------------------------------------------------------
+# BIC
+
+_ISO_COUNTRIES = frozenset(
+    "AD AE AF AG AI AL AM AO AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BW BY BZ "
+    "CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG ER ES ET FI FJ FK FM FO "
+    "FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GT GU GW GY HK HN HR HT HU ID IE IL IM IN IQ IR IS IT JE JM JO "
+    "JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP "
+    "MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW "
+    "PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TG TH TJ TK TL TM TN "
+    "TO TR TT TV TW TZ UA UG US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW".split()
+)
+_BIC = re.compile(r"(?<![A-Za-z0-9])[A-Z]{4}([A-Z]{2})[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?![A-Za-z0-9])")
+
+
+_BIC_WORDS = keyset("bic swift iban bank banque banca banco bankverbindung bankleitzahl")
+
+
+def bic_hits(doc: Doc) -> Iterator[Hit]:
+    """BICs near a bank word only: elsewhere an all-caps word can have a BIC's shape."""
+    if not gate(doc.words, _BIC_WORDS):
+        return
+    for m in _BIC.finditer(doc.text):  # BICs are written in capitals
+        if m.group(1) not in _ISO_COUNTRIES:
+            continue
+        ctx = context.window(doc.text, m.start(), m.end(), 64, 24) + " " + doc.extra.lower()
+        has_ctx = context.SPECIFIC_RE["BIC"].search(ctx) is not None
+        has_digit = any(c.isdigit() for c in m.group(0)[6:])
+        conf = 0.9 if has_ctx else (0.45 if has_digit else 0.25)
+        yield Hit("BIC", m.start(), m.end(), conf, "bic structure + country")
+
+
+# ---------------------------------------------------------------------------------------
+# E-mail and IP addresses (found from their anchor characters: fast on text without them)
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+)
+_EMAIL_OBF = re.compile(
+    r"(?<![\w.])([\w.+\-]{1,64})\s*[\[\(\{]\s*(?:at|@)\s*[\]\)\}]\s*([\w\-]+(?:\s*(?:[\[\(\{]\s*(?:dot|\.)\s*[\]\)\}]|\.)\s*[\w\-]+)+)",
+    re.IGNORECASE,
+)
+
+
+_OBF_WORDS = keyset("at dot")
+
+
+def email_hits(doc: Doc) -> Iterator[Hit]:
+    text = doc.text
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
+            local = m.group(0).split("@", 1)[0]
+            if local.startswith(".") or local.endswith(".") or ".." in local:
+                continue
+            yield Hit("EMAIL", m.start(), m.end(), 0.95, "email syntax")
+    if gate(doc.words, _OBF_WORDS) and ("[" in text or "(" in text or "{" in text):
+        for m in _EMAIL_OBF.finditer(text):
+            yield Hit("EMAIL", m.start(), m.end(), 0.8, "email syntax (obfuscated)")
+
+
+IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:[0-9]{1,3}\.){3}[0-9]{1,3})?(?![\w:])")
+_IP_NEG = context.keyword_regex(["version", "versión", "versione", "build", "release", "v", "ver", "firmware", "oid"])
+
+
+def ip_hit(doc: Doc, start: int, end: int, value: str) -> Iterator[Hit]:
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return
+    if addr.is_loopback or addr.is_unspecified or addr.is_multicast:
+        return
+    text = doc.text
+    if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "._-:"):
+        return
+    conf = 0.7 if (addr.is_private or addr.is_link_local or addr.is_reserved) else 0.85
+    if _IP_NEG.search(text[max(0, start - 16):start].lower()):
+        conf -= 0.4
+    yield Hit("IP_ADDRESS", start, end, conf, f"ipaddress (IPv{addr.version})")
+
+
+_HEX = frozenset("0123456789abcdefABCDEF:")
+
+
+def _hex_colon(text: str) -> bool:
+    """A colon with a hex digit (or another colon) on both sides: IPv6 may be there."""
+    i = text.find(":")
+    while i != -1:
+        if 0 < i < len(text) - 1 and text[i - 1] in _HEX and text[i + 1] in _HEX:
+            return True
+        i = text.find(":", i + 1)
+    return False
+
+
+def ip_hits(doc: Doc) -> Iterator[Hit]:
+    """IPv6 (IPv4 addresses are found by `number_hits`, which sees every digit run)."""
+    text = doc.text
+    if text.count(":") < 2 or not _hex_colon(text):
+        return
+    for m in _IPV6.finditer(text):
+        if m.group(0).count(":") >= 2:
+            yield from ip_hit(doc, m.start(), m.end(), m.group(0))
+
+
+# ---------------------------------------------------------------------------------------
+# Dates of birth
+
+_DOB_LIST = ("""
+born birth birthday dob d.o.b date-of-birth geboren geb. geburt geburtsdatum geburtstag
+né née naissance anniversaire nato nata nascita compleanno nacido nacida nacimiento cumpleaños
+geboortedatum verjaardag nací naci nació nacio nacque urodzony urodzona urodzenia urodziny urodziłem urodziłam urodził urodziła narozen narozena narození narodil narodila
+født fødsel fødselsdato född födelsedatum syntynyt syntymäaika születés született
+rođen rođena rođenja gimęs gimusi gimimo dzimis dzimusi dzimšanas sündinud sünniaeg
+nascut născut nașterii nascimento nasceu nascido nascida роден родена рождения γεννήθηκε γέννησης
+""".split())
+_DOB_WORDS = context.keyword_regex(_DOB_LIST)
+_DOB_GATE = keyset(" ".join(w for w in _DOB_LIST if "." not in w and "-" not in w) + " dob geb birth")
+_MONTHS = (
+    "january february march april may june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec "
+    "januar februar märz maerz april mai juni juli august september oktober november dezember jänner "
+    "janvier février fevrier mars avril mai juin juillet août aout septembre octobre novembre décembre decembre "
+    "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre ottobre novembre dicembre "
+    "enero febrero marzo abril mayo junio julio agosto septiembre setiembre octubre noviembre diciembre "
+    "januari februari maart april mei juni juli augustus september oktober november december "
+    "stycznia lutego marca kwietnia maja czerwca lipca sierpnia września października listopada grudnia "
+    "janeiro fevereiro março maio junho julho setembro outubro novembro dezembro "
+    "januari februari mars april maj juni juli augusti september oktober november december "
+    "ianuarie februarie martie aprilie mai iunie iulie august septembrie octombrie noiembrie decembrie"
+).split()
+_MONTH_RE = "|".join(sorted({re.escape(m) for m in _MONTHS}, key=len, reverse=True))
+_DATE = re.compile(
+    r"(?<![\w.])(?:"
+    r"(?:0?[1-9]|[12][0-9]|3[01])[./\-](?:0?[1-9]|1[0-2])[./\-](?:1[89]|20)?[0-9]{2}"
+    r"|(?:1[89]|20)[0-9]{2}[\-/.](?:0?[1-9]|1[0-2])[\-/.](?:0?[1-9]|[12][0-9]|3[01])"
+    rf"|(?:0?[1-9]|[12][0-9]|3[01])(?:\.|er|st|nd|rd|th)?\s(?:de\s)?(?:{_MONTH_RE})\.?,?\s(?:de\s)?(?:1[89]|20)[0-9]{{2}}"
+    rf"|(?:{_MONTH_RE})\.?\s(?:0?[1-9]|[12][0-9]|3[01])(?:st|nd|rd|th)?,?\s(?:1[89]|20)[0-9]{{2}}"
+    r")(?![\w])",
+    re.IGNORECASE,
+)
+
+
+def dob_hits(doc: Doc) -> Iterator[Hit]:
+    """Dates near a birth word: the date regex runs only in the windows around those
+    words (before: "born on 3 May 1980"; after: "am 3. Mai 1980 geboren")."""
+    text = doc.text
+    if not gate(doc.words, _DOB_GATE):
+        return
+    low = text.lower()
+    if len(low) != len(text):
+        low = text
+    windows: list[tuple[int, int]] = []
+    for kw in _DOB_WORDS.finditer(low):
+        a, b = max(0, kw.start() - 32), min(len(text), kw.end() + 48)
+        if windows and a <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], b)
+        else:
+            windows.append((a, b))
+    if doc.extra and _DOB_WORDS.search(doc.extra.lower()):
+        windows = [(0, len(text))]
+    seen = set()
+    for a, b in windows:
+        for m in _DATE.finditer(text, a, b):
+            if m.start() not in seen and context.near(_DOB_WORDS, text, m.start(), m.end(), doc.extra, before=40, after=24):
+                seen.add(m.start())
+                yield Hit("DATE_OF_BIRTH", m.start(), m.end(), 0.85, "date + birth context")
+
+
+# ---------------------------------------------------------------------------------------
+# Passports and identity cards
+
+_DOC_WORDS = {t: context.SPECIFIC_RE[t] for t in ("PASSPORT", "ID_CARD")}
+_DOC_CODE = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*[0-9][A-Za-z0-9]*[0-9])[A-Za-z0-9]{6,12}(?![A-Za-z0-9])")
+_ICAO_W = (7, 3, 1)
+
+
+def _icao_ok(code: str) -> bool:
+    """ICAO 9303 check digit over the first len-1 characters (MRZ document numbers)."""
+    def val(c: str) -> int:
+        return int(c) if c.isdigit() else ord(c) - 55
+    body, check = code[:-1], code[-1]
+    return check.isdigit() and sum(val(c) * _ICAO_W[i % 3] for i, c in enumerate(body)) % 10 == int(check)
+
+
+_DOC_GATE = keyset(
+    "passport reisepass passnummer passnr passeport passaporto pasaporte paspoort paszport paszportu passi pas pass "
+    "pasaport паспорт διαβατήριο útlevél cestovní pašport personalausweis personalausweisnummer ausweis ausweisnr "
+    "ausweisnummer identité identità identidad identiteitskaart dowód dowodu průkaz henkilökortti legitimation cni "
+    "dni cidadão identity reisepassnummer"
+)
+
+
+def document_hits(doc: Doc) -> Iterator[Hit]:
+    if not gate(doc.words, _DOC_GATE):
+        return
+    low = doc.text.lower()
+    for type_, regex in _DOC_WORDS.items():
+        for kw in regex.finditer(low):
+            seg_start = kw.end()
+            seg = doc.up[seg_start:seg_start + 40]
+            m = _DOC_CODE.search(seg)
+            if m is None:
+                continue
+            code = m.group(0)
+            if code.isdigit() or any(sc.shape.fullmatch(code) for sc in ids.BY_LENGTH.get(len(code), ())):
+                # digits only, or shaped like a national identifier (whose own check decides)
+                continue
+            conf, validator = 0.8, "pattern + context"
+            if len(code) in (9, 10) and _icao_ok(code):
+                conf, validator = 0.9, "pattern + context + icao 9303 check digit"
+            yield Hit(type_, seg_start + m.start(), seg_start + m.end(), conf, validator)
