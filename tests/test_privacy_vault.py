@@ -67,6 +67,16 @@ def test_dict_arguments_and_tools_and_name_are_scanned() -> None:
     assert ("user", "EMAIL") in found
 
 
+def test_media_parts_are_left_alone() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Who is on this photo? Call +33 6 12 34 56 78."},
+        {"type": "image_url", "image_url": {"url": "https://cdn.example.com/u/0612345678/p.jpg"}},
+    ]}]}
+    assert [f.location for f in scan_request(body)] == ["messages[0].content[0].text"]
+    new, _ = pseudonymise(body)
+    assert new["messages"][0]["content"][1] == body["messages"][0]["content"][1]
+
+
 def test_classification_has_types_and_counts_never_values() -> None:
     findings = scan_request(request())
     c = classify(findings)

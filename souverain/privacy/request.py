@@ -1,7 +1,8 @@
 """Every string a chat request carries, with where it sits, and the way to put new ones back.
 
 Walked: each message's `content` (a string, or every string leaf of every content part
-except its `type` and inline `data:` URLs), its `name`, each tool call's
+except its `type`, inline `data:` URLs and media references such as `image_url`), its
+`name`, each tool call's
 `function.arguments` (a JSON string is parsed and its string leaves walked; an object is
 walked as is; a string that is not JSON is scanned as text), each tool's `description`
 and the string leaves of its `parameters`, and the request's `user`.
@@ -25,6 +26,9 @@ from souverain.chat import ChatRequest
 
 Path = tuple[str | int, ...]
 _ARGS = "arguments"
+# Content-part fields that are references or media, not text: rewriting them would break
+# the request (an image URL with digits in it), and what they point to is not scanned.
+_PART_SKIP = ("type", "image_url", "input_audio", "file", "image", "audio", "video_url")
 
 
 def to_builtins(request: ChatRequest | Mapping[str, Any]) -> dict[str, Any]:
@@ -45,7 +49,7 @@ def iter_strings(request: ChatRequest | Mapping[str, Any]) -> Iterator[tuple[Pat
             yield (*base, "content"), content, ""
         elif isinstance(content, list):
             for j, part in enumerate(content):
-                yield from _leaves(part, (*base, "content", j), "", skip_keys=("type",))
+                yield from _leaves(part, (*base, "content", j), "", skip_keys=_PART_SKIP)
         if isinstance(msg.get("name"), str):
             yield (*base, "name"), msg["name"], "name"
         for k, call in enumerate(msg.get("tool_calls") or ()):
