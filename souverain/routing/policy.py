@@ -1,0 +1,87 @@
+"""Routing policy: what a route must satisfy to carry each data class.
+
+A policy names, per data class, requirements stated in terms of the pipes analysis (a
+route's `RouteProfile`): a minimum sovereignty level, no non-EU law able to compel the
+plaintext, residency in the EEA of the chosen aspects (processing, storage...), and
+criteria whose verdict must be `pass`. `unknown` never satisfies a requirement.
+
+The shipped default is strict: personal and special data only where no non-EU law reaches
+the plaintext. A class may allow "pseudonymise, then forward": if no route may carry the
+request as it is, the gateway replaces the personal data with placeholders, re-classifies,
+and routes it as the lower class.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from souverain.sovereignty import Level, RouteProfile
+
+DataClassName = Literal["public", "internal", "confidential", "personal", "special"]
+CLASSES: tuple[DataClassName, ...] = ("public", "internal", "confidential", "personal", "special")
+LevelName = Literal["none", "eu_resident", "eu_controlled", "sovereign", "in_house"]
+Aspect = Literal["processing", "storage", "fallback", "support", "admin", "telemetry"]
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    pass
+
+
+class ClassRule(Base):
+    """What a route must satisfy to carry one data class."""
+
+    # The lowest sovereignty level allowed (docs/pipes.md defines the levels).
+    min_level: LevelName = "none"
+    # The route's analysis must say no non-EU law can compel access to the plaintext.
+    no_non_eu_access: bool = False
+    # These aspects of the route's residency must be established inside the EEA.
+    residency: list[Aspect] = []
+    # Criteria (by id, as in `souverain pipes report`) whose verdict must be `pass`.
+    verdicts: list[str] = []
+    # If no route may carry the request as it is: pseudonymise it, and route it as this
+    # (lower) class. Unset: refuse.
+    pseudonymise_to: DataClassName | None = None
+
+
+def _strict() -> dict[DataClassName, ClassRule]:
+    return {
+        "public": ClassRule(),
+        "internal": ClassRule(min_level="eu_resident"),
+        "confidential": ClassRule(min_level="eu_controlled"),
+        "personal": ClassRule(min_level="sovereign", no_non_eu_access=True, residency=["processing", "storage"]),
+        "special": ClassRule(min_level="in_house", no_non_eu_access=True, residency=["processing", "storage"]),
+    }
+
+
+class Policy(Base):
+    """Requirements per data class; classes left out get the strict default's rule."""
+
+    classes: dict[DataClassName, ClassRule] = msgspec.field(default_factory=_strict)
+
+    def rule(self, data_class: DataClassName) -> ClassRule:
+        return self.classes.get(data_class) or _strict()[data_class]
+
+
+def unmet(rule: ClassRule, profile: RouteProfile) -> list[str]:
+    """Why `profile` may not carry a class under `rule`: empty when it may."""
+    reasons = []
+    needed = Level.parse(rule.min_level)
+    if profile.level < needed:
+        why = f" ({'; '.join(profile.blocked_by[:2])})" if profile.blocked_by else ""
+        reasons.append(f"level {profile.level.label} is below {needed.label}{why}")
+    if rule.no_non_eu_access and profile.non_eu_access != "no":
+        laws = ", ".join(r.law for r in profile.laws) or "unverified facts"
+        state = "can" if profile.non_eu_access == "yes" else "may"
+        reasons.append(f"a non-EU law {state} compel access to the plaintext ({laws})")
+    for aspect in rule.residency:
+        where = getattr(profile.residency, aspect)
+        if where.in_eea != "yes":
+            seen = ", ".join(where.countries + where.possible) or "not stated"
+            reasons.append(f"{aspect} is not established inside the EEA ({seen})")
+    for criterion in rule.verdicts:
+        verdict = profile.verdicts.get(criterion, "unknown")
+        if verdict != "pass":
+            reasons.append(f"criterion {criterion} is {verdict}, not pass")
+    return reasons
