@@ -225,3 +225,21 @@ def test_restore_stream_helpers() -> None:
 @pytest.mark.parametrize("text", ["", "no placeholders here", "[", "[]", "[PERSON_1"])
 def test_restore_passes_other_text_through(text: str) -> None:
     assert _vault().restore(text) == text
+
+
+PIECES = ["Marie Dupont", "IBAN DE89 3704 0044 0532 0130 00", "marie@example.fr", "Tel. +49 30 12345678",
+          "BSN 395297709", "le 12 mars", "[PERSON_1]", "[x]", "Bonjour", "et", "42", "Herr Müller", ", ", "\n"]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(PIECES), max_size=8).map(" ".join), min_size=1, max_size=4),
+       st.integers(min_value=1, max_value=7))
+def test_pseudonymise_then_restore_gives_back_every_message(contents: list[str], step: int) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": c} for c in contents]}
+    new, vault = pseudonymise(body)
+    for old, msg in zip(contents, new["messages"]):
+        sent = msg["content"]
+        assert vault.restore(sent) == old
+        # streamed back in chunks of `step` characters, too
+        chunks = [sent[i:i + step] for i in range(0, len(sent), step)]
+        assert "".join(vault.restore_stream(chunks)) == old
