@@ -158,20 +158,30 @@ class _Client:
         await (self.session.close() if self.kind == "aiohttp" else self.session.aclose())
 
 
-async def _drive_client(kind: str, url: str, concurrency: int, requests: int, stream: bool) -> dict[str, float]:
+async def _drive_client(
+    kind: str, url: str, concurrency: int, requests: int, stream: bool, time_limit_s: float = 5.0
+) -> dict[str, float]:
+    """`requests` calls, `concurrency` at a time, stopping early after `time_limit_s`."""
     client = _Client(kind, concurrency)
     body = load.chat_body(stream=stream)
     try:
-        async def worker(count: int) -> None:
-            for _ in range(count):
-                await client.call(url, body, stream)
+        done = 0
 
-        await asyncio.gather(*(worker(8) for _ in range(concurrency)))  # warm-up: open connections
-        per_worker = max(1, requests // concurrency)
+        async def worker(count: int, deadline: float) -> None:
+            nonlocal done
+            for _ in range(count):
+                if time.perf_counter() > deadline:
+                    return
+                await client.call(url, body, stream)
+                done += 1
+
+        # Warm-up: open the connections.
+        await asyncio.gather(*(worker(8, time.perf_counter() + time_limit_s) for _ in range(concurrency)))
+        done = 0
         wall, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(worker(per_worker) for _ in range(concurrency)))
+        deadline = wall + time_limit_s
+        await asyncio.gather(*(worker(max(1, requests // concurrency), deadline) for _ in range(concurrency)))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        done = per_worker * concurrency
         return {"rps": done / wall, "cpu_us_per_request": cpu / done * 1e6}
     finally:
         await client.close()
