@@ -105,6 +105,17 @@ class EngineUnavailable(GatewayError):
     code = "engine_not_ready"
 
 
+class NoRoute(GatewayError):
+    """No route may carry the request's data class (403), or none of those that may is
+    available now (503). The request was sent nowhere."""
+
+    type = "routing_error"
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": "5"} if status == 503 else None)
+        self.status = status
+
+
 class LedgerUnavailable(GatewayError):
     status = 503
     type = "server_error"

@@ -123,3 +123,20 @@ def start_server(tmp_path: Path) -> Iterator:
     yield start
     for server in servers:
         server.stop()
+
+
+class _LongTimeout:
+    """httpx's module functions with a generous timeout: CI machines are small and shared,
+    and a test asserts behaviour, never speed."""
+
+    def __getattr__(self, name: str):
+        method = getattr(httpx, name)
+
+        def call(*args, **kwargs):
+            kwargs.setdefault("timeout", 120)
+            return method(*args, **kwargs)
+
+        return call
+
+
+http = _LongTimeout()

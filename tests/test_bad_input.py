@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import MODEL, Server
+from conftest import MODEL, Server, http
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
@@ -14,8 +14,8 @@ CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_to
 def post(server: Server, body: bytes | dict, key: str | None = None, path: str = "/v1/chat/completions") -> httpx.Response:
     headers = server.headers(key)
     if isinstance(body, dict):
-        return httpx.post(f"{server.url}{path}", json=body, headers=headers, timeout=60)
-    return httpx.post(f"{server.url}{path}", content=body, headers=headers, timeout=60)
+        return http.post(f"{server.url}{path}", json=body, headers=headers, timeout=60)
+    return http.post(f"{server.url}{path}", content=body, headers=headers, timeout=60)
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None, param: str | None = None) -> dict:
@@ -92,12 +92,12 @@ def test_body_over_the_limit_without_content_length(gateway: Server) -> None:
         for _ in range(20):
             yield b"x" * 8192
 
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=chunks(), headers=gateway.headers())
+    response = http.post(f"{gateway.url}/v1/chat/completions", content=chunks(), headers=gateway.headers())
     assert_error(response, 413)
 
 
 def test_missing_key(gateway: Server) -> None:
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT)
+    response = http.post(f"{gateway.url}/v1/chat/completions", json=CHAT)
     assert_error(response, 401, code="invalid_api_key")
 
 
@@ -123,8 +123,8 @@ def test_revoked_key_stops_working_at_once(gateway: Server) -> None:
 
 
 def test_unknown_path_and_method(gateway: Server) -> None:
-    assert_error(httpx.get(f"{gateway.url}/v1/nothing-here"), 404)
-    assert_error(httpx.get(f"{gateway.url}/v1/chat/completions", headers=gateway.headers()), 405)
+    assert_error(http.get(f"{gateway.url}/v1/nothing-here"), 404)
+    assert_error(http.get(f"{gateway.url}/v1/chat/completions", headers=gateway.headers()), 405)
 
 
 def test_embeddings_bad_input(gateway: Server) -> None:

@@ -9,13 +9,13 @@ import time
 
 import httpx
 
-from conftest import MODEL, Server
+from conftest import MODEL, Server, http
 
 LONG = {"model": MODEL, "messages": [{"role": "user", "content": "Write a very long story."}], "max_tokens": 400}
 
 
 def metric(server: Server, name: str, labels: str) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
+    text = http.get(f"{server.url}/metrics").text
     match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
     assert match, f"{name}{{{labels}}} not in /metrics"
     return float(match.group(1))
@@ -59,7 +59,7 @@ def test_client_disconnect_stops_generation(gateway: Server) -> None:
         time.sleep(0.05)
     # A non-streaming request whose client gives up is stopped too.
     try:
-        httpx.post(f"{gateway.url}/v1/chat/completions", json=LONG, headers=gateway.headers(), timeout=0.5)
+        http.post(f"{gateway.url}/v1/chat/completions", json=LONG, headers=gateway.headers(), timeout=0.5)
     except httpx.TimeoutException:
         pass
     deadline = time.monotonic() + 10
@@ -79,7 +79,7 @@ def test_slow_client_does_not_block_others(gateway: Server) -> None:
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer " + gateway.key.encode() + b"\r\nContent-Length: 1000\r\n\r\n{\"model\":"
         )
-        ok = httpx.post(
+        ok = http.post(
             f"{gateway.url}/v1/chat/completions",
             json={**LONG, "max_tokens": 3},
             headers=gateway.headers(),
@@ -92,41 +92,41 @@ def test_model_that_fails_to_load(start_server, tmp_path) -> None:
     missing = tmp_path / "nope.gguf"
     server = start_server(f"models:\n  - name: broken\n    engine: llamacpp\n    path: {missing}\n", ready=False)
     deadline = time.monotonic() + 30
-    while (r := httpx.get(f"{server.url}/readyz")).json()["models"]["broken"] == "loading":
+    while (r := http.get(f"{server.url}/readyz")).json()["models"]["broken"] == "loading":
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert r.status_code == 503
     assert r.json() == {"status": "not ready", "models": {"broken": "failed"}}
-    response = httpx.post(
+    response = http.post(
         f"{server.url}/v1/chat/completions",
         json={"model": "broken", "messages": [{"role": "user", "content": "hi"}]},
         headers=server.headers(),
     )
     assert response.status_code == 503
     assert "does not exist" in response.json()["error"]["message"]
-    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert http.get(f"{server.url}/healthz").status_code == 200
     assert metric(server, "souverain_engine_state", 'model="broken",state="failed"') == 1
 
 
 def test_health_and_metrics(gateway: Server) -> None:
-    assert httpx.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{gateway.url}/readyz").json() == {"status": "ready", "models": {MODEL: "ready"}}
-    httpx.post(f"{gateway.url}/v1/chat/completions", json={**LONG, "max_tokens": 3}, headers=gateway.headers())
-    text = httpx.get(f"{gateway.url}/metrics").text
+    assert http.get(f"{gateway.url}/healthz").json() == {"status": "ok"}
+    assert http.get(f"{gateway.url}/readyz").json() == {"status": "ready", "models": {MODEL: "ready"}}
+    http.post(f"{gateway.url}/v1/chat/completions", json={**LONG, "max_tokens": 3}, headers=gateway.headers())
+    text = http.get(f"{gateway.url}/metrics").text
     assert re.search(rf'souverain_requests_total\{{endpoint="chat",model="{MODEL}",status="200"\}} [1-9]', text)
     assert f'souverain_request_duration_seconds_bucket{{endpoint="chat",le="0.001",model="{MODEL}"}}' in text
     assert f'souverain_engine_state{{model="{MODEL}",state="ready"}} 1.0' in text
     assert metric(gateway, "souverain_tokens_total", f'kind="prompt",model="{MODEL}"') > 0
-    stream = httpx.post(
+    stream = http.post(
         f"{gateway.url}/v1/chat/completions", json={**LONG, "max_tokens": 3, "stream": True}, headers=gateway.headers()
     )
     assert stream.status_code == 200
-    assert f'souverain_time_to_first_token_seconds_count{{model="{MODEL}"}}' in httpx.get(f"{gateway.url}/metrics").text
+    assert f'souverain_time_to_first_token_seconds_count{{model="{MODEL}"}}' in http.get(f"{gateway.url}/metrics").text
 
 
 def test_request_timeout_is_a_504_and_frees_the_engine(start_server) -> None:
     server = start_server(f"server:\n  request_timeout_s: 0.3\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n")
-    response = httpx.post(f"{server.url}/v1/chat/completions", json=LONG, headers=server.headers(), timeout=60)
+    response = http.post(f"{server.url}/v1/chat/completions", json=LONG, headers=server.headers(), timeout=60)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "request_timeout"
     deadline = time.monotonic() + 10

@@ -11,7 +11,7 @@ import subprocess
 import httpx
 import pytest
 
-from conftest import MODEL, Server
+from conftest import MODEL, Server, http
 
 
 def test_first_start_prints_a_working_curl(start_server) -> None:
@@ -41,6 +41,6 @@ def test_restart_keeps_keys_and_prints_none(start_server, tmp_path) -> None:
         assert "First start" not in again.log.read_text()
         listed = again.cli("keys", "list", "--json")
         assert len(json.loads(listed.stdout)) == 1
-        assert httpx.get(f"{again.url}/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert http.get(f"{again.url}/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
     finally:
         again.stop()

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from conftest import MODEL, SOUVERAIN, Server
+from conftest import MODEL, SOUVERAIN, Server, http
 from souverain.auth import Principal
 from souverain.errors import LedgerUnavailable
 from souverain.pipeline import Facts, Pipeline
@@ -30,7 +30,7 @@ def auditor_key(server: Server) -> str:
 
 
 def entries(server: Server, key: str, start: int, end: int) -> list[dict]:
-    response = httpx.get(
+    response = http.get(
         f"{server.url}/ledger/entries", params={"start": start, "end": end}, headers={"Authorization": f"Bearer {key}"}
     )
     assert response.status_code == 200, response.text
@@ -38,10 +38,10 @@ def entries(server: Server, key: str, start: int, end: int) -> list[dict]:
 
 
 def test_each_request_is_recorded_without_its_content(gateway: Server) -> None:
-    ok = httpx.post(f"{gateway.url}/v1/chat/completions", json=CHAT, headers=gateway.headers(), timeout=60)
+    ok = http.post(f"{gateway.url}/v1/chat/completions", json=CHAT, headers=gateway.headers(), timeout=60)
     assert ok.status_code == 200
     index = int(ok.headers["x-souverain-ledger-index"])
-    refused = httpx.post(
+    refused = http.post(
         f"{gateway.url}/v1/chat/completions", json={**CHAT, "model": "nope"}, headers=gateway.headers(), timeout=60
     )
     assert refused.status_code == 404
@@ -61,10 +61,10 @@ def test_each_request_is_recorded_without_its_content(gateway: Server) -> None:
     assert SECRET not in json.dumps(found)
     # An inference key may not read entries; checkpoints are public (hashes only).
     inference = gateway.cli("keys", "create", "--name", "app").stdout.strip()
-    denied = httpx.get(f"{gateway.url}/ledger/entries", params={"start": 0, "end": 1}, headers=gateway.headers(inference))
+    denied = http.get(f"{gateway.url}/ledger/entries", params={"start": 0, "end": 1}, headers=gateway.headers(inference))
     assert denied.status_code == 403
-    assert httpx.get(f"{gateway.url}/ledger/entries", params={"start": 0, "end": 1}).status_code == 401
-    assert httpx.get(f"{gateway.url}/ledger/checkpoint").text.startswith("souverain.local/ledger\n")
+    assert http.get(f"{gateway.url}/ledger/entries", params={"start": 0, "end": 1}).status_code == 401
+    assert http.get(f"{gateway.url}/ledger/checkpoint").text.startswith("souverain.local/ledger\n")
 
 
 def test_streamed_response_carries_its_index(gateway: Server) -> None:
@@ -85,7 +85,7 @@ def test_ledger_failure_withholds_the_answer() -> None:
         async def append(self, entry, *, request=None, response=None):
             raise OSError("disk full")
 
-    pipeline = Pipeline(keys=None, engines={}, metrics=None, ledger=BrokenLedger())  # type: ignore[arg-type]
+    pipeline = Pipeline(keys=None, engines={}, metrics=None, router=None, scanner=None, ledger=BrokenLedger())  # type: ignore[arg-type]
     facts = Facts("chat", principal=Principal("k", "n", "default", frozenset({"inference"}), None), model="m")
     import asyncio
 
@@ -99,7 +99,7 @@ def test_kill_9_under_load_loses_no_answered_request(start_server) -> None:
 
     def one(i: int) -> int | None:
         try:
-            r = httpx.post(
+            r = http.post(
                 f"{server.url}/v1/chat/completions",
                 json={**CHAT, "max_tokens": 2, "messages": [{"role": "user", "content": f"n {i}"}]},
                 headers=server.headers(),

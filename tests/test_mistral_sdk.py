@@ -9,7 +9,7 @@ import pytest
 from mistralai.client import Mistral
 from mistralai.client.errors import HTTPValidationError, SDKError
 
-from conftest import MODEL, Server
+from conftest import MODEL, Server, http
 from souverain.engines.reasoning import SAFE_PROMPT
 
 
@@ -126,27 +126,27 @@ def test_unauthorized_is_an_sdk_error(gateway: Server) -> None:
 def test_dialects_are_told_apart(gateway: Server) -> None:
     url = f"{gateway.url}/v1/chat/completions"
     bad = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "temperature": 9}
-    openai_style = httpx.post(url, json=bad, headers=gateway.headers())
+    openai_style = http.post(url, json=bad, headers=gateway.headers())
     assert openai_style.status_code == 400 and "error" in openai_style.json()
-    by_agent = httpx.post(url, json=bad, headers={**gateway.headers(), "user-agent": "speakeasy-sdk/python mistralai"})
+    by_agent = http.post(url, json=bad, headers={**gateway.headers(), "user-agent": "speakeasy-sdk/python mistralai"})
     assert by_agent.status_code == 422 and by_agent.json()["detail"][0]["loc"] == ["body", "temperature"]
     # A Mistral-only field marks the body as Mistral's even from a plain HTTP client.
     ok = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "random_seed": 1}
-    by_field = httpx.post(url, json=ok, headers=gateway.headers())
+    by_field = http.post(url, json=ok, headers=gateway.headers())
     assert by_field.status_code == 200 and by_field.headers["x-souverain-dialect"] == "mistral"
-    forced = httpx.post(url, json=bad, headers={**gateway.headers(), "x-souverain-dialect": "openai", "user-agent": "mistralai"})
+    forced = http.post(url, json=bad, headers={**gateway.headers(), "x-souverain-dialect": "openai", "user-agent": "mistralai"})
     assert forced.status_code == 400
-    plain = httpx.post(url, json={**ok, "random_seed": None, "seed": 1}, headers=gateway.headers())
+    plain = http.post(url, json={**ok, "random_seed": None, "seed": 1}, headers=gateway.headers())
     assert plain.headers["x-souverain-dialect"] == "openai"
 
 
 def test_safe_prompt_is_applied(gateway: Server) -> None:
     url = f"{gateway.url}/v1/chat/completions"
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
-    safe = httpx.post(url, json={**body, "safe_prompt": True}, headers=gateway.headers()).json()
+    safe = http.post(url, json={**body, "safe_prompt": True}, headers=gateway.headers()).json()
     explicit = {**body, "messages": [{"role": "system", "content": SAFE_PROMPT}, *body["messages"]]}
-    by_hand = httpx.post(url, json=explicit, headers=gateway.headers()).json()
-    plain = httpx.post(url, json=body, headers=gateway.headers()).json()
+    by_hand = http.post(url, json=explicit, headers=gateway.headers()).json()
+    plain = http.post(url, json=body, headers=gateway.headers()).json()
     # The guardrail is exactly a system message with Mistral's text, placed first.
     assert safe["usage"]["prompt_tokens"] == by_hand["usage"]["prompt_tokens"]
     assert safe["usage"]["prompt_tokens"] != plain["usage"]["prompt_tokens"]

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from conftest import MODEL, Server
+from conftest import MODEL, Server, http
 from souverain.chat import ChatRequest, decode
 from souverain.config import OpenAIHTTPModel
 from souverain.engines.openai_http import OpenAIHTTPEngine
@@ -53,7 +53,7 @@ def test_chat_through_upstream(front: Server) -> None:
     assert out.model == "relayed"
     assert out.choices[0].message.content
     assert out.usage.completion_tokens > 0
-    raw = httpx.post(
+    raw = http.post(
         f"{front.url}/v1/chat/completions",
         json={"model": "relayed", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 2},
         headers=front.headers(),
@@ -206,7 +206,7 @@ def test_upstream_failures_map_to_clear_errors(
 ) -> None:
     faulty.mode = mode
     for stream in (False, True):
-        response = httpx.post(
+        response = http.post(
             f"{fault_front.url}/v1/chat/completions",
             json={**CHAT, "model": model, "stream": stream},
             headers=fault_front.headers(),
@@ -219,14 +219,14 @@ def test_upstream_failures_map_to_clear_errors(
         if mode == "rate_limited":
             assert response.headers["retry-after"] == "7"
     faulty.mode = "ok"
-    assert httpx.post(
+    assert http.post(
         f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"}, headers=fault_front.headers()
     ).json()["choices"][0]["message"]["content"] == "fine"
 
 
 def test_broken_stream_ends_with_an_error_event(fault_front: Server, faulty: FaultServer) -> None:
     faulty.mode = "broken_stream"
-    response = httpx.post(
+    response = http.post(
         f"{fault_front.url}/v1/chat/completions",
         json={**CHAT, "model": "flaky", "stream": True},
         headers=fault_front.headers(),

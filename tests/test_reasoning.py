@@ -16,7 +16,7 @@ import openai
 import pytest
 from mistralai.client import Mistral
 
-from conftest import Server
+from conftest import Server, http
 from souverain.engines.reasoning import BudgetProcessor, ThinkSplitter
 
 THINK = "smollm2-think"
@@ -160,7 +160,7 @@ def client_tokens(server: Server, text: str) -> list[int]:
 
 @pytest.mark.parametrize(("effort", "budget"), [("minimal", 3), ("low", 6), ("medium", 12)])
 def test_effort_maps_to_the_configured_budget(thinker: Server, effort: str, budget: int) -> None:
-    response = httpx.post(
+    response = http.post(
         f"{thinker.url}/v1/chat/completions",
         json={"model": THINK, "messages": QUESTION, "max_tokens": 80, "temperature": 0, "seed": 1, "reasoning_effort": effort},
         headers=thinker.headers(),
@@ -170,7 +170,7 @@ def test_effort_maps_to_the_configured_budget(thinker: Server, effort: str, budg
 
 
 def test_effort_none_turns_thinking_off(thinker: Server) -> None:
-    response = httpx.post(
+    response = http.post(
         f"{thinker.url}/v1/chat/completions",
         json={"model": THINK, "messages": QUESTION, "max_tokens": 20, "reasoning_effort": "none"},
         headers=thinker.headers(),
@@ -224,7 +224,7 @@ def test_mistral_sdk_gets_thinking_chunks(thinker: Server) -> None:
 
 def test_reasoning_on_a_plain_model_is_a_clear_400(thinker: Server) -> None:
     for extra in ({"reasoning_effort": "high"}, {"reasoning_budget_tokens": 10}, {"prompt_mode": "reasoning"}):
-        response = httpx.post(
+        response = http.post(
             f"{thinker.url}/v1/chat/completions",
             json={"model": "plain", "messages": QUESTION, "max_tokens": 5, **extra},
             headers=thinker.headers(),
@@ -234,7 +234,7 @@ def test_reasoning_on_a_plain_model_is_a_clear_400(thinker: Server) -> None:
         # prompt_mode is a Mistral-only field, so that answer comes in Mistral's error shape.
         error = body if "prompt_mode" in extra else body["error"]
         assert error["code"] == "reasoning_unsupported"
-    bad_header = httpx.post(
+    bad_header = http.post(
         f"{thinker.url}/v1/chat/completions",
         json={"model": THINK, "messages": QUESTION, "max_tokens": 5},
         headers={**thinker.headers(), "x-souverain-reasoning-budget": "lots"},

@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from souverain.routing import CLASSES, Candidate, Choice, ClassRule, Health, Policy, Refusal, RequestFacts, decide, unmet
+from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide, unmet
+from souverain.routing.policy import CLASSES, ClassRule, Policy
 from souverain.sovereignty import CountrySet, LawReach, Level, Residency, RouteProfile
 
 TRI = st.sampled_from(["yes", "no", "unknown"])

@@ -26,6 +26,8 @@ from souverain.ledger import Ledger
 from souverain.ledger.http import routes as ledger_routes
 from souverain.metrics import Metrics
 from souverain.pipeline import Pipeline
+from souverain.privacy import default_scanner
+from souverain.routing.router import Router
 
 log = logging.getLogger("souverain.api")
 
@@ -45,7 +47,8 @@ class Gateway:
         if not self.engines:
             self.engines = {m.name: build_engine(m) for m in self.config.models}
         self.metrics = Metrics(lambda: self.engines)
-        self.pipeline = Pipeline(self.keys, self.engines, self.metrics, self.ledger)
+        self.router = Router(self.config)
+        self.pipeline = Pipeline(self.keys, self.engines, self.metrics, self.router, default_scanner(), self.ledger)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` in the background, kept referenced until done; errors are logged."""

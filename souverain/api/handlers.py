@@ -25,7 +25,7 @@ from souverain.api.dialects import Dialect
 from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
-from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, LedgerUnavailable, PayloadTooLarge
+from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, LedgerUnavailable, NotFound, PayloadTooLarge
 from souverain.pipeline import Decision, Facts
 
 T = TypeVar("T")
@@ -87,11 +87,28 @@ async def until_disconnect(request: Request, work: Awaitable[T], timeout: float)
     return task.result()
 
 
+CLASS_HEADER = "x-souverain-data-class"
+
+
+def _declared(request: Request, body_value: str | None) -> str | None:
+    """The caller's declared class: the higher of the header and the body field."""
+    from souverain.routing.policy import CLASSES
+
+    header = request.headers.get(CLASS_HEADER)
+    if header is not None and header not in CLASSES:
+        raise InvalidRequest(f"{CLASS_HEADER} must be one of {', '.join(CLASSES)}", param=CLASS_HEADER)
+    given = [c for c in (header, body_value) if c]
+    return max(given, key=CLASSES.index) if given else None
+
+
 def _decision_headers(decision: Decision, dialect: Dialect, ledger_index: int | None = None) -> dict[str, str]:
     headers = {
         "x-souverain-model": decision.model,
         "x-souverain-engine": decision.engine.kind,
         "x-souverain-dialect": dialect.name,
+        "x-souverain-route": decision.route,
+        "x-souverain-data-class": decision.data_class,
+        "x-souverain-decision": decision.decision,
     }
     if ledger_index is not None:
         headers[LEDGER_HEADER] = str(ledger_index)
@@ -123,7 +140,7 @@ async def chat_completions(request: Request) -> Response:
         chat = _budget_from_header(request, parsed.normalise())
         facts.model = chat.model
         if chat.stream:
-            decision, chunks = await gw.pipeline.chat_stream(facts.principal, chat)
+            decision, chunks = await gw.pipeline.chat_stream(facts.principal, chat, facts, _declared(request, chat.data_class))
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             return StreamingResponse(
                 _sse(chunks, dialect, include_usage, gw, facts, body),
@@ -135,7 +152,9 @@ async def chat_completions(request: Request) -> Response:
                 },
             )
         decision, result = await until_disconnect(
-            request, gw.pipeline.chat(facts.principal, chat), gw.config.server.request_timeout_s
+            request,
+            gw.pipeline.chat(facts.principal, chat, facts, _declared(request, chat.data_class)),
+            gw.config.server.request_timeout_s,
         )
         payload = _encode(dialect.completion(result))
         facts.usage = result.get("usage") or {}
@@ -223,14 +242,16 @@ async def list_models(request: Request) -> Response:
 async def get_model(request: Request) -> Response:
     gw = request.app.state.gateway
     principal = gw.pipeline.authenticate(request.headers.get("authorization"))
-    decision = gw.pipeline.decide(principal, request.path_params["model"])
-    return Response(_encode(_model_card(decision.model, gw)), media_type=JSON)
+    name = request.path_params["model"]
+    if name not in gw.pipeline.visible_models(principal):
+        raise NotFound(f"The model {name!r} does not exist or you do not have access to it.", param="model")
+    return Response(_encode(_model_card(name, gw)), media_type=JSON)
 
 
 def _model_card(name: str, gw: Any) -> dict[str, Any]:
     """One card for both SDKs: OpenAI reads id/object/created/owned_by; Mistral's SDK also
     needs `capabilities` and `type: "base"`."""
-    config = next(m for m in gw.config.models if m.name == name)
+    config = next(m for m in gw.config.models if (m.serves or m.name) == name)
     card: dict[str, Any] = {
         "id": name,
         "object": "model",
@@ -264,7 +285,9 @@ async def embeddings(request: Request) -> Response:
         req = decode(body, EmbeddingRequest)
         facts.model = req.model
         vectors, tokens = await until_disconnect(
-            request, gw.pipeline.embed(facts.principal, req.model, req.texts()), gw.config.server.request_timeout_s
+            request,
+            gw.pipeline.embed(facts.principal, req.model, req.texts(), facts, _declared(request, req.data_class)),
+            gw.config.server.request_timeout_s,
         )
         dimensions = req.target_dimensions()
         if dimensions is not None:
@@ -281,7 +304,9 @@ async def embeddings(request: Request) -> Response:
         )
         index = await gw.pipeline.record(facts, request=body, response=payload)
         gw.metrics.observe("embeddings", facts.model, 200, time.perf_counter() - facts.started)
-        headers = {LEDGER_HEADER: str(index)} if index is not None else {}
+        headers = {"x-souverain-route": facts.route, "x-souverain-data-class": facts.data_class}
+        if index is not None:
+            headers[LEDGER_HEADER] = str(index)
         return Response(payload, media_type=JSON, headers=headers)
     except GatewayError as exc:
         await _record_failure(gw, facts, exc, body)

@@ -12,6 +12,7 @@ import uvicorn
 from souverain.api.app import Gateway, create_app
 from souverain.auth import KeyStore
 from souverain.config import Config
+from souverain.errors import ConfigError
 from souverain.ledger import Ledger
 from souverain.state import connect, state_dir
 
@@ -57,7 +58,11 @@ def serve(config: Config) -> int:
             print(f"souverain: cannot open the ledger: {exc}", file=sys.stderr)
             return 1
         print(f"souverain: ledger {ledger.origin} ({type(config.ledger.store).__name__}); verifier key {ledger.vkey}", flush=True)
-    gateway = Gateway(config=config, keys=keys, ledger=ledger)
+    try:
+        gateway = Gateway(config=config, keys=keys, ledger=ledger)
+    except ConfigError as exc:
+        print(f"souverain: configuration error: {exc}", file=sys.stderr)
+        return 2
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(gateway),

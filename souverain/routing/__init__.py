@@ -1,15 +1,10 @@
 """Sovereign routing: each request only travels routes its data class allows (DESIGN.md, decide).
 
-    Policy, ClassRule, unmet        policy.py: requirements per data class, in pipes terms
-    decide(...) -> Choice | Refusal decide.py: the pure decision
-    HealthBook                      health.py: circuit breakers and in-flight counts
+    policy.py   Policy, ClassRule: requirements per data class, in pipes terms (config)
+    decide.py   decide(...) -> Choice | Refusal, the pure decision; unmet(rule, profile)
+    health.py   HealthBook: circuit breakers and in-flight counts
+    router.py   Router: candidates from the configuration and the pipes analysis
+
+Import from the submodules: this package imports nothing eagerly, so that the
+configuration schema can use `policy` without loading the pipes analyser.
 """
-
-from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide
-from souverain.routing.health import Breaker, HealthBook
-from souverain.routing.policy import CLASSES, ClassRule, Policy, unmet
-
-__all__ = [
-    "CLASSES", "Breaker", "Candidate", "Choice", "ClassRule", "Health", "HealthBook", "Policy", "Refusal",
-    "RequestFacts", "decide", "unmet",
-]

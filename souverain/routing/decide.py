@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from souverain.routing.policy import CLASSES, DataClassName, Policy, unmet
-from souverain.sovereignty import RouteProfile
+from souverain.routing.policy import CLASSES, ClassRule, DataClassName, Policy
+from souverain.sovereignty import Level, RouteProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +118,26 @@ def _split(
         else:
             allowed.append(candidate)
     return allowed, excluded
+
+
+def unmet(rule: ClassRule, profile: RouteProfile) -> list[str]:
+    """Why `profile` may not carry a class under `rule`: empty when it may."""
+    reasons = []
+    needed = Level.parse(rule.min_level)
+    if profile.level < needed:
+        why = f" ({'; '.join(profile.blocked_by[:2])})" if profile.blocked_by else ""
+        reasons.append(f"level {profile.level.label} is below {needed.label}{why}")
+    if rule.no_non_eu_access and profile.non_eu_access != "no":
+        laws = ", ".join(r.law for r in profile.laws) or "unverified facts"
+        state = "can" if profile.non_eu_access == "yes" else "may"
+        reasons.append(f"a non-EU law {state} compel access to the plaintext ({laws})")
+    for aspect in rule.residency:
+        where = getattr(profile.residency, aspect)
+        if where.in_eea != "yes":
+            seen = ", ".join(where.countries + where.possible) or "not stated"
+            reasons.append(f"{aspect} is not established inside the EEA ({seen})")
+    for criterion in rule.verdicts:
+        verdict = profile.verdicts.get(criterion, "unknown")
+        if verdict != "pass":
+            reasons.append(f"criterion {criterion} is {verdict}, not pass")
+    return reasons

@@ -17,7 +17,6 @@ from typing import Literal
 
 import msgspec
 
-from souverain.sovereignty import Level, RouteProfile
 
 DataClassName = Literal["public", "internal", "confidential", "personal", "special"]
 CLASSES: tuple[DataClassName, ...] = ("public", "internal", "confidential", "personal", "special")
@@ -62,26 +61,3 @@ class Policy(Base):
 
     def rule(self, data_class: DataClassName) -> ClassRule:
         return self.classes.get(data_class) or _strict()[data_class]
-
-
-def unmet(rule: ClassRule, profile: RouteProfile) -> list[str]:
-    """Why `profile` may not carry a class under `rule`: empty when it may."""
-    reasons = []
-    needed = Level.parse(rule.min_level)
-    if profile.level < needed:
-        why = f" ({'; '.join(profile.blocked_by[:2])})" if profile.blocked_by else ""
-        reasons.append(f"level {profile.level.label} is below {needed.label}{why}")
-    if rule.no_non_eu_access and profile.non_eu_access != "no":
-        laws = ", ".join(r.law for r in profile.laws) or "unverified facts"
-        state = "can" if profile.non_eu_access == "yes" else "may"
-        reasons.append(f"a non-EU law {state} compel access to the plaintext ({laws})")
-    for aspect in rule.residency:
-        where = getattr(profile.residency, aspect)
-        if where.in_eea != "yes":
-            seen = ", ".join(where.countries + where.possible) or "not stated"
-            reasons.append(f"{aspect} is not established inside the EEA ({seen})")
-    for criterion in rule.verdicts:
-        verdict = profile.verdicts.get(criterion, "unknown")
-        if verdict != "pass":
-            reasons.append(f"criterion {criterion} is {verdict}, not pass")
-    return reasons
