@@ -1,0 +1,270 @@
+"""Sovereign routing through a real gateway: two upstreams serve one model, one allowed
+for personal data (on-premises) and one not (a US hyperscaler's EU region). The allowed
+one is stopped, slowed and restarted under a mixed load; the other must never receive a
+request that carried personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from conftest import ROOT, Server, http
+from souverain.privacy import default_scanner
+
+PIPES = ROOT / "examples" / "pipes" / "pipes.yaml"
+EMAIL, IBAN, PHONE = "marie.dubois@exemple.fr", "FR7630006000011234567890189", "+33 6 12 34 56 78"
+
+
+class Upstream:
+    """A mock OpenAI-compatible upstream (fine for fault injection) that keeps every body
+    it receives, and can be stopped, slowed and restarted on the same port."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received: list[bytes] = []
+        self.delay = 0.0
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.server: uvicorn.Server | None = None
+        self.start()
+
+    async def chat(self, request: Request) -> Response:
+        raw = await request.body()
+        self.received.append(raw)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        body = json.loads(raw)
+        text = f"{self.name} says ok"
+        if body.get("stream"):
+
+            async def events():
+                for piece in (text[:4], text[4:]):
+                    yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
+                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}) + "\n\n").encode()
+                yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}) + "\n\n").encode()
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse({"id": "u", "object": "chat.completion", "created": 0, "model": body["model"],
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+
+    def start(self) -> None:
+        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=lambda: self.server.run(sockets=[sock]), daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        assert self.server is not None
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
+    onprem, cloud = Upstream("onprem"), Upstream("cloud")
+    yield onprem, cloud
+    for u in (onprem, cloud):
+        u.stop()
+
+
+@pytest.fixture(scope="module")
+def routed(upstreams, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    onprem, cloud = upstreams
+    config = f"""
+routing:
+  pipes: {PIPES}
+  retries: 1
+  circuit: {{failures: 2, cooldown_s: 0.5}}
+models:
+  - name: assistant-onprem
+    serves: assistant
+    engine: openai_http
+    base_url: http://127.0.0.1:{onprem.port}/v1
+    route: a-onprem
+    priority: 0
+    read_timeout_s: 0.5
+  - name: assistant-cloud
+    serves: assistant
+    engine: openai_http
+    base_url: http://127.0.0.1:{cloud.port}/v1
+    route: c-azure-eu
+    priority: 1
+"""
+    server = Server(tmp_path_factory.mktemp("routed"), config)
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+def ask(content: str, **extra) -> dict:
+    return {"model": "assistant", "messages": [{"role": "user", "content": content}], **extra}
+
+
+def test_sdk_sees_the_decision_in_headers(routed: Server, upstreams) -> None:
+    onprem, cloud = upstreams
+    client = openai.OpenAI(base_url=f"{routed.url}/v1", api_key=routed.key, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["assistant"]
+    raw = client.chat.completions.with_raw_response.create(**ask("What is the capital of France?"))
+    assert raw.headers["x-souverain-route"] == "a-onprem"
+    assert raw.headers["x-souverain-data-class"] == "public"
+    assert raw.headers["x-souverain-decision"] == "allowed"
+    assert raw.parse().choices[0].message.content == "onprem says ok"
+    personal = client.chat.completions.with_raw_response.create(**ask(f"Write to {EMAIL} about IBAN {IBAN}"))
+    assert personal.headers["x-souverain-data-class"] == "personal"
+    assert personal.headers["x-souverain-route"] == "a-onprem"
+    declared = client.chat.completions.with_raw_response.create(
+        **ask("Quarterly numbers"), extra_headers={"x-souverain-data-class": "confidential"}
+    )
+    assert declared.headers["x-souverain-data-class"] == "confidential"
+
+
+def test_allowed_route_down_refuses_personal_and_lets_public_fall_back(routed: Server, upstreams) -> None:
+    onprem, cloud = upstreams
+    client = openai.OpenAI(base_url=f"{routed.url}/v1", api_key=routed.key, max_retries=0)
+    onprem.stop()
+    try:
+        before = len(cloud.received)
+        with pytest.raises(openai.APIStatusError) as err:
+            client.chat.completions.create(**ask(f"Call me on {PHONE}, my email is {EMAIL}"))
+        assert err.value.status_code in (502, 503)
+        # Public data may use the cloud route.
+        raw = client.chat.completions.with_raw_response.create(**ask("Hello there"))
+        assert raw.headers["x-souverain-route"] == "c-azure-eu"
+        # Once the breaker is open, personal data is refused before anything is sent.
+        for _ in range(3):
+            try:
+                client.chat.completions.create(**ask(f"Customer IBAN {IBAN}"))
+            except openai.APIStatusError as exc:
+                last = exc
+        assert last.status_code == 503
+        assert last.body["code"] == "no_route_available" and "personal" in last.body["message"]
+        assert last.response.headers["retry-after"]
+        for body in cloud.received[before:]:
+            assert EMAIL.encode() not in body and IBAN.encode() not in body
+    finally:
+        onprem.start()
+    deadline = time.monotonic() + 10
+    while True:
+        r = http.post(f"{routed.url}/v1/chat/completions", json=ask(f"IBAN {IBAN}"), headers=routed.headers())
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 200 and r.headers["x-souverain-route"] == "a-onprem"
+
+
+def test_refusal_when_policy_excludes_every_route(start_server, upstreams) -> None:
+    onprem, cloud = upstreams
+    server = start_server(f"""
+routing:
+  pipes: {PIPES}
+models:
+  - name: only-cloud
+    engine: openai_http
+    base_url: http://127.0.0.1:{cloud.port}/v1
+    route: c-azure-eu
+""")
+    response = http.post(f"{server.url}/v1/chat/completions", json={**ask(f"mail {EMAIL}"), "model": "only-cloud"}, headers=server.headers())
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "no_permitted_route" and "c-azure-eu" in error["message"]
+    assert "non-EU law" in error["message"]
+
+
+def personal_request(i: int, stream: bool) -> dict:
+    """Personal data in the places the issue names: text, tool-call arguments, JSON
+    strings, and spread over several messages."""
+    kind = i % 4
+    if kind == 0:
+        messages = [{"role": "user", "content": f"Please email {EMAIL} today"}]
+    elif kind == 1:
+        messages = [
+            {"role": "user", "content": "Pay the invoice"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+             "function": {"name": "pay", "arguments": json.dumps({"iban": IBAN, "amount": 12})}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+        ]
+    elif kind == 2:
+        messages = [{"role": "user", "content": json.dumps({"customer": {"contact": {"phone": PHONE}}})}]
+    else:
+        messages = [
+            {"role": "system", "content": "You help clerks."},
+            {"role": "user", "content": "The customer is reachable at"},
+            {"role": "user", "content": f"{EMAIL} and pays from {IBAN}"},
+        ]
+    return {"model": "assistant", "messages": messages, "stream": stream}
+
+
+def test_fault_injection_no_personal_data_reaches_the_excluded_route(routed: Server, upstreams) -> None:
+    onprem, cloud = upstreams
+    cloud_before = len(cloud.received)
+    statuses: dict[int, int] = {}
+    rng = random.Random(7)
+
+    async def load() -> None:
+        limits = httpx.Limits(max_connections=16)
+        async with httpx.AsyncClient(timeout=60, limits=limits, headers=routed.headers()) as client:
+            sem = asyncio.Semaphore(16)
+
+            async def one(i: int) -> None:
+                personal = rng.random() < 0.5
+                body = personal_request(i, i % 3 == 0) if personal else ask(f"Tell me a fact number {i}", stream=i % 3 == 0)
+                async with sem:
+                    r = await client.post(f"{routed.url}/v1/chat/completions", json=body)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+            await asyncio.gather(*(one(i) for i in range(2000)))
+
+    def chaos() -> None:
+        # While the load runs: stop the allowed upstream, restart it, slow it, heal it.
+        for _ in range(3):
+            time.sleep(1.0)
+            onprem.stop()
+            time.sleep(1.0)
+            onprem.start()
+            time.sleep(0.5)
+            onprem.delay = 1.0  # past the gateway's 0.5 s read timeout
+            time.sleep(1.0)
+            onprem.delay = 0.0
+
+    chaos_thread = threading.Thread(target=chaos)
+    chaos_thread.start()
+    asyncio.run(load())
+    chaos_thread.join()
+    assert sum(statuses.values()) == 2000
+    assert statuses.get(200, 0) > 0
+    assert set(statuses) <= {200, 502, 503, 504}, statuses
+    assert statuses.get(503, 0) > 0, f"the chaos never left personal data without a route: {statuses}"
+    leaked = cloud.received[cloud_before:]
+    assert leaked, "public requests should have used the cloud route while on-prem was down"
+    scanner = default_scanner()
+    for raw in leaked:
+        assert EMAIL.encode() not in raw and IBAN.encode() not in raw and b"6 12 34 56 78" not in raw
+        assert scanner.scan_request(json.loads(raw)) == []
