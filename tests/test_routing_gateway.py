@@ -38,6 +38,7 @@ class Upstream:
         self.name = name
         self.received: list[bytes] = []
         self.delay = 0.0
+        self.echo = False  # answer with the last message's text, in 3-character chunks
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = probe.getsockname()[1]
@@ -52,10 +53,12 @@ class Upstream:
             await asyncio.sleep(self.delay)
         body = json.loads(raw)
         text = f"{self.name} says ok"
+        if self.echo:
+            text = f"Noted: {body['messages'][-1]['content']}"
         if body.get("stream"):
 
             async def events():
-                for piece in (text[:4], text[4:]):
+                for piece in [text[i : i + 3] for i in range(0, len(text), 3)]:
                     yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}) + "\n\n").encode()
                 yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
@@ -268,3 +271,44 @@ def test_fault_injection_no_personal_data_reaches_the_excluded_route(routed: Ser
     for raw in leaked:
         assert EMAIL.encode() not in raw and IBAN.encode() not in raw and b"6 12 34 56 78" not in raw
         assert scanner.scan_request(json.loads(raw)) == []
+
+
+def test_pseudonymise_then_forward_and_restore(start_server, upstreams) -> None:
+    onprem, cloud = upstreams
+    server = start_server(f"""
+routing:
+  pipes: {PIPES}
+  policy:
+    classes:
+      personal: {{min_level: sovereign, no_non_eu_access: true, pseudonymise_to: internal}}
+models:
+  - name: helper
+    engine: openai_http
+    base_url: http://127.0.0.1:{cloud.port}/v1
+    route: c-azure-eu
+""")
+    cloud.echo = True
+    try:
+        before = len(cloud.received)
+        prompt = f"Remind {EMAIL} that IBAN {IBAN} is due"
+        whole = http.post(f"{server.url}/v1/chat/completions", json={**ask(prompt), "model": "helper"}, headers=server.headers())
+        assert whole.status_code == 200, whole.text
+        assert whole.headers["x-souverain-decision"] == "pseudonymised"
+        assert whole.headers["x-souverain-data-class"] == "personal"
+        assert whole.json()["choices"][0]["message"]["content"] == f"Noted: {prompt}"
+        streamed = http.post(
+            f"{server.url}/v1/chat/completions", json={**ask(prompt), "model": "helper", "stream": True}, headers=server.headers()
+        )
+        text = "".join(
+            (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+            for line in streamed.text.splitlines()
+            if line.startswith("data: {")
+        )
+        assert text == f"Noted: {prompt}"
+        sent = cloud.received[before:]
+        assert len(sent) == 2
+        for raw in sent:
+            assert EMAIL.encode() not in raw and IBAN.encode() not in raw
+            assert b"[EMAIL_1]" in raw and b"[IBAN_1]" in raw
+    finally:
+        cloud.echo = False
