@@ -1,0 +1,262 @@
+"""The checks that framework criteria name in criteria.yaml.
+
+A *provider* check looks at one hop run by a third party and returns its verdict; the
+runner applies it to every such hop that carries data and keeps the worst. A *route*
+check looks at the route as a whole. Every check is monotone in what is known: a fact
+that becomes unknown can turn pass into unknown, never fail or unknown into pass
+(tests/test_pipes_properties.py holds it to that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from souverain.sovereignty.facts import Trace, describe
+from souverain.sovereignty.graph import Graph, HopFacts, Node
+from souverain.sovereignty.loader import SELF
+from souverain.sovereignty.results import CriterionResult, Exposure, Residency, Tri, Verdict, combine, t_all, t_any
+from souverain.sovereignty.rules import Criterion
+from souverain.sovereignty.schema import Route
+
+
+@dataclass
+class RouteContext:
+    """Everything about one route that the checks read."""
+
+    hf: HopFacts
+    route: Route
+    graph: Graph
+    exposures: list[Exposure]
+    residency: Residency
+    ranks: dict[str, int]
+
+    @property
+    def rules(self):
+        return self.hf.pipes.rules
+
+
+Outcome = tuple[Verdict, list[str]]
+ProviderCheck = Callable[[RouteContext, Node, Trace, dict[str, Any]], Outcome]
+RouteCheck = Callable[[RouteContext, Trace, dict[str, Any]], tuple[Verdict, list[str], int | None]]
+
+
+def _verdict(t: Tri) -> Verdict:
+    return {"yes": "pass", "no": "fail", "unknown": "unknown"}[t]  # type: ignore[return-value]
+
+
+def _in(ctx: RouteContext, ref, zone: str) -> Tri:
+    if not ref.usable:
+        return "unknown"
+    values = ref.value if isinstance(ref.value, list) else [ref.value]
+    return t_all(["yes" if ctx.rules.in_zone(v, zone) else "no" for v in values])
+
+
+def _operator(ctx: RouteContext, node: Node, trace: Trace) -> str | None:
+    ref = trace.hop(node.hop, "operator")
+    return ref.value if ref.usable else None
+
+
+# ---- provider checks (one third-party hop at a time) -----------------------------------
+
+
+def provider_seat(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    op = _operator(ctx, node, trace)
+    if op is None:
+        return "unknown", [f"{node.hop}: operator unknown"]
+    tests = {f: _in(ctx, trace.entity(op, f), p["zone"]) for f in p["fields"]}
+    bad = [f for f, t in tests.items() if t == "no"]
+    reason = f"{ctx.hf.pipes.entity_name(op)}: " + (f"{', '.join(bad)} outside the {p['zone']}" if bad else "all in the " + p["zone"])
+    return _verdict(t_all(list(tests.values()))), [reason]
+
+
+def _controlled_from_outside(ctx: RouteContext, op: str, trace: Trace, zone: str, pct: float | None) -> tuple[Tri, list[str]]:
+    chain, complete = ctx.hf.chain(trace, op)
+    tests: list[Tri] = []
+    why: list[str] = []
+    for parent in chain[1:]:
+        t = _in(ctx, trace.entity(parent, "incorporated_in"), zone)
+        tests.append({"yes": "no", "no": "yes", "unknown": "unknown"}[t])  # type: ignore[arg-type]
+        if t == "no":
+            why.append(f"controlled by {ctx.hf.pipes.entity_name(parent)}, outside the {zone}")
+    if not complete:
+        tests.append("unknown")
+        why.append(f"{ctx.hf.pipes.entity_name(op)}: parent chain not stated")
+    for flag in ("veto_rights", "appoints_board_majority"):
+        ref = trace.entity(op, f"non_eu_shareholding.{flag}")
+        tests.append(("yes" if ref.value else "no") if ref.usable else "unknown")
+        if ref.usable and ref.value:
+            why.append(f"non-EU holders have {flag.replace('_', ' ')}")
+    if pct is not None:
+        ref = trace.entity(op, "non_eu_shareholding.max_individual_pct")
+        tests.append(("yes" if ref.value > pct else "no") if ref.usable else "unknown")
+        if ref.usable and ref.value > pct:
+            why.append(f"a non-EU holder has {ref.value} %")
+    return t_any(tests), why
+
+
+def shareholding(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    op = _operator(ctx, node, trace)
+    if op is None:
+        return "unknown", [f"{node.hop}: operator unknown"]
+    outside, why = _controlled_from_outside(ctx, op, trace, p["zone"], None)
+    tests: list[Tri] = [{"yes": "no", "no": "yes", "unknown": "unknown"}[outside]]  # type: ignore[list-item]
+    for path, limit in (("max_individual_pct", p["max_individual_pct"]), ("collective_pct", p["max_collective_pct"])):
+        ref = trace.entity(op, f"non_eu_shareholding.{path}")
+        if ref.usable:
+            tests.append("yes" if ref.value <= limit else "no")
+            if ref.value > limit:
+                why.append(f"non-EU {path.split('_')[0]} holding {ref.value} % > {limit} %")
+        else:
+            tests.append("unknown")
+            why.append(describe(ref))
+    return _verdict(t_all(tests)), why or [f"{ctx.hf.pipes.entity_name(op)}: within the limits"]
+
+
+def effective_control(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    op = _operator(ctx, node, trace)
+    if op is None:
+        return "unknown", [f"{node.hop}: operator unknown"]
+    seat = _in(ctx, trace.entity(op, "incorporated_in"), p["zone"])
+    outside, why = _controlled_from_outside(ctx, op, trace, p["zone"], p["control_pct"])
+    result = t_all([seat, {"yes": "no", "no": "yes", "unknown": "unknown"}[outside]])  # type: ignore[list-item]
+    return _verdict(result), why or [f"{ctx.hf.pipes.entity_name(op)}: EU-controlled"]
+
+
+def residency(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    tests: list[Tri] = []
+    why: list[str] = []
+    hop = node.hop
+    if "processing" in p["facets"]:
+        tests.append(_in(ctx, trace.hop(hop, "location.processing_countries"), p["zone"]))
+    stored = trace.hop(hop, "data_state.at_rest.stored")
+    if "storage" in p["facets"] and not (stored.usable and stored.value is False):
+        tests.append(_in(ctx, trace.hop(hop, "location.storage_countries"), p["zone"]))
+    if "fallback" in p["facets"]:
+        fb = trace.hop(hop, "location.non_eu_fallback")
+        tests.append(("no" if fb.value else "yes") if fb.usable else "unknown")
+        if fb.usable and fb.value:
+            why.append(f"{hop}: falls back outside the EU")
+    return _verdict(t_all(tests)), why or [f"{hop}: {' / '.join(p['facets'])} checked against the {p['zone']}"]
+
+
+def access_from(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    ref = trace.hop(node.hop, f"access.{p['facet']}_access_from")
+    return _verdict(_in(ctx, ref, p["zone"])), [describe(ref)]
+
+
+def support_from(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    ref = trace.hop(node.hop, "access.support_access_from")
+    inside = _in(ctx, ref, p["zone"])
+    if inside != "no":
+        return _verdict(inside), [describe(ref)]
+    documented = trace.hop(node.hop, "access.support_operations_documented")
+    if not documented.usable:
+        return "unknown", [describe(ref), describe(documented)]
+    return ("partial" if documented.value else "fail"), [describe(ref), describe(documented)]
+
+
+def contract_term(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    ref = trace.hop(node.hop, p["path"])
+    if not ref.usable:
+        return "unknown", [describe(ref)]
+    if "equals" in p:
+        ok = ref.value == p["equals"]
+    elif "min" in p:
+        ok = ref.value >= p["min"]
+    else:
+        ok = ref.value <= p["max"]
+    return ("pass" if ok else "fail"), [describe(ref)]
+
+
+def key_custody(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    op = _operator(ctx, node, trace)
+    custodian = trace.hop(node.hop, "keys.custodian")
+    if op is None or not custodian.usable:
+        return "unknown", [describe(custodian)]
+    group, complete = ctx.hf.chain(trace, op)
+    inside = custodian.value in group
+    who = ctx.hf.pipes.entity_name(custodian.value)
+    if not inside and not complete and custodian.value != SELF:
+        return "unknown", [f"{node.hop}: keys held by {who}; whether it belongs to the provider's group is unknown (parent chain not stated)"]
+    return ("fail" if inside else "pass"), [f"{node.hop}: keys held by {who}" + (" (the provider's group)" if inside else "")]
+
+
+def staff_citizenship(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
+    ref = trace.hop(node.hop, "access.support_staff_citizenship")
+    return _verdict(_in(ctx, ref, p["zone"])), [describe(ref)]
+
+
+PROVIDER_CHECKS: MappingProxyType[str, ProviderCheck] = MappingProxyType(
+    {
+        "provider_seat": provider_seat,
+        "shareholding": shareholding,
+        "effective_control": effective_control,
+        "residency": residency,
+        "access_from": access_from,
+        "support_from": support_from,
+        "contract_term": contract_term,
+        "key_custody": key_custody,
+        "staff_citizenship": staff_citizenship,
+    }
+)
+
+
+def run(ctx: RouteContext, crit_id: str, crit: Criterion) -> CriterionResult:
+    """Evaluate one criterion on one route."""
+    from souverain.sovereignty.route_checks import ROUTE_CHECKS
+
+    base = {"id": crit_id, "framework": crit.framework, "ref": crit.ref, "title": crit.title}
+    out_of_scope = _regime(ctx, crit)
+    if out_of_scope:
+        return CriterionResult(**base, verdict="not_applicable", reasons=(out_of_scope,))
+    trace = Trace(ctx.hf.lookup)
+    if crit.applies == "route":
+        params = {**crit.params, "satisfied_by": crit.satisfied_by}
+        verdict, reasons, seal = ROUTE_CHECKS[crit.check](ctx, trace, params)
+        return CriterionResult(**base, verdict=verdict, reasons=tuple(reasons), facts=trace.take(), seal=seal)
+    check = PROVIDER_CHECKS[crit.check]
+    verdicts: list[Verdict] = []
+    reasons: list[str] = []
+    hops: list[str] = []
+    for node in ctx.graph.nodes:
+        third = ctx.hf.third_party(trace, node.hop)
+        if third == "no" or node.carries == "no":
+            continue
+        hops.append(node.hop)
+        certified = trace.hop(node.hop, "certified")
+        if crit.satisfied_by and certified.usable and set(crit.satisfied_by) & set(certified.value):
+            verdict: Verdict = "pass"
+            why = [f"{node.hop}: in the scope of {', '.join(sorted(set(crit.satisfied_by) & set(certified.value)))}"]
+        else:
+            verdict, why = check(ctx, node, trace, crit.params)
+        if not node.certain and verdict == "fail":
+            verdict = "unknown"
+            why = [*why, f"{node.hop} is reached only through an unverified fact"]
+        verdicts.append(verdict)
+        reasons.extend(why)
+    if not hops and ctx.graph.complete:
+        reasons.append("no third party carries data on this route")
+    verdict = combine(verdicts, ctx.graph.complete)
+    if not ctx.graph.complete:
+        reasons.append("the hop graph is incomplete: " + "; ".join(ctx.graph.gaps or ["unverified hops"]))
+    return CriterionResult(**base, verdict=verdict, reasons=tuple(reasons), hops=tuple(hops), facts=trace.take())
+
+
+def _regime(ctx: RouteContext, crit: Criterion) -> str:
+    """Why the criterion does not apply to this route ('' when it does)."""
+    route = ctx.route
+    if crit.regime == "dora" and not route.regimes.dora:
+        return "DORA is not among the route's regimes"
+    if crit.regime == "gdpr" and (not route.regimes.gdpr or route.purpose.personal_data is False):
+        return "the route carries no personal data"
+    if crit.regime == "ai_act_high_risk":
+        ai = route.purpose.ai_act
+        if not route.regimes.ai_act or ai.high_risk is False:
+            return "not a high-risk AI system (AI Act Art. 6)"
+        role = crit.params.get("role")
+        if role and ai.role not in (role, "unknown"):
+            return f"the organisation is not the {role} of this system"
+    return ""

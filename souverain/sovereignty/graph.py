@@ -1,0 +1,185 @@
+"""The hop graph of one route, walked to any depth, and what each hop can see.
+
+A route lists its hops; each hop may `runs_on` another and have `subprocessors`, and so on
+down. The walk records how each hop was reached and whether that edge is established: an
+edge that only an unverified fact claims is still walked (so reports show where the data
+may go) but the hop is marked uncertain and the graph incomplete. An incomplete graph can
+never pass anything that is a statement about *every* hop.
+
+A hop that does not state its `data_classes` carries those of the hop it serves (the
+infrastructure under a model sees what the model sees) or, for a hop listed in the route,
+those of the hop before it; when that hop carries nothing, it is unknown.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from souverain.sovereignty.facts import FactRef, Lookup, Trace, describe
+from souverain.sovereignty.loader import SELF, Pipes
+from souverain.sovereignty.results import Step, Tri, t_all, t_any
+from souverain.sovereignty.schema import Route
+
+Via = Literal["route", "runs_on", "subprocessor"]
+
+
+class Node(msgspec.Struct, frozen=True):
+    hop: str
+    depth: int
+    via: Via
+    parent: str | None
+    certain: bool
+    classes: tuple[str, ...] | None  # effective data classes; None = unknown
+    possible_classes: tuple[str, ...] = ()
+
+    @property
+    def carries(self) -> Tri:
+        if self.classes is None:
+            return "unknown"
+        return "yes" if self.classes else "no"
+
+
+class Graph(msgspec.Struct):
+    nodes: list[Node]
+    gaps: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return not self.gaps and all(n.certain for n in self.nodes)
+
+
+def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
+    nodes: list[Node] = []
+    gaps: list[str] = []
+    seen: set[str] = set()
+
+    def visit(hop: str, depth: int, via: Via, parent: Node | None, certain: bool) -> None:
+        if hop in seen:
+            return
+        seen.add(hop)
+        own = lookup.get("hop", hop, "data_classes")
+        if own.usable:
+            classes, possible = tuple(own.value), ()
+        elif own.state == "missing" and parent is not None and parent.classes != ():
+            # Inherit what flows in. From a hop that carries nothing there is nothing to
+            # inherit, and a hop that says nothing about itself is then unknown, not empty.
+            classes, possible = parent.classes, parent.possible_classes
+        else:
+            classes, possible = None, tuple(own.value or ()) if own.state != "missing" else ()
+            if parent is not None:
+                possible = tuple(dict.fromkeys([*possible, *(parent.classes or ()), *parent.possible_classes]))
+        node = Node(hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible)
+        nodes.append(node)
+        for path, edge in (("runs_on", "runs_on"), ("subprocessors", "subprocessor")):
+            ref = lookup.get("hop", hop, path)
+            claimed = ([ref.value] if path == "runs_on" else list(ref.value or ())) if ref.value is not None else []
+            if not ref.usable and certain:
+                gaps.append(_gap(ref))
+            for target in claimed:
+                if target is not None:
+                    visit(target, depth + 1, edge, node, certain and ref.usable)  # type: ignore[arg-type]
+
+    previous: Node | None = None
+    for hop in route.hops:
+        # A route is a chain: a route hop that does not say what it carries gets what the
+        # hop before it carries (the gateway passes the client's prompts on).
+        visit(hop, 0, "route", previous, True)
+        previous = next((n for n in nodes if n.hop == hop), previous)
+    return Graph(nodes, gaps)
+
+
+def _gap(ref: FactRef) -> str:
+    hop = ref.subject.split(":", 1)[1]
+    if ref.state == "missing":
+        return f"{hop}: `{ref.path}` is not stated (state `[]`/`none` if there are none)"
+    return f"{hop}: {describe(ref)}"
+
+
+class HopFacts:
+    """Derived, per-hop questions the exposure and criteria code keeps asking."""
+
+    def __init__(self, pipes: Pipes, lookup: Lookup) -> None:
+        self.pipes = pipes
+        self.lookup = lookup
+
+    def operator(self, trace: Trace, hop: str) -> FactRef:
+        return trace.hop(hop, "operator")
+
+    def third_party(self, trace: Trace, hop: str) -> Tri:
+        ref = self.operator(trace, hop)
+        if not ref.usable:
+            return "unknown"
+        return "no" if ref.value in (None, SELF) else "yes"
+
+    def reach(self, trace: Trace, node: Node) -> Step:
+        """Possession, custody or control of plaintext: in use, stored decryptable, or keys held."""
+        hop = node.hop
+        if node.carries == "no":
+            return Step(test="access", result="no", text=f"{hop} carries no data", facts=trace.take())
+        in_use = trace.hop(hop, "data_state.in_use")
+        stored = trace.hop(hop, "data_state.at_rest.stored")
+        prongs: list[Tri] = []
+        why: list[str] = []
+        if in_use.usable:
+            prongs.append("yes" if in_use.value == "plaintext" else "no")
+            if in_use.value == "plaintext":
+                why.append("sees plaintext in use")
+        else:
+            prongs.append("unknown")
+            why.append(describe(in_use))
+        if stored.usable and stored.value is False:
+            prongs.append("no")
+        else:
+            decrypt = trace.hop(hop, "keys.provider_can_decrypt")
+            can: bool | None = decrypt.value if decrypt.usable else None
+            if can is None:
+                encryption = trace.hop(hop, "data_state.at_rest.encryption")
+                if encryption.usable and encryption.value in ("none", "provider_managed", "cmk_in_provider_kms"):
+                    can = True
+            if can is False:
+                prongs.append("no")
+            elif can is True and stored.usable:
+                prongs.append("yes")
+                why.append("stores data it can decrypt")
+            else:
+                prongs.append("unknown")
+                why.append(describe(stored) if not stored.usable else describe(decrypt))
+        result = t_any(prongs)
+        if node.carries == "unknown" and result == "yes":
+            result = "unknown"
+            why.append("which data it carries is unknown")
+        if result == "no":
+            text = f"{hop} has no access to plaintext (not in use in clear, nothing stored it can decrypt)"
+        elif result == "yes":
+            text = f"{hop} {' and '.join(why)}: possession, custody or control of {', '.join(node.classes or ())}"
+        else:
+            text = f"{hop}: access to plaintext unknown ({'; '.join(why)})"
+        return Step(test="access", result=result, text=text, facts=trace.take())
+
+    def chain(self, trace: Trace, entity: str) -> tuple[list[str], bool]:
+        """The entity and its controlling parents, and whether that list is known to be complete."""
+        chain = [entity]
+        parents = trace.entity(entity, "parent_chain")
+        if parents.usable:
+            chain.extend(p for p in parents.value if p not in chain)
+            return chain, True
+        top = trace.entity(entity, "ultimate_parent")
+        if top.usable and top.value is None:
+            return chain, True
+        if top.usable and top.value not in chain:
+            chain.append(top.value)
+        return chain, False
+
+    def countries(self, trace: Trace, hop: str, path: str) -> tuple[list[str] | None, list[str]]:
+        """(usable countries or None, claimed-but-unusable countries)."""
+        ref = trace.hop(hop, path)
+        if ref.usable:
+            return list(ref.value), []
+        return None, list(ref.value or []) if isinstance(ref.value, list) else []
+
+    def zone_test(self, values: list[str] | None, zone: str) -> Tri:
+        if values is None:
+            return "unknown"
+        return t_all(["yes" if self.pipes.rules.in_zone(c, zone) else "no" for c in values])

@@ -1,0 +1,291 @@
+"""Checks that look at a route as a whole: third parties' access, CSF SEAL caps, the DORA
+supply chain, GDPR transfers and AI Act log retention.
+
+CSF checks return a SEAL cap. Where facts are unknown they work with the range of caps
+the facts allow: the cap is known (and the verdict decided) only when the range is one
+value; 4 passes, 0 fails, anything between is partial.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from souverain.sovereignty.checks import RouteCheck, RouteContext, _controlled_from_outside, _in
+from souverain.sovereignty.facts import Trace, describe
+from souverain.sovereignty.graph import Node
+from souverain.sovereignty.loader import SELF
+from souverain.sovereignty.results import Tri, Verdict, combine, t_any
+
+Result = tuple[Verdict, list[str], "int | None"]
+
+
+def _third_party_nodes(ctx: RouteContext, trace: Trace) -> list[Node]:
+    return [n for n in ctx.graph.nodes if n.carries != "no" and ctx.hf.third_party(trace, n.hop) != "no"]
+
+
+def _seal(low: int, high: int, why: list[str], complete: bool = True) -> Result:
+    """A verdict from the range of SEAL caps the facts allow."""
+    if not complete:
+        low = 0
+    if low == high:
+        verdict: Verdict = "pass" if low == 4 else "fail" if low == 0 else "partial"
+        return verdict, why, low
+    return ("fail" if high == 0 else "unknown"), [*why, f"SEAL cap between {low} and {high} on what is known"], None
+
+
+def third_party_access(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    verdicts: list[Verdict] = []
+    why: list[str] = []
+    nodes = _third_party_nodes(ctx, trace)
+    for node in nodes:
+        op = trace.hop(node.hop, "operator")
+        if op.usable:
+            seat = _in(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
+            controlled, reasons = _controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
+            non_eu = t_any([{"yes": "no", "no": "yes", "unknown": "unknown"}[seat], controlled])  # type: ignore[list-item]
+        else:
+            non_eu, reasons = "unknown", [describe(op)]
+        reach = ctx.hf.reach(trace, node).result
+        certified = trace.hop(node.hop, "certified")
+        if certified.usable and set(p.get("satisfied_by", ())) & set(certified.value):
+            verdicts.append("pass")
+            continue
+        if non_eu == "no" or reach == "no":
+            verdicts.append("pass")
+        elif non_eu == "yes" and reach == "yes":
+            verdicts.append("fail" if node.certain else "unknown")
+            name = ctx.hf.pipes.entity_name(op.value)
+            why.append(f"{node.hop}: {name} ({'; '.join(reasons) or 'non-EU'}) can obtain plaintext")
+        else:
+            verdicts.append("unknown")
+            why.append(f"{node.hop}: non-EU control {non_eu}, access to plaintext {reach}")
+    if not nodes and ctx.graph.complete:
+        return "not_applicable", ["no third party carries data on this route"], None
+    return combine(verdicts, ctx.graph.complete), why or ["no non-EU or non-EU-controlled third party can obtain the data"], None
+
+
+
+def csf_extraterritorial(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    seal = p["seal"]
+    lows: list[int] = [seal["none"]]
+    highs: list[int] = [seal["none"]]
+    why: list[str] = []
+    for exp in ctx.exposures:
+        if ctx.rules.laws[exp.law].kind != "compelled_access" or exp.worst == "none":
+            continue
+        # An operator that is itself an EU company can only be reached through a parent:
+        # the calculator's "EU subsidiary" rung; otherwise the operator is non-EU itself.
+        own = trace.entity(exp.operator, "incorporated_in") if exp.operator else None
+        eu_operator = own is not None and own.usable and ctx.rules.in_zone(own.value, "EU")
+        established = seal["established_via_parent"] if eu_operator else seal["established_direct"]
+        highs.append(seal["none"] if exp.status == "unknown" else _cap(seal, exp.status, established))
+        lows.append(_cap(seal, exp.worst, established))
+        why.append(f"{exp.hop}: {exp.law} {exp.status}" + (f" (at worst {exp.worst})" if exp.worst != exp.status else ""))
+    return _seal(min(lows), min(highs), why or ["no non-EU law reaches the data"], ctx.graph.complete)
+
+
+def _cap(seal: dict, status: str, established: int) -> int:
+    return established if status == "established" else seal[status] if status in seal else seal["none"]
+
+
+def csf_keys(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    seal = p["seal"]
+    low = high = seal["customer_exclusive"]
+    why: list[str] = []
+    for node in _third_party_nodes(ctx, trace):
+        reach = ctx.hf.reach(trace, node).result
+        custodian = trace.hop(node.hop, "keys.custodian")
+        encryption = trace.hop(node.hop, "data_state.at_rest.encryption")
+        if reach == "no":
+            continue
+        if custodian.usable and custodian.value == SELF:
+            rung = "customer_primary"
+        elif encryption.usable and encryption.value == "cmk_in_provider_kms":
+            rung = "shared"
+        elif custodian.usable:
+            rung = "provider_only"
+        else:
+            rung = None
+        # Seeing plaintext caps the rung at customer_primary; the custodian decides below that.
+        best = seal["customer_primary"] if reach == "yes" else seal["customer_exclusive"]
+        worst = seal[rung] if rung else seal["provider_only"]
+        low, high = min(low, worst), min(high, best if not (rung and reach == "yes") else worst)
+        holder = ctx.hf.pipes.entity_name(custodian.value) if custodian.usable else "unknown"
+        why.append(f"{node.hop}: keys held by {holder}; provider reaches plaintext: {reach} → {rung or 'unknown'}")
+    return _seal(low, high, why or ["no third party can read the data"], ctx.graph.complete)
+
+
+def csf_location(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    seal, zone, res = p["seal"], p["zone"], ctx.residency
+    main = [*res.processing.countries, *res.storage.countries]
+    if any(not ctx.rules.in_zone(c, zone) for c in main):
+        return "fail", [f"data processed or stored outside the {zone}: {', '.join(sorted(set(main)))}"], seal["non_eu"]
+    if any(not ctx.rules.in_zone(c, zone) for c in res.fallback.countries):
+        why = [f"fallback outside the {zone}: {', '.join(res.fallback.countries)}"]
+        known = res.processing.complete and res.storage.complete
+        return _seal(seal["eu_default_with_exceptions"] if known else seal["non_eu"], seal["eu_default_with_exceptions"], why)
+    complete = res.processing.complete and res.storage.complete and res.fallback.complete
+    if complete:
+        return _seal(seal["eu_only"], seal["eu_only"], [f"processing, storage and fallback all in the {zone}"])
+    return _seal(seal["non_eu"], seal["eu_only"], ["processing, storage or fallback location unknown"])
+
+
+def csf_support(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    seal, zone = p["seal"], p["zone"]
+    if not _third_party_nodes(ctx, trace) and ctx.graph.complete:
+        return "not_applicable", ["no third-party support on this route"], None
+    support = ctx.residency.support
+    if any(not ctx.rules.in_zone(c, zone) for c in support.countries):
+        return _seal(seal["non_eu"], seal["non_eu"], [f"support from {', '.join(support.countries)}"])
+    if support.complete:
+        return _seal(seal["eu_only"], seal["eu_only"], [f"support from the {zone} only"])
+    return _seal(seal["non_eu"], seal["eu_only"], ["where support works from is not known for every provider"])
+
+
+def csf_ai(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    seal, zone = p["seal"], p["zone"]
+    low = high = seal["eu_model_eu_chips"]
+    why: list[str] = []
+    inference = [n for n in ctx.graph.nodes if ctx.hf.pipes.hop_roles.get(n.hop) == "model_inference"]
+    if not inference:
+        return "not_applicable", ["no model inference hop on this route"], None
+    for node in inference:
+        origin = trace.hop(node.hop, "model.weights_origin")
+        chips = _hardware(ctx, trace, node.hop)
+        model_eu = _in(ctx, origin, zone)
+        chips_eu = _in(ctx, chips, zone) if chips is not None else "unknown"
+        if model_eu == "no":
+            cap: tuple[int, int] = (seal["non_eu_model"], seal["non_eu_model"])
+        elif model_eu == "yes" and chips_eu != "unknown":
+            rung = seal["eu_model_eu_chips"] if chips_eu == "yes" else seal["eu_model_foreign_chips"]
+            cap = (rung, rung)
+        else:
+            cap = (seal["non_eu_model"], seal["eu_model_eu_chips"])
+        low, high = min(low, cap[0]), min(high, cap[1])
+        hw = describe(chips) if chips is not None else "accelerators not stated"
+        why.append(f"{node.hop}: {describe(origin)}; {hw}")
+    return _seal(low, high, why, ctx.graph.complete)
+
+
+def _hardware(ctx: RouteContext, trace: Trace, hop: str):
+    """hardware_origin of the hop, or of what it runs on."""
+    seen = set()
+    while hop and hop not in seen:
+        seen.add(hop)
+        ref = trace.hop(hop, "hardware_origin")
+        if ref.state != "missing":
+            return ref
+        runs_on = ctx.hf.lookup.get("hop", hop, "runs_on")
+        hop = runs_on.value if runs_on.usable else None
+    return None
+
+
+def ctpp_concentration(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    flags: list[Tri] = []
+    why: list[str] = []
+    for node in _third_party_nodes(ctx, trace):
+        op = trace.hop(node.hop, "operator")
+        if not op.usable:
+            flags.append("unknown")
+            continue
+        chain, complete = ctx.hf.chain(trace, op.value)
+        node_flags: list[Tri] = [] if complete else ["unknown"]
+        for entity in chain:
+            ref = trace.entity(entity, "dora_ctpp")
+            node_flags.append(("yes" if ref.value else "no") if ref.usable else "unknown")
+            if ref.usable and ref.value:
+                why.append(f"{node.hop}: {ctx.hf.pipes.entity_name(entity)} is a designated CTPP")
+        flag = t_any(node_flags)
+        flags.append(flag if node.certain or flag != "yes" else "unknown")
+    found = t_any(flags)
+    if found == "yes":
+        return "partial", why + ["assess concentration with the rest of the register (Art. 29(1)(b))"], None
+    if found == "unknown" or not ctx.graph.complete:
+        return "unknown", why + ["CTPP status not known for every provider in the chain"], None
+    return "pass", ["no designated CTPP in the chain"], None
+
+
+def subcontracting_chain(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    tests: list[Tri] = []
+    why: list[str] = []
+    for node in _third_party_nodes(ctx, trace):
+        op = trace.hop(node.hop, "operator")
+        if not op.usable:
+            tests.append("unknown")
+            why.append(f"{node.hop}: {describe(op)}")
+            continue
+        if ctx.ranks.get(node.hop, 1) >= 2:
+            seat = _in(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
+            controlled, _ = _controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
+            third_country = t_any([{"yes": "no", "no": "yes", "unknown": "unknown"}[seat], controlled])  # type: ignore[list-item]
+            tests.append(third_country)
+            if third_country == "yes":
+                why.append(f"{node.hop}: subcontractor {ctx.hf.pipes.entity_name(op.value)} (rank {ctx.ranks[node.hop]}) in or controlled from a third country")
+    if not ctx.graph.complete:
+        return "unknown", why + ["the chain is not fully known: " + "; ".join(ctx.graph.gaps or ["unverified hops"])], None
+    found = t_any(tests)
+    if found == "yes":
+        return "partial", why, None
+    if found == "unknown":
+        return "unknown", why, None
+    return "pass", ["every subcontractor is known and EU-based"], None
+
+
+def transfers(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    verdicts: list[Verdict] = []
+    why: list[str] = []
+    for exp in ctx.exposures:
+        if ctx.rules.laws[exp.law].kind != "transfer":
+            continue
+        if exp.worst == "none":
+            verdicts.append("pass")
+            continue
+        basis = next((s for s in exp.steps if s.test == "basis"), None)
+        if exp.status == "unknown" or basis is None or basis.result == "unknown":
+            verdicts.append("unknown")
+        else:
+            verdicts.append("partial" if basis.result == "yes" else "fail")
+        why.append(" ".join(s.text for s in exp.steps))
+    return combine(verdicts, ctx.graph.complete), why or ["no transfer outside the EEA"], None
+
+
+def log_retention(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    outcomes: list[Verdict] = []
+    why: list[str] = []
+    for node in ctx.graph.nodes:
+        if ctx.hf.pipes.hop_roles.get(node.hop) != "logging_sink":
+            continue
+        op = trace.hop(node.hop, "operator")
+        custodian = trace.hop(node.hop, "keys.custodian")
+        if SELF in (op.value if op.usable else None, custodian.value if custodian.usable else None):
+            controlled: Tri = "yes"
+        else:
+            controlled = "no" if op.usable and custodian.usable else "unknown"
+        days = trace.hop(node.hop, "data_state.at_rest.retention_days")
+        long_enough: Tri = ("yes" if days.value >= p["min_days"] else "no") if days.usable else "unknown"
+        if "no" in (controlled, long_enough):
+            outcomes.append("fail")
+        else:
+            outcomes.append("pass" if controlled == long_enough == "yes" else "unknown")
+        why.append(f"{node.hop}: under the organisation's control: {controlled}; {describe(days)} (needs ≥ {p['min_days']})")
+    if "pass" in outcomes:
+        return "pass", why, None
+    if "unknown" in outcomes:
+        return "unknown", why, None
+    return "fail", why or ["no logging sink on this route: declare the gateway's log store as a `logging_sink` hop"], None
+
+
+ROUTE_CHECKS: MappingProxyType[str, RouteCheck] = MappingProxyType(
+    {
+        "third_party_access": third_party_access,
+        "csf_extraterritorial": csf_extraterritorial,
+        "csf_keys": csf_keys,
+        "csf_location": csf_location,
+        "csf_support": csf_support,
+        "csf_ai": csf_ai,
+        "ctpp_concentration": ctpp_concentration,
+        "subcontracting_chain": subcontracting_chain,
+        "transfers": transfers,
+        "log_retention": log_retention,
+    }
+)
