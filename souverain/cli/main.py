@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_config_schema)
     from souverain.cli.privacy import add_parser as add_privacy_parser
     add_privacy_parser(sub)
+    from souverain.cli.pipes import add_parser as add_pipes_parser
+    add_pipes_parser(sub)
     from souverain.ledger.cli import add_parser as add_ledger_parser, add_witness_parser
 
     add_ledger_parser(sub)
