@@ -281,8 +281,8 @@ def _box(n: NodeView, left: float, top: float, pipes: Pipes) -> str:
     colour = STATUS_COLOUR[shown if n.third_party != "unknown" or shown != "none" else "unknown"]
     fill = "#e8f0fe" if n.third_party == "no" else "#ffffff"
     dash = "" if n.certain else " stroke-dasharray='6 4'"
-    title = _clip(pipes.hop_titles.get(n.hop) or n.hop, 29)
-    who = _clip(n.operator_name + (" (in-house)" if n.third_party == "no" else ""), 36)
+    title = _clip(pipes.hop_titles.get(n.hop) or n.hop, 27)
+    who = _clip(n.operator_name + (" (in-house)" if n.third_party == "no" else ""), 32)
     sees = {"yes": "sees plaintext", "no": "no plaintext", "unknown": "plaintext: unknown"}[n.reach]
     out = [
         f"<g><title>{escape(n.hop)}: {escape(n.operator_name)}; worst non-EU reach: {escape(STATUS_WORDS[n.worst])}</title>",
