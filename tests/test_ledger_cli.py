@@ -101,8 +101,9 @@ def test_progress_bar_on_a_terminal(
 def test_verify_against_a_receipt_held_elsewhere(state: Path) -> None:
     import asyncio
 
-    from souverain.ledger.checkpoint import Checkpoint, Receipt, sign_checkpoint
     from test_ledger_fixtures import open_ledger
+
+    from souverain.ledger.checkpoint import Checkpoint, Receipt, sign_checkpoint
 
     ledger = open_ledger(state / "state", SqliteStoreConfig())
 
