@@ -68,8 +68,14 @@ def provider_seat(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outco
         return "unknown", [f"{node.hop}: operator unknown"]
     tests = {f: _in(ctx, trace.entity(op, f), p["zone"]) for f in p["fields"]}
     bad = [f for f, t in tests.items() if t == "no"]
-    reason = f"{ctx.hf.pipes.entity_name(op)}: " + (f"{', '.join(bad)} outside the {p['zone']}" if bad else "all in the " + p["zone"])
-    return _verdict(t_all(list(tests.values()))), [reason]
+    open_ = [f for f, t in tests.items() if t == "unknown"]
+    if bad:
+        reason = f"{', '.join(bad)} outside the {p['zone']}"
+    elif open_:
+        reason = f"{', '.join(open_)} not known"
+    else:
+        reason = f"all in the {p['zone']}"
+    return _verdict(t_all(list(tests.values()))), [f"{ctx.hf.pipes.entity_name(op)}: {reason}"]
 
 
 def _controlled_from_outside(ctx: RouteContext, op: str, trace: Trace, zone: str, pct: float | None) -> tuple[Tri, list[str]]:
