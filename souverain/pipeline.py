@@ -73,7 +73,10 @@ class Facts:
     def failed(self, exc: GatewayError) -> None:
         self.status = exc.status
         self.decision = "refused" if exc.status < 500 else "failed"
-        self.reasons = [f"{exc.code or exc.type}: {exc.message}"[:300]]
+        # The code only: an error message may quote a value from the request, and the
+        # ledger never holds request content. Routing refusals keep their route reasons.
+        if not (isinstance(exc, NoRoute) and self.reasons):
+            self.reasons = [exc.code or exc.type]
 
 
 # Failures that say "this route is not working": counted against its breaker, and the
