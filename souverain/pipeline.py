@@ -143,8 +143,9 @@ class Pipeline:
     def decide(self, principal: Principal, model: str, facts: Facts, findings: list[Any]) -> Choice:
         # Pseudonymising helps only when the class comes from what the scanner found.
         pseudonymisable = bool(findings) and CLASSES.index(facts.declared or "public") < CLASSES.index("personal")
-        ready = {name: engine.state == "ready" for name, engine in self.engines.items()}
-        result = self.router.decide(principal, model, facts.data_class, pseudonymisable, ready)  # type: ignore[arg-type]
+        # Engines still loading or failed to load are left to the breaker: trying one
+        # raises EngineUnavailable at once, with its reason, and the next route is tried.
+        result = self.router.decide(principal, model, facts.data_class, pseudonymisable, {})  # type: ignore[arg-type]
         if isinstance(result, Refusal) and result.status == 404:
             # The same answer for unknown and forbidden names, so a key cannot probe for them.
             raise NotFound(result.message, param="model")
