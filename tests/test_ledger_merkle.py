@@ -25,9 +25,9 @@ from souverain.ledger.tiles import (
     tiles_for_size,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "merkle-test-vectors"
-if not VECTORS.is_dir():  # a checkout with shared/ inside it
-    VECTORS = Path(__file__).resolve().parents[1] / "shared" / "reference" / "merkle-test-vectors"
+# transparency-dev's RFC 6962 test vectors (Apache-2.0), copied into the repository so
+# that the suite needs nothing outside it.
+VECTORS = Path(__file__).resolve().parent / "data" / "merkle-test-vectors"
 
 
 def _b(value: str | None) -> bytes:
@@ -40,7 +40,7 @@ def _vectors(kind: str) -> list[Path]:
 
 
 def test_vectors_are_present() -> None:
-    # If shared/ is missing the parametrised tests below would silently be empty.
+    # If the vectors were missing the parametrised tests below would silently be empty.
     assert len(_vectors("inclusion")) >= 98 and len(_vectors("consistency")) >= 98, VECTORS
 
 
