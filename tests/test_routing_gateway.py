@@ -312,3 +312,31 @@ models:
             assert b"[EMAIL_1]" in raw and b"[IBAN_1]" in raw
     finally:
         cloud.echo = False
+
+
+def test_active_health_checks_steer_before_any_request_fails(start_server, upstreams) -> None:
+    onprem, cloud = upstreams
+    server = start_server(f"""
+routing:
+  pipes: {PIPES}
+  health_interval_s: 0.2
+  retries: 0
+  circuit: {{failures: 1, cooldown_s: 60}}
+models:
+  - {{name: a, serves: assistant, engine: openai_http, base_url: "http://127.0.0.1:{onprem.port}/v1", route: a-onprem}}
+  - {{name: b, serves: assistant, engine: openai_http, base_url: "http://127.0.0.1:{cloud.port}/v1", route: c-azure-eu, priority: 1}}
+""")
+    onprem.stop()
+    try:
+        time.sleep(1.0)  # a few probes fail: the breaker opens with no request sent
+        r = http.post(f"{server.url}/v1/chat/completions", json=ask("hello"), headers=server.headers())
+        assert r.status_code == 200 and r.headers["x-souverain-route"] == "c-azure-eu"
+    finally:
+        onprem.start()
+    deadline = time.monotonic() + 10  # a passing probe closes it again, long before the 60 s cooldown
+    while True:
+        r = http.post(f"{server.url}/v1/chat/completions", json=ask("hello"), headers=server.headers())
+        if r.headers.get("x-souverain-route") == "a-onprem" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.headers["x-souverain-route"] == "a-onprem"

@@ -61,6 +61,18 @@ class Gateway:
         if not task.cancelled() and task.exception() is not None:
             log.warning("background task failed: %s", task.exception())
 
+    async def probe_forever(self) -> None:
+        """Active health checks: every deployment, every `routing.health_interval_s`."""
+        interval = self.config.routing.health_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            for name, engine in self.engines.items():
+                try:
+                    ok = await engine.probe()
+                except Exception:
+                    ok = False
+                self.router.health.probed(name, ok)
+
     async def authorize_ledger(self, request: Request, scope: str) -> None:
         """Checkpoints, proofs and tiles (hashes only) are open to anyone who can reach the
         gateway, as tlog-tiles clients expect; entries need an auditor or admin key."""
@@ -97,9 +109,14 @@ def create_app(gateway: Gateway) -> Starlette:
             await engine.start()
         if gateway.ledger is not None:
             await gateway.ledger.start()
+        prober = None
+        if gateway.config.routing.health_interval_s > 0:
+            prober = asyncio.get_running_loop().create_task(gateway.probe_forever())
         try:
             yield
         finally:
+            if prober is not None:
+                prober.cancel()
             for engine in gateway.engines.values():
                 await engine.close()
             if gateway._background:

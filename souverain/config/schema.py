@@ -159,6 +159,9 @@ class RoutingConfig(Base):
     # Other allowed routes tried after a route fails before answering (never an excluded one).
     retries: Annotated[int, Meta(ge=0, le=5)] = 1
     circuit: CircuitConfig = msgspec.field(default_factory=CircuitConfig)
+    # Seconds between active health checks of each deployment (GET /models upstream; the
+    # model's load state in process); 0 turns them off.
+    health_interval_s: Annotated[float, Meta(ge=0)] = 5.0
     # Class of requests that declare none and in which the scanner finds nothing.
     default_class: DataClassName = "public"
 

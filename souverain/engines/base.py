@@ -53,3 +53,6 @@ class Engine(Protocol):
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         """One vector per text, and the number of input tokens."""
+
+    async def probe(self) -> bool:
+        """A cheap health check: can this engine take a request now?"""

@@ -152,6 +152,9 @@ class LlamaCppEngine:
     def supports_embeddings(self) -> bool:
         return self.config.embeddings
 
+    async def probe(self) -> bool:
+        return self._state == "ready"
+
     # -- admission -------------------------------------------------------------------
     def _admit(self) -> None:
         if self._state != "ready":

@@ -67,6 +67,14 @@ class OpenAIHTTPEngine:
     def supports_embeddings(self) -> bool:
         return self.config.embeddings
 
+    async def probe(self) -> bool:
+        """GET /models answers (any status below 500) within the connect timeout."""
+        try:
+            response = await self._client.get(f"{self._base}/models", timeout=self.config.connect_timeout_s)
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 500
+
     # -- translation -----------------------------------------------------------------
     def translate(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         """The body to send upstream, in the dialect of this engine's flavor."""

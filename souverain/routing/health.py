@@ -67,6 +67,16 @@ class HealthBook:
         self._breaker(deployment).started(time.monotonic())
         self.outstanding[deployment] = self.outstanding.get(deployment, 0) + 1
 
+    def probed(self, deployment: str, ok: bool, now: float | None = None) -> None:
+        """An active health check's result: a failure counts like a failed request; a
+        success closes an open breaker (the probe was its trial request)."""
+        breaker = self._breaker(deployment)
+        if ok:
+            if breaker.opened_at is not None:
+                breaker.success()
+        else:
+            breaker.failure(time.monotonic() if now is None else now)
+
     def end(self, deployment: str, ok: bool) -> None:
         self.outstanding[deployment] = max(0, self.outstanding.get(deployment, 1) - 1)
         breaker = self._breaker(deployment)
