@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import sys
@@ -28,6 +27,9 @@ def serve(config: Config) -> int:
     # Bind the socket ourselves so that port 0 works and the real port can be printed.
     sock = socket.socket(socket.AF_INET6 if ":" in config.server.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: without it, Nagle's algorithm meets the client's
+    # delayed ACK and small responses wait ~40 ms (measured: docs/benchmarks.md).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((config.server.host, config.server.port))
         sock.listen(2048)  # connections queue from the moment "listening on" is printed
@@ -73,5 +75,6 @@ def serve(config: Config) -> int:
             timeout_graceful_shutdown=10,
         )
     )
-    asyncio.run(server.serve(sockets=[sock]))
+    # Server.run installs the uvloop event loop asked for above; asyncio.run would not.
+    server.run(sockets=[sock])
     return 0
