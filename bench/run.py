@@ -14,6 +14,7 @@ Suites:
   the repeats. Gateway variants, each in its own process:
     serve    `souverain serve`, the command users run;
     uvloop   the same app started so that uvloop really runs (bench/gateway_server.py);
+    nodelay  (not in the default list) the stdlib loop as shipped, with TCP_NODELAY set;
     aiohttp  as uvloop, with the upstream client on an aiohttp transport;
     granian  the same app under granian instead of uvicorn;
     proxy    not the gateway: a bare pass-through proxy on the same stack, the floor.
@@ -47,6 +48,8 @@ GATEWAY_SERVER = str(harness.ROOT / "bench" / "gateway_server.py")
 VARIANTS: dict[str, tuple[str, list[str] | None]] = {
     "serve": ("`souverain serve` (as shipped)", None),
     "uvloop": ("gateway app on uvicorn, uvloop running", [harness.PYTHON, GATEWAY_SERVER]),
+    "nodelay": ("gateway app on uvicorn, stdlib loop as shipped but TCP_NODELAY set",
+                [harness.PYTHON, GATEWAY_SERVER, "--loop", "asyncio"]),
     "aiohttp": ("gateway app on uvicorn + uvloop, aiohttp transport", [harness.PYTHON, GATEWAY_SERVER, "--client", "aiohttp"]),
     "granian": ("gateway app on granian", [harness.PYTHON, GATEWAY_SERVER, "--server", "granian"]),
     "proxy": ("floor: bare pass-through proxy, Starlette + aiohttp on uvicorn + uvloop (not the gateway)",
@@ -148,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated gateway variants for the overhead suite: {', '.join(VARIANTS)}")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (medians reported)")
     parser.add_argument("--engine-rounds", type=int, default=5)
-    parser.add_argument("--time-limit", type=float, default=5.0, help="seconds per load run at most")
-    parser.add_argument("--quiet-budget", type=float, default=30.0,
+    parser.add_argument("--time-limit", type=float, default=3.0, help="seconds per load run at most")
+    parser.add_argument("--quiet-budget", type=float, default=20.0,
                         help="seconds each suite may wait for the rest of the machine to go quiet")
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args(argv)
