@@ -36,6 +36,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -106,10 +107,21 @@ def build_app() -> Starlette:
     from souverain.state import connect, state_dir
 
     config = load_config(os.environ.get("SOUVERAIN_CONFIG") or None)
-    gateway = Gateway(config=config, keys=KeyStore(connect(state_dir(config))))
+    directory = state_dir(config)
+    gateway = Gateway(config=config, keys=KeyStore(connect(directory)), **_ledger(config, directory))
     if os.environ.get("BENCH_CLIENT") == "aiohttp":
         _use_aiohttp_transport(gateway)
     return create_app(gateway)
+
+
+def _ledger(config: Any, directory: Path) -> dict[str, Any]:
+    """Open the request ledger as `souverain serve` does, when this version has one and
+    the config enables it, so that every variant does the same work per request."""
+    if not getattr(getattr(config, "ledger", None), "enabled", False):
+        return {}
+    from souverain.ledger import Ledger
+
+    return {"ledger": Ledger.open(config.ledger, state_dir=directory)}
 
 
 def _use_aiohttp_transport(gateway: object) -> None:
