@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from httpx_aiohttp import HttpxAiohttpClient
 
 from souverain.chat import ChatRequest
 from souverain.config import OpenAIHTTPModel
@@ -34,7 +35,7 @@ class OpenAIHTTPEngine:
         self._base = config.base_url.rstrip("/")
         self._upstream_model = config.upstream_model or config.name
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = httpx.AsyncClient(
+        self._client = HttpxAiohttpClient(
             headers=headers,
             timeout=httpx.Timeout(config.read_timeout_s, connect=config.connect_timeout_s),
             limits=httpx.Limits(
@@ -157,10 +158,8 @@ class OpenAIHTTPEngine:
             req = self._client.build_request("POST", f"{self._base}/chat/completions", json=body)
             try:
                 response = await self._client.send(req, stream=True)
-            except httpx.TimeoutException:
-                raise UpstreamTimeout(f"upstream {self._base} did not answer in time") from None
             except httpx.HTTPError as exc:
-                raise UpstreamError(f"cannot reach upstream {self._base}: {type(exc).__name__}") from None
+                raise _transport_error(self._base, exc) from None
             try:
                 if response.status_code >= 400:
                     await response.aread()
@@ -230,13 +229,21 @@ class OpenAIHTTPEngine:
     async def _send(self, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
             response = await self._client.request(method, f"{self._base}{path}", json=body)
-        except httpx.TimeoutException:
-            raise UpstreamTimeout(f"upstream {self._base} did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"cannot reach upstream {self._base}: {type(exc).__name__}") from None
+            raise _transport_error(self._base, exc) from None
         if response.status_code >= 400:
             raise _status_error(response)
         return response
+
+
+def _transport_error(base: str, exc: httpx.HTTPError) -> GatewayError:
+    """Could not connect: 502 (the aiohttp transport reports a refused connection as a
+    connect timeout). No answer in time once connected: 504."""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return UpstreamError(f"cannot reach upstream {base}: {type(exc).__name__}")
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"upstream {base} did not answer in time")
+    return UpstreamError(f"cannot reach upstream {base}: {type(exc).__name__}")
 
 
 def _json(response: httpx.Response) -> Any:
