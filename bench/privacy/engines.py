@@ -13,7 +13,7 @@ matters less) on the 1 KB messages of run.py, for the same work done three ways:
 3. the context keyword lists (`context.LABELS`, ~700 words as a trie-shaped `re`) vs
    Aho-Corasick, on a whole message rather than a window.
 
-The engines are bench dependencies only; the scanner uses `re` (see RESULTS.md).
+The engines are bench dependencies only; the scanner uses `re` (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
