@@ -40,7 +40,9 @@ def load_config(path: str | os.PathLike | None, env: dict[str, str] | None = Non
     return parse_config(text, str(source), env if env is not None else dict(os.environ))
 
 
-def parse_config(text: str, filename: str, env: dict[str, str]) -> Config:
+def compose(text: str, filename: str, env: dict[str, str]) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """YAML text → (node tree for line numbers, plain data with ${ENV} substituted).
+    Shared by every YAML file the gateway reads (this one, pipes files)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -48,12 +50,14 @@ def parse_config(text: str, filename: str, env: dict[str, str]) -> Config:
         where = f"{filename}:{mark.line + 1}" if mark else filename
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    if root is None:
-        data: Any = {}
-    else:
-        data = _to_python(root, filename, env, "")
+    data = {} if root is None else _to_python(root, filename, env, "")
     if not isinstance(data, dict):
         raise ConfigError(f"{filename}:1: expected a mapping of settings at the top level")
+    return root, data
+
+
+def parse_config(text: str, filename: str, env: dict[str, str]) -> Config:
+    root, data = compose(text, filename, env)
     try:
         config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import msgspec
 import yaml
 
-from souverain.config.loader import _MSGSPEC_AT, _PATH_STEP, _locate, _to_python
+from souverain.config.loader import _MSGSPEC_AT, _PATH_STEP, _locate
+from souverain.config.loader import compose as compose_yaml
 from souverain.errors import ConfigError
 
 T = TypeVar("T")
@@ -26,17 +27,7 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def compose(text: str, filename: str) -> tuple[yaml.Node | None, dict[str, Any]]:
     """Parse YAML into (node tree, plain Python data); duplicate keys are errors."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{filename}:{mark.line + 1}" if mark else filename
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
-    data = {} if root is None else _to_python(root, filename, {}, "")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{filename}:1: expected a mapping at the top level")
-    return root, data
+    return compose_yaml(text, filename, {})
 
 
 def convert(data: Any, type_: type[T], root: yaml.Node | None, filename: str, prefix: Steps = ()) -> T:  # type: ignore[assignment]
