@@ -21,6 +21,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from souverain.cli.options import with_config
 from souverain import __version__
 from souverain.errors import ConfigError
 
@@ -106,10 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="souverain", description="A sovereign, self-hosted AI gateway.")
     parser.add_argument("--version", action="version", version=f"souverain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", "-c", help="configuration file (default: $SOUVERAIN_CONFIG or ./souverain.yaml)")
-        return p
 
     serve = with_config(sub.add_parser("serve", help="run the gateway"))
     serve.add_argument("--host", help="address to listen on (overrides server.host)")

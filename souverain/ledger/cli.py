@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from souverain.cli.options import with_config
 from souverain.ledger.config import LedgerConfig
 from souverain.ledger.note import CosignatureVerifier, Ed25519Verifier, NoteError, verifier_from_vkey
 
@@ -257,10 +258,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `ledger export|verify|shred|key` on the main parser's subcommands."""
     parser = sub.add_parser("ledger", help="tamper-evident ledger: export, verify, shred")
     commands = parser.add_subparsers(dest="ledger_command", required=True)
-
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", "-c", help="configuration file (default: $SOUVERAIN_CONFIG or ./souverain.yaml)")
-        return p
 
     export = with_config(commands.add_parser("export", help="write the log as C2SP tlog-tiles static files"))
     export.add_argument("dir", help="directory to write (created; an earlier export there is brought up to date)")
