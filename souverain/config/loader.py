@@ -3,6 +3,11 @@
 YAML is composed into nodes first so that every value keeps its line. When validation
 fails, msgspec reports a path such as `$.models[0].n_ctx`; we walk the node tree along
 that path to name the line, so an operator reads `souverain.yaml:7: models[0].n_ctx: ...`.
+
+File paths in the `privacy:` section (dictionary files, names tables) are relative to the
+configuration file's directory: `load_config` makes them absolute, so the `Config` it
+returns means the same from any working directory. (`state_dir`, `routing.pipes` and
+model paths are relative to the working directory.)
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from souverain.config.schema import Config, OpenAIHTTPModel
+from souverain.config.schema import Config, DictionaryFile, OpenAIHTTPModel, PrivacyConfig
 from souverain.errors import ConfigError
 from souverain.ledger.config import PostgresStoreConfig
+from souverain.privacy.config import SettingError, key_path
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+_PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\.\.\.\]")
 _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`(?P<path>\$[^`]*)`)?$", re.S)
 
 
@@ -37,7 +43,8 @@ def load_config(path: str | os.PathLike | None, env: dict[str, str] | None = Non
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    return parse_config(text, str(source), env if env is not None else dict(os.environ))
+    env = env if env is not None else dict(os.environ)
+    return parse_config(text, str(source), env, base_dir=Path(os.path.abspath(source)).parent)
 
 
 def compose(text: str, filename: str, env: dict[str, str]) -> tuple[yaml.Node | None, dict[str, Any]]:
@@ -56,13 +63,17 @@ def compose(text: str, filename: str, env: dict[str, str]) -> tuple[yaml.Node | 
     return root, data
 
 
-def parse_config(text: str, filename: str, env: dict[str, str]) -> Config:
+def parse_config(text: str, filename: str, env: dict[str, str], base_dir: Path | None = None) -> Config:
+    """Validate configuration text. `base_dir` is the directory of the file the text came
+    from: privacy file paths are resolved against it and the files read and checked.
+    Without it (text with no file behind it) those files are neither resolved nor read."""
     root, data = compose(text, filename, env)
     try:
         config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_explain(str(exc), root, filename)) from None
+        raise ConfigError(_explain(str(exc), root, filename, data)) from None
     _check_semantics(config, filename, root)
+    _check_privacy(config.privacy, filename, root, base_dir)
     return config
 
 
@@ -101,13 +112,17 @@ def _to_python(node: yaml.Node, filename: str, env: dict[str, str], where: str) 
     return value
 
 
-def _explain(message: str, root: yaml.Node | None, filename: str) -> str:
+def _explain(message: str, root: yaml.Node | None, filename: str, data: Any = None) -> str:
     match = _MSGSPEC_AT.match(message)
     assert match is not None
     msg, path = match.group("msg"), match.group("path") or "$"
     if match.group("key"):
         msg = f"{msg} (as a key)"
-    steps: list[str | int] = [m.group(1) if m.group(1) else int(m.group(2)) for m in _PATH_STEP.finditer(path)]
+    steps: list[str | int | None] = [
+        None if m.group(0) == "[...]" else m.group(1) if m.group(1) else int(m.group(2))
+        for m in _PATH_STEP.finditer(path)
+    ]
+    steps = _pin_mapping_keys(steps, message, data)
     unknown = re.match(r"Object contains unknown field `([^`]+)`", msg)
     if unknown:
         steps.append(unknown.group(1))
@@ -118,6 +133,46 @@ def _explain(message: str, root: yaml.Node | None, filename: str) -> str:
     node, line = _locate(root, steps)
     dotted = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".") or "(top level)"
     return f"{filename}:{line}: {dotted}: {msg}"
+
+
+def _pin_mapping_keys(steps: list[str | int | None], message: str, data: Any) -> list[str | int]:
+    """msgspec names a value inside a mapping `[...]` (`$.privacy.tenants[...].threshold`):
+    find which key by validating again with that mapping cut down to one key at a time;
+    the first key that alone gives the same error is the one at fault."""
+    while None in steps:
+        at = steps.index(None)
+        container = _walk(data, steps[:at])
+        if not isinstance(container, dict):
+            return [s for s in steps[:at] if s is not None]
+        for key, value in container.items():
+            trial = _replace_at(data, steps[:at], {key: value})
+            try:
+                msgspec.convert(trial, Config)
+            except msgspec.ValidationError as exc:
+                if str(exc) == message:
+                    steps[at], data = key, trial
+                    break
+        else:
+            return [s for s in steps[:at] if s is not None]
+    return steps  # type: ignore[return-value]
+
+
+def _walk(data: Any, steps: list[str | int | None]) -> Any:
+    for step in steps:
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _replace_at(data: Any, steps: list[str | int | None], value: Any) -> Any:
+    """A copy of `data` with the value at `steps` replaced (only the path is copied)."""
+    if not steps:
+        return value
+    copy = dict(data) if isinstance(data, dict) else list(data)
+    copy[steps[0]] = _replace_at(data[steps[0]], steps[1:], value)  # type: ignore[index]
+    return copy
 
 
 def _locate(root: yaml.Node | None, steps: list[str | int]) -> tuple[yaml.Node | None, int]:
@@ -163,6 +218,30 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
     if not config.models:
         _, line = _locate(root, ["models"])
         raise ConfigError(f"{filename}:{line}: models: at least one model is required")
+
+
+def _check_privacy(privacy: PrivacyConfig, filename: str, root: yaml.Node | None, base_dir: Path | None) -> None:
+    """Make the privacy section's file paths absolute (relative to `base_dir`), then build
+    every tenant's scanner settings as the gateway will, files read, to report mistakes
+    (unknown types, bad `re:` entries, missing files, a spaCy model not installed) here."""
+    if base_dir is not None:
+        for settings in (privacy, *privacy.tenants.values()):
+            if isinstance(settings.names_table, str):
+                settings.names_table = _absolute(settings.names_table, base_dir)
+            if isinstance(settings.dictionaries, dict):
+                for type_, spec in settings.dictionaries.items():
+                    if isinstance(spec, DictionaryFile):
+                        settings.dictionaries[type_] = DictionaryFile(file=_absolute(spec.file, base_dir))
+    try:
+        privacy.scanner_configs(read_files=base_dir is not None)
+    except SettingError as exc:
+        _, line = _locate(root, ["privacy", *exc.key])
+        raise ConfigError(f"{filename}:{line}: {key_path(('privacy', *exc.key))}: {exc.message}") from None
+
+
+def _absolute(path: str, base_dir: Path) -> str:
+    expanded = Path(os.path.expanduser(path))
+    return str(expanded if expanded.is_absolute() else base_dir / expanded)
 
 
 def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -> None:
