@@ -6,7 +6,7 @@
 The dialect layer (`api/`) does `parse` and `respond`; the stages here, in order:
 - authenticate: API key → principal (tenant, key id, scopes, models allowed).
 - classify: the class is the highest of what the caller declares and what the privacy
-  scanner finds (types and counts only).
+  scanner finds (types and counts only), with the caller's tenant's scanner settings.
 - decide: `routing.decide` picks a route allowed for that class, or refuses (fail closed).
 - transform: pseudonymise, when the decision says so; the vault stays in this request.
 - dispatch: the engine call, streamed or not, retried only on other allowed routes.
@@ -104,12 +104,14 @@ class Pipeline:
         router: Router,
         scanner: Scanner,
         ledger: Ledger | None = None,
+        tenant_scanners: Mapping[str, Scanner] | None = None,
     ) -> None:
         self.keys = keys
         self.engines = engines
         self.metrics = metrics
         self.router = router
-        self.scanner = scanner
+        self.scanner = scanner  # for tenants without settings of their own
+        self.tenant_scanners = dict(tenant_scanners or {})
         self.ledger = ledger
 
     # -- authenticate ----------------------------------------------------------------
@@ -124,15 +126,19 @@ class Pipeline:
         return self.router.visible_models(principal)
 
     # -- classify ------------------------------------------------------------------------
-    def classify(self, request: Any, declared: str | None, facts: Facts) -> list[Any]:
+    def scanner_for(self, principal: Principal) -> Scanner:
+        """The scanner with the caller's tenant's settings (built at start: a lookup)."""
+        return self.tenant_scanners.get(principal.tenant, self.scanner)
+
+    def classify(self, scanner: Scanner, request: Any, declared: str | None, facts: Facts) -> list[Any]:
         """Set the request's class and counts on `facts`; return the findings."""
         if declared is not None and declared not in CLASSES:
             raise InvalidRequest(f"data class must be one of {', '.join(CLASSES)}", param="data_class")
         if isinstance(request, list):  # embedding inputs
-            findings = [f for text in request for f in self.scanner.scan(text)]
+            findings = [f for text in request for f in scanner.scan(text)]
         else:
-            findings = self.scanner.scan_request(request)
-        found = self.scanner.classify(findings)
+            findings = scanner.scan_request(request)
+        found = scanner.classify(findings)
         classes = [self.router.default_class, found.data_class.name.lower(), declared or "public"]
         facts.data_class = max(classes, key=CLASSES.index)
         facts.found = dict(found.counts)
@@ -166,11 +172,12 @@ class Pipeline:
     def _prepare(
         self, principal: Principal, request: ChatRequest, declared: str | None, facts: Facts
     ) -> tuple[ChatRequest, Vault | None, Choice]:
-        findings = self.classify(request, declared, facts)
+        scanner = self.scanner_for(principal)
+        findings = self.classify(scanner, request, declared, facts)
         choice = self.decide(principal, request.model, facts, findings)
         if not choice.pseudonymise:
             return request, None, choice
-        masked, vault = pseudonymise(request, self.scanner, findings)  # transform
+        masked, vault = pseudonymise(request, scanner, findings)  # transform
         return masked, vault, choice
 
     def _attempts(self, choice: Choice) -> list[Candidate]:
@@ -264,7 +271,7 @@ class Pipeline:
     async def embed(
         self, principal: Principal, model: str, texts: list[str], facts: Facts, declared: str | None = None
     ) -> tuple[list[list[float]], int]:
-        findings = self.classify(texts, declared, facts)
+        findings = self.classify(self.scanner_for(principal), texts, declared, facts)
         choice = self.decide(principal, model, facts, findings)
         if choice.pseudonymise:
             raise NoRoute(

@@ -21,12 +21,13 @@ from souverain.api import errors, handlers
 from souverain.auth import KeyStore
 from souverain.config import Config
 from souverain.engines import Engine, build_engine
-from souverain.errors import Forbidden, GatewayError
+from souverain.errors import ConfigError, Forbidden, GatewayError
 from souverain.ledger import Ledger
 from souverain.ledger.http import routes as ledger_routes
 from souverain.metrics import Metrics
 from souverain.pipeline import Pipeline
-from souverain.privacy import default_scanner
+from souverain.privacy import Scanner, ScannerConfig, default_scanner
+from souverain.privacy.config import SettingError, key_path
 from souverain.routing.router import Router
 
 log = logging.getLogger("souverain.api")
@@ -48,7 +49,10 @@ class Gateway:
             self.engines = {m.name: build_engine(m) for m in self.config.models}
         self.metrics = Metrics(lambda: self.engines)
         self.router = Router(self.config)
-        self.pipeline = Pipeline(self.keys, self.engines, self.metrics, self.router, default_scanner(), self.ledger)
+        scanner, tenant_scanners = build_scanners(self.config)
+        self.pipeline = Pipeline(
+            self.keys, self.engines, self.metrics, self.router, scanner, self.ledger, tenant_scanners=tenant_scanners
+        )
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run `work` in the background, kept referenced until done; errors are logged."""
@@ -81,6 +85,26 @@ class Gateway:
         principal = self.keys.authenticate(request.headers.get("authorization"))
         if not principal.scopes & {"auditor", "admin"}:
             raise Forbidden("reading ledger entries needs an API key with the auditor scope", code="insufficient_scope")
+
+
+def build_scanners(config: Config) -> tuple[Scanner, dict[str, Scanner]]:
+    """The default scanner and one per tenant listed in `privacy.tenants`, built once:
+    compiling one is costly, and a `Scanner` is immutable and thread-safe. Tenants with
+    equal settings share one; the scanner's defaults give the shared `default_scanner()`."""
+    try:
+        default, tenants = config.privacy.scanner_configs()
+    except SettingError as exc:
+        raise ConfigError(f"{key_path(('privacy', *exc.key))}: {exc.message}") from None
+    built: list[tuple[ScannerConfig, Scanner]] = [(ScannerConfig(), default_scanner())]
+
+    def scanner(settings: ScannerConfig) -> Scanner:
+        for known, existing in built:
+            if known == settings:
+                return existing
+        built.append((settings, Scanner(settings)))
+        return built[-1][1]
+
+    return scanner(default), {tenant: scanner(settings) for tenant, settings in tenants.items()}
 
 
 async def healthz(request: Request) -> Response:
