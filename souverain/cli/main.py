@@ -16,28 +16,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
-from souverain.cli.options import with_config
+from souverain.cli.options import config_path, with_config
 from souverain import __version__
 from souverain.errors import ConfigError
-
-
-def _config_path(arg: str | None) -> str | None:
-    if arg:
-        return arg
-    if os.environ.get("SOUVERAIN_CONFIG"):
-        return os.environ["SOUVERAIN_CONFIG"]
-    return "souverain.yaml" if Path("souverain.yaml").is_file() else None
 
 
 def _load(arg: str | None):
     from souverain.config import load_config
 
-    return load_config(_config_path(arg))
+    return load_config(config_path(arg))
 
 
 def _keystore(config):

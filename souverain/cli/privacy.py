@@ -7,8 +7,11 @@
 
 Findings are printed as JSON: type, category, offsets, validator and confidence, plus a
 summary (data class, counts per type). Values are never printed unless --values is given.
-A tenant's settings (allow and deny lists, thresholds, dictionaries) come from --config,
-a YAML file with a `privacy:` block (see docs/privacy.md).
+The settings (allow and deny lists, thresholds, dictionaries) are the gateway's: the
+`privacy:` section of its configuration file (--config, found as `souverain serve` finds
+it), for the tenant --tenant names; so a document is checked exactly as the gateway would
+check it for that tenant. A file holding only the settings themselves, with no
+`privacy:` key above them, is read as those settings (see docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
+
+from souverain.cli.options import config_path, with_config
 
 EXIT_FOUND = 1
 
@@ -49,7 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="*", help="files to read (default: standard input)")
-    p.add_argument("--config", "-c", help="YAML/JSON file with a `privacy:` block (tenant settings)")
+    with_config(p)
+    p.add_argument("--tenant", help="use this tenant's settings (privacy.tenants); default: the default settings")
     p.add_argument("--threshold", type=float, help="minimum confidence (overrides the config)")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--text", dest="kind", action="store_const", const="text",
@@ -61,14 +68,45 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _scanner(args: argparse.Namespace) -> Any:
     import dataclasses
 
-    from souverain.privacy import Scanner, ScannerConfig, load_config
+    from souverain.privacy import Scanner
 
-    config = load_config(args.config) if args.config else ScannerConfig()
+    config = _settings(args)
     if args.threshold is not None:
         if not 0.0 <= args.threshold <= 1.0:
             raise ValueError("--threshold must be between 0 and 1")
         config = dataclasses.replace(config, threshold=args.threshold)
     return Scanner(config)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    """The `ScannerConfig` the gateway applies to --tenant, from the configuration file."""
+    import yaml
+
+    from souverain.config import load_config
+    from souverain.privacy import ScannerConfig, load_config as load_settings
+    from souverain.privacy.config import SETTINGS
+
+    path = config_path(args.config)
+    if path is None:
+        return ScannerConfig()
+    try:
+        top = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        top = None  # the gateway's loader says what is wrong, with the line
+    if isinstance(top, dict) and top and set(top) <= set(SETTINGS):
+        if args.tenant:
+            raise ValueError(f"{path} holds privacy settings only, with no tenants; "
+                             "--tenant needs the gateway's configuration")
+        return load_settings(path)
+    privacy = load_config(path).privacy
+    try:
+        default, tenants = privacy.scanner_configs()
+    except ValueError as exc:  # the loader checked the files; one changed since
+        raise ValueError(f"{path}: privacy.{exc}") from None
+    if args.tenant and args.tenant not in tenants:
+        print(f"souverain: tenant {args.tenant!r} has no privacy settings of its own in {path}; "
+              "using the default settings, as the gateway does", file=sys.stderr)
+    return tenants.get(args.tenant, default) if args.tenant else default
 
 
 def _sources(files: list[str]) -> Iterator[tuple[str, TextIO]]:
