@@ -2,17 +2,22 @@
 
 A weak checksum (NL BSN's 11-test passes one random 9-digit number in eleven) cannot by
 itself tell a citizen number from an order number; the words around it can. Each list
-holds the words people write in the EU languages. Matching is on lower-cased text, in a
-window before the match (and a shorter one after it), with three rules chosen for
-compounding languages: keywords of up to 4 characters must be whole words ("nir", "bsn"),
-5 to 7 characters must start a word ("steuer", "pesel"), and 8 or more may sit anywhere
-inside a word, so that "Sozialversicherungsnummer" finds "versicherungsnummer".
+holds the words people write in the EU languages. The lists register with the one
+keyword automaton (keywords.py), which finds them all in one pass over the text, folded
+(lower case, no diacritics), with three rules chosen for compounding languages: keywords
+of up to 4 characters must be whole words ("nir", "bsn"), 5 to 7 characters must start
+a word ("steuer", "pesel"), and 8 or more may sit anywhere inside a word, so that
+"Sozialversicherungsnummer" finds "versicherungsnummer". A candidate's context is the
+keywords in a window before it (and a shorter one after it), cut at sentence ends.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from souverain.privacy.doc import Doc
+from souverain.privacy.keywords import KEYWORDS, PREFIX
 
 BEFORE = 48  # characters of context read before a match
 AFTER = 24  # ... and after it
@@ -65,7 +70,6 @@ social sozial sociale sécurité secu sécu insurance versicherung assurance ass
 citizen bürger citoyen cittadin ciudadan burger obywatel national nationale nazionale nacional
 register registre registro registr
 """.split())
-GENERIC_ID = keyword_regex(GENERIC_WORDS)
 
 # Words that say "this number is NOT about a person": order numbers, invoices, parcels, builds.
 NEGATIVE_WORDS = ("""
@@ -77,7 +81,6 @@ serial seriennummer série versione version build release commit hash sha md5 ch
 ticket case dossier aktenzeichen ref. ref reference référence referenz riferimento referencia referentie
 batch lot charge model modell modèle modello modelo part teil pièce pezzo pieza
 """.split())
-NEGATIVE = keyword_regex(NEGATIVE_WORDS)
 
 # Per type: words that name the identifier itself.
 SPECIFIC: dict[str, list[str]] = {
@@ -126,59 +129,60 @@ SPECIFIC: dict[str, list[str]] = {
                 "identiteitskaart", "id-kaart", "dowód", "dowodu", "dowód osobisty", "občanský průkaz",
                 "id card", "identity card", "henkilökortti", "id-kort", "legitimation", "cartão de cidadão"],
 }
-SPECIFIC_RE: dict[str, re.Pattern[str]] = {t: keyword_regex(ws) for t, ws in SPECIFIC.items()}
 
 
-class Labels:
-    """One regex pass over a context window, returning which lists matched: the types
-    of `SPECIFIC` whose words are there, plus "GENERIC" and "NEGATIVE"."""
+# One automaton holds every list (keywords.py): a type's own words under the type's name.
+for _type, _words in SPECIFIC.items():
+    KEYWORDS.add(_words, _type)
+KEYWORDS.add(GENERIC_WORDS, "GENERIC")
+KEYWORDS.add(NEGATIVE_WORDS, "NEGATIVE")
+del _type, _words
 
-    def __init__(self, lists: dict[str, list[str]]) -> None:
-        self._labels: dict[str, set[str]] = {}
-        for label, words in lists.items():
-            for w in words:
-                self._labels.setdefault(w, set()).add(label)
-        self._regex = keyword_regex(self._labels)
-        self._frozen = {w: frozenset(v) for w, v in self._labels.items()}
-
-    def __call__(self, text: str) -> frozenset[str]:
-        found: set[str] = set()
-        for m in self._regex.finditer(text):
-            found |= self._frozen[m.group(0)]
-        return frozenset(found)
-
-
-LABELS = Labels({**SPECIFIC, "GENERIC": GENERIC_WORDS})
+# Idioms that hold a negative word without labelling the number: "For reference: ..." is
+# "for your information", where "Reference: ..." names a reference number. A negative
+# word inside one of these does not count.
+IDIOMS = ("for reference", "for your reference", "for future reference", "pour référence", "pour mémoire",
+          "zur referenz", "zur kenntnis", "per riferimento", "como referencia", "ter referentie", "ter info")
+KEYWORDS.add(IDIOMS, "IDIOM", PREFIX)
 
 
 _SENTENCE_END = re.compile(r"[.!?;]\s+(?=[^\W\d_])|\n")
 
 
-def window(text: str, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> str:
-    """The lower-cased context around text[start:end], the match itself left out, cut at
-    sentence ends so that "BSN 111222333. Order 123456782" keeps the two apart."""
-    head = text[max(0, start - before):start]
-    cuts = [m.end() for m in _SENTENCE_END.finditer(head)]
-    if cuts:
-        head = head[cuts[-1]:]
-    tail = text[end:end + after]
-    cut = _SENTENCE_END.search(tail)
+def bounds(text: str, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> tuple[int, int]:
+    """The context window around text[start:end] as (a, b), cut at sentence ends, so
+    that "BSN 111222333. Order 123456782" keeps the two apart; the keywords that count
+    lie in text[a:start] and text[end:b]."""
+    a = max(0, start - before)
+    for m in _SENTENCE_END.finditer(text, a, start):
+        a = m.end()
+    b = min(len(text), end + after)
+    cut = _SENTENCE_END.search(text, end, b)
     if cut is not None:
-        tail = tail[:cut.start() + 1]
-    return head.lower() + " \u2063 " + tail.lower()
+        b = cut.start() + 1
+    return a, b
 
 
-def near(regex: re.Pattern[str], text: str, start: int, end: int, extra: str = "",
-         before: int = BEFORE, after: int = AFTER) -> bool:
-    """True when `regex` finds a word in the window around the match (or in `extra`,
-    e.g. the JSON key whose value is being scanned)."""
-    if regex.search(window(text, start, end, before, after)) is not None:
-        return True
-    return bool(extra) and regex.search(extra.lower()) is not None
+def labels_around(doc: Doc, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> frozenset[str]:
+    """The labels of the keywords in the window around doc.text[start:end], plus those
+    of the outside context (the JSON key)."""
+    a, b = bounds(doc.text, start, end, before, after)
+    found = doc.found
+    return found.between(a, start) | found.between(end, b) | doc.extra_labels
 
 
-def negative(text: str, start: int, extra: str = "") -> bool:
-    """True when an order/invoice/product word sits right before the match."""
-    if NEGATIVE.search(window(text, start, start, NEG_BEFORE, 0)) is not None:
-        return True
-    return bool(extra) and NEGATIVE.search(extra.lower()) is not None
+def labels_and_negative(doc: Doc, start: int, end: int) -> tuple[frozenset[str], bool]:
+    """`labels_around(doc, start, end)`, and whether a negative word (order, invoice,
+    ...) sits in the last NEG_BEFORE characters before `start`, outside an idiom."""
+    a, b = bounds(doc.text, start, end)
+    found = doc.found
+    head = found.between(a, start)
+    labels = head | found.between(end, b) | doc.extra_labels
+    neg = "NEGATIVE" in doc.extra_labels
+    if not neg and "NEGATIVE" in head:
+        near = found.inside(max(a, start - NEG_BEFORE), start)
+        idioms = [(s, e) for s, e, labels in found.inside(a, start) if "IDIOM" in labels] if "IDIOM" in head else []
+        neg = any("NEGATIVE" in labels and not any(i <= s and e <= j for i, j in idioms) for s, e, labels in near)
+    return labels, neg
+
+

@@ -1,15 +1,18 @@
 """What every detector reads and returns: `Doc` (the normalised text) and `Hit`.
 
 Hits are in normalised offsets; the scanner maps them back to the original text. `Doc`
-also offers `words`, the set of the text's lower-cased words as UTF-8 bytes, which the
-keyword-gated detectors test with a set intersection (C speed) before running any regex:
-on text that has none of their words they cost nothing.
+also offers `found`, every keyword of the scanner's lists in the text with its position
+and labels (one Aho-Corasick pass, keywords.py, made when a detector first asks): the
+keyword-gated detectors test a label before running any regex, so on text without their
+words they cost a set lookup, and context windows are read from it with a bisect.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from souverain.privacy.keywords import EMPTY, KEYWORDS, Found
 
 
 class Hit(NamedTuple):
@@ -31,7 +34,8 @@ class Doc:
     phone_regions: tuple[str, ...] = ()
     # Candidates that could not reach this confidence are not even checked.
     min_confidence: float = 0.0
-    _words: frozenset[bytes] | None = None
+    _found: Found | None = None
+    _extra_labels: frozenset[str] | None = None
 
     @classmethod
     def of(cls, text: str, extra: str = "", phone_regions: tuple[str, ...] = (), min_confidence: float = 0.0) -> Doc:
@@ -41,24 +45,19 @@ class Doc:
         return cls(text, up, extra, phone_regions, min_confidence)
 
     @property
-    def words(self) -> frozenset[bytes]:
-        """The set of lower-cased words (UTF-8 bytes), for the keyword gates: building it
-        is a few C calls, where a keyword regex would walk every character."""
-        if self._words is None:
-            raw = (self.text + " " + self.extra).lower().encode("utf-8", "surrogatepass")
-            self._words = frozenset(raw.translate(_PUNCT_TO_SPACE).split())
-        return self._words
+    def found(self) -> Found:
+        """Every keyword of the scanner's lists in the text, with positions and labels
+        (one automaton pass, made on first use: keywords.py)."""
+        if self._found is None:
+            self._found = KEYWORDS.find(self.text)
+        return self._found
 
-
-def gate(words: frozenset[bytes], keys: frozenset[bytes]) -> bool:
-    return not keys.isdisjoint(words)
-
-
-def keyset(words: str) -> frozenset[bytes]:
-    return frozenset(w.encode() for w in words.split())
+    @property
+    def extra_labels(self) -> frozenset[str]:
+        """Labels of the keywords in the outside context (a JSON key)."""
+        if self._extra_labels is None:
+            self._extra_labels = KEYWORDS.find(self.extra).labels if self.extra else EMPTY.labels
+        return self._extra_labels
 
 
 _ASCII_UPPER = {c: c - 32 for c in range(ord("a"), ord("z") + 1)}
-_PUNCT_TO_SPACE = bytes(
-    b if (chr(b).isalnum() or b >= 0x80) else 0x20 for b in range(256)
-)

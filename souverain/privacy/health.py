@@ -14,10 +14,10 @@ genetic and biometric data) are not detected: a tenant or caller must declare th
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator
 
 from souverain.privacy.doc import Doc, Hit
+from souverain.privacy.keywords import KEYWORDS, PREFIX, WHOLE
 
 _STEMS = """
 diagnos diagnostic diagnoz disease illness sick chronic cancer tumour tumor carcinom leukem leukäm leucem
@@ -35,36 +35,22 @@ _SHORT = frozenset("hiv aids adhd copd".split())
 _STEM_LIST = [w for w in _STEMS if w not in _SHORT]
 
 
-def _plain(word: str) -> str:
-    """Without diacritics: "diabète" -> "diabete", so one stem covers both spellings."""
-    if word.isascii():
-        return word
-    return "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
-
-
-_STEM_RE = re.compile("|".join(sorted({re.escape(_plain(w)) for w in _STEM_LIST}, key=len, reverse=True)))
-# The first four bytes of each stem: a word of the text is a candidate when its first
-# four bytes are one of these (one set lookup per distinct word of the text).
-_P4 = frozenset(w.encode()[:4] for w in _STEM_LIST) | frozenset(w.encode() for w in _SHORT)
-_WORD = re.compile(r"[^\W\d_]{2,}")
+KEYWORDS.add(_STEM_LIST, "HEALTH", PREFIX)  # a stem starts a word: "diabet" in "Diabète"
+KEYWORDS.add(_SHORT, "HEALTH", WHOLE)
+KEYWORDS.add(["icd", "cim", "cie", "icd10"], "ICD", WHOLE)
+_WORD = re.compile(r"[^\W\d_]+")
 _ICD = re.compile(r"(?:icd|cim|cie)(?:-?10)?(?:-gm)?\s*[:]?\s*([A-TV-Z][0-9]{2}(?:\.[0-9]{1,2})?)", re.IGNORECASE)
-_ICD_GATE = frozenset((b"icd", b"cim", b"cie", b"icd10"))
-
-
-def _is_health(word: str) -> bool:
-    word = _plain(word)
-    return word in _SHORT or _STEM_RE.match(word) is not None
 
 
 def health_hits(doc: Doc) -> Iterator[Hit]:
-    words = doc.words
-    candidates = [w for w in words if w[:4] in _P4]
-    if candidates and any(_is_health(w.decode("utf-8", "ignore")) for w in candidates):
-        low = doc.text.lower()
-        if len(low) == len(doc.text):
-            for m in _WORD.finditer(low):
-                if _is_health(m.group(0)):
-                    yield Hit("HEALTH", m.start(), m.end(), 0.7, "health term list")
-    if not _ICD_GATE.isdisjoint(words):
+    found = doc.found
+    if "HEALTH" in found.labels:
+        last = -1
+        for start, _ in found.where("HEALTH"):
+            m = _WORD.match(doc.text, start)
+            if m is not None and m.end() - start >= 2 and start != last:
+                last = start
+                yield Hit("HEALTH", start, m.end(), 0.7, "health term list")
+    if "ICD" in found.labels:
         for m in _ICD.finditer(doc.text):
             yield Hit("HEALTH", m.start(1), m.end(1), 0.8, "icd-10 code + context")

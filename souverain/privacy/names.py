@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from souverain.privacy.doc import Doc, Hit
+from souverain.privacy.keywords import KEYWORDS, WHOLE
 
 FIRST, LAST, WORD = 1, 2, 4
 
@@ -49,7 +50,8 @@ def name_flags(path: str | None = None) -> Mapping[str, int]:
     return out
 
 
-_CAP = re.compile(r"(?<![\w'’\-])[A-Z\u00C0-\u00DE\u0100-\u024F\u0386-\u03AB\u0400-\u042F][\w'’]*(?:-[\w'’]+)*")
+# The look-behind sits after the first capital, so that `re` can skip to capitals at C speed.
+_CAP = re.compile(r"[A-Z\u00C0-\u00DE\u0100-\u024F\u0386-\u03AB\u0400-\u042F](?<![\w'’\-].)[\w'’]*(?:-[\w'’]+)*")
 _PARTICLES = (
     "van|von|der|den|de|del|della|delle|dei|di|da|das|do|dos|du|le|la|los|las|ter|ten|zu|zum|zur|y|i|e|af|av|"
     "bin|ben|al|el|op|'t|van't"
@@ -87,6 +89,7 @@ interlocuteur|referente|persona de contacto|contactpersoon|osoba kontaktowa|
 from|od|with|mit|avec|con|met|z|for|für|pour|per|para|voor|dla|by|par
 """.replace("\n", "").split("|"))
 _TRIGGER_LEN = max(len(t.split()) for t in _TRIGGERS)
+_TRIGGER_LAST = frozenset(t.split()[-1] for t in _TRIGGERS)
 _WEAK_TRIGGERS = frozenset(
     "i am|i'm|this is|je suis|ich bin|sono|soy|ik ben|jestem|sou|from|od|with|mit|avec|con|met|z|"
     "for|für|pour|per|para|voor|dla|by|par".split("|")
@@ -111,9 +114,10 @@ def _flags(token: str, table: Mapping[str, int]) -> tuple[str, int]:
     return key, f
 
 
-_TRIGGER_WORDS = frozenset(
-    w.encode() for t in _TRIGGERS if t not in _WEAK_TRIGGERS for w in t.split()[-1:]
-) | frozenset(w.encode() for w in _HONORIFICS | _SALUTATIONS)
+# Gate: without one of these words (a strong trigger's longest word, an honorific, a
+# greeting) only the name lists can fire.
+KEYWORDS.add({max(t.split(), key=len) for t in _TRIGGERS if t not in _WEAK_TRIGGERS} | _HONORIFICS | _SALUTATIONS,
+             "NAME_TRIGGER", WHOLE)
 
 
 # A name followed by a company form or a place word, or after a company word, is an
@@ -153,20 +157,27 @@ def _name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit
     if table is None:
         table = name_flags()
     text = doc.text
-    # Gate: a known name among the capitalised words, or a trigger word somewhere;
-    # without either nothing below could fire.
-    if _TRIGGER_WORDS.isdisjoint(doc.words):
-        get = table.get
-        if not any(get(t.casefold(), WORD) & (FIRST | LAST) for t in _CAP.findall(text)):
-            return
-    run: list[_Tok] = []
-    prev_end = -1
+    # One pass over the capitalised words; without a known name among them or a trigger
+    # word somewhere, nothing below could fire.
+    toks = []
+    known = 0
+    get = table.get
     for m in _CAP.finditer(text):
         tok = m.group(0)
         if not tok[0].isupper():
             continue
-        start, end = m.span()
-        key, f = _flags(tok, table)
+        key = tok.casefold()
+        f = get(key)
+        if f is None:
+            key, f = _flags(tok, table)  # not in the table as written: "d’Arc", "Marie-Claire"
+        known |= f
+        toks.append((m.start(), m.end(), tok, key, f))
+    known &= FIRST | LAST
+    if not known and "NAME_TRIGGER" not in doc.found.labels and "NAME_TRIGGER" not in doc.extra_labels:
+        return
+    run: list[_Tok] = []
+    prev_end = -1
+    for start, end, tok, key, f in toks:
         if len(tok) > 1 and tok.isupper() and not f & (FIRST | LAST):
             f = WORD  # all-caps text says nothing about names: "THE CUSTOMER IS RIGHT"
         if f == WORD and key not in _HONORIFICS and key not in _SALUTATIONS:
@@ -217,6 +228,8 @@ def _trigger_before(text: str, start: int) -> str | None:
     if start == 0 or text[start - 1] not in " \t:,":
         return None
     words = text[max(0, start - 40):start].lower().replace("’", "'").rstrip(_TRIM).split()
+    if not words or words[-1] not in _TRIGGER_LAST:
+        return None
     for k in range(min(_TRIGGER_LEN, len(words)), 0, -1):
         phrase = " ".join(words[-k:])
         if phrase in _TRIGGERS:

@@ -31,7 +31,7 @@ import stdnum.eu.vat as eu_vat
 import stdnum.iban as _stdnum_iban
 from stdnum import luhn
 
-from souverain.privacy import context, ids
+from souverain.privacy import context, ids, phones
 from souverain.privacy.doc import Doc, Hit
 from souverain.privacy.patterns import IPV4, ip_hit
 
@@ -40,9 +40,9 @@ from souverain.privacy.patterns import IPV4, ip_hit
 _NUM = re.compile(
     r"[0-9][0-9A-Za-z]*"
     r"(?:(?:[ .\-/_]{1,3}| ?\([0-9]{1,4}\) ?|\) ?)[A-Za-z]{0,3}[0-9][0-9A-Za-z]*)*"
-    r"(?:[ .\-][A-Za-z]{1,3}(?!\w))?"
+    r"(?:(?:-[A-Za-z]{1,3}|[ .][A-Z]{1,3})(?!\w))?"
 )
-_LEFT = re.compile(r"(?:\+|\(\+?[0-9]{1,3}\) ?)?(?:[A-Za-z]{1,6} ?)?\Z")
+_LEFT = re.compile(r"(?:\+|\(\+?[0-9]{1,3}\) ?)?(?:[A-Za-z]{1,6}|[A-Z]{1,6} )?\Z")
 _BOUNDARY = frozenset("@+-./_") 
 _GROUP = re.compile(r"\+?[A-Z0-9]+|\([0-9+]{1,4}\)")
 _MIN_DIGITS = 6
@@ -64,21 +64,25 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
         start, end = m.span()
         if start < claimed_to:
             continue
+        if end - start < _MIN_DIGITS and not (start >= 2 and text[start - 2:start].isalpha()):
+            continue  # too short for anything but an IBAN's check digits ("GB82 WEST ...")
         if start >= 2 and text[start - 2:start].isalpha():
             iban = _iban_at(doc, start - 2)
             if iban is not None:
                 claimed_to = iban.end
                 yield iban
                 continue
-        ip = IPV4.match(m.group(0))
-        if ip is not None and ip.end() < len(m.group(0)) and m.group(0)[ip.end()] in " -":
-            ip = None if m.group(0)[ip.end() + 1:ip.end() + 2].isdigit() else ip
-        elif ip is not None and ip.end() != len(m.group(0)):
-            ip = None
-        if ip is not None:
-            yield from ip_hit(doc, start, start + ip.end(), ip.group(0))
-            continue
-        if sum(map(str.isdigit, m.group(0))) < _MIN_DIGITS or (end < len(text) and text[end].isalnum()):
+        g = m.group(0)
+        if "." in g:
+            ip = IPV4.match(g)
+            if ip is not None and ip.end() < len(g) and g[ip.end()] in " -":
+                ip = None if g[ip.end() + 1:ip.end() + 2].isdigit() else ip
+            elif ip is not None and ip.end() != len(g):
+                ip = None
+            if ip is not None:
+                yield from ip_hit(doc, start, start + ip.end(), ip.group(0))
+                continue
+        if (len(g) if g.isdigit() else sum(map(str.isdigit, g))) < _MIN_DIGITS or (end < len(text) and text[end].isalnum()):
             continue
         left = _LEFT.search(text, max(0, start - 12), start)
         if left is not None and left.start() < start:
@@ -92,36 +96,71 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
 
 
 def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
-    groups = [(g.start(), g.end(), g.group(0).strip("()")) for g in _GROUP.finditer(s)]
-    text = doc.text
-    # Context is read around the digits, so a keyword glued on as a prefix ("PESEL 4405...")
-    # still counts; the JSON key, if any, is context too.
-    labels = context.LABELS(context.window(text, digits_at, base + len(s)))
-    if doc.extra:
-        labels = labels | context.LABELS(doc.extra.lower())
-    neg = context.negative(text, digits_at, doc.extra)
+    if s.isalnum() or (s[0] == "+" and s[1:].isalnum()):
+        groups = [(0, len(s), s)]  # no separator: one group (most numbers)
+    else:
+        groups = [(g.start(), g.end(), g.group(0).strip("()")) for g in _GROUP.finditer(s)]
     n = len(groups)
-    # Windows of consecutive groups: every prefix, every suffix and every single group
-    # (a number inside a cluster sits at one of its ends, or alone between separators).
-    spans = {(0, j) for j in range(n)} | {(i, n - 1) for i in range(n)} | {(i, i) for i in range(n)}
     # The "core" (without a leading or trailing group of letters) is where a phone number is.
     lo = 1 if n > 1 and groups[0][2].isalpha() else 0
     hi = n - 2 if n - lo > 1 and groups[-1][2].isalpha() else n - 1
-    spans.add((lo, hi))
-    hits: list[Hit] = []
-    for i, j in sorted(spans):
-        compact = "".join(g[2] for g in groups[i:j + 1])
-        size = len(compact.lstrip("+"))
-        if size > _MAX_COMPACT or (size not in _LENGTHS and (i, j) != (lo, hi)):
+    if n == 1:
+        spans = [(0, 0)]
+    else:
+        # Windows of consecutive groups: every prefix, every suffix and every single group
+        # (a number inside a cluster sits at one of its ends, or alone between separators).
+        spans = sorted({(0, j) for j in range(n)} | {(i, n - 1) for i in range(n)} | {(i, i) for i in range(n)}
+                       | {(lo, hi)})
+    todo = []
+    for i, j in spans:
+        core = i == lo and j == hi
+        compact = groups[i][2] if i == j else "".join(g[2] for g in groups[i:j + 1])
+        body = compact.lstrip("+")
+        size = len(body)
+        if size > _MAX_COMPACT:
             continue
-        a, b = groups[i][0], groups[j][1]
-        hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, (i, j) == (lo, hi)))
+        # Only windows some check could accept: all-digit ones of an identifier's or a
+        # card's length, the others of any checked length; phones on the core only.
+        if not core:
+            if body.isdigit():
+                if size not in _DIGIT_LENGTHS:
+                    continue
+            elif size not in _LENGTHS or _ANY_SHAPE.fullmatch(body) is None:
+                continue  # letters where no identifier or VAT number has them ("ORDER123456789")
+        todo.append((groups[i][0], groups[j][1], compact, core))
+    if not todo:
+        return []
+    # Context is read around the digits, so a keyword glued on as a prefix ("PESEL 4405...")
+    # still counts; the JSON key, if any, is context too.
+    labels, neg = context.labels_and_negative(doc, digits_at, base + len(s))
+    # Generic words ("tax number") help, unless they name another identifier.
+    bonus = 0.2 if "GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg else 0.0
+    malus = 0.35 if neg else 0.0
+    hits: list[Hit] = []
+    for a, b, compact, core in todo:
+        hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, core, bonus, malus))
     return hits
 
 
 # Compacted lengths any check could accept (identifiers, VAT, cards); phones are tried on
 # the core window whatever its length.
 _LENGTHS = frozenset(ids.BY_LENGTH) | frozenset(range(10, 20))
+# The highest confidence a scheme of each length has without its own keyword (written
+# its own way included), and the types of each length.
+_BEST_BASE = {n: max(max(sc.base, ids.MEDIUM + 0.05 if sc.layout else 0.0) for sc in schemes)
+              for n, schemes in ids.BY_LENGTH.items()}
+_TYPES_BY_LENGTH = {n: frozenset(sc.type for sc in schemes) for n, schemes in ids.BY_LENGTH.items()}
+# Every shape a candidate with letters could pass: the schemes' (the Finnish one also
+# without its century sign, which compacting removes) and a VAT number's.
+_ANY_SHAPE = re.compile("|".join(
+    [f"(?:{sc.shape.pattern})" for sc in ids.SCHEMES]
+    + [r"\d{6}[A-FU-Y]?\d{3}[0-9A-Y]", rf"(?:{'|'.join(sorted(_VAT_PREFIXES))})[0-9A-Z]{{2,14}}"]
+))
+# ... of those, the lengths an all-digit candidate could pass at (no letter in its shape).
+_DIGIT_LENGTHS = frozenset(
+    n for n, schemes in ids.BY_LENGTH.items()
+    if any(sc.shape.fullmatch(f"{head}".ljust(n, "0")) for sc in schemes for head in range(10, 100))
+) | frozenset(range(13, 20))
 
 
 def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: bool = True) -> float:
@@ -136,32 +175,32 @@ def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: 
 
 
 def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, labels: frozenset[str], neg: bool,
-                 core: bool) -> list[Hit]:
+                 core: bool, bonus: float, malus: float) -> list[Hit]:
     out: list[Hit] = []
-    plus = compact.startswith("+")
-    body = compact.lstrip("+")
+    plus = compact[0] == "+"
+    body = compact[1:] if plus else compact
     digits = body.isdigit()
     # National identifiers, in table order: a scheme is checked only when its score could
     # beat the best so far and reach the lowest threshold (a tie goes to table order).
     if not plus:
         schemes = ids.BY_LENGTH.get(len(body))
-        if schemes:
-            best: tuple[float, ids.IdScheme] | None = None
-            bonus = 0.2 if "GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg else 0.0
-            malus = 0.35 if neg else 0.0
+        # Skip the loop when no scheme could reach the threshold (an order number).
+        if schemes and (_BEST_BASE[len(body)] + bonus - malus + 1e-9 >= doc.min_confidence
+                        or not labels.isdisjoint(_TYPES_BY_LENGTH[len(body)])):
+            best = 0.0
+            found: ids.IdScheme | None = None
+            floor = doc.min_confidence
             for sc in schemes:
-                if not sc.raw and sc.shape.fullmatch(body) is None:
-                    continue
-                base = sc.base
+                score = sc.base
                 if sc.layout is not None and sc.layout.fullmatch(written):
-                    base = max(base, ids.MEDIUM) + 0.05  # written the scheme's own way
-                score = round(min(base + (0.45 if sc.type in labels else bonus) - malus, 0.99), 3)
-                if score < doc.min_confidence or (best is not None and score <= best[0]):
+                    score = max(score, ids.MEDIUM) + 0.05  # written the scheme's own way
+                score = min(score + (0.45 if sc.type in labels else bonus) - malus, 0.99)
+                if score + 1e-9 < floor or (found is not None and score <= best + 1e-9):
                     continue
                 if ids.passes(sc, body, written):
-                    best = (score, sc)
-            if best is not None:
-                out.append(Hit(best[1].type, start, end, best[0], best[1].validator))
+                    best, found = score, sc
+            if found is not None:
+                out.append(Hit(found.type, start, end, round(best, 3), found.validator))
     # EU VAT numbers: country prefix + the member state's own check.
     if not plus and len(body) >= 10 and body[:2] in _VAT_PREFIXES and eu_vat.is_valid(body):
         out.append(Hit("VAT", start, end, _score(0.75, "VAT", labels, neg, generic=False), "stdnum.eu.vat"))
@@ -230,16 +269,6 @@ _EU_REGIONS = ("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL P
 _REGIONS = _region_table()
 
 
-def _number(code: int, national: str) -> phonenumbers.PhoneNumber:
-    n = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-    if national.startswith("0"):
-        zeros = len(national) - len(national.lstrip("0"))
-        n.italian_leading_zero = True
-        if zeros > 1:
-            n.number_of_leading_zeros = zeros
-    return n
-
-
 def _valid_national(body: str, region: str) -> bool:
     """phonenumbers' is_valid_number for `body` written in `region`'s national format,
     without its (slow) parser: strip the trunk prefix, pre-check the region's pattern."""
@@ -252,7 +281,7 @@ def _valid_national(body: str, region: str) -> bool:
     national = body[len(r.trunk):] if r.trunk and body.startswith(r.trunk) else body
     if not national or not r.pattern.fullmatch(national):
         return False
-    return phonenumbers.is_valid_number(_number(r.code, national))
+    return phones.valid(r.code, national)
 
 
 def _valid_international(digits: str, trunk_in_parens: bool) -> bool:
@@ -266,7 +295,7 @@ def _valid_international(digits: str, trunk_in_parens: bool) -> bool:
                 national = national[1:]  # "+49 (0)30 ..."
             if not national or not national.isdigit():
                 return False
-            return phonenumbers.is_valid_number(_number(code, national))
+            return phones.valid(code, national)
     return False
 
 
@@ -297,6 +326,7 @@ def _iban_registry() -> dict[str, tuple[int, re.Pattern[str], re.Pattern[str]]]:
 
 _IBAN = _iban_registry()
 _SEPARATORS = str.maketrans("", "", " -")
+_MOD97 = str.maketrans({chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)})  # ISO 7064: A=10 ... Z=35
 
 
 def _iban_at(doc: Doc, start: int) -> Hit | None:
@@ -313,7 +343,7 @@ def _iban_at(doc: Doc, start: int) -> Hit | None:
     compact = m.group(0).translate(_SEPARATORS)
     if not bban.fullmatch(compact, 4):
         return None
-    if int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 != 1:
+    if int((compact[4:] + compact[:4]).translate(_MOD97)) % 97 != 1:
         return None
     return Hit("IBAN", start, m.end(), 0.99, "iban mod 97 + registry format")
 

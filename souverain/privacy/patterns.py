@@ -22,7 +22,8 @@ import re
 from collections.abc import Iterator
 
 from souverain.privacy import context, ids
-from souverain.privacy.doc import Doc, Hit, gate, keyset
+from souverain.privacy.doc import Doc, Hit
+from souverain.privacy.keywords import KEYWORDS, WHOLE
 
 # ---------------------------------------------------------------------------------------
 # BIC
@@ -36,21 +37,19 @@ _ISO_COUNTRIES = frozenset(
     "PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TG TH TJ TK TL TM TN "
     "TO TR TT TV TW TZ UA UG US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW".split()
 )
-_BIC = re.compile(r"(?<![A-Za-z0-9])[A-Z]{4}([A-Z]{2})[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?![A-Za-z0-9])")
-
-
-_BIC_WORDS = keyset("bic swift iban bank banque banca banco bankverbindung bankleitzahl")
+# The look-behind sits after the first capital, so that `re` can skip to capitals at C speed.
+_BIC = re.compile(r"[A-Z](?<![A-Za-z0-9].)[A-Z]{3}([A-Z]{2})[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?![A-Za-z0-9])")
+KEYWORDS.add(["bankverbindung", "bankleitzahl"], "BIC")
 
 
 def bic_hits(doc: Doc) -> Iterator[Hit]:
     """BICs near a bank word only: elsewhere an all-caps word can have a BIC's shape."""
-    if not gate(doc.words, _BIC_WORDS):
+    if "BIC" not in doc.found.labels and "BIC" not in doc.extra_labels:
         return
     for m in _BIC.finditer(doc.text):  # BICs are written in capitals
         if m.group(1) not in _ISO_COUNTRIES:
             continue
-        ctx = context.window(doc.text, m.start(), m.end(), 64, 24) + " " + doc.extra.lower()
-        has_ctx = context.SPECIFIC_RE["BIC"].search(ctx) is not None
+        has_ctx = "BIC" in context.labels_around(doc, m.start(), m.end(), 64, 24)
         has_digit = any(c.isdigit() for c in m.group(0)[6:])
         conf = 0.9 if has_ctx else (0.45 if has_digit else 0.25)
         yield Hit("BIC", m.start(), m.end(), conf, "bic structure + country")
@@ -59,27 +58,33 @@ def bic_hits(doc: Doc) -> Iterator[Hit]:
 # ---------------------------------------------------------------------------------------
 # E-mail and IP addresses (found from their anchor characters: fast on text without them)
 
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
-)
+# Found from each "@": the local part is read backwards, the domain forwards.
+_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])")
 _EMAIL_OBF = re.compile(
     r"(?<![\w.])([\w.+\-]{1,64})\s*[\[\(\{]\s*(?:at|@)\s*[\]\)\}]\s*([\w\-]+(?:\s*(?:[\[\(\{]\s*(?:dot|\.)\s*[\]\)\}]|\.)\s*[\w\-]+)+)",
     re.IGNORECASE,
 )
 
 
-_OBF_WORDS = keyset("at dot")
+KEYWORDS.add(["at", "dot"], "EMAIL_OBF", WHOLE)
 
 
 def email_hits(doc: Doc) -> Iterator[Hit]:
     text = doc.text
-    if "@" in text:
-        for m in _EMAIL.finditer(text):
-            local = m.group(0).split("@", 1)[0]
-            if local.startswith(".") or local.endswith(".") or ".." in local:
-                continue
-            yield Hit("EMAIL", m.start(), m.end(), 0.95, "email syntax")
-    if gate(doc.words, _OBF_WORDS) and ("[" in text or "(" in text or "{" in text):
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > 0 and text[start - 1] in _LOCAL and at - start <= 64:
+            start -= 1
+        local = text[start:at]
+        domain = _DOMAIN.match(text, at + 1)
+        at = text.find("@", at + 1)
+        if (domain is None or not local or (start > 0 and text[start - 1] in _LOCAL)
+                or local.startswith(".") or local.endswith(".") or ".." in local):
+            continue
+        yield Hit("EMAIL", start, domain.end(), 0.95, "email syntax")
+    if "EMAIL_OBF" in doc.found.labels and ("[" in text or "(" in text or "{" in text):
         for m in _EMAIL_OBF.finditer(text):
             yield Hit("EMAIL", m.start(), m.end(), 0.8, "email syntax (obfuscated)")
 
@@ -139,8 +144,7 @@ født fødsel fødselsdato född födelsedatum syntynyt syntymäaika születés 
 rođen rođena rođenja gimęs gimusi gimimo dzimis dzimusi dzimšanas sündinud sünniaeg
 nascut născut nașterii nascimento nasceu nascido nascida роден родена рождения γεννήθηκε γέννησης
 """.split())
-_DOB_WORDS = context.keyword_regex(_DOB_LIST)
-_DOB_GATE = keyset(" ".join(w for w in _DOB_LIST if "." not in w and "-" not in w) + " dob geb birth")
+KEYWORDS.add(_DOB_LIST, "DOB")
 _MONTHS = (
     "january february march april may june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec "
     "januar februar märz maerz april mai juni juli august september oktober november dezember jänner "
@@ -169,24 +173,22 @@ def dob_hits(doc: Doc) -> Iterator[Hit]:
     """Dates near a birth word: the date regex runs only in the windows around those
     words (before: "born on 3 May 1980"; after: "am 3. Mai 1980 geboren")."""
     text = doc.text
-    if not gate(doc.words, _DOB_GATE):
+    in_extra = "DOB" in doc.extra_labels
+    if "DOB" not in doc.found.labels and not in_extra:
         return
-    low = text.lower()
-    if len(low) != len(text):
-        low = text
     windows: list[tuple[int, int]] = []
-    for kw in _DOB_WORDS.finditer(low):
-        a, b = max(0, kw.start() - 32), min(len(text), kw.end() + 48)
+    for start, end in doc.found.where("DOB"):
+        a, b = max(0, start - 32), min(len(text), end + 48)
         if windows and a <= windows[-1][1]:
             windows[-1] = (windows[-1][0], b)
         else:
             windows.append((a, b))
-    if doc.extra and _DOB_WORDS.search(doc.extra.lower()):
+    if in_extra:
         windows = [(0, len(text))]
     seen = set()
     for a, b in windows:
         for m in _DATE.finditer(text, a, b):
-            if m.start() not in seen and context.near(_DOB_WORDS, text, m.start(), m.end(), doc.extra, before=40, after=24):
+            if m.start() not in seen and "DOB" in context.labels_around(doc, m.start(), m.end(), 40, 24):
                 seen.add(m.start())
                 yield Hit("DATE_OF_BIRTH", m.start(), m.end(), 0.85, "date + birth context")
 
@@ -194,7 +196,6 @@ def dob_hits(doc: Doc) -> Iterator[Hit]:
 # ---------------------------------------------------------------------------------------
 # Passports and identity cards
 
-_DOC_WORDS = {t: context.SPECIFIC_RE[t] for t in ("PASSPORT", "ID_CARD")}
 _DOC_CODE = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z0-9]*[0-9][A-Za-z0-9]*[0-9])[A-Za-z0-9]{6,12}(?![A-Za-z0-9])")
 _ICAO_W = (7, 3, 1)
 
@@ -207,21 +208,13 @@ def _icao_ok(code: str) -> bool:
     return check.isdigit() and sum(val(c) * _ICAO_W[i % 3] for i, c in enumerate(body)) % 10 == int(check)
 
 
-_DOC_GATE = keyset(
-    "passport reisepass passnummer passnr passeport passaporto pasaporte paspoort paszport paszportu passi pas pass "
-    "pasaport паспорт διαβατήριο útlevél cestovní pašport personalausweis personalausweisnummer ausweis ausweisnr "
-    "ausweisnummer identité identità identidad identiteitskaart dowód dowodu průkaz henkilökortti legitimation cni "
-    "dni cidadão identity reisepassnummer"
-)
-
-
 def document_hits(doc: Doc) -> Iterator[Hit]:
-    if not gate(doc.words, _DOC_GATE):
-        return
-    low = doc.text.lower()
-    for type_, regex in _DOC_WORDS.items():
-        for kw in regex.finditer(low):
-            seg_start = kw.end()
+    labels = doc.found.labels
+    for type_ in ("PASSPORT", "ID_CARD"):
+        if type_ not in labels:
+            continue
+        for _, kw_end in doc.found.where(type_):
+            seg_start = kw_end
             seg = doc.up[seg_start:seg_start + 40]
             m = _DOC_CODE.search(seg)
             if m is None:
