@@ -88,6 +88,7 @@ signed|signé|gez.|unterschrift|firmato|firmado|getekend|podpisano|contact perso
 interlocuteur|referente|persona de contacto|contactpersoon|osoba kontaktowa|
 from|od|with|mit|avec|con|met|z|for|für|pour|per|para|voor|dla|by|par
 """.replace("\n", "").split("|"))
+_KEEP = _HONORIFICS | _SALUTATIONS  # common words that do not end a run of name words
 _TRIGGER_LEN = max(len(t.split()) for t in _TRIGGERS)
 _TRIGGER_LAST = frozenset(t.split()[-1] for t in _TRIGGERS)
 _WEAK_TRIGGERS = frozenset(
@@ -159,9 +160,11 @@ def _name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit
     text = doc.text
     # One pass over the capitalised words; without a known name among them or a trigger
     # word somewhere, nothing below could fire.
-    toks = []
+    runs: list[list[_Tok]] = []
+    run: list[_Tok] = []
     known = 0
     get = table.get
+    prev_end = -1
     for m in _CAP.finditer(text):
         tok = m.group(0)
         if not tok[0].isupper():
@@ -171,30 +174,32 @@ def _name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit
         if f is None:
             key, f = _flags(tok, table)  # not in the table as written: "d’Arc", "Marie-Claire"
         known |= f
-        toks.append((m.start(), m.end(), tok, key, f))
-    known &= FIRST | LAST
-    if not known and "NAME_TRIGGER" not in doc.found.labels and "NAME_TRIGGER" not in doc.extra_labels:
-        return
-    run: list[_Tok] = []
-    prev_end = -1
-    for start, end, tok, key, f in toks:
-        if len(tok) > 1 and tok.isupper() and not f & (FIRST | LAST):
-            f = WORD  # all-caps text says nothing about names: "THE CUSTOMER IS RIGHT"
-        if f == WORD and key not in _HONORIFICS and key not in _SALUTATIONS:
-            if run:
-                yield from _run_hits(text, run)
-                run = []
-            prev_end = -1
-            continue
+        if f == WORD or (f & WORD and not f & (FIRST | LAST)) or (
+                len(tok) > 1 and tok.isupper() and not f & (FIRST | LAST)):
+            # a common word (all-caps text says nothing about names: "THE CUSTOMER IS
+            # RIGHT") ends a run, unless it is an honorific or a greeting
+            if key not in _KEEP:
+                if run:
+                    runs.append(run)
+                    run = []
+                prev_end = -1
+                continue
+            f = WORD
+        start, end = m.span()
         if run and (_GAP.fullmatch(text, prev_end, start)
                     or (run[-1][2] in _ABBREVIATED and _DOT_GAP.fullmatch(text, prev_end, start))):
             run.append((start, end, key, f))
         else:
             if run:
-                yield from _run_hits(text, run)
+                runs.append(run)
             run = [(start, end, key, f)]
         prev_end = end
     if run:
+        runs.append(run)
+    # Without a known name or a trigger word somewhere, nothing could fire.
+    if not known & (FIRST | LAST) and "NAME_TRIGGER" not in doc.found.labels and "NAME_TRIGGER" not in doc.extra_labels:
+        return
+    for run in runs:
         yield from _run_hits(text, run)
 
 

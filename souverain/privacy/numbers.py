@@ -149,6 +149,8 @@ _LENGTHS = frozenset(ids.BY_LENGTH) | frozenset(range(10, 20))
 # its own way included), and the types of each length.
 _BEST_BASE = {n: max(max(sc.base, ids.MEDIUM + 0.05 if sc.layout else 0.0) for sc in schemes)
               for n, schemes in ids.BY_LENGTH.items()}
+_SCHEME_ROWS = {n: tuple((sc.type, sc.base, sc.layout.fullmatch if sc.layout else None, sc) for sc in schemes)
+                for n, schemes in ids.BY_LENGTH.items()}
 _TYPES_BY_LENGTH = {n: frozenset(sc.type for sc in schemes) for n, schemes in ids.BY_LENGTH.items()}
 # Every shape a candidate with letters could pass: the schemes' (the Finnish one also
 # without its century sign, which compacting removes) and a VAT number's.
@@ -189,16 +191,20 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
                         or not labels.isdisjoint(_TYPES_BY_LENGTH[len(body)])):
             best = 0.0
             found: ids.IdScheme | None = None
-            floor = doc.min_confidence
-            for sc in schemes:
-                score = sc.base
-                if sc.layout is not None and sc.layout.fullmatch(written):
+            floor = doc.min_confidence - 1e-9
+            for type_, base, layout, sc in _SCHEME_ROWS[len(body)]:
+                score = base
+                if layout is not None and layout(written):
                     score = max(score, ids.MEDIUM) + 0.05  # written the scheme's own way
-                score = min(score + (0.45 if sc.type in labels else bonus) - malus, 0.99)
-                if score + 1e-9 < floor or (found is not None and score <= best + 1e-9):
+                score += (0.45 if type_ in labels else bonus) - malus
+                if score > 0.99:
+                    score = 0.99
+                if score < floor or (found is not None and score <= best + 1e-9):
                     continue
                 if ids.passes(sc, body, written):
                     best, found = score, sc
+                    if score >= 0.99 - 1e-9:
+                        break  # nothing can beat it
             if found is not None:
                 out.append(Hit(found.type, start, end, round(best, 3), found.validator))
     # EU VAT numbers: country prefix + the member state's own check.
