@@ -64,3 +64,13 @@ def test_late_registration_is_an_error() -> None:
 ])
 def test_negative_words_inside_idioms_do_not_count(text: str, found: bool) -> None:
     assert any(f.type == "BG_EGN" for f in scan(text)) is found
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("Spectacle passion. Votre commande n° d2006f1b-7d3a", False),  # "passi" inside "passion"
+    ("Passi: P1234567", True),
+    ("Mein Ausweis: L01X00T47", True),
+    ("Ausweisnummer L01X00T47", True),
+])
+def test_document_words_are_whole_words(text: str, found: bool) -> None:
+    assert any(f.type in ("PASSPORT", "ID_CARD") for f in scan(text)) is found

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 
 from souverain.privacy.doc import Doc
-from souverain.privacy.keywords import KEYWORDS, PREFIX
+from souverain.privacy.keywords import ANYWHERE, KEYWORDS, PREFIX, WHOLE, default_rule
 
 BEFORE = 48  # characters of context read before a match
 AFTER = 24  # ... and after it
@@ -133,7 +133,13 @@ SPECIFIC: dict[str, list[str]] = {
 
 # One automaton holds every list (keywords.py): a type's own words under the type's name.
 for _type, _words in SPECIFIC.items():
-    KEYWORDS.add(_words, _type)
+    if _type in ("PASSPORT", "ID_CARD"):
+        # document words gate a code search on their own, so short ones must be whole
+        # words: "passi" (Finnish) must not fire on "passion"
+        KEYWORDS.add([w for w in _words if default_rule(w) != ANYWHERE], _type, WHOLE)
+        KEYWORDS.add([w for w in _words if default_rule(w) == ANYWHERE], _type)
+    else:
+        KEYWORDS.add(_words, _type)
 KEYWORDS.add(GENERIC_WORDS, "GENERIC")
 KEYWORDS.add(NEGATIVE_WORDS, "NEGATIVE")
 del _type, _words

@@ -60,8 +60,10 @@ _CONF_TABLE = str.maketrans(_CONFUSABLES)
 
 # One search tells whether the slow path is needed at all (besides the NFKC check).
 _SUSPICIOUS = re.compile(f"[{re.escape(_DROP + _DASHES + _CONF_CHARS)}]|(?![0-9])\\d")
-# A word that mixes Latin letters / ASCII digits with lookalikes.
-_MIXED_WORD = re.compile(f"\\w*[A-Za-z0-9]\\w*[{_CONF_CHARS}]\\w*|\\w*[{_CONF_CHARS}]\\w*[A-Za-z0-9]\\w*")
+# Lookalikes, the start of the word before one, the rest of a word, and Latin in a word.
+_CONF_CHAR = re.compile(f"[{_CONF_CHARS}]")
+_WORD_END = re.compile(r"\w*")
+_LATIN = re.compile(r"[A-Za-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,28 @@ def _slow(text: str) -> Normalised:
         starts.extend(range(pos, n))
         ends.extend(range(pos + 1, n + 1))
     result = "".join(out)
-    if any(c in _CONFUSABLES for c in result if not c.isascii()):
-        result = _MIXED_WORD.sub(lambda m: m.group(0).translate(_CONF_TABLE), result)
+    if _CONF_CHAR.search(result) is not None:
+        result = _unconfuse(result)
     return Normalised(result, text, tuple(starts), tuple(ends))
+
+
+def _unconfuse(text: str) -> str:
+    """Map lookalikes to Latin inside the words that also hold Latin letters or ASCII
+    digits (same length, so offsets hold). Each word is found from a lookalike in it, so
+    the cost follows the number of lookalikes, not the length of the text."""
+    parts = []
+    pos = 0
+    for m in _CONF_CHAR.finditer(text):
+        if m.start() < pos:
+            continue  # in a word already mapped
+        a = m.start()
+        while a > pos and (text[a - 1].isalnum() or text[a - 1] == "_"):
+            a -= 1
+        b = _WORD_END.match(text, m.start()).end()
+        word = text[a:b]
+        if _LATIN.search(word) is not None:
+            parts.append(text[pos:a])
+            parts.append(word.translate(_CONF_TABLE))
+            pos = b
+    parts.append(text[pos:])
+    return "".join(parts)
