@@ -3,7 +3,10 @@
 This sets each scheme's confidence without context (souverain/privacy/ids.py: STRONG,
 MEDIUM, WEAK). Random strings are drawn uniformly from the scheme's compact shape with
 digits only (letters where the shape demands them), which is what order numbers and
-product codes look like.
+product codes look like. The second rate is over every digit string of the length, the
+shape's own constraints included (Hungary's leading 8, Portugal's leading 1 to 3): that
+is the chance a random order number of that length is taken for the identifier, and the
+one the confidence levels follow (MEDIUM up to 1 in 50).
 
     .venv/bin/python bench/privacy/false_pass.py [N]
 """
@@ -39,7 +42,7 @@ def random_like(scheme: ids.IdScheme, length: int, rng: random.Random) -> str:
 
 def main(n: int = 20000) -> None:
     rng = random.Random(7)
-    print(f"{'scheme':10} {'len':>3} {'pass rate':>10}  base")
+    print(f"{'scheme':10} {'len':>3} {'pass rate':>10} {'of digits':>10}  base")
     for length, schemes in sorted(ids.BY_LENGTH.items()):
         for scheme in schemes:
             if scheme.type in ("IT_CF", "MT_ID"):
@@ -51,8 +54,10 @@ def main(n: int = 20000) -> None:
                     continue
                 tried += 1
                 passed += bool(ids.matches(s.replace("-", ""), s) and scheme in ids.matches(s.replace("-", ""), s))
+            digits = sum(bool(scheme in ids.matches(d, d))
+                         for d in ("".join(rng.choice(DIGITS) for _ in range(length)) for _ in range(n)))
             if tried:
-                print(f"{scheme.type:10} {length:>3} {passed / tried:>10.5f}  {scheme.base}")
+                print(f"{scheme.type:10} {length:>3} {passed / tried:>10.5f} {digits / n:>10.5f}  {scheme.base}")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ Verhoeff built on stdnum's generic modules) or, for Malta, the shape and a conte
 only, since the identity card number carries no check digit.
 
 `base` is the confidence without any context word. It was set from how often a random
-string of the right shape passes the check (`bench/privacy/false_pass.py` measures it):
+number of the scheme's length passes its shape and check, i.e. how often an order number
+would be taken for it (`bench/privacy/false_pass.py` measures it):
 
 - STRONG (0.9): at most ~1 in 500 random strings of the shape pass (CNP, HETU, LU, FR NIF);
-- MEDIUM (0.7): at most ~1 in 50 (date plus check digit: NIR, PESEL, EGN, AMKA, EMŠO, ...),
+- MEDIUM (0.7): at most ~1 in 50 (date plus check digit: NIR, PESEL, EGN, AMKA, EMŠO, the
+  Hungarian tax id whose leading 8 and date leave one random 10-digit number in 220, ...),
   and the schemes whose shape mixes letters into digits (ES DNI/NIE, IE PPS, CY, PT CC):
   a digits-only order number cannot take that shape at all;
 - WEAK (0.45): more than that (BSN's 11-test, OIB, PT NIF, AT SVNR, a bare date for the
@@ -148,7 +150,8 @@ SCHEMES: tuple[IdScheme, ...] = (
              layout=_s(r"\d{6}/\d{3,4}")),
     IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer",
              layout=_s(r"(?:19|20)?\d{6}[-+]\d{4}")),
-    IdScheme("HU_TAX_ID", _s(r"8\d{9}"), _hu_tax_id, WEAK, "mod 11 (hu adóazonosító jel)"),
+    # One random 10-digit number in 220 passes (leading 8, a date, mod 11): medium.
+    IdScheme("HU_TAX_ID", _s(r"8\d{9}"), _hu_tax_id, MEDIUM, "mod 11 (hu adóazonosító jel)"),
     IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, WEAK, "stdnum.dk.cpr",
              layout=_s(r"\d{6}-\d{4}")),
     IdScheme("NL_BSN", _s(r"\d{9}"), nl_bsn.is_valid, WEAK, "stdnum.nl.bsn"),
