@@ -248,6 +248,25 @@ def test_documents_need_their_word(text: str, type_: str, code: str) -> None:
     assert types(code) == set()
 
 
+@pytest.mark.parametrize(("text", "code"), [
+    ("Numéro de carte d'identité : 880692310285", "880692310285"),  # French CNI, 12 digits
+    ("Identiteitskaart nr. 591191706458", "591191706458"),
+    ("ID card number 928374651", "928374651"),
+])
+def test_all_digit_identity_cards_right_after_their_word(text: str, code: str) -> None:
+    assert ("ID_CARD", code) in found(text)
+    assert types(code) == set()
+
+
+@pytest.mark.parametrize("text", [
+    "Carte d'identité expirée le 20250101",  # a date, 8 digits
+    "Personalausweis beantragt; die Bearbeitung dauert laut Amt 123456789 Sekunden",  # far from the word
+    "Mój dowód osobisty i PESEL 44051401359",  # a valid PESEL keeps its own type
+])
+def test_digits_near_an_identity_card_word_that_are_not_one(text: str) -> None:
+    assert "ID_CARD" not in types(text)
+
+
 # -- names -----------------------------------------------------------------------------
 @pytest.mark.parametrize(("text", "name"), [
     ("Bonjour, je m'appelle Marie Dupont et j'habite à Lyon.", "Marie Dupont"),

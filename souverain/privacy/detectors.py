@@ -18,7 +18,9 @@ offsets. Nothing fires on shape alone where a checksum or structure exists:
 - dates of birth: a date (numeric, ISO or with a month name in 10 languages) with a
   birth word nearby; a date alone is not personal data;
 - passports and identity cards: a 6 to 12 character code with digits right after a
-  passport / ID-card word, plus the ICAO 9303 check digit when present.
+  passport / ID-card word, plus the ICAO 9303 check digit when present; all-digit
+  codes of 9 to 12 digits only right after the word and when no identifier check
+  passes them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@
 - dates of birth: a date (numeric, ISO or with a month name in 10 languages) with a
   birth word nearby; a date alone is not personal data;
 - passports and identity cards: a 6 to 12 character code with letters and digits right
-  after a passport / ID-card word, plus the ICAO 9303 check digit when present.
+  after a passport / ID-card word, plus the ICAO 9303 check digit when present; all
+  digits (the French CNI) only for 9 to 12 digits within 16 characters of the word.
 
 Each is gated: it runs its regex only when the anchor character ("@", ":") or one of
 its words is in the text.
@@ -220,9 +221,16 @@ def document_hits(doc: Doc) -> Iterator[Hit]:
             if m is None:
                 continue
             code = m.group(0)
-            if code.isdigit() or any(sc.shape.fullmatch(code) for sc in ids.BY_LENGTH.get(len(code), ())):
-                # digits only, or shaped like a national identifier (whose own check decides)
+            if code.isdigit():
+                # All digits (the French CNI's 12, Belgian card numbers): only right after
+                # the word, 9 to 12 digits, and not a valid national identifier, whose own
+                # check and type then decide.
+                if not (9 <= len(code) <= 12 and m.start() <= 16) or ids.matches(code, code):
+                    continue
+                yield Hit(type_, seg_start + m.start(), seg_start + m.end(), 0.7, "digits + context")
                 continue
+            if any(sc.shape.fullmatch(code) for sc in ids.BY_LENGTH.get(len(code), ())):
+                continue  # shaped like a national identifier (whose own check decides)
             conf, validator = 0.8, "pattern + context"
             if len(code) in (9, 10) and _icao_ok(code):
                 conf, validator = 0.9, "pattern + context + icao 9303 check digit"
