@@ -19,26 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from souverain.cli.options import with_config
+from souverain.cli.options import config_path, with_config
 from souverain.ledger.config import LedgerConfig
 from souverain.ledger.note import CosignatureVerifier, Ed25519Verifier, NoteError, verifier_from_vkey
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-
-
-def _config_path(arg: str | None) -> str | None:
-    if arg:
-        return arg
-    if os.environ.get("SOUVERAIN_CONFIG"):
-        return os.environ["SOUVERAIN_CONFIG"]
-    return "souverain.yaml" if Path("souverain.yaml").is_file() else None
 
 
 def load(args: argparse.Namespace) -> tuple[LedgerConfig, Path]:
@@ -46,7 +37,7 @@ def load(args: argparse.Namespace) -> tuple[LedgerConfig, Path]:
     from souverain.config import load_config
     from souverain.state import state_dir
 
-    config = load_config(_config_path(getattr(args, "config", None)))
+    config = load_config(config_path(getattr(args, "config", None)))
     ledger = getattr(config, "ledger", None) or LedgerConfig()
     return ledger, state_dir(config)
 
