@@ -45,7 +45,7 @@ from souverain.ledger import Entry, Ledger
 from souverain.metrics import Metrics
 from souverain.privacy import Restorer, Scanner, Vault, pseudonymise
 from souverain.routing.decide import Candidate, Choice, Refusal
-from souverain.routing.policy import CLASSES, DataClassName
+from souverain.routing.policy import CLASSES
 from souverain.routing.router import Router
 
 log = logging.getLogger("souverain.pipeline")
