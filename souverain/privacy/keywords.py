@@ -78,13 +78,10 @@ class Found:
     __slots__ = ("hits", "labels", "_starts")
 
     def __init__(self, hits: list[tuple[int, int, frozenset[str]]]) -> None:
-        hits.sort()
+        hits.sort()  # by start, then end (two keys never share both)
         self.hits = hits
         self._starts = [h[0] for h in hits]
-        labels: set[str] = set()
-        for h in hits:
-            labels |= h[2]
-        self.labels = frozenset(labels)
+        self.labels = frozenset().union(*[h[2] for h in hits])
 
     def between(self, a: int, b: int) -> frozenset[str]:
         """Labels of the keywords lying wholly inside text[a:b]."""
@@ -151,11 +148,10 @@ class Keywords:
         if not text:
             return EMPTY
         automaton = self._automaton or self._build()
-        hits = []
-        # padded with a space at each end, so words at the edges have their boundary
-        for end, (length, lead, trail, labels) in automaton.iter(" " + fold(text) + " "):
-            # `end` is the padded index of the key's last character
-            hits.append((end - length + lead, end - trail, labels))
+        # Padded with a space at each end, so words at the edges have their boundary;
+        # `end` is the padded index of the key's last character.
+        hits = [(end - length + lead, end - trail, labels)
+                for end, (length, lead, trail, labels) in automaton.iter(" " + fold(text) + " ")]
         return Found(hits) if hits else EMPTY
 
     def spans(self, text: str, label: str) -> list[tuple[int, int]]:

@@ -232,9 +232,13 @@ def _trigger_before(text: str, start: int) -> str | None:
     three words looked up in a set (no regex)."""
     if start == 0 or text[start - 1] not in " \t:,":
         return None
-    words = text[max(0, start - 40):start].lower().replace("’", "'").rstrip(_TRIM).split()
-    if not words or words[-1] not in _TRIGGER_LAST:
+    # The word right before first (most capitalised words have none of the triggers'
+    # last words before them); the whole phrase only then.
+    head = text[max(0, start - 24):start].rstrip(_TRIM)
+    last = head[max(head.rfind(" "), head.rfind("\t")) + 1:].lower().replace("’", "'")
+    if last not in _TRIGGER_LAST:
         return None
+    words = text[max(0, start - 40):start].lower().replace("’", "'").rstrip(_TRIM).split()
     for k in range(min(_TRIGGER_LEN, len(words)), 0, -1):
         phrase = " ".join(words[-k:])
         if phrase in _TRIGGERS:

@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import phonenumbers
 import stdnum.eu.vat as eu_vat
@@ -84,9 +85,13 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
                 continue
         if (len(g) if g.isdigit() else sum(map(str.isdigit, g))) < _MIN_DIGITS or (end < len(text) and text[end].isalnum()):
             continue
-        left = _LEFT.search(text, max(0, start - 12), start)
-        if left is not None and left.start() < start:
-            start = left.start()
+        prev = text[start - 1] if start else ""
+        if prev == "+" or prev == ")" or prev.isalpha() or (prev == " " and start > 1 and (
+                text[start - 2].isupper() or text[start - 2] == ")")):
+            # a prefix may be glued on: "+", "(+49) ", "DE ", "ATU", the X of a NIE
+            left = _LEFT.search(text, max(0, start - 12), start)
+            if left is not None and left.start() < start:
+                start = left.start()
         if start > 0 and (text[start - 1].isalnum() or text[start - 1] in _BOUNDARY):
             # glued to a word ("ref-123456789", "abc123456"): try without the letters
             start = m.start()
@@ -104,15 +109,8 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
     # The "core" (without a leading or trailing group of letters) is where a phone number is.
     lo = 1 if n > 1 and groups[0][2].isalpha() else 0
     hi = n - 2 if n - lo > 1 and groups[-1][2].isalpha() else n - 1
-    if n == 1:
-        spans = [(0, 0)]
-    else:
-        # Windows of consecutive groups: every prefix, every suffix and every single group
-        # (a number inside a cluster sits at one of its ends, or alone between separators).
-        spans = sorted({(0, j) for j in range(n)} | {(i, n - 1) for i in range(n)} | {(i, i) for i in range(n)}
-                       | {(lo, hi)})
     todo = []
-    for i, j in spans:
+    for i, j in _spans(n, lo, hi):
         core = i == lo and j == hi
         compact = groups[i][2] if i == j else "".join(g[2] for g in groups[i:j + 1])
         body = compact.lstrip("+")
@@ -142,6 +140,15 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
     return hits
 
 
+@cache
+def _spans(n: int, lo: int, hi: int) -> tuple[tuple[int, int], ...]:
+    """Windows of consecutive groups: every prefix, every suffix and every single group
+    (a number inside a cluster sits at one of its ends, or alone between separators),
+    and the core (lo, hi)."""
+    return tuple(sorted({(0, j) for j in range(n)} | {(i, n - 1) for i in range(n)} | {(i, i) for i in range(n)}
+                        | {(lo, hi)}))
+
+
 # Compacted lengths any check could accept (identifiers, VAT, cards); phones are tried on
 # the core window whatever its length.
 _LENGTHS = frozenset(ids.BY_LENGTH) | frozenset(range(10, 20))
@@ -151,6 +158,11 @@ _BEST_BASE = {n: max(max(sc.base, ids.MEDIUM + 0.05 if sc.layout else 0.0) for s
               for n, schemes in ids.BY_LENGTH.items()}
 _SCHEME_ROWS = {n: tuple((sc.type, sc.base, sc.layout.fullmatch if sc.layout else None, sc) for sc in schemes)
                 for n, schemes in ids.BY_LENGTH.items()}
+# ... and the rows a digits-only candidate can pass (no letter in the shape; Finland's
+# is checked as written, with its century sign).
+_DIGIT_ROWS = {n: tuple(r for r in rows if r[3].raw or any(r[3].shape.fullmatch(f"{head}".ljust(n, "0"))
+                                                           for head in range(10, 100)))
+               for n, rows in _SCHEME_ROWS.items()}
 _TYPES_BY_LENGTH = {n: frozenset(sc.type for sc in schemes) for n, schemes in ids.BY_LENGTH.items()}
 # Every shape a candidate with letters could pass: the schemes' (the Finnish one also
 # without its century sign, which compacting removes) and a VAT number's.
@@ -192,7 +204,7 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
             best = 0.0
             found: ids.IdScheme | None = None
             floor = doc.min_confidence - 1e-9
-            for type_, base, layout, sc in _SCHEME_ROWS[len(body)]:
+            for type_, base, layout, sc in (_DIGIT_ROWS if digits else _SCHEME_ROWS)[len(body)]:
                 score = base
                 if layout is not None and layout(written):
                     score = max(score, ids.MEDIUM) + 0.05  # written the scheme's own way
