@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 import phonenumbers
 import stdnum.eu.vat as eu_vat
@@ -140,7 +140,7 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
     return hits
 
 
-@cache
+@lru_cache(maxsize=256)  # bounded: a message can hold clusters of any size
 def _spans(n: int, lo: int, hi: int) -> tuple[tuple[int, int], ...]:
     """Windows of consecutive groups: every prefix, every suffix and every single group
     (a number inside a cluster sits at one of its ends, or alone between separators),
