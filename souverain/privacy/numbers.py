@@ -125,6 +125,9 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
                     continue
             elif size not in _LENGTHS or _ANY_SHAPE.fullmatch(body) is None:
                 continue  # letters where no identifier or VAT number has them ("ORDER123456789")
+        plus = compact[0] == "+"
+        if not (_could_match(body, plus) or (core and _PHONE_LIKE.fullmatch(body))):
+            continue  # nothing below could fire: save the context lookup
         todo.append((groups[i][0], groups[j][1], compact, core))
     if not todo:
         return []
@@ -138,6 +141,22 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
     for a, b, compact, core in todo:
         hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, core, bonus, malus))
     return hits
+
+
+def _could_match(body: str, plus: bool) -> bool:
+    """Whether an identifier, VAT or card check could accept `body` at all."""
+    if plus:
+        return False
+    n = len(body)
+    if n in ids.BY_LENGTH:
+        return True
+    if n >= 10 and body[:2] in _VAT_PREFIXES:
+        return True
+    return 13 <= n <= 19 and body.isdigit() and _CARD_IIN.match(body) is not None
+
+
+# What `_window_hits` tries as a phone number (digits, an optional extension).
+_PHONE_LIKE = re.compile(r"\d{7,15}(?:(?:X|EXT)\d{1,6})?")
 
 
 @lru_cache(maxsize=256)  # bounded: a message can hold clusters of any size

@@ -54,7 +54,8 @@ class Scanner:
         if not hits:
             return []
         c = self.config
-        hits = [h for h in hits if h.type not in c.disabled and h.confidence >= c.threshold_for(h.type)]
+        thresholds, threshold, disabled = c.thresholds, c.threshold, c.disabled
+        hits = [h for h in hits if h.confidence >= thresholds.get(h.type, threshold) and h.type not in disabled]
         out = []
         for h in _resolve(hits):
             start, end = norm.span(h.start, h.end)
