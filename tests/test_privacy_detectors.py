@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from souverain.privacy import Finding, scan
+from souverain.privacy import Finding, ids, scan
 
 
 def found(text: str) -> list[tuple[str, str]]:
@@ -337,3 +339,22 @@ def test_unknown_capitalised_pair_is_below_the_default_threshold() -> None:
     assert [(f.type, f.value, f.validator) for f in low] == [("PERSON", "Xavière Qzulnik", "capitalised pair")]
     # not at the start of a sentence, where any word is capitalised
     assert Scanner(ScannerConfig(thresholds={"PERSON": 0.4})).scan("Xavière Qzulnik est là.") == []
+
+
+@pytest.mark.parametrize("scheme", [sc for sc in ids.SCHEMES if sc.precheck is not None], ids=lambda sc: sc.type)
+def test_precheck_never_turns_down_a_valid_number(scheme: ids.IdScheme) -> None:
+    # The precheck only saves time: whatever python-stdnum accepts, it must let through.
+    rng = random.Random(scheme.type)
+    length = next(n for n, schemes in ids.BY_LENGTH.items() if scheme in schemes)
+    valid = rejected = 0
+    for _ in range(40000):
+        n = "".join(rng.choice("0123456789") for _ in range(length))
+        if not scheme.shape.fullmatch(n):
+            continue
+        if scheme.check(n):
+            valid += 1
+            assert scheme.precheck(n), n
+        elif not scheme.precheck(n):
+            rejected += 1
+    assert valid >= 10  # enough valid numbers drawn for the property to mean something
+    assert rejected > 0  # and the precheck does turn lookalikes down

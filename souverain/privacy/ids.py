@@ -112,6 +112,10 @@ class IdScheme:
     # scheme's own (e.g. "811228-9874"), which is worth MEDIUM even for a weak check.
     layout: re.Pattern[str] | None = None
     raw: bool = False  # the check needs the separators kept (FI century sign)
+    # A necessary condition, cheaper than `check`: python-stdnum's own check-digit function
+    # on the already compacted number, skipping its input cleaning (most of the cost of a
+    # call), so most lookalikes are turned down without it. `check` still decides.
+    precheck: Callable[[str], bool] | None = None
 
 
 def _s(pattern: str) -> re.Pattern[str]:
@@ -120,8 +124,10 @@ def _s(pattern: str) -> re.Pattern[str]:
 
 SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("FR_NIR", _s(r"[1-478]\d{4}(?:\d\d|2A|2B)\d{8}"), fr_nir.is_valid, MEDIUM, "stdnum.fr.nir"),
-    IdScheme("RO_CNP", _s(r"[1-9]\d{12}"), ro_cnp.is_valid, STRONG, "stdnum.ro.cnp"),
-    IdScheme("SI_EMSO", _s(r"\d{13}"), si_emso.is_valid, MEDIUM, "stdnum.si.emso"),
+    IdScheme("RO_CNP", _s(r"[1-9]\d{12}"), ro_cnp.is_valid, STRONG, "stdnum.ro.cnp",
+             precheck=lambda n: ro_cnp.calc_check_digit(n[:-1]) == n[-1]),
+    IdScheme("SI_EMSO", _s(r"\d{13}"), si_emso.is_valid, MEDIUM, "stdnum.si.emso",
+             precheck=lambda n: si_emso.calc_check_digit(n) == n[-1]),
     IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)"),
     IdScheme("FR_NIF", _s(r"[0-3]\d{12}"), fr_nif.is_valid, STRONG, "stdnum.fr.nif"),
     IdScheme("IT_CF", _s(r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]"),
@@ -132,19 +138,24 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("CY_TIC", _s(r"[0-9]\d{7}[A-Z]"), cy_vat.is_valid, MEDIUM, "stdnum.cy.vat"),
     IdScheme("IE_PPS", _s(r"\d{7}[A-W][ABHW]?"), ie_pps.is_valid, MEDIUM, "stdnum.ie.pps"),
     IdScheme("FI_HETU", _s(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), fi_hetu.is_valid, STRONG, "stdnum.fi.hetu", raw=True),
-    IdScheme("PL_PESEL", _s(r"\d{11}"), pl_pesel.is_valid, MEDIUM, "stdnum.pl.pesel"),
+    IdScheme("PL_PESEL", _s(r"\d{11}"), pl_pesel.is_valid, MEDIUM, "stdnum.pl.pesel",
+             precheck=lambda n: pl_pesel.calc_check_digit(n[:-1]) == n[-1]),
     IdScheme("BE_NN", _s(r"\d{11}"), _be, MEDIUM, "stdnum.be.nn",
              layout=_s(r"\d\d\.\d\d\.\d\d-\d{3}\.\d\d")),
-    IdScheme("EE_IK", _s(r"[1-6]\d{10}"), ee_ik.is_valid, MEDIUM, "stdnum.ee.ik"),
-    IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens"),
+    IdScheme("EE_IK", _s(r"[1-6]\d{10}"), ee_ik.is_valid, MEDIUM, "stdnum.ee.ik",
+             precheck=lambda n: ee_ik.calc_check_digit(n) == n[-1]),
+    IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens",
+             precheck=lambda n: lt_asmens.calc_check_digit(n) == n[-1]),
     IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka"),
     IdScheme("LV_PK", _s(r"[0-3]\d{10}"), _lv_pk, MEDIUM, "stdnum.lv.pvn",
              layout=_s(r"\d{6}-\d{5}")),
     IdScheme("DE_IDNR", _s(r"[1-9]\d{10}"), de_idnr.is_valid, MEDIUM, "stdnum.de.idnr",
              layout=_s(r"\d\d \d{3} \d{3} \d{3}")),
     IdScheme("HR_OIB", _s(r"\d{11}"), hr_oib.is_valid, WEAK, "stdnum.hr.oib"),
-    IdScheme("BG_EGN", _s(r"\d{10}"), bg_egn.is_valid, MEDIUM, "stdnum.bg.egn"),
+    IdScheme("BG_EGN", _s(r"\d{10}"), bg_egn.is_valid, MEDIUM, "stdnum.bg.egn",
+             precheck=lambda n: bg_egn.calc_check_digit(n[:-1]) == n[-1]),
     IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
+             precheck=lambda n: at_vnr.calc_check_digit(n) == n[3],
              layout=_s(r"\d{4} \d{6}")),
     IdScheme("CZ_RC", _s(r"\d{9,10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc",
              layout=_s(r"\d{6}/\d{3,4}")),
@@ -154,8 +165,10 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("HU_TAX_ID", _s(r"8\d{9}"), _hu_tax_id, MEDIUM, "mod 11 (hu adóazonosító jel)"),
     IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, WEAK, "stdnum.dk.cpr",
              layout=_s(r"\d{6}-\d{4}")),
-    IdScheme("NL_BSN", _s(r"\d{9}"), nl_bsn.is_valid, WEAK, "stdnum.nl.bsn"),
-    IdScheme("PT_NIF", _s(r"[1-3]\d{8}"), pt_nif.is_valid, WEAK, "stdnum.pt.nif"),
+    IdScheme("NL_BSN", _s(r"\d{9}"), nl_bsn.is_valid, WEAK, "stdnum.nl.bsn",
+             precheck=lambda n: nl_bsn.checksum(n) == 0),
+    IdScheme("PT_NIF", _s(r"[1-3]\d{8}"), pt_nif.is_valid, WEAK, "stdnum.pt.nif",
+             precheck=lambda n: pt_nif.calc_check_digit(n[:-1]) == n[-1]),
     IdScheme("MT_ID", _s(r"\d{3,7}[MGAPLHBZ]"), _always, SHAPE_ONLY, "shape (mt identity card)"),
 )
 
@@ -183,7 +196,11 @@ def passes(scheme: IdScheme, compact: str, written: str) -> bool:
         # FI: the century sign is part of the number; the dash was compacted away.
         number = written.replace(" ", "")
         return scheme.shape.fullmatch(number) is not None and scheme.check(number)
-    return scheme.shape.fullmatch(compact) is not None and scheme.check(compact)
+    if scheme.shape.fullmatch(compact) is None:
+        return False
+    if scheme.precheck is not None and not scheme.precheck(compact):
+        return False
+    return scheme.check(compact)
 
 
 def matches(compact: str, written: str) -> list[IdScheme]:
