@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stdnum import luhn, verhoeff
+from stdnum.iso7064 import mod_11_10
 from stdnum.at import vnr as at_vnr
 from stdnum.be import bis as be_bis
 from stdnum.be import nn as be_nn
@@ -129,7 +130,8 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("SI_EMSO", _s(r"\d{13}"), si_emso.is_valid, MEDIUM, "stdnum.si.emso",
              precheck=lambda n: si_emso.calc_check_digit(n) == n[-1]),
     IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)"),
-    IdScheme("FR_NIF", _s(r"[0-3]\d{12}"), fr_nif.is_valid, STRONG, "stdnum.fr.nif"),
+    IdScheme("FR_NIF", _s(r"[0-3]\d{12}"), fr_nif.is_valid, STRONG, "stdnum.fr.nif",
+             precheck=lambda n: fr_nif.calc_check_digits(n) == n[-3:]),
     IdScheme("IT_CF", _s(r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]"),
              it_cf.is_valid, STRONG, "stdnum.it.codicefiscale"),
     IdScheme("PT_CC", _s(r"\d{9}[A-Z]{2}\d"), pt_cc.is_valid, MEDIUM, "stdnum.pt.cc"),
@@ -146,12 +148,15 @@ SCHEMES: tuple[IdScheme, ...] = (
              precheck=lambda n: ee_ik.calc_check_digit(n) == n[-1]),
     IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens",
              precheck=lambda n: lt_asmens.calc_check_digit(n) == n[-1]),
-    IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka"),
+    IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka",
+             precheck=lambda n: luhn.checksum(n) == 0),
     IdScheme("LV_PK", _s(r"[0-3]\d{10}"), _lv_pk, MEDIUM, "stdnum.lv.pvn",
              layout=_s(r"\d{6}-\d{5}")),
     IdScheme("DE_IDNR", _s(r"[1-9]\d{10}"), de_idnr.is_valid, MEDIUM, "stdnum.de.idnr",
+             precheck=lambda n: mod_11_10.checksum(n) == 1,
              layout=_s(r"\d\d \d{3} \d{3} \d{3}")),
-    IdScheme("HR_OIB", _s(r"\d{11}"), hr_oib.is_valid, WEAK, "stdnum.hr.oib"),
+    IdScheme("HR_OIB", _s(r"\d{11}"), hr_oib.is_valid, WEAK, "stdnum.hr.oib",
+             precheck=lambda n: mod_11_10.checksum(n) == 1),
     IdScheme("BG_EGN", _s(r"\d{10}"), bg_egn.is_valid, MEDIUM, "stdnum.bg.egn",
              precheck=lambda n: bg_egn.calc_check_digit(n[:-1]) == n[-1]),
     IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
