@@ -106,7 +106,8 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 def _slow(text: str) -> Normalised:
-    """Per-character work on the non-ASCII runs only; ASCII runs are copied whole."""
+    """Per-character work on the non-ASCII runs that need it; the rest (ASCII, and
+    accented words already in NFKC without anything suspicious) is copied whole."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -114,6 +115,9 @@ def _slow(text: str) -> Normalised:
     pos = 0
     for m in _NON_ASCII.finditer(text):
         a, b = m.span()
+        if (not unicodedata.combining(text[a]) and _SUSPICIOUS.search(text, a, b) is None
+                and unicodedata.is_normalized("NFKC", m.group(0))):
+            continue  # nothing to undo here ("Müller", "été"): copied with the text around it
         if a > pos and unicodedata.combining(text[a]):
             a -= 1  # a combining mark belongs with the ASCII letter before it
         if a > pos:
