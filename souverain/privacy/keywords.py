@@ -154,8 +154,4 @@ class Keywords:
                 for end, (length, lead, trail, labels) in automaton.iter(" " + fold(text) + " ")]
         return Found(hits) if hits else EMPTY
 
-    def spans(self, text: str, label: str) -> list[tuple[int, int]]:
-        return self.find(text).where(label)
-
-
 KEYWORDS = Keywords()
