@@ -154,4 +154,5 @@ class Keywords:
                 for end, (length, lead, trail, labels) in automaton.iter(" " + fold(text) + " ")]
         return Found(hits) if hits else EMPTY
 
+
 KEYWORDS = Keywords()
