@@ -91,37 +91,28 @@ def routes(ledger: Ledger, authorize: Authorize | None = None) -> list[Route]:
             return _error(404, str(exc), "not_found")
         return Response(data, media_type="application/octet-stream", headers=IMMUTABLE)
 
-    async def inclusion(request: Request) -> Response:
+    async def _proof(request: Request, first: str, second: str, prove, names: tuple[str, str]) -> Response:
+        """A proof between two tree positions: `first` is required, `second` defaults to
+        the latest checkpoint's size."""
         await allow(request, READ)
         try:
-            index = _int(request, "index")
-            size = _int(request, "size")
-            if index is None:
-                raise ValueError("query parameter 'index' is required")
-            if size is None:
-                size = await _latest_size()
-            hashes = await ledger.inclusion_proof(index, size)
+            a, b = _int(request, first), _int(request, second)
+            if a is None:
+                raise ValueError(f"query parameter '{first}' is required")
+            if b is None:
+                b = await _latest_size()
+            hashes = await prove(a, b)
         except ValueError as exc:
             return _error(400, str(exc), "invalid_parameter")
         except NotFoundError as exc:
             return _error(404, str(exc), "not_found")
-        return _json({"index": index, "tree_size": size, "hashes": [b64(h) for h in hashes]})
+        return _json({names[0]: a, names[1]: b, "hashes": [b64(h) for h in hashes]})
+
+    async def inclusion(request: Request) -> Response:
+        return await _proof(request, "index", "size", ledger.inclusion_proof, ("index", "tree_size"))
 
     async def consistency(request: Request) -> Response:
-        await allow(request, READ)
-        try:
-            old = _int(request, "from")
-            new = _int(request, "to")
-            if old is None:
-                raise ValueError("query parameter 'from' is required")
-            if new is None:
-                new = await _latest_size()
-            hashes = await ledger.consistency_proof(old, new)
-        except ValueError as exc:
-            return _error(400, str(exc), "invalid_parameter")
-        except NotFoundError as exc:
-            return _error(404, str(exc), "not_found")
-        return _json({"from": old, "to": new, "hashes": [b64(h) for h in hashes]})
+        return await _proof(request, "from", "to", ledger.consistency_proof, ("from", "to"))
 
     async def receipt(request: Request) -> Response:
         await allow(request, READ)
