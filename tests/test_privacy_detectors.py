@@ -358,3 +358,60 @@ def test_precheck_never_turns_down_a_valid_number(scheme: ids.IdScheme) -> None:
             rejected += 1
     assert valid >= 10  # enough valid numbers drawn for the property to mean something
     assert rejected > 0  # and the precheck does turn lookalikes down
+
+
+# -- plausibility and competing schemes ------------------------------------------------------
+from stdnum.bg import egn as _bg_egn  # noqa: E402
+from stdnum.pl import pesel as _pl_pesel  # noqa: E402
+from stdnum.ro import cnp as _ro_cnp  # noqa: E402
+
+
+def _pesel(yy: int, mm: int, dd: int, serial: str = "0135") -> str:
+    body = f"{yy:02d}{mm:02d}{dd:02d}{serial}"
+    return body + _pl_pesel.calc_check_digit(body)
+
+
+def _types(text: str) -> list[str]:
+    return [f.type for f in scan(text)]
+
+
+def test_a_birth_date_in_the_future_or_too_long_ago_is_no_one_s() -> None:
+    """stdnum accepts a PESEL of 2279 (month + 60) or of 1852 (month + 80); no one alive
+    has one, even with the identifier's own word before it."""
+    ok, future, old = _pesel(44, 5, 14), _pesel(79, 68, 7), _pesel(52, 82, 26)
+    assert all(_pl_pesel.is_valid(n) for n in (ok, future, old))
+    assert _types(f"PESEL: {ok}") == ["PL_PESEL"]
+    assert "PL_PESEL" not in _types(f"PESEL: {future}")
+    assert "PL_PESEL" not in _types(f"PESEL: {old}")
+    egn_old = "5221" + "01" + "123"  # 1852-01-01 (month + 20)
+    egn_old += _bg_egn.calc_check_digit(egn_old)
+    assert _bg_egn.is_valid(egn_old) and "BG_EGN" not in _types(f"EGN: {egn_old}")
+    assert not ids.plausible_birth(lambda _: __import__("datetime").date.today().replace(year=1850), "x")
+
+
+def test_a_number_valid_for_another_scheme_than_the_one_named_is_not_reported_as_it() -> None:
+    """"Mon numéro fiscal est X": X is meant to be a French tax number; one that fails that
+    check but passes the Bulgarian EGN's is far more likely a typo than an EGN."""
+    egn = "831107411"  # 1983-11-07
+    egn += _bg_egn.calc_check_digit(egn)
+    assert _bg_egn.is_valid(egn)
+    assert _types(f"Here it is: {egn}.") == ["BG_EGN"]  # medium: stands alone
+    assert _types(f"EGN: {egn}.") == ["BG_EGN"]
+    assert "BG_EGN" not in _types(f"Mon numéro fiscal est {egn}.")
+
+
+def test_telephone_verbs_are_context_for_a_phone_number() -> None:
+    """"Rufen Sie ... an" and "Llame al" say a telephone number follows: an 11-digit
+    German number that also passes the PESEL check is a telephone number there."""
+    number = "07121280056"
+    assert _pl_pesel.is_valid(number)
+    assert _types(f"Rufen Sie bitte {number} an.") == ["PHONE"]
+    assert _types("Llame al 612 345 678 después de las 18.") == ["PHONE"]
+    assert _types(f"Bitte {number} notieren.") == ["PL_PESEL"]  # without the verb
+
+
+def test_a_matricule_that_also_passes_the_cnp_check_is_a_matricule() -> None:
+    matricule = "1971021057430"
+    assert ids.SCHEMES_BY_TYPE["LU_NIN"].check(matricule) and _ro_cnp.is_valid(matricule)
+    assert _types(f"Voici mes informations : {matricule}.") == ["LU_NIN"]
+    assert _types(f"My CNP is {matricule}.") == ["RO_CNP"]

@@ -141,6 +141,8 @@ for _type, _words in SPECIFIC.items():
         KEYWORDS.add([w for w in _words if default_rule(w) == ANYWHERE], _type)
     else:
         KEYWORDS.add(_words, _type)
+# Verb stems that start longer words: "Rufen Sie ... an", "Llame al ...", "calling".
+KEYWORDS.add(["ruf", "anruf", "llam", "call"], "PHONE", PREFIX)
 KEYWORDS.add(GENERIC_WORDS, "GENERIC")
 KEYWORDS.add(NEGATIVE_WORDS, "NEGATIVE")
 del _type, _words

@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stdnum import exceptions as stdnum_exceptions
 from stdnum import luhn, verhoeff
 from stdnum.iso7064 import mod_11_10
 from stdnum.at import vnr as at_vnr
@@ -82,8 +83,10 @@ def _lu_nin(number: str) -> bool:
     if len(number) != 13 or not number.isdigit():
         return False
     try:
-        datetime.date(int(number[:4]), int(number[4:6]), int(number[6:8]))
+        date = datetime.date(int(number[:4]), int(number[4:6]), int(number[6:8]))
     except ValueError:
+        return False
+    if not plausible_birth(lambda _: date, number):
         return False
     body = number[:11]
     return luhn.calc_check_digit(body) == number[11] and verhoeff.calc_check_digit(body) == number[12]
@@ -98,8 +101,29 @@ def _be(number: str) -> bool:
     return be_nn.is_valid(number) or be_bis.is_valid(number)
 
 
+def _be_born(number: str) -> datetime.date | None:
+    return be_nn.get_birth_date(number) if be_nn.is_valid(number) else be_bis.get_birth_date(number)
+
+
 def _always(number: str) -> bool:
     return True
+
+
+MAX_AGE = 130  # years: anyone with a record in a system today was born after this
+
+
+def plausible_birth(born: Callable[[str], datetime.date | None], number: str) -> bool:
+    """Whether the birth date `number` encodes could be a living person's (or a recent
+    record's): not in the future, at most MAX_AGE years ago. A number whose date stdnum
+    cannot give (a newer format without one) is left to the check."""
+    try:
+        date = born(number)
+    except (ValueError, KeyError, stdnum_exceptions.ValidationError):
+        return True
+    if date is None:
+        return True
+    today = datetime.date.today()
+    return today.year - MAX_AGE <= date.year and date <= today
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +141,10 @@ class IdScheme:
     # on the already compacted number, skipping its input cleaning (most of the cost of a
     # call), so most lookalikes are turned down without it. `check` still decides.
     precheck: Callable[[str], bool] | None = None
+    # The birth date the number encodes (python-stdnum's get_birth_date): a number that
+    # passes its check but encodes a date in the future or more than `MAX_AGE` years ago
+    # belongs to no one alive (stdnum accepts PESELs of 2279 and EGNs of 1852).
+    born: Callable[[str], datetime.date | None] | None = None
 
 
 def _s(pattern: str) -> re.Pattern[str]:
@@ -125,11 +153,15 @@ def _s(pattern: str) -> re.Pattern[str]:
 
 SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("FR_NIR", _s(r"[1-478]\d{4}(?:\d\d|2A|2B)\d{8}"), fr_nir.is_valid, MEDIUM, "stdnum.fr.nir"),
+    # Before the CNP: a matricule passes the CNP's weaker check far more often than
+    # a CNP passes the matricule's Luhn and Verhoeff digits.
+    IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)"),
     IdScheme("RO_CNP", _s(r"[1-9]\d{12}"), ro_cnp.is_valid, STRONG, "stdnum.ro.cnp",
+             born=ro_cnp.get_birth_date,
              precheck=lambda n: ro_cnp.calc_check_digit(n[:-1]) == n[-1]),
     IdScheme("SI_EMSO", _s(r"\d{13}"), si_emso.is_valid, MEDIUM, "stdnum.si.emso",
+             born=si_emso.get_birth_date,
              precheck=lambda n: si_emso.calc_check_digit(n) == n[-1]),
-    IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)"),
     IdScheme("FR_NIF", _s(r"[0-3]\d{12}"), fr_nif.is_valid, STRONG, "stdnum.fr.nif",
              precheck=lambda n: fr_nif.calc_check_digits(n) == n[-3:]),
     IdScheme("IT_CF", _s(r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]"),
@@ -141,14 +173,19 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("IE_PPS", _s(r"\d{7}[A-W][ABHW]?"), ie_pps.is_valid, MEDIUM, "stdnum.ie.pps"),
     IdScheme("FI_HETU", _s(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), fi_hetu.is_valid, STRONG, "stdnum.fi.hetu", raw=True),
     IdScheme("PL_PESEL", _s(r"\d{11}"), pl_pesel.is_valid, MEDIUM, "stdnum.pl.pesel",
+             born=pl_pesel.get_birth_date,
              precheck=lambda n: pl_pesel.calc_check_digit(n[:-1]) == n[-1]),
     IdScheme("BE_NN", _s(r"\d{11}"), _be, MEDIUM, "stdnum.be.nn",
+             born=_be_born,
              layout=_s(r"\d\d\.\d\d\.\d\d-\d{3}\.\d\d")),
     IdScheme("EE_IK", _s(r"[1-6]\d{10}"), ee_ik.is_valid, MEDIUM, "stdnum.ee.ik",
+             born=ee_ik.get_birth_date,
              precheck=lambda n: ee_ik.calc_check_digit(n) == n[-1]),
     IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens",
+             born=ee_ik.get_birth_date,
              precheck=lambda n: lt_asmens.calc_check_digit(n) == n[-1]),
     IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka",
+             born=gr_amka.get_birth_date,
              precheck=lambda n: luhn.checksum(n) == 0),
     IdScheme("LV_PK", _s(r"[0-3]\d{10}"), _lv_pk, MEDIUM, "stdnum.lv.pvn",
              layout=_s(r"\d{6}-\d{5}")),
@@ -158,11 +195,13 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("HR_OIB", _s(r"\d{11}"), hr_oib.is_valid, WEAK, "stdnum.hr.oib",
              precheck=lambda n: mod_11_10.checksum(n) == 1),
     IdScheme("BG_EGN", _s(r"\d{10}"), bg_egn.is_valid, MEDIUM, "stdnum.bg.egn",
+             born=bg_egn.get_birth_date,
              precheck=lambda n: bg_egn.calc_check_digit(n[:-1]) == n[-1]),
     IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
              precheck=lambda n: at_vnr.calc_check_digit(n) == n[3],
              layout=_s(r"\d{4} \d{6}")),
     IdScheme("CZ_RC", _s(r"\d{9,10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc",
+             born=cz_rc.get_birth_date,
              layout=_s(r"\d{6}/\d{3,4}")),
     IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer",
              layout=_s(r"(?:19|20)?\d{6}[-+]\d{4}")),
@@ -205,7 +244,7 @@ def passes(scheme: IdScheme, compact: str, written: str) -> bool:
         return False
     if scheme.precheck is not None and not scheme.precheck(compact):
         return False
-    return scheme.check(compact)
+    return scheme.check(compact) and (scheme.born is None or plausible_birth(scheme.born, compact))
 
 
 def matches(compact: str, written: str) -> list[IdScheme]:
@@ -219,6 +258,8 @@ def matches(compact: str, written: str) -> list[IdScheme]:
             if not scheme.shape.fullmatch(number) or not scheme.check(number):
                 continue
         elif not scheme.shape.fullmatch(compact) or not scheme.check(compact):
+            continue
+        elif scheme.born is not None and not plausible_birth(scheme.born, compact):
             continue
         out.append(scheme)
     return out

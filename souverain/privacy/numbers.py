@@ -231,11 +231,15 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
             best = 0.0
             found: ids.IdScheme | None = None
             floor = doc.min_confidence - 1e-9
+            # A context word naming another identifier ("Mon numéro fiscal est ...")
+            # says what the number is meant to be: one that fails that check and passes
+            # another (a typo, or a near-miss) is most likely not the other.
+            other = 0.35 if not labels.isdisjoint(ids.TYPES) else 0.0
             for type_, base, layout, sc in (_DIGIT_ROWS if digits else _SCHEME_ROWS)[len(body)]:
                 score = base
                 if layout is not None and layout(written):
                     score = max(score, ids.MEDIUM) + 0.05  # written the scheme's own way
-                score += (0.45 if type_ in labels else bonus) - malus
+                score += (0.45 if type_ in labels else bonus - other) - malus
                 if score > 0.99:
                     score = 0.99
                 if score < floor or (found is not None and score <= best + 1e-9):
