@@ -74,38 +74,3 @@ def test_negative_words_inside_idioms_do_not_count(text: str, found: bool) -> No
 ])
 def test_document_words_are_whole_words(text: str, found: bool) -> None:
     assert any(f.type in ("PASSPORT", "ID_CARD") for f in scan(text)) is found
-
-
-# -- context windows: sentence ends found once per text ------------------------------------
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from souverain.privacy.context import bounds  # noqa: E402
-from souverain.privacy.doc import sentence_cuts  # noqa: E402
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.text(alphabet="ab1 .!?;\n\tÉ", max_size=60), st.data())
-def test_bounds_from_precomputed_cuts_equal_the_windowed_search(text: str, data: st.DataObject) -> None:
-    """A Doc finds the sentence ends once; every context window read from them must be
-    the one the regex finds inside the window itself (a line break inside a longer
-    match, cut by the window, included)."""
-    cuts = sentence_cuts(text)
-    start = data.draw(st.integers(0, len(text)))
-    end = data.draw(st.integers(start, len(text)))
-    before, after = data.draw(st.sampled_from([(48, 24), (5, 3), (0, 0), (64, 24), (2, 9)]))
-    assert bounds(text, start, end, before, after, cuts) == bounds(text, start, end, before, after)
-
-
-def test_bounds_stop_at_the_sentence_end_and_at_a_line_break() -> None:
-    text = "Mon BSN est 111222333. Commande 123456782 livrée.\nSuite"
-    cuts = sentence_cuts(text)
-    first = text.index("111")
-    a, b = bounds(text, first, first + 9, cuts=cuts)
-    assert (a, text[a:b]) == (0, "Mon BSN est 111222333.")
-    second = text.index("1234")
-    a, b = bounds(text, second, second + 9, cuts=cuts)
-    assert text[a:b] == "Commande 123456782 livrée."
-    text = "Tel 0612345678\nBSN volgt"
-    a, b = bounds(text, 4, 14, cuts=sentence_cuts(text))
-    assert text[a:b] == "Tel 0612345678\n"

@@ -14,10 +14,9 @@ keywords in a window before it (and a shorter one after it), cut at sentence end
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
-from souverain.privacy.doc import _SENTENCE_END, Doc
+from souverain.privacy.doc import Doc
 from souverain.privacy.keywords import ANYWHERE, KEYWORDS, PREFIX, WHOLE, default_rule
 
 BEFORE = 48  # characters of context read before a match
@@ -155,43 +154,27 @@ IDIOMS = ("for reference", "for your reference", "for future reference", "pour r
 KEYWORDS.add(IDIOMS, "IDIOM", PREFIX)
 
 
-def bounds(text: str, start: int, end: int, before: int = BEFORE, after: int = AFTER,
-           cuts: tuple[list[int], list[int], list[int]] | None = None) -> tuple[int, int]:
+_SENTENCE_END = re.compile(r"[.!?;]\s+(?=[^\W\d_])|\n")
+
+
+def bounds(text: str, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> tuple[int, int]:
     """The context window around text[start:end] as (a, b), cut at sentence ends, so
     that "BSN 111222333. Order 123456782" keeps the two apart; the keywords that count
-    lie in text[a:start] and text[end:b]. `cuts` is `sentence_cuts(text)` when the
-    caller has it (a Doc keeps it), else it is computed for the window."""
+    lie in text[a:start] and text[end:b]."""
     a = max(0, start - before)
+    for m in _SENTENCE_END.finditer(text, a, start):
+        a = m.end()
     b = min(len(text), end + after)
-    if cuts is None:
-        for m in _SENTENCE_END.finditer(text, a, start):
-            a = m.end()
-        cut = _SENTENCE_END.search(text, end, b)
-        if cut is not None:
-            b = cut.start() + 1
-        return a, b
-    starts, ends, limits = cuts
-    # the last sentence end wholly inside [a, start) (the one ending last) ...
-    i = bisect_right(starts, start) - 1
-    last = a
-    while i >= 0 and starts[i] >= a:
-        if limits[i] <= start and ends[i] > last:
-            last = ends[i]
-        i -= 1
-    # ... and the first one wholly inside [end, b)
-    i = bisect_left(starts, end)
-    while i < len(starts) and starts[i] < b:
-        if limits[i] <= b:
-            b = starts[i] + 1
-            break
-        i += 1
-    return last, b
+    cut = _SENTENCE_END.search(text, end, b)
+    if cut is not None:
+        b = cut.start() + 1
+    return a, b
 
 
 def labels_around(doc: Doc, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> frozenset[str]:
     """The labels of the keywords in the window around doc.text[start:end], plus those
     of the outside context (the JSON key)."""
-    a, b = bounds(doc.text, start, end, before, after, doc.cuts)
+    a, b = bounds(doc.text, start, end, before, after)
     found = doc.found
     return found.between(a, start) | found.between(end, b) | doc.extra_labels
 
@@ -199,7 +182,7 @@ def labels_around(doc: Doc, start: int, end: int, before: int = BEFORE, after: i
 def labels_and_negative(doc: Doc, start: int, end: int) -> tuple[frozenset[str], bool]:
     """`labels_around(doc, start, end)`, and whether a negative word (order, invoice,
     ...) sits in the last NEG_BEFORE characters before `start`, outside an idiom."""
-    a, b = bounds(doc.text, start, end, cuts=doc.cuts)
+    a, b = bounds(doc.text, start, end)
     found = doc.found
     head = found.between(a, start)
     labels = head | found.between(end, b) | doc.extra_labels

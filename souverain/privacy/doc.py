@@ -9,29 +9,10 @@ words they cost a set lookup, and context windows are read from it with a bisect
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from souverain.privacy.keywords import EMPTY, KEYWORDS, Found
-
-
-_SENTENCE_END = re.compile(r"[.!?;]\s+(?=[^\W\d_])|\n")
-_PUNCT_END = re.compile(r"[.!?;]\s+(?=[^\W\d_])")
-_NEWLINE = re.compile(r"\n")
-
-
-def sentence_cuts(text: str) -> tuple[list[int], list[int], list[int]]:
-    """Every place `_SENTENCE_END` can match in `text`, found once: (starts, ends,
-    limits) ordered by start, where `limit` is the first position after what the match
-    needs (its look-ahead letter included), so a window [a, b) can hold it when
-    start >= a and limit <= b. A line break inside a longer match is listed on its
-    own too: a window that cuts the longer match still holds the line break."""
-    cand = [(m.start(), m.end(), m.end() + 1) for m in _PUNCT_END.finditer(text)]
-    if "\n" in text:
-        cand += [(m.start(), m.end(), m.end()) for m in _NEWLINE.finditer(text)]
-        cand.sort()
-    return [c[0] for c in cand], [c[1] for c in cand], [c[2] for c in cand]
 
 
 class Hit(NamedTuple):
@@ -55,7 +36,6 @@ class Doc:
     min_confidence: float = 0.0
     _found: Found | None = None
     _extra_labels: frozenset[str] | None = None
-    _cuts: tuple[list[int], list[int], list[int]] | None = None
 
     @classmethod
     def of(cls, text: str, extra: str = "", phone_regions: tuple[str, ...] = (), min_confidence: float = 0.0) -> Doc:
@@ -71,14 +51,6 @@ class Doc:
         if self._found is None:
             self._found = KEYWORDS.find(self.text)
         return self._found
-
-    @property
-    def cuts(self) -> tuple[list[int], list[int], list[int]]:
-        """The text's sentence ends (`sentence_cuts`), found once, for the context
-        windows of every candidate."""
-        if self._cuts is None:
-            self._cuts = sentence_cuts(self.text)
-        return self._cuts
 
     @property
     def extra_labels(self) -> frozenset[str]:

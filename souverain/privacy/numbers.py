@@ -109,31 +109,23 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
     # The "core" (without a leading or trailing group of letters) is where a phone number is.
     lo = 1 if n > 1 and groups[0][2].isalpha() else 0
     hi = n - 2 if n - lo > 1 and groups[-1][2].isalpha() else n - 1
-    # Window sizes from the groups' lengths, so that a window no check could accept is
-    # dropped before its compact form is even built.
-    cum = [0]
-    for g in groups:
-        cum.append(cum[-1] + len(g[2]))
-    plus0 = groups[0][2][0] == "+"
-    digits_only = s.isdigit() or all(g[2].lstrip("+").isdigit() for g in groups)
-    sizes = _DIGIT_LENGTHS if digits_only else _LENGTHS
     todo = []
     for i, j in _spans(n, lo, hi):
         core = i == lo and j == hi
-        size = cum[j + 1] - cum[i] - (1 if plus0 and i == 0 else 0)
-        if size > _MAX_COMPACT or (not core and size not in sizes):
-            continue
         compact = groups[i][2] if i == j else "".join(g[2] for g in groups[i:j + 1])
-        body = compact[1:] if plus0 and i == 0 else compact
+        body = compact.lstrip("+")
+        size = len(body)
+        if size > _MAX_COMPACT:
+            continue
         # Only windows some check could accept: all-digit ones of an identifier's or a
         # card's length, the others of any checked length; phones on the core only.
         if not core:
             if body.isdigit():
                 if size not in _DIGIT_LENGTHS:
                     continue
-            elif _ANY_SHAPE.fullmatch(body) is None:
+            elif size not in _LENGTHS or _ANY_SHAPE.fullmatch(body) is None:
                 continue  # letters where no identifier or VAT number has them ("ORDER123456789")
-        plus = plus0 and i == 0
+        plus = compact[0] == "+"
         if not (_could_match(body, plus) or (core and _PHONE_LIKE.fullmatch(body))):
             continue  # nothing below could fire: save the context lookup
         todo.append((groups[i][0], groups[j][1], compact, core))
