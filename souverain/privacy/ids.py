@@ -83,13 +83,15 @@ def _lu_nin(number: str) -> bool:
     if len(number) != 13 or not number.isdigit():
         return False
     try:
-        date = datetime.date(int(number[:4]), int(number[4:6]), int(number[6:8]))
+        _lu_born(number)
     except ValueError:
-        return False
-    if not plausible_birth(lambda _: date, number):
         return False
     body = number[:11]
     return luhn.calc_check_digit(body) == number[11] and verhoeff.calc_check_digit(body) == number[12]
+
+
+def _lu_born(number: str) -> datetime.date:
+    return datetime.date(int(number[:4]), int(number[4:6]), int(number[6:8]))
 
 
 def _lv_pk(number: str) -> bool:
@@ -155,7 +157,8 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("FR_NIR", _s(r"[1-478]\d{4}(?:\d\d|2A|2B)\d{8}"), fr_nir.is_valid, MEDIUM, "stdnum.fr.nir"),
     # Before the CNP: a matricule passes the CNP's weaker check far more often than
     # a CNP passes the matricule's Luhn and Verhoeff digits.
-    IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)"),
+    IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)",
+             born=_lu_born),
     IdScheme("RO_CNP", _s(r"[1-9]\d{12}"), ro_cnp.is_valid, STRONG, "stdnum.ro.cnp",
              born=ro_cnp.get_birth_date,
              precheck=lambda n: ro_cnp.calc_check_digit(n[:-1]) == n[-1]),
@@ -250,16 +253,4 @@ def passes(scheme: IdScheme, compact: str, written: str) -> bool:
 def matches(compact: str, written: str) -> list[IdScheme]:
     """The schemes whose shape and check `compact` passes. `written` is the candidate as
     it appears (separators kept), for the schemes that need it."""
-    out = []
-    for scheme in BY_LENGTH.get(len(compact), ()):
-        if scheme.raw:
-            # FI: the century sign is part of the number; the dash was compacted away.
-            number = written.replace(" ", "")
-            if not scheme.shape.fullmatch(number) or not scheme.check(number):
-                continue
-        elif not scheme.shape.fullmatch(compact) or not scheme.check(compact):
-            continue
-        elif scheme.born is not None and not plausible_birth(scheme.born, compact):
-            continue
-        out.append(scheme)
-    return out
+    return [scheme for scheme in BY_LENGTH.get(len(compact), ()) if passes(scheme, compact, written)]
