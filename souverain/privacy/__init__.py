@@ -10,7 +10,13 @@ The interface the gateway uses (each name is documented where it is defined):
     Vault.restore(text), Restorer.feed(chunk)       vault.py (streaming restore)
     mask / redact / hash_values (text, findings)    actions.py; apply(request, action) for a request
     DataClass, Finding                              findings.py
+
+The hot modules are compiled with mypyc when the package is installed (setup.py);
+`native` decides, before any of them is imported, whether the compiled ones match their
+sources and are used, or the pure-Python ones are.
 """
+
+from souverain.privacy import native  # first: it decides where the modules below load from
 
 from souverain.privacy.actions import apply, hash_values, mask, redact
 from souverain.privacy.config import ScannerConfig, load_config

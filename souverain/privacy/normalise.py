@@ -174,7 +174,8 @@ def _unconfuse(text: str) -> str:
         a = m.start()
         while a > pos and (text[a - 1].isalnum() or text[a - 1] == "_"):
             a -= 1
-        b = _WORD_END.match(text, m.start()).end()
+        word_end = _WORD_END.match(text, m.start())  # `\w*` always matches
+        b = word_end.end() if word_end is not None else m.end()
         word = text[a:b]
         if _LATIN.search(word) is not None:
             parts.append(text[pos:a])

@@ -299,7 +299,8 @@ def _region_table() -> dict[str, _Region]:
     out = {}
     for region in set(DEFAULT_PHONE_REGIONS) | set(_NO_TRUNK_REGIONS) | set(_EU_REGIONS):
         md = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        if md is None or md.general_desc is None or md.general_desc.national_number_pattern is None:
+        if (md is None or md.country_code is None or md.general_desc is None
+                or md.general_desc.national_number_pattern is None):
             continue
         out[region] = _Region(md.country_code, md.national_prefix, re.compile(md.general_desc.national_number_pattern))
     return out
