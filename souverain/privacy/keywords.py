@@ -58,8 +58,14 @@ def _fold_table() -> dict[int, int | None]:
 _FOLD = _fold_table()
 
 
+# The same for ASCII, as a byte table: bytes.translate is several times faster.
+_ASCII_FOLD = bytes(ord(chr(b).lower()) if chr(b).isalnum() else 0x20 for b in range(256))
+
+
 def fold(text: str) -> str:
     """The folded copy of `text`, of the same length (see the module docstring)."""
+    if text.isascii():
+        return text.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
     low = text.lower()
     if len(low) != len(text):  # "İ" lowers to two characters: lower the others only
         low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)

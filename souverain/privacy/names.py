@@ -186,7 +186,7 @@ def _name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit
                 continue
             f = WORD
         start, end = m.span()
-        if run and (_GAP.fullmatch(text, prev_end, start)
+        if run and ((start == prev_end + 1 and text[prev_end] == " ") or _GAP.fullmatch(text, prev_end, start)
                     or (run[-1][2] in _ABBREVIATED and _DOT_GAP.fullmatch(text, prev_end, start))):
             run.append((start, end, key, f))
         else:

@@ -33,7 +33,7 @@ import stdnum.iban as _stdnum_iban
 from stdnum import luhn
 
 from souverain.privacy import context, ids, phones
-from souverain.privacy.doc import Doc, Hit
+from souverain.privacy.doc import Doc, Hit, digit_anchored
 from souverain.privacy.patterns import IPV4, ip_hit
 
 # Digit-anchored, so the regex engine skips letters at C speed; the letter prefix
@@ -61,7 +61,7 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
     addresses, then clusters for the identifier, VAT, card and phone checks."""
     text, up = doc.text, doc.up
     claimed_to = -1
-    for m in _NUM.finditer(text):
+    for m in digit_anchored(_NUM, doc):
         start, end = m.span()
         if start < claimed_to:
             continue

@@ -43,17 +43,53 @@ _BIC = re.compile(r"[A-Z](?<![A-Za-z0-9].)[A-Z]{3}([A-Z]{2})[A-Z0-9]{2}(?:[A-Z0-
 KEYWORDS.add(["bankverbindung", "bankleitzahl"], "BIC")
 
 
+_BIC_BEFORE, _BIC_AFTER = 64, 24  # where its bank word may be, before or after it
+_BIC_NO_CONTEXT = 0.45  # the most a BIC without a bank word scores
+
+
 def bic_hits(doc: Doc) -> Iterator[Hit]:
     """BICs near a bank word only: elsewhere an all-caps word can have a BIC's shape."""
     if "BIC" not in doc.found.labels and "BIC" not in doc.extra_labels:
         return
-    for m in _BIC.finditer(doc.text):  # BICs are written in capitals
-        if m.group(1) not in _ISO_COUNTRIES:
-            continue
-        has_ctx = "BIC" in context.labels_around(doc, m.start(), m.end(), 64, 24)
-        has_digit = any(c.isdigit() for c in m.group(0)[6:])
-        conf = 0.9 if has_ctx else (0.45 if has_digit else 0.25)
-        yield Hit("BIC", m.start(), m.end(), conf, "bic structure + country")
+    text = doc.text
+    if doc.min_confidence > _BIC_NO_CONTEXT + 1e-9 and "BIC" not in doc.extra_labels:
+        # Only a BIC with its bank word nearby can be reported: look around those words
+        # (a word up to _BIC_AFTER after the BIC's end, or _BIC_BEFORE before its start;
+        # a BIC is at most 11 characters).
+        windows = _around(text, doc.found.where("BIC"), before=_BIC_AFTER + 12, after=_BIC_BEFORE + 12)
+    else:
+        windows = [(0, len(text))]
+    seen = -1
+    for a, b in windows:
+        for m in _BIC.finditer(text, a, b):  # BICs are written in capitals
+            if m.start() <= seen or m.group(1) not in _ISO_COUNTRIES:
+                continue
+            seen = m.start()
+            yield _bic_hit(doc, m)
+
+
+def _around(text: str, spans: list[tuple[int, int]], before: int, after: int) -> list[tuple[int, int]]:
+    """Merged windows from `before` characters before each span's start to `after` after
+    it, widened to whole words (a window must not end inside a word, which the regex
+    would take for the word's end)."""
+    n = len(text)
+    out: list[tuple[int, int]] = []
+    for start, _ in spans:
+        a, b = max(0, start - before), min(n, start + after)
+        while b < n and text[b].isalnum():
+            b += 1
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _bic_hit(doc: Doc, m: re.Match[str]) -> Hit:
+    has_ctx = "BIC" in context.labels_around(doc, m.start(), m.end(), _BIC_BEFORE, _BIC_AFTER)
+    has_digit = any(c.isdigit() for c in m.group(0)[6:])
+    conf = 0.9 if has_ctx else (_BIC_NO_CONTEXT if has_digit else 0.25)
+    return Hit("BIC", m.start(), m.end(), conf, "bic structure + country")
 
 
 # ---------------------------------------------------------------------------------------
