@@ -12,8 +12,7 @@ run old code after an edit. This module is imported first by the package and:
   files. All or none: compiled modules call each other directly, so one stale module
   cannot be swapped out alone. A stale build is logged once as a warning.
 
-`ACTIVE` says which one runs and `REASON` why (shown by `souverain privacy scan --info`).
-This module itself is never compiled.
+`ACTIVE` says which one runs and `REASON` why. This module itself is never compiled.
 """
 
 from __future__ import annotations
