@@ -14,6 +14,7 @@ SOUVERAIN_PURE_PYTHON set at build time, the package installs as pure Python.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -22,11 +23,22 @@ import sys
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-# Keep in step with souverain/privacy/native.py (a test checks they agree).
-COMPILED = ("context", "detectors", "doc", "findings", "health", "ids", "keywords", "names", "normalise",
-            "numbers", "patterns", "phones", "scanner")
 PACKAGE_DIR = os.path.join("souverain", "privacy")
-MANIFEST = "_compiled.json"
+
+
+def _native_constant(name: str) -> object:
+    """A constant of souverain/privacy/native.py, read without importing the package
+    (whose dependencies a build environment need not have)."""
+    with open(os.path.join(PACKAGE_DIR, "native.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{name} is not in native.py")
+
+
+COMPILED = _native_constant("COMPILED")  # the modules to compile: native.py's list
+MANIFEST = _native_constant("MANIFEST")
 
 
 def _sources() -> list[str]:
