@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 # setup.py compiles these (it reads this list and MANIFEST from this file).
@@ -46,7 +47,7 @@ def _extension(directory: Path, module: str) -> Path | None:
     return None
 
 
-def decide(directory: Path = _HERE, environ: os._Environ[str] | dict[str, str] = os.environ) -> tuple[bool, str, bool]:
+def decide(directory: Path = _HERE, environ: Mapping[str, str] = os.environ) -> tuple[bool, str, bool]:
     """(compiled modules usable, why, extensions present but not to be used)."""
     present = [m for m in COMPILED if _extension(directory, m) is not None]
     if not present:

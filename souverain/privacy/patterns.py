@@ -59,13 +59,10 @@ def bic_hits(doc: Doc) -> Iterator[Hit]:
         windows = _around(text, doc.found.where("BIC"), before=_BIC_AFTER + 12, after=_BIC_BEFORE + 12)
     else:
         windows = [(0, len(text))]
-    seen = -1
-    for a, b in windows:
+    for a, b in windows:  # ordered and apart: no BIC is found twice
         for m in _BIC.finditer(text, a, b):  # BICs are written in capitals
-            if m.start() <= seen or m.group(1) not in _ISO_COUNTRIES:
-                continue
-            seen = m.start()
-            yield _bic_hit(doc, m)
+            if m.group(1) in _ISO_COUNTRIES:
+                yield _bic_hit(doc, m)
 
 
 def _around(text: str, spans: list[tuple[int, int]], before: int, after: int) -> list[tuple[int, int]]:
