@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from souverain.privacy import Scanner, ScannerConfig, keywords, patterns
 from souverain.privacy.doc import Doc, digit_anchored
+from souverain.privacy.normalise import normalise
 from souverain.privacy.numbers import _NUM
 
 ALPHABET = st.sampled_from(list("0123456789 .-/_()+aZxé٣４\u200b\n") + ["DE", "PESEL ", "12 34"])
@@ -49,3 +50,47 @@ def test_a_bic_without_a_bank_word_still_counts_under_a_low_threshold() -> None:
     text = "Bank details follow. " + "x" * 120 + " DEUTDEFF500"
     assert [f.type for f in Scanner(ScannerConfig(threshold=0.4)).scan(text)] == ["BIC"]
     assert Scanner(ScannerConfig(threshold=0.5)).scan(text) == []
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3100), max_size=60)
+       | st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=60))
+@settings(max_examples=600, deadline=None)
+def test_fold_of_any_text_is_the_table_fold(text: str) -> None:
+    """Latin-1 text goes through a byte table and wider text through two regex passes;
+    both must give what the per-character table gives."""
+    low = text.lower()
+    if len(low) != len(text):
+        low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    assert keywords.fold(text) == low.translate(keywords._FOLD)
+
+
+# (written, normalised): what each piece becomes; the map must send every normalised
+# character back to the piece it came from.
+PIECES = [("a", "a"), ("7", "7"), (" ", " "), ("é", "é"), ("\u200b", ""), ("\u00ad", ""), ("４", "4"),
+          ("٣", "3"), ("e\u0301", "é"), ("ﬁ", "fi"), ("\u00a0", " "), ("\u2013", "-"), ("ł", "ł"), ("Ａ", "A")]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=30))
+@settings(max_examples=600, deadline=None)
+def test_normalised_offsets_lead_back_to_the_piece_each_character_came_from(pieces: list[tuple[str, str]]) -> None:
+    original = "".join(w for w, _ in pieces)
+    n = normalise(original)
+    expected_text, expected_spans, pos = [], [], 0
+    for written, norm in pieces:
+        for ch in norm:
+            expected_text.append(ch)
+            # a character copied as it is maps to itself; one that changed, to its piece
+            expected_spans.append((pos, pos + 1) if written == norm else (pos, pos + len(written)))
+        pos += len(written)
+    assert n.text == "".join(expected_text)
+    assert [n.span(i, i + 1) for i in range(len(n.text))] == expected_spans
+    for i in range(len(n.text) + 1):  # an empty span sits where the next character starts
+        assert n.span(i, i) == ((expected_spans[i][0],) * 2 if i < len(n.text) else (len(original),) * 2)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_digit_marks_have_one_byte_per_character(text: str) -> None:
+    marks = Doc.of(text).marks
+    assert len(marks) == len(text)
+    assert [i for i, b in enumerate(marks) if b == 0x30] == [i for i, c in enumerate(text) if "0" <= c <= "9"]

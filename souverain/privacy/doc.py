@@ -64,10 +64,11 @@ class Doc:
 
     @property
     def marks(self) -> bytes:
-        """For ASCII text, one byte per character: `0` for a digit, `.` for the rest;
-        empty for other text. See `digit_anchored`."""
+        """One byte per character: `0` for an ASCII digit, `.` for the rest. See
+        `digit_anchored`. Encoding to Latin-1 with "replace" keeps one byte per
+        character for any text (a character outside Latin-1 becomes one `?`)."""
         if self._marks is None:
-            self._marks = self.text.encode("ascii").translate(_MARK) if self.text.isascii() else b""
+            self._marks = self.text.encode("latin-1", "replace").translate(_MARK)
         return self._marks
 
 
@@ -77,16 +78,14 @@ _MARK = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
 
 def digit_anchored(pattern: re.Pattern[str], doc: Doc) -> Iterator[re.Match[str]]:
     """What `pattern.finditer(doc.text)` yields, for a pattern that can only start at an
-    ASCII digit. In ASCII text the next digit is found with bytes.find in `doc.marks`
+    ASCII digit. The next digit is found with bytes.find in `doc.marks`
     (memchr) and the pattern is tried there only: a regex search tests its first
     character class at every position, which made text without numbers cost 4 µs more
-    per KB (docs/benchmarks.md). Other text: `finditer`. (Tried for the capitalised
+    per KB, and text with accents or non-Latin letters (where `re` takes its slower
+    wide-character path) 10 to 15 µs (docs/benchmarks.md). (Tried for the capitalised
     words of names.py too: slower there, capitals being far more frequent.)"""
     marks = doc.marks
     text = doc.text
-    if not marks:
-        yield from pattern.finditer(text)
-        return
     i = marks.find(b"0")
     while i != -1:
         m = pattern.match(text, i)
