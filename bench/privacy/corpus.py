@@ -225,6 +225,9 @@ class Message:
     text: str
     entities: list[Entity] = field(default_factory=list)
     negatives: int = 0
+    # The hard negatives' spans: (start, end, context), context False for the bare numbers
+    # in the context-free sentences (what run.py's ceiling counts).
+    negative_spans: list[tuple[int, int, bool]] = field(default_factory=list)
 
 
 # -- evasion -----------------------------------------------------------------------------
@@ -437,6 +440,7 @@ def build(n_messages: int = 2400, seed: int = 1, names: str = "faker", evasion_r
                     msg.entities.append(Entity(type_, pos + len(before), pos + len(before) + len(value), ctx, evaded))
                 else:
                     msg.negatives += 1
+                    msg.negative_spans.append((pos + len(before), pos + len(before) + len(value), ctx))
             else:
                 s = tpl
             parts.append(s)

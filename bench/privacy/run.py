@@ -31,6 +31,7 @@ from bench.privacy import corpus as corpus_mod
 from bench.privacy.build_names import held_out
 from souverain.privacy import Scanner, ScannerConfig, ids
 from souverain.privacy.names import FIRST, LAST
+from souverain.privacy.normalise import normalise
 
 Pred = tuple[str, int, int]  # type, start, end
 
@@ -85,6 +86,54 @@ def evaluate(messages: list[corpus_mod.Message], predict: Callable[[str], list[P
             out[t][f"recall_{s}"] = split[f"{s}_hit"][t] / n if n else None
             out[t][f"n_{s}"] = n
     return out
+
+
+def ceiling(messages: list[corpus_mod.Message], type_: str) -> dict:
+    """The best precision any detector can reach on `type_` at recall 0.95 on this corpus,
+    when what it can go by is the value (its check and how it is written) and the words
+    around it.
+
+    A value of `type_` written as bare digits in a context-free sentence ("Here it is:
+    ...") and a bare random number in the same sentences that passes the same check
+    cannot be told apart; nor can the Estonian and Lithuanian codes, which have one check
+    (every valid one is valid as the other). (A value written its scheme's way,
+    "1237 010180", can be told from a bare number; an identifier of another kind that
+    also passes the check passes its own check too, which a random number rarely does:
+    neither is counted as indistinguishable.) To reach recall 0.95, a detector that finds
+    every value it can tell must still report a share f of the G it cannot, and takes f
+    of the L look-alikes with them:
+    P = (K + f·G) / (K + f·(G + L)), f = (0.95·(K + G) − K) / G, K the values it can tell."""
+    scheme = next(sc for sc in ids.SCHEMES if sc.type == type_)
+    told = blind = lookalikes = 0
+    for m in messages:
+        for e in m.entities:
+            written = m.text[e.start:e.end]
+            if e.type == type_:
+                if e.context or not normalise(written).text.isdigit():
+                    told += 1
+                else:
+                    blind += 1
+            elif not e.context and e.type == _SAME_CHECK.get(type_):
+                lookalikes += 1
+        for a, b, has_ctx in m.negative_spans:
+            if not has_ctx and _passes(scheme, m.text[a:b]):
+                lookalikes += 1
+    need = 0.95 * (told + blind) - told
+    if need <= 0:
+        p = 1.0
+    else:
+        f = need / blind
+        p = (told + f * blind) / (told + f * (blind + lookalikes))
+    return {"told_apart": told, "bare_without_context": blind, "lookalikes": lookalikes,
+            "precision_at_recall_0.95": p}
+
+
+_SAME_CHECK = {"EE_IK": "LT_AK", "LT_AK": "EE_IK"}
+
+
+def _passes(scheme: ids.IdScheme, written: str) -> bool:
+    compact = "".join(c for c in written if c.isalnum()).upper()
+    return len(compact) in ids.BY_LENGTH and scheme in ids.BY_LENGTH[len(compact)] and ids.passes(scheme, compact, written)
 
 
 def ours(scanner: Scanner) -> Callable[[str], list[Pred]]:
@@ -300,6 +349,7 @@ def main() -> None:
     weak = [sc.type for sc in ids.SCHEMES if sc.base == ids.WEAK]
     weak_acc = evaluate(msgs, ours(Scanner(ScannerConfig(thresholds={t: ids.WEAK for t in weak}))))
     result["ours_weak_at_0.45"] = {t: weak_acc.get(t) for t in weak}
+    result["ceiling"] = {t: ceiling(msgs, t) for t in [*weak, "EE_IK", "LT_AK"]}
     presidio_acc: dict[str, dict] = {}
     analyze = None
     if not args.no_presidio:
@@ -329,6 +379,11 @@ def main() -> None:
         return "n/a" if not d else f"P {fmt(d['precision'])} R {fmt(d['recall'])} (gold {d['gold']}, predicted {d['pred']})"
 
     print("\nEstonian and Lithuanian codes scored as one scheme: " + pr(result["ours_ee_lt_as_one"]))
+    print("ceiling: the best precision any detector can have at recall 0.95, when only the check and the")
+    print("context word tell values apart (see ceiling()):")
+    for t, c in result["ceiling"].items():
+        print(f"  {t}: {fmt(c['precision_at_recall_0.95'])} (values a detector can tell {c['told_apart']}, bare "
+              f"digits without context {c['bare_without_context']}, look-alikes {c['lookalikes']})")
     print("weak checks at a tenant threshold of 0.45:")
     for t, v in result["ours_weak_at_0.45"].items():
         print(f"  {t}: {pr(v)}")
