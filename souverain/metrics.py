@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from souverain.engines import Engine
+from souverain.privacy import native
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 ENGINE_STATES = ("loading", "ready", "failed")
@@ -39,6 +40,15 @@ class _EngineCollector(Collector):
         yield depth
         yield state
         yield generated
+        # Which build of the privacy scanner runs: compiled by mypyc, or pure Python (no
+        # compiler at install, a stale build, SOUVERAIN_PURE_PYTHON): same findings, about
+        # half the speed (docs/privacy.md).
+        scanner = GaugeMetricFamily(
+            "souverain_privacy_scanner_compiled", "1 when the privacy scanner runs compiled (mypyc), 0 as pure Python",
+            labels=["reason"],
+        )
+        scanner.add_metric([native.REASON], 1.0 if native.ACTIVE else 0.0)
+        yield scanner
 
 
 class Metrics:

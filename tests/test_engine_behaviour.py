@@ -11,6 +11,8 @@ import httpx
 
 from conftest import MODEL, Server, http
 
+from souverain.privacy import native
+
 LONG = {"model": MODEL, "messages": [{"role": "user", "content": "Write a very long story."}], "max_tokens": 400}
 
 
@@ -117,6 +119,8 @@ def test_health_and_metrics(gateway: Server) -> None:
     assert f'souverain_request_duration_seconds_bucket{{endpoint="chat",le="0.001",model="{MODEL}"}}' in text
     assert f'souverain_engine_state{{model="{MODEL}",state="ready"}} 1.0' in text
     assert metric(gateway, "souverain_tokens_total", f'kind="prompt",model="{MODEL}"') > 0
+    # the gateway runs the same install as this test: the same build of the scanner
+    assert metric(gateway, "souverain_privacy_scanner_compiled", f'reason="{native.REASON}"') == float(native.ACTIVE)
     stream = http.post(
         f"{gateway.url}/v1/chat/completions", json={**LONG, "max_tokens": 3, "stream": True}, headers=gateway.headers()
     )
