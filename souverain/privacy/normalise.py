@@ -101,28 +101,24 @@ class Normalised:
     def changed(self) -> bool:
         return self.runs is not None
 
-    def _start(self, i: int) -> int:
-        """The original offset where normalised character i starts."""
+    def _char(self, i: int) -> tuple[int, int]:
+        """The original span of normalised character i."""
         runs, origins, group_ends = self.runs, self.origins, self.group_ends
         assert runs is not None and origins is not None and group_ends is not None
         k = bisect_right(runs, i) - 1
-        return origins[k] + (i - runs[k]) if group_ends[k] < 0 else origins[k]
-
-    def _end(self, i: int) -> int:
-        """The original offset where normalised character i ends."""
-        runs, origins, group_ends = self.runs, self.origins, self.group_ends
-        assert runs is not None and origins is not None and group_ends is not None
-        k = bisect_right(runs, i) - 1
-        return origins[k] + (i - runs[k]) + 1 if group_ends[k] < 0 else group_ends[k]
+        if group_ends[k] < 0:
+            at = origins[k] + (i - runs[k])
+            return at, at + 1
+        return origins[k], group_ends[k]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span of normalised `text[start:end]` (end exclusive)."""
         if self.runs is None:
             return start, end
         if end <= start:
-            pos = self._start(start) if start < len(self.text) else len(self.original)
+            pos = self._char(start)[0] if start < len(self.text) else len(self.original)
             return pos, pos
-        return self._start(start), self._end(end - 1)
+        return self._char(start)[0], self._char(end - 1)[1]
 
 
 def normalise(text: str) -> Normalised:
