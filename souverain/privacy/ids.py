@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum import luhn, verhoeff
-from stdnum.iso7064 import mod_11_10
 from stdnum.at import vnr as at_vnr
 from stdnum.be import bis as be_bis
 from stdnum.be import nn as be_nn
@@ -111,6 +110,129 @@ def _always(number: str) -> bool:
     return True
 
 
+# -- prechecks ----------------------------------------------------------------------
+# Necessary conditions, cheaper than `check`: the scheme's check-digit formula as
+# python-stdnum computes it, in compiled integer arithmetic on the ASCII digits the
+# shape has already let through, without stdnum's input cleaning and generator
+# expressions (most of the cost of a call). A lookalike is turned down here; `check`
+# (python-stdnum) still decides for the rest. tests/test_privacy_fastpaths.py checks
+# that none turns down a number its check accepts.
+
+
+def _digit(number: str, i: int) -> int:
+    return ord(number[i]) - 48
+
+
+def _wsum(number: str, weights: tuple[int, ...]) -> int:
+    """The sum of digit times weight over the first len(weights) digits."""
+    total = 0
+    for i in range(len(weights)):
+        total += (ord(number[i]) - 48) * weights[i]
+    return total
+
+
+def _luhn(number: str) -> int:
+    """stdnum.luhn.checksum of a string of digits (0 when valid)."""
+    total = 0
+    double = False
+    for i in range(len(number) - 1, -1, -1):
+        d = ord(number[i]) - 48
+        if double:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+        double = not double
+    return total % 10
+
+
+def _mod_11_10(number: str) -> int:
+    """stdnum.iso7064.mod_11_10.checksum (1 when valid)."""
+    check = 5
+    for i in range(len(number)):
+        check = ((check or 10) * 2 % 11 + ord(number[i]) - 48) % 10
+    return check
+
+
+def _pre_ro(n: str) -> bool:  # stdnum.ro.cnp.calc_check_digit
+    c = _wsum(n, (2, 7, 9, 1, 4, 6, 3, 5, 8, 2, 7, 9)) % 11
+    return (1 if c == 10 else c) == _digit(n, 12)
+
+
+def _pre_si(n: str) -> bool:  # stdnum.si.emso.calc_check_digit
+    return -_wsum(n, (7, 6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2)) % 11 % 10 == _digit(n, 12)
+
+
+def _pre_fr_nif(n: str) -> bool:  # stdnum.fr.nif.calc_check_digits
+    return int(n[:10]) % 511 == int(n[10:])
+
+
+def _pre_fr_nir(n: str) -> bool:  # stdnum.fr.nir.calc_check_digits (Corsica: 2A, 2B)
+    if n[6] == "A" or n[6] == "B":
+        n = n[:5] + ("19" if n[6] == "A" else "18") + n[7:]
+    return 97 - int(n[:13]) % 97 == int(n[13:])
+
+
+def _pre_lu(n: str) -> bool:  # the Luhn digit of the matricule (the Verhoeff one is left to _lu_nin)
+    return _luhn(n[:12]) == 0
+
+
+def _pre_pesel(n: str) -> bool:  # stdnum.pl.pesel.calc_check_digit
+    return (10 - _wsum(n, (1, 3, 7, 9, 1, 3, 7, 9, 1, 3))) % 10 == _digit(n, 10)
+
+
+def _pre_be(n: str) -> bool:  # stdnum.be.nn._checksum: born in the 1900s, or in the 2000s
+    body, check = int(n[:9]), int(n[9:])
+    return 97 - body % 97 == check or 97 - (2_000_000_000 + body) % 97 == check
+
+
+def _pre_ee(n: str) -> bool:  # stdnum.ee.ik.calc_check_digit (and lt.asmens's, the same)
+    c = _wsum(n, (1, 2, 3, 4, 5, 6, 7, 8, 9, 1)) % 11
+    if c == 10:
+        c = _wsum(n, (3, 4, 5, 6, 7, 8, 9, 1, 2, 3)) % 11
+    return c % 10 == _digit(n, 10)
+
+
+def _pre_lv(n: str) -> bool:  # stdnum.lv.pvn.calc_check_digit_pers
+    return (1 + _wsum(n, (10, 5, 8, 4, 2, 1, 6, 3, 7, 9))) % 11 % 10 == _digit(n, 10)
+
+
+def _pre_bg(n: str) -> bool:  # stdnum.bg.egn.calc_check_digit
+    return _wsum(n, (2, 4, 8, 5, 10, 9, 7, 3, 6)) % 11 % 10 == _digit(n, 9)
+
+
+def _pre_at(n: str) -> bool:  # stdnum.at.vnr.calc_check_digit (the fourth digit)
+    return _wsum(n, (3, 7, 9, 0, 5, 8, 4, 2, 1, 6)) % 11 == _digit(n, 3)
+
+
+def _pre_cz(n: str) -> bool:  # stdnum.cz.rc: ten digits carry a mod 11 check, nine none
+    return len(n) == 9 or int(n[:9]) % 11 % 10 == _digit(n, 9)
+
+
+def _pre_dk(n: str) -> bool:  # stdnum.dk.cpr: no check digit since 2007, a date (DDMMYY)
+    return 1 <= int(n[2:4]) <= 12 and 1 <= int(n[:2]) <= 31
+
+
+def _pre_se(n: str) -> bool:  # stdnum.se.personnummer: Luhn over the last ten digits
+    return _luhn(n[-10:]) == 0
+
+
+def _pre_nl(n: str) -> bool:  # stdnum.nl.bsn.checksum (the 11-test)
+    return (_wsum(n, (9, 8, 7, 6, 5, 4, 3, 2)) - _digit(n, 8)) % 11 == 0
+
+
+def _pre_pt(n: str) -> bool:  # stdnum.pt.nif.calc_check_digit
+    return (11 - _wsum(n, (9, 8, 7, 6, 5, 4, 3, 2))) % 11 % 10 == _digit(n, 8)
+
+
+def _pre_gr(n: str) -> bool:  # stdnum.gr.amka: Luhn
+    return _luhn(n) == 0
+
+
+def _pre_mod_11_10(n: str) -> bool:  # DE IdNr, HR OIB
+    return _mod_11_10(n) == 1
+
+
 MAX_AGE = 130  # years: anyone with a record in a system today was born after this
 
 
@@ -139,9 +261,9 @@ class IdScheme:
     # scheme's own (e.g. "811228-9874"), which is worth MEDIUM even for a weak check.
     layout: re.Pattern[str] | None = None
     raw: bool = False  # the check needs the separators kept (FI century sign)
-    # A necessary condition, cheaper than `check`: python-stdnum's own check-digit function
-    # on the already compacted number, skipping its input cleaning (most of the cost of a
-    # call), so most lookalikes are turned down without it. `check` still decides.
+    # A necessary condition, cheaper than `check` (the `_pre_*` functions above: the
+    # scheme's check-digit formula in compiled arithmetic), so most lookalikes are turned
+    # down without a call into python-stdnum. `check` still decides.
     precheck: Callable[[str], bool] | None = None
     # The birth date the number encodes (python-stdnum's get_birth_date): a number that
     # passes its check but encodes a date in the future or more than `MAX_AGE` years ago
@@ -154,19 +276,20 @@ def _s(pattern: str) -> re.Pattern[str]:
 
 
 SCHEMES: tuple[IdScheme, ...] = (
-    IdScheme("FR_NIR", _s(r"[1-478]\d{4}(?:\d\d|2A|2B)\d{8}"), fr_nir.is_valid, MEDIUM, "stdnum.fr.nir"),
+    IdScheme("FR_NIR", _s(r"[1-478]\d{4}(?:\d\d|2A|2B)\d{8}"), fr_nir.is_valid, MEDIUM, "stdnum.fr.nir",
+             precheck=_pre_fr_nir),
     # Before the CNP: a matricule passes the CNP's weaker check far more often than
     # a CNP passes the matricule's Luhn and Verhoeff digits.
     IdScheme("LU_NIN", _s(r"\d{13}"), _lu_nin, STRONG, "stdnum.luhn+verhoeff (lu matricule)",
-             born=_lu_born),
+             born=_lu_born, precheck=_pre_lu),
     IdScheme("RO_CNP", _s(r"[1-9]\d{12}"), ro_cnp.is_valid, STRONG, "stdnum.ro.cnp",
              born=ro_cnp.get_birth_date,
-             precheck=lambda n: ro_cnp.calc_check_digit(n[:-1]) == n[-1]),
+             precheck=_pre_ro),
     IdScheme("SI_EMSO", _s(r"\d{13}"), si_emso.is_valid, MEDIUM, "stdnum.si.emso",
              born=si_emso.get_birth_date,
-             precheck=lambda n: si_emso.calc_check_digit(n) == n[-1]),
+             precheck=_pre_si),
     IdScheme("FR_NIF", _s(r"[0-3]\d{12}"), fr_nif.is_valid, STRONG, "stdnum.fr.nif",
-             precheck=lambda n: fr_nif.calc_check_digits(n) == n[-3:]),
+             precheck=_pre_fr_nif),
     IdScheme("IT_CF", _s(r"[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]"),
              it_cf.is_valid, STRONG, "stdnum.it.codicefiscale"),
     IdScheme("PT_CC", _s(r"\d{9}[A-Z]{2}\d"), pt_cc.is_valid, MEDIUM, "stdnum.pt.cc"),
@@ -177,45 +300,45 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("FI_HETU", _s(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), fi_hetu.is_valid, STRONG, "stdnum.fi.hetu", raw=True),
     IdScheme("PL_PESEL", _s(r"\d{11}"), pl_pesel.is_valid, MEDIUM, "stdnum.pl.pesel",
              born=pl_pesel.get_birth_date,
-             precheck=lambda n: pl_pesel.calc_check_digit(n[:-1]) == n[-1]),
+             precheck=_pre_pesel),
     IdScheme("BE_NN", _s(r"\d{11}"), _be, MEDIUM, "stdnum.be.nn",
-             born=_be_born,
+             born=_be_born, precheck=_pre_be,
              layout=_s(r"\d\d\.\d\d\.\d\d-\d{3}\.\d\d")),
     IdScheme("EE_IK", _s(r"[1-6]\d{10}"), ee_ik.is_valid, MEDIUM, "stdnum.ee.ik",
              born=ee_ik.get_birth_date,
-             precheck=lambda n: ee_ik.calc_check_digit(n) == n[-1]),
+             precheck=_pre_ee),
     IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens",
              born=ee_ik.get_birth_date,
-             precheck=lambda n: lt_asmens.calc_check_digit(n) == n[-1]),
+             precheck=_pre_ee),
     IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka",
              born=gr_amka.get_birth_date,
-             precheck=lambda n: luhn.checksum(n) == 0),
-    IdScheme("LV_PK", _s(r"[0-3]\d{10}"), _lv_pk, MEDIUM, "stdnum.lv.pvn",
+             precheck=_pre_gr),
+    IdScheme("LV_PK", _s(r"[0-3]\d{10}"), _lv_pk, MEDIUM, "stdnum.lv.pvn", precheck=_pre_lv,
              layout=_s(r"\d{6}-\d{5}")),
     IdScheme("DE_IDNR", _s(r"[1-9]\d{10}"), de_idnr.is_valid, MEDIUM, "stdnum.de.idnr",
-             precheck=lambda n: mod_11_10.checksum(n) == 1,
+             precheck=_pre_mod_11_10,
              layout=_s(r"\d\d \d{3} \d{3} \d{3}")),
     IdScheme("HR_OIB", _s(r"\d{11}"), hr_oib.is_valid, WEAK, "stdnum.hr.oib",
-             precheck=lambda n: mod_11_10.checksum(n) == 1),
+             precheck=_pre_mod_11_10),
     IdScheme("BG_EGN", _s(r"\d{10}"), bg_egn.is_valid, MEDIUM, "stdnum.bg.egn",
              born=bg_egn.get_birth_date,
-             precheck=lambda n: bg_egn.calc_check_digit(n[:-1]) == n[-1]),
+             precheck=_pre_bg),
     IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
-             precheck=lambda n: at_vnr.calc_check_digit(n) == n[3],
+             precheck=_pre_at,
              layout=_s(r"\d{4} \d{6}")),
     IdScheme("CZ_RC", _s(r"\d{9,10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc",
-             born=cz_rc.get_birth_date,
+             born=cz_rc.get_birth_date, precheck=_pre_cz,
              layout=_s(r"\d{6}/\d{3,4}")),
-    IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer",
+    IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer", precheck=_pre_se,
              layout=_s(r"(?:19|20)?\d{6}[-+]\d{4}")),
     # One random 10-digit number in 220 passes (leading 8, a date, mod 11): medium.
     IdScheme("HU_TAX_ID", _s(r"8\d{9}"), _hu_tax_id, MEDIUM, "mod 11 (hu adóazonosító jel)"),
-    IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, WEAK, "stdnum.dk.cpr",
+    IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, WEAK, "stdnum.dk.cpr", precheck=_pre_dk,
              layout=_s(r"\d{6}-\d{4}")),
     IdScheme("NL_BSN", _s(r"\d{9}"), nl_bsn.is_valid, WEAK, "stdnum.nl.bsn",
-             precheck=lambda n: nl_bsn.checksum(n) == 0),
+             precheck=_pre_nl),
     IdScheme("PT_NIF", _s(r"[1-3]\d{8}"), pt_nif.is_valid, WEAK, "stdnum.pt.nif",
-             precheck=lambda n: pt_nif.calc_check_digit(n[:-1]) == n[-1]),
+             precheck=_pre_pt),
     IdScheme("MT_ID", _s(r"\d{3,7}[MGAPLHBZ]"), _always, SHAPE_ONLY, "shape (mt identity card)"),
 )
 
