@@ -33,6 +33,8 @@ from collections.abc import Iterable
 
 import ahocorasick
 
+from souverain.privacy.normalise import runs_above
+
 WHOLE, PREFIX, ANYWHERE = "whole", "prefix", "anywhere"
 
 
@@ -65,7 +67,9 @@ _ASCII_FOLD = bytes(ord(chr(b).lower()) if chr(b).isalnum() else 0x20 for b in r
 
 # Other text: `str.translate` with a dict looks every character up (about 0.5 µs per
 # character). Latin-1 text (French, German, Spanish...) goes through a byte table as
-# ASCII does. Wider text is changed by `re`, which copies the runs in between whole:
+# ASCII does. Text with wider characters goes through the byte table too, and each run
+# of wider characters is then folded on its own; where there are many runs (Greek,
+# Cyrillic), the whole text is changed by `re`, which copies the runs in between whole:
 # characters that are neither letters nor digits become spaces (all of them up to
 # U+3000, where the table ends), then Latin letters with a diacritic their base letter.
 # The result is `lower().translate(_FOLD)`'s: tests/test_privacy_fastpaths.py.
@@ -91,6 +95,30 @@ def fold(text: str) -> str:
         return low.encode("latin-1").translate(_LATIN1_FOLD).decode("latin-1")
     except UnicodeEncodeError:
         pass
+    # Latin-1 with a few wider characters here and there (Polish, Czech: "ł", "č"): the
+    # byte table for all of it, then each run of wider characters folded on its own.
+    wide = runs_above(low, 0xFF)
+    if len(wide) > _WIDE_RUNS_MAX:
+        return _fold_wide(low)  # mostly wider text (Greek, Bulgarian): whole
+    folded = low.encode("latin-1", "replace").translate(_LATIN1_FOLD).decode("latin-1")
+    parts: list[str] = []
+    pos = 0
+    for a, b in wide:
+        parts.append(folded[pos:a])
+        parts.append(_fold_wide(low[a:b]))
+        pos = b
+    parts.append(folded[pos:])
+    return "".join(parts)
+
+
+_WIDE_RUNS_MAX = 64
+
+
+def _fold_wide(low: str) -> str:
+    """The fold of lower-cased text wider than Latin-1: two regex passes (non-letters to
+    spaces, then diacritics), or a table lookup for a character or two."""
+    if len(low) <= 2:
+        return low.translate(_FOLD)
     return _DIACRITIC.sub(_base_letter, _NOT_ALNUM.sub(" ", low))
 
 

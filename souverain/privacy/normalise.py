@@ -130,7 +130,27 @@ def normalise(text: str) -> Normalised:
     return _slow(text)
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# One character of a class, not `[...]+`: a pattern that starts with a repeat gives `re`
+# no first character to skip ahead to, so it tries a match at every position (about 90
+# instructions a character of accented text, against 15; docs/benchmarks.md).
+_ABOVE = {0x7F: re.compile(r"[^\x00-\x7f]"), 0xFF: re.compile(r"[^\x00-\xff]")}
+
+
+def runs_above(text: str, top: int) -> list[tuple[int, int]]:
+    """The spans of the maximal runs of characters above `top` (0x7F: non-ASCII; 0xFF:
+    wider than Latin-1) in `text`, in order."""
+    pattern = _ABOVE[top]
+    out = []
+    n = len(text)
+    m = pattern.search(text)
+    while m is not None:
+        a = m.start()
+        b = a + 1
+        while b < n and ord(text[b]) > top:
+            b += 1
+        out.append((a, b))
+        m = pattern.search(text, b + 1) if b < n else None
+    return out
 
 
 def _slow(text: str) -> Normalised:
@@ -143,10 +163,8 @@ def _slow(text: str) -> Normalised:
     size = 0  # normalised characters so far
     n = len(text)
     pos = 0
-    for m in _NON_ASCII.finditer(text):
-        a, b = m.span()
-        if (not unicodedata.combining(text[a]) and not _suspicious(text, a, b)
-                and unicodedata.is_normalized("NFKC", m.group(0))):
+    for a, b in runs_above(text, 0x7F):
+        if _as_is(text, a, b):
             continue  # nothing to undo here ("Müller", "été"): copied with the text around it
         if a > pos and unicodedata.combining(text[a]):
             a -= 1  # a combining mark belongs with the ASCII letter before it
@@ -192,6 +210,36 @@ def _slow(text: str) -> Normalised:
     if _CONF_CHAR.search(result) is not None:
         result = _unconfuse(result)
     return Normalised(result, text, tuple(runs), tuple(origins), tuple(group_ends))
+
+
+# Whether a run of one or two non-ASCII characters can stay as it is. The answer depends
+# on those characters alone, and the same few (é, ł, ü, ’...) come back in every text,
+# so it is remembered: one dict lookup where the checks are four calls (a dense KB of
+# accented text has about a hundred such runs). Only runs this short (a letter or two,
+# never a word of a prompt), and at most _SHORT_RUNS_MAX of them.
+_SHORT_RUNS: dict[str, bool] = {}
+_SHORT_RUNS_MAX = 4096
+
+
+def _as_is(text: str, a: int, b: int) -> bool:
+    """Nothing to undo in text[a:b], a run of non-ASCII characters: it does not start
+    with a combining mark (which belongs with the letter before), holds nothing
+    suspicious and is NFKC already."""
+    if b - a > 2:
+        return _check_run(text, a, b)
+    run = text[a:b]
+    known = _SHORT_RUNS.get(run)
+    if known is not None:
+        return known
+    ok = _check_run(text, a, b)
+    if len(_SHORT_RUNS) < _SHORT_RUNS_MAX:
+        _SHORT_RUNS[run] = ok
+    return ok
+
+
+def _check_run(text: str, a: int, b: int) -> bool:
+    return (not unicodedata.combining(text[a]) and not _suspicious(text, a, b)
+            and unicodedata.is_normalized("NFKC", text[a:b]))
 
 
 def _unconfuse(text: str) -> str:
