@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from souverain.privacy import Scanner, ScannerConfig, keywords, patterns
+from souverain.privacy import Scanner, ScannerConfig, context, keywords, patterns
 from souverain.privacy.doc import Doc, digit_anchored
-from souverain.privacy.normalise import normalise
+from souverain.privacy.normalise import normalise, runs_above
 from souverain.privacy.numbers import _NUM
 
 ALPHABET = st.sampled_from(list("0123456789 .-/_()+aZxé٣４\u200b\n") + ["DE", "PESEL ", "12 34"])
@@ -64,6 +65,19 @@ def test_fold_of_any_text_is_the_table_fold(text: str) -> None:
     assert keywords.fold(text) == low.translate(keywords._FOLD)
 
 
+def test_fold_of_text_with_many_runs_of_wider_characters() -> None:
+    """Past a number of runs of characters wider than Latin-1 the whole text is folded
+    by `re` at once; both ways give the table's fold."""
+    rng = random.Random(5)
+    words = ["Καλημέρα", "łódź", "Žluťoučký", "Привет,", "été", "ΑΘΗΝΑ", "x7", "İstanbul", "—", "ﬁn"]
+    for n in (3, 60, 64, 65, 200):
+        text = " ".join(rng.choice(words) for _ in range(n))
+        low = text.lower()
+        if len(low) != len(text):
+            low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+        assert keywords.fold(text) == low.translate(keywords._FOLD)
+
+
 # (written, normalised): what each piece becomes; the map must send every normalised
 # character back to the piece it came from.
 PIECES = [("a", "a"), ("7", "7"), (" ", " "), ("é", "é"), ("\u200b", ""), ("\u00ad", ""), ("４", "4"),
@@ -94,3 +108,40 @@ def test_digit_marks_have_one_byte_per_character(text: str) -> None:
     marks = Doc.of(text).marks
     assert len(marks) == len(text)
     assert [i for i, b in enumerate(marks) if b == 0x30] == [i for i, c in enumerate(text) if "0" <= c <= "9"]
+
+
+# -- regexes rewritten so that `re` can skip ahead: the same matches as before ---------------
+_IP_ALPHABET = "0123456789abcdefABCDEFxz:::..  _\n-"
+
+
+@given(st.text(alphabet=_IP_ALPHABET, max_size=80))
+@settings(max_examples=800, deadline=None)
+def test_ipv6_tried_near_colons_finds_what_finditer_finds(text: str) -> None:
+    expected = [m.span() for m in patterns._IPV6.finditer(text)]
+    assert [m.span() for m in patterns._ipv6_matches(text)] == expected
+
+
+def test_ipv6_near_colons_on_real_addresses() -> None:
+    text = "ssh to 2001:db8::8a2e:370:7334, then fe80::1%eth0, or ::ffff:192.0.2.1 (v6: 1:2:3:4:5:6:7:8)."
+    expected = [m.span() for m in patterns._IPV6.finditer(text)]
+    assert len(expected) >= 4
+    assert [m.span() for m in patterns._ipv6_matches(text)] == expected
+
+
+_OLD_SENTENCE_END = re.compile(r"[.!?;]\s+(?=[^\W\d_])|\n")
+
+
+@given(st.text(alphabet=".!?; \n\taB1é_-", max_size=60), st.integers(0, 60), st.integers(0, 60))
+@settings(max_examples=800, deadline=None)
+def test_sentence_end_matches_as_the_alternation_did(text: str, a: int, b: int) -> None:
+    new = context._SENTENCE_END
+    assert [m.span() for m in new.finditer(text, a, b)] == [m.span() for m in _OLD_SENTENCE_END.finditer(text, a, b)]
+    old_cut, new_cut = _OLD_SENTENCE_END.search(text, a, b), new.search(text, a, b)
+    assert (old_cut and old_cut.span()) == (new_cut and new_cut.span())
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x400), max_size=60))
+@settings(max_examples=600, deadline=None)
+def test_runs_above_are_the_maximal_runs(text: str) -> None:
+    assert runs_above(text, 0x7F) == [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
+    assert runs_above(text, 0xFF) == [m.span() for m in re.finditer(r"[^\x00-\xff]+", text)]

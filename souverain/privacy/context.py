@@ -154,7 +154,11 @@ IDIOMS = ("for reference", "for your reference", "for future reference", "pour r
 KEYWORDS.add(IDIOMS, "IDIOM", PREFIX)
 
 
-_SENTENCE_END = re.compile(r"[.!?;]\s+(?=[^\W\d_])|\n")
+# A sentence end: ". " before a letter, or a line break. Written to start with one
+# character class ("[.!?;]\s+...|\n" matched the same, but an alternation whose first
+# branch starts with a class gives `re` nothing to skip ahead to, so it tried a match at
+# every position of every context window).
+_SENTENCE_END = re.compile(r"[.!?;\n](?:(?<=\n)|\s+(?=[^\W\d_]))")
 
 
 def bounds(text: str, start: int, end: int, before: int = BEFORE, after: int = AFTER) -> tuple[int, int]:

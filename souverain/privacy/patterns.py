@@ -162,9 +162,31 @@ def ip_hits(doc: Doc) -> Iterator[Hit]:
     text = doc.text
     if text.count(":") < 2 or not _hex_colon(text):
         return
-    for m in _IPV6.finditer(text):
+    for m in _ipv6_matches(text):
         if m.group(0).count(":") >= 2:
             yield from ip_hit(doc, m.start(), m.end(), m.group(0))
+
+
+def _ipv6_matches(text: str) -> list[re.Match[str]]:
+    """What `_IPV6.finditer(text)` gives, trying the pattern only near colons: a match
+    holds two colons at least and starts at most four hex digits before its first one.
+    (The pattern starts with a look-behind, so a search tries it at every position.)"""
+    out = []
+    tried = 0  # every start below this was tried, or lies inside a match
+    c = text.find(":")
+    while c != -1:
+        found = None
+        for p in range(max(tried, c - 4), c + 1):
+            found = _IPV6.match(text, p)
+            if found is not None:
+                break
+        if found is not None:
+            out.append(found)
+            tried = found.end()
+        else:
+            tried = c + 1
+        c = text.find(":", max(c + 1, tried))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
