@@ -215,8 +215,9 @@ def _slow(text: str) -> Normalised:
 # Whether a run of one or two non-ASCII characters can stay as it is. The answer depends
 # on those characters alone, and the same few (é, ł, ü, ’...) come back in every text,
 # so it is remembered: one dict lookup where the checks are four calls (a dense KB of
-# accented text has about a hundred such runs). Only runs this short (a letter or two,
-# never a word of a prompt), and at most _SHORT_RUNS_MAX of them.
+# the corpus has about twenty non-ASCII runs, nearly all this short). Only runs of one
+# or two characters are kept, so what stays in memory from prompts is at most pairs of
+# letters, and at most _SHORT_RUNS_MAX of them.
 _SHORT_RUNS: dict[str, bool] = {}
 _SHORT_RUNS_MAX = 4096
 
