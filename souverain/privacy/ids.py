@@ -115,7 +115,7 @@ def _always(number: str) -> bool:
 # python-stdnum computes it, in compiled integer arithmetic on the ASCII digits the
 # shape has already let through, without stdnum's input cleaning and generator
 # expressions (most of the cost of a call). A lookalike is turned down here; `check`
-# (python-stdnum) still decides for the rest. tests/test_privacy_fastpaths.py checks
+# (python-stdnum) still decides for the rest. tests/test_privacy_detectors.py checks
 # that none turns down a number its check accepts.
 
 
