@@ -146,3 +146,20 @@ def test_sentence_end_matches_as_the_alternation_did(text: str, a: int, b: int) 
 def test_runs_above_are_the_maximal_runs(text: str) -> None:
     assert runs_above(text, 0x7F) == [m.span() for m in re.finditer(r"[^\x00-\x7f]+", text)]
     assert runs_above(text, 0xFF) == [m.span() for m in re.finditer(r"[^\x00-\xff]+", text)]
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x17F) | st.sampled_from("ßŉǰ"), max_size=60))
+@settings(max_examples=600, deadline=None)
+def test_upper_twin_keeps_offsets_and_upper_cases_ascii_only_when_upper_would_not(text: str) -> None:
+    up = Doc.of(text).up
+    assert len(up) == len(text)
+    if len(text.upper()) == len(text):
+        assert up == text.upper()
+    else:  # "ß" -> "SS" would shift offsets: ASCII letters only
+        assert up == "".join(c.upper() if "a" <= c <= "z" else c for c in text)
+
+
+def test_upper_twin_of_german_and_polish_text_with_sharp_s() -> None:
+    # Latin-1 text, then text wider than Latin-1 (the two ways Doc.of takes)
+    assert Doc.of("Grüße aus der Hauptstraße 5").up == "GRüßE AUS DER HAUPTSTRAßE 5"
+    assert Doc.of("Straße: Łódź, ul. Piotrkowska 12").up == "STRAßE: ŁóDź, UL. PIOTRKOWSKA 12"
