@@ -300,12 +300,16 @@ def table(ours_acc: dict, pres: dict[str, dict], types: Iterable[str]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def pin_hash_seed(module: str) -> None:
+    """Restart `python -m module` with PYTHONHASHSEED=0 unless it is set so. Faker picks
+    some values (Italian city names) by iterating a set: without a fixed hash seed, the
+    same corpus seed gives a slightly different corpus in every process."""
     if os.environ.get("PYTHONHASHSEED") != "0":
-        # Faker picks some values (Italian city names) by iterating a set: fix the hash
-        # seed, or the same --seed gives a slightly different corpus in every process.
-        os.execve(sys.executable, [sys.executable, "-m", "bench.privacy.run", *sys.argv[1:]],
-                  {**os.environ, "PYTHONHASHSEED": "0"})
+        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
+
+
+def main() -> None:
+    pin_hash_seed("bench.privacy.run")
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=2400)
     ap.add_argument("--held-out-messages", type=int, default=700)
