@@ -204,6 +204,8 @@ class EmbeddingRequest(Wire):
             raise InvalidRequest("input must not be empty", param="input")
         if not all(isinstance(i, str) for i in items):
             raise InvalidRequest("token-id input is not supported; send strings", param="input")
+        if not all(items):
+            raise InvalidRequest("input must not hold an empty string: it has nothing to embed", param="input")
         return items
 
 

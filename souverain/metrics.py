@@ -9,10 +9,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from souverain.engines import Engine
+from souverain.engines.supervisor import WorkerEngine
 from souverain.privacy import native
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-ENGINE_STATES = ("loading", "ready", "failed")
+ENGINE_STATES = ("loading", "ready", "restarting", "failed")
 
 
 class _EngineCollector(Collector):
@@ -35,11 +36,25 @@ class _EngineCollector(Collector):
             "Tokens an engine generated, including for requests cancelled midway",
             labels=["model"],
         )
+        restarts = CounterMetricFamily(
+            "souverain_engine_restarts",
+            "Times an engine's worker was restarted after a crash or hang",
+            labels=["model"],
+        )
+        variant = GaugeMetricFamily(
+            "souverain_engine_cpu_variant", "1 for the llama.cpp CPU variant an embedded model runs on",
+            labels=["model", "variant"],
+        )
         for name, engine in self._engines().items():
             generated.add_metric([name], engine.generated_tokens)
+            restarts.add_metric([name], engine.restarts)
+            if isinstance(engine, WorkerEngine) and engine.variant:
+                variant.add_metric([name, engine.variant], 1.0)
         yield depth
         yield state
         yield generated
+        yield restarts
+        yield variant
         # Which build of the privacy scanner runs: compiled by mypyc, or pure Python (no
         # compiler at install, a stale build, SOUVERAIN_PURE_PYTHON): same findings, about
         # half the speed (docs/privacy.md).

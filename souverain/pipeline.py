@@ -151,7 +151,8 @@ class Pipeline:
         pseudonymisable = bool(findings) and CLASSES.index(facts.declared or "public") < CLASSES.index("personal")
         # Engines still loading or failed to load are left to the breaker: trying one
         # raises EngineUnavailable at once, with its reason, and the next route is tried.
-        result = self.router.decide(principal, model, facts.data_class, pseudonymisable, {})  # type: ignore[arg-type]
+        ready_since = {name: engine.ready_since for name, engine in self.engines.items()}
+        result = self.router.decide(principal, model, facts.data_class, pseudonymisable, ready_since)  # type: ignore[arg-type]
         if isinstance(result, Refusal) and result.status == 404:
             # The same answer for unknown and forbidden names, so a key cannot probe for them.
             raise NotFound(result.message, param="model")

@@ -58,8 +58,10 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/readyz").status_code == 200:
+                response = httpx.get(f"{self.url}/readyz")
+                if response.status_code == 200:
                     return
+                _stop_if_engine_cannot_run(response.json())
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
@@ -87,6 +89,15 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self._log_file.close()
+
+
+def _stop_if_engine_cannot_run(readyz: dict) -> None:
+    """The embedded engine crashed on every CPU variant it could try: every test that
+    needs a model would fail the same way, so the suite stops here with the reason."""
+    for model, state in readyz.get("models", {}).items():
+        reason = readyz.get("errors", {}).get(model, "")
+        if state == "failed" and "engine worker" in reason:
+            pytest.exit(f"the embedded engine cannot run on this machine: model {model}: {reason}", returncode=3)
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,9 @@ def test_model_that_fails_to_load(start_server, tmp_path) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert r.status_code == 503
-    assert r.json() == {"status": "not ready", "models": {"broken": "failed"}}
+    assert r.json()["status"] == "not ready"
+    assert r.json()["models"] == {"broken": "failed"}
+    assert "does not exist" in r.json()["errors"]["broken"]  # /readyz says why
     response = http.post(
         f"{server.url}/v1/chat/completions",
         json={"model": "broken", "messages": [{"role": "user", "content": "hi"}]},

@@ -113,11 +113,15 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready only when every configured model is loaded."""
+    """Ready only when every configured model is loaded; a model that is not says why."""
     gw: Gateway = request.app.state.gateway
     states = {name: engine.state for name, engine in gw.engines.items()}
     ready = all(s == "ready" for s in states.values())
-    body = msgspec.json.encode({"status": "ready" if ready else "not ready", "models": states})
+    answer: dict[str, Any] = {"status": "ready" if ready else "not ready", "models": states}
+    reasons = {name: engine.error for name, engine in gw.engines.items() if engine.state != "ready" and engine.error}
+    if reasons:
+        answer["errors"] = reasons
+    body = msgspec.json.encode(answer)
     return Response(body, status_code=200 if ready else 503, media_type="application/json")
 
 

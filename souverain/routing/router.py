@@ -91,8 +91,15 @@ class Router:
         ]
 
     def decide(
-        self, principal: Principal, model: str, data_class: DataClassName, pseudonymisable: bool, ready: Mapping[str, bool]
+        self,
+        principal: Principal,
+        model: str,
+        data_class: DataClassName,
+        pseudonymisable: bool,
+        ready_since: Mapping[str, float],
     ) -> Choice | Refusal:
+        """`ready_since`: per deployment, when its engine last became ready (monotonic
+        seconds; absent or 0 where the engine does not restart itself)."""
         candidates = self.candidates if principal.may_use(model) else []
-        health: dict[str, Health] = self.health.snapshot((c.deployment for c in candidates), dict(ready), time.monotonic())
+        health: dict[str, Health] = self.health.snapshot((c.deployment for c in candidates), ready_since, time.monotonic())
         return decide(RequestFacts(model, data_class, pseudonymisable), self.policy(principal.tenant), candidates, health)
