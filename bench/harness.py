@@ -93,6 +93,7 @@ def mock_upstream() -> Iterator[int]:
 class Gateway:
     port: int
     key: str
+    pid: int = 0
 
     @property
     def url(self) -> str:
@@ -136,7 +137,7 @@ def gateway(config_yaml: str | None, command: list[str] | None = None) -> Iterat
         try:
             port = _wait_port(proc, " ".join(argv[:3]))
             _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
-            yield Gateway(port, key)
+            yield Gateway(port, key, proc.pid)
         finally:
             _stop(proc)
 
