@@ -78,7 +78,7 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
         stored = get(hop, "data_state.at_rest.stored")
         days = get(hop, "data_state.at_rest.retention_days")
         where = get(hop, "location.storage_countries")
-        if roles.get(hop) in ("logging_sink", "abuse_monitoring") or (stored.usable and stored.value and third != "no"):
+        if roles.get(hop) in ("logging_sink", "abuse_monitoring", "telemetry") or (stored.usable and stored.value and third != "no"):
             out[QUESTIONS[3]].append(f"{label}: {who(hop)}, in {_v(where)}, kept {_v(days)} days{tag}")
         if reach[hop] != "no" and third == "no":
             own.append(label)
