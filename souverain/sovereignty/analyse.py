@@ -167,7 +167,11 @@ def _non_eu_access(ctx: RouteContext, laws: tuple[LawReach, ...]) -> tuple[Acces
     if not laws:
         return "no", "no non-EU law reaches plaintext on this route"
     if ctx.graph.complete and all(law.worst in ("residual", "none") for law in laws) and any(law.status == "residual" for law in laws):
-        return "residual", "; ".join(law.reason for law in laws if law.status == "residual")
+        residual = [e for e in ctx.exposures if e.status == "residual"]
+        hops = ", ".join(dict.fromkeys(e.hop for e in residual))
+        via = "; ".join(dict.fromkeys(s.text.split(": ", 1)[-1] for e in residual for s in e.steps if s.test == "nexus"))
+        which = ", ".join(names[law.law].short for law in laws if law.status == "residual")
+        return "residual", f"{which} at {hops}, through local presence only ({via}): contested, not settled"
     return "unknown", "not ruled out: " + "; ".join(f"{names[law.law].name} (at worst {law.worst})" for law in laws)
 
 

@@ -59,11 +59,12 @@ def ladder(
     compelled = [e for e in ctx.exposures if ctx.rules.laws[e.law].kind == "compelled_access"]
     incomplete: list[tuple[Tri, list[str]]] = []
     if not ctx.graph.complete:
-        incomplete = [("unknown", [f"hop graph incomplete: {g}" for g in ctx.graph.gaps] or ["unverified hops on the route"])]
+        unsure = [f"{n.hop} is reached only through an unverified fact or a flow that may be on" for n in ctx.graph.nodes if not n.certain]
+        incomplete = [("unknown", [f"hop graph incomplete: {g}" for g in ctx.graph.gaps] + unsure)]
     add(
         Level.EU_RESIDENT,
         "processing, storage and fallback in the EEA",
-        [_facet(n, getattr(res, n), residency_reasons[n], eea) for n in ("processing", "storage", "fallback")] + incomplete,
+        incomplete + [_facet(n, getattr(res, n), residency_reasons[n], eea) for n in ("processing", "storage", "fallback")],
     )
     established: list[tuple[Tri, list[str]]] = []
     for e in compelled:
