@@ -68,7 +68,9 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
         third = ctx.hf.third_party(_Quiet(lookup), hop)
         if third != "no" or custodian.state != "missing":
             holder = _entity(lookup, pipes, custodian.value) if custodian.usable else _v(custodian)
-            decrypt = f"; operator can decrypt: {_v(get(hop, 'keys.provider_can_decrypt'))}" if third != "no" else ""
+            custody = ctx.hf.custody(_Quiet(lookup), hop)  # type: ignore[arg-type]
+            where = {"provider": "with the provider", "outside": "outside the provider", "unknown": "location unknown"}[custody.key_material]
+            decrypt = f"; key material {where}; operator can use it: {custody.provider_can_use}" if third != "no" else ""
             out[QUESTIONS[1]].append(f"{label}: {holder}{decrypt}{tag}")
         if third != "no":
             laws = _reaching(ctx.exposures, hop, pipes)
