@@ -1,7 +1,7 @@
 """The hop graph of one route, walked to any depth, and what each hop can see.
 
-A route lists its hops; each hop may `runs_on` another and have `subprocessors`, and so on
-down. The walk records how each hop was reached and whether that edge is established: an
+A route lists its hops; each hop may `runs_on` another, have `subprocessors`, and send data
+flows whose recipients are parties too (flows.py), and so on down. The walk records how each hop was reached and whether that edge is established: an
 edge that only an unverified fact claims is still walked (so reports show where the data
 may go) but the hop is marked uncertain and the graph incomplete. An incomplete graph can
 never pass anything that is a statement about *every* hop.

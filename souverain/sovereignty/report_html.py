@@ -215,7 +215,7 @@ def diagram(r: RouteAnalysis, pipes: Pipes) -> str:
         if n.via != "route":
             if n.parent in children:
                 children[n.parent].append(n.hop)
-                label[n.hop] = "runs on" if n.via == "runs_on" else "subprocessor"
+                label[n.hop] = {"runs_on": "runs on", "flow": "data flow to"}.get(n.via, "subprocessor")
         elif n.role in SIDE_ROLES and roots:
             children[roots[-1]].append(n.hop)
             label[n.hop] = SIDE_ROLES[n.role]
