@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from souverain.sovereignty import analyse, load_pipes, parse_pipes
 from souverain.sovereignty.custody import hop_custody
 from souverain.sovereignty.facts import Fact, Lookup, Trace, flatten
+from souverain.sovereignty.flows import add_recipients
 from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.schema import Entity, Evidence, Hop, Route
 
@@ -136,6 +137,7 @@ class _Gen:
                         "enabled": self.r.choice([True, False, "unknown"]),
                         "countries": self.r.choice([["FR"], ["US"], "unknown"]),
                         "content": self.r.choice(["none", "metadata", "content"]),
+                        "destination": self.r.choice([None, *ENTITY_IDS]),
                     }
                 ][: self.r.randint(0, 1)]
             ),
@@ -157,6 +159,8 @@ def generate(seed: int) -> tuple[Pipes, str]:
         hops[f"h{i}"] = flatten(msgspec.convert(raw, Hop), EVIDENCE, "gen")
     _drop_contradictions(entities, hops)
     top = g.r.sample(sorted(hops), g.r.randint(1, count))
+    titles: dict[str, str] = {}
+    add_recipients(hops, titles, roles)  # as the loader does: flows that carry data have recipients
     route = msgspec.convert(
         {
             "hops": top,
@@ -169,7 +173,7 @@ def generate(seed: int) -> tuple[Pipes, str]:
         Route,
     )
     pipes = dataclasses.replace(
-        EMPTY, entities=entities, hops=hops, hop_roles=roles, evidence=dict(EVIDENCE), routes={"r": route}, entity_names={}, hop_titles={}
+        EMPTY, entities=entities, hops=hops, hop_roles=roles, evidence=dict(EVIDENCE), routes={"r": route}, entity_names={}, hop_titles=titles
     )
     return pipes, "r"
 

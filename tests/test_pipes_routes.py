@@ -137,6 +137,7 @@ def test_verifying_facts_raises_mistral_direct() -> None:
         "    runs_on: {value: null, evidence: [ev-bank-dc]}\n"
         "    subprocessors: {value: [], evidence: [ev-bank-dc]}\n"
         "    location: {non_eu_fallback: {value: false, evidence: [ev-bank-dc]}}\n"
+        "    telemetry: {value: [], evidence: [ev-bank-dc]}\n"  # its flows too: their recipients would be parties
     )
     patched = base.replace("\nroutes:\n", "\n" + override + "\nroutes:\n", 1)
     assert patched != base
@@ -211,7 +212,7 @@ def test_rules_found_by_the_property_tests() -> None:
     provider = BASE_HOP.replace("  r: {hops: [gw]}", "  r: {hops: [gw, api]}").replace(
         "routes:",
         "  api:\n    role: model_inference\n    operator: acme\n    runs_on: null\n    subprocessors: []\n"
-        "    keys: {custodian: vendor}\n    data_state: {in_use: plaintext, at_rest: {stored: false, encryption: external_kms_byok}}\nroutes:",
+        "    keys: {custodian: vendor}\n    data_state: {in_use: plaintext, at_rest: {stored: false, encryption: external_kms_byok}}\n    telemetry: []\nroutes:",
     ).replace("  self: {incorporated_in: FR}", "  self: {incorporated_in: FR}\n  vendor: {incorporated_in: DE, parent_chain: []}")
     assert analyse(parse_pipes(provider, catalogue=False)).profile("r").verdicts["c3a-sov-3-02"] == "pass"
     unstated = provider.replace("         parent_chain: [], ", "         ")

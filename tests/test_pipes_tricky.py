@@ -210,6 +210,15 @@ def test_a_flow_that_may_be_on_is_a_possible_party() -> None:
     assert off.level > p.level and not any(x.law == "us-cloud-act" for x in off.laws)
 
 
+def test_unstated_flows_leave_the_graph_incomplete() -> None:
+    # A provider hop that says nothing of its flows may send the prompts to a party nobody
+    # named: the route cannot be judged complete, and stating `[]` closes that gap.
+    unstated = flow_route("[]").replace("    telemetry: []\n", "", 2)  # the gateway's and the API's
+    r = analysed(unstated).routes["r"]
+    assert any("telemetry" in g for g in r.gaps) and r.profile.level == Level.NONE
+    assert analysed(flow_route("[]")).profile("r").level > Level.NONE
+
+
 def test_a_flow_to_a_declared_hop_is_analysed_with_that_hops_facts() -> None:
     # The logs go to an EU company with no non-EU presence, declared as a hop: nothing
     # non-EU reaches them and the route can be sovereign (a third party sees plaintext, so

@@ -4,7 +4,9 @@ A route lists its hops; each hop may `runs_on` another, have `subprocessors`, an
 flows whose recipients are parties too (flows.py), and so on down. The walk records how each hop was reached and whether that edge is established: an
 edge that only an unverified fact claims is still walked (so reports show where the data
 may go) but the hop is marked uncertain and the graph incomplete. An incomplete graph can
-never pass anything that is a statement about *every* hop.
+never pass anything that is a statement about *every* hop. A hop that carries data and
+does not state its `telemetry` leaves the graph incomplete too: its flows' recipients
+would be parties of the route.
 
 A hop that does not state its `data_classes` carries those of the hop it serves (the
 infrastructure under a model sees what the model sees) or, for a hop listed in the route,
@@ -85,6 +87,9 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
                 if target is not None:
                     visit(target, depth + 1, edge, node, certain and ref.usable, passed)  # type: ignore[arg-type]
         telemetry = lookup.get("hop", hop, "telemetry")
+        if not telemetry.usable and certain and node.carries != "no":
+            # Flows are edges like subprocessors: unstated, they may lead to parties unseen.
+            gaps.append(_gap(telemetry) + (" (state `[]` when no data flows out of it)" if telemetry.state == "missing" else ""))
         for index, flow in enumerate(telemetry.value if isinstance(telemetry.value, list) else ()):
             target = recipient(hop, index, flow)
             if carries_data(flow) and target in pipes.hops:

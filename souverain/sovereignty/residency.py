@@ -88,14 +88,11 @@ def _node(hf: HopFacts, node: Node, facets: dict[str, _Facet]) -> None:
     facet("support", "access.support_access_from")
     facet("admin", "access.admin_access_from")
     telemetry = trace.hop(hop, "telemetry")
-    # Software the organisation runs may phone home with content: for its hops, and for
-    # hops whose operator is unknown, an unstated telemetry list leaves processing open.
     # Stated flows that carry data have recipients, walked as parties of the route
-    # (flows.py): their countries are those parties' processing and storage.
+    # (flows.py): their countries are those parties' processing and storage. Unstated
+    # flows leave the hop graph itself incomplete (graph.py).
     if not telemetry.usable:
         facets["telemetry"].missing.append(f"{hop}: {describe(telemetry)}")
-        if hf.third_party(trace, hop) != "yes":
-            facets["processing"].missing.append(f"{hop}: telemetry not stated; it may carry content")
         return
     for flow in telemetry.value:
         _flow(node, flow, facets)
