@@ -271,6 +271,14 @@ def test_running_inference_yourself_does_not_erase_the_hosts_control(operator: s
         assert any("SOV" in b or "19.6" in b for b in r.profile.blocked_by), r.profile.blocked_by
 
 
+def test_a_host_that_says_it_carries_nothing_is_still_judged() -> None:
+    # The data sits in the host's machines, encrypted or not: SecNumCloud and C3A judge
+    # the infrastructure provider (research notes § 8 (a), (e)), whatever its hop claims.
+    host = cvm("cloud-eu").replace("    data_state:", "    data_classes: []\n    data_state:", 1)
+    r = analysed(pipes(VLLM, host, routes="  r: {hops: [gw, vllm]}\n")).routes["r"]
+    assert r.profile.level == Level.EU_CONTROLLED and r.profile.verdicts["snc-19.6-b"] == "fail"
+
+
 # ---- 4. residual is said as residual, hop by hop ---------------------------------------------
 
 MIXED = pipes(

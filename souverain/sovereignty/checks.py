@@ -226,7 +226,7 @@ def run(ctx: RouteContext, crit_id: str, crit: Criterion) -> CriterionResult:
     hops: list[str] = []
     for node in ctx.graph.nodes:
         third = ctx.hf.third_party(trace, node.hop)
-        if third == "no" or node.carries == "no":
+        if third == "no" or node.holds == "no":
             continue
         hops.append(node.hop)
         certified = trace.hop(node.hop, "certified")

@@ -58,7 +58,7 @@ def compelled(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
     status, upper = _status(direct, presence, service, access.result, node.certain)
     # Whom the law binds, whatever the operator can read: the provider's structure, which
     # the CSF's SOV-2 question grades (a party that holds none of the route's data is out).
-    jurisdiction, jurisdiction_worst = _status(direct, presence, service, node.carries, node.certain)
+    jurisdiction, jurisdiction_worst = _status(direct, presence, service, node.holds, node.certain)
     steps = [op_step, nexus_step, service_step, access]
     if not node.certain:
         steps.append(Step(test="certainty", result="unknown", text=f"{hop} is reached only through an unverified fact"))

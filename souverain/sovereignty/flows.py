@@ -40,8 +40,8 @@ def recipient(hop: str, index: int, flow: TelemetryFlow) -> str:
 
 def received_classes(flow: TelemetryFlow, sent: tuple[str, ...] | None) -> tuple[str, ...] | None:
     """What the recipient receives, given what the sending hop carries (None: unknown)."""
-    if flow.content == "metadata":
-        return ("metadata_logs",)
+    if flow.content == "metadata":  # metadata of the requests the hop handles: none if it handles none
+        return () if sent == () else ("metadata_logs",)
     if flow.content == "content":
         return sent
     return () if flow.content == "none" else None

@@ -38,6 +38,15 @@ class Node(msgspec.Struct, frozen=True):
     certain: bool
     classes: tuple[str, ...] | None  # effective data classes; None = unknown
     possible_classes: tuple[str, ...] = ()
+    # Runs (directly or not) a hop that may carry data: the infrastructure provider holds
+    # the data in its machines even when it cannot read it, and the sovereignty criteria
+    # judge it whatever its own `data_classes` say.
+    hosts: bool = False
+
+    @property
+    def holds(self) -> Tri:
+        """Does the party hold the route's data (in clear or not)?"""
+        return "yes" if self.hosts else self.carries
 
     @property
     def carries(self) -> Tri:
@@ -60,7 +69,7 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
     gaps: list[str] = []
     seen: set[str] = set()
 
-    def visit(hop: str, depth: int, via: Via, parent: Node | None, certain: bool, inflow: Inflow) -> None:
+    def visit(hop: str, depth: int, via: Via, parent: Node | None, certain: bool, inflow: Inflow, hosts: bool = False) -> None:
         if hop in seen:
             return
         seen.add(hop)
@@ -75,7 +84,7 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
             classes, possible = None, tuple(own.value or ()) if own.state != "missing" else ()
             if inflow is not None:
                 possible = tuple(dict.fromkeys([*possible, *(inflow[0] or ()), *inflow[1]]))
-        node = Node(hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible)
+        node = Node(hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible, hosts)
         nodes.append(node)
         passed: Inflow = (classes, possible)
         for path, edge in (("runs_on", "runs_on"), ("subprocessors", "subprocessor")):
@@ -85,17 +94,19 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
                 gaps.append(_gap(ref))
             for target in claimed:
                 if target is not None:
-                    visit(target, depth + 1, edge, node, certain and ref.usable, passed)  # type: ignore[arg-type]
+                    hosting = edge == "runs_on" and node.holds != "no"
+                    visit(target, depth + 1, edge, node, certain and ref.usable, passed, hosting)  # type: ignore[arg-type]
         telemetry = lookup.get("hop", hop, "telemetry")
         if not telemetry.usable and certain and node.carries != "no":
             # Flows are edges like subprocessors: unstated, they may lead to parties unseen.
             gaps.append(_gap(telemetry) + (" (state `[]` when no data flows out of it)" if telemetry.state == "missing" else ""))
         for index, flow in enumerate(telemetry.value if isinstance(telemetry.value, list) else ()):
             target = recipient(hop, index, flow)
-            if carries_data(flow) and target in pipes.hops:
-                # A flow that may be off is walked like an edge only an unverified fact claims.
+            received = received_classes(flow, classes)
+            if carries_data(flow) and received != () and target in pipes.hops:
+                # A flow that may be off is walked like an edge only an unverified fact claims;
+                # one from a hop that carries nothing takes nothing, and makes no party.
                 sure = certain and telemetry.usable and flow.enabled is True
-                received = received_classes(flow, classes)
                 visit(target, depth + 1, "flow", node, sure, (received, () if received is not None else tuple(dict.fromkeys([*(classes or ()), *possible]))))
 
     previous: Node | None = None

@@ -58,7 +58,7 @@ def summary(r: RouteAnalysis, pipes: Pipes) -> list[str]:
     elif p.non_eu_access == "residual":
         out.append(f"A non-EU law can compel plaintext only through a contested, residual reach: {p.non_eu_access_reason}.")
     else:
-        out.append(f"Whether a non-EU law can compel plaintext is unknown: {p.non_eu_access_reason}.")
+        out.append(f"Whether a non-EU law can compel plaintext is unknown; {p.non_eu_access_reason}.")
     outside, open_ = [], []
     for facet in FACET_ORDER:
         cs: CountrySet = getattr(p.residency, facet)

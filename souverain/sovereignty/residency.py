@@ -39,7 +39,7 @@ def residency(hf: HopFacts, graph: Graph) -> tuple[Residency, dict[str, list[str
     hop graph itself are the graph's to report)."""
     facets = {name: _Facet() for name in FACETS}
     for node in graph.nodes:
-        if node.carries == "no":
+        if node.holds == "no":
             continue
         counts = {name: len(f.missing) for name, f in facets.items()}
         _node(hf, node, facets)

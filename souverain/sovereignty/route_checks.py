@@ -20,7 +20,7 @@ Result = tuple[Verdict, list[str], "int | None"]
 
 
 def _third_party_nodes(ctx: RouteContext, trace: Trace) -> list[Node]:
-    return [n for n in ctx.graph.nodes if n.carries != "no" and ctx.hf.third_party(trace, n.hop) != "no"]
+    return [n for n in ctx.graph.nodes if n.holds != "no" and ctx.hf.third_party(trace, n.hop) != "no"]
 
 
 def _seal(low: int, high: int, why: list[str], complete: bool = True) -> Result:
