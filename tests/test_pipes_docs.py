@@ -56,3 +56,13 @@ def test_profile_fields_are_documented() -> None:
         if name != "schema":
             assert f"| `{name}` |" in DOC, name
     assert msgspec.json.schema(RouteProfile)
+
+
+def test_catalogue_levels_are_what_the_analysis_gives() -> None:
+    from souverain.sovereignty import analyse, templates_as_routes
+
+    profiles = analyse(templates_as_routes(load_pipes(None))).profiles
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| [^|]+ \| `([a-z_]+)`", DOC, re.MULTILINE)
+    documented = {template: level for template, level in rows if template in profiles}
+    assert documented.keys() == profiles.keys()
+    assert documented == {name: p.level_name for name, p in profiles.items()}

@@ -22,14 +22,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from souverain.sovereignty import analyse, load_pipes, parse_pipes
-from souverain.sovereignty.facts import Fact, flatten
+from souverain.sovereignty.custody import hop_custody
+from souverain.sovereignty.facts import Fact, Lookup, Trace, flatten
+from souverain.sovereignty.flows import add_recipients
 from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.schema import Entity, Evidence, Hop, Route
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pipes" / "pipes.yaml"
 BASE = load_pipes(EXAMPLE)
 EMPTY = parse_pipes("", "empty.yaml", catalogue=False)
-ACCESS_RANK = {"no": 0, "unknown": 1, "yes": 2}
+ACCESS_RANK = {"no": 0, "residual": 1, "unknown": 2, "yes": 3}
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 EVIDENCE = {
@@ -135,6 +137,7 @@ class _Gen:
                         "enabled": self.r.choice([True, False, "unknown"]),
                         "countries": self.r.choice([["FR"], ["US"], "unknown"]),
                         "content": self.r.choice(["none", "metadata", "content"]),
+                        "destination": self.r.choice([None, *ENTITY_IDS]),
                     }
                 ][: self.r.randint(0, 1)]
             ),
@@ -154,7 +157,10 @@ def generate(seed: int) -> tuple[Pipes, str]:
         raw = g.hop(i, count)
         roles[f"h{i}"] = raw["role"]
         hops[f"h{i}"] = flatten(msgspec.convert(raw, Hop), EVIDENCE, "gen")
+    _drop_contradictions(entities, hops)
     top = g.r.sample(sorted(hops), g.r.randint(1, count))
+    titles: dict[str, str] = {}
+    add_recipients(hops, titles, roles)  # as the loader does: flows that carry data have recipients
     route = msgspec.convert(
         {
             "hops": top,
@@ -167,9 +173,18 @@ def generate(seed: int) -> tuple[Pipes, str]:
         Route,
     )
     pipes = dataclasses.replace(
-        EMPTY, entities=entities, hops=hops, hop_roles=roles, evidence=dict(EVIDENCE), routes={"r": route}, entity_names={}, hop_titles={}
+        EMPTY, entities=entities, hops=hops, hop_roles=roles, evidence=dict(EVIDENCE), routes={"r": route}, entity_names={}, hop_titles=titles
     )
     return pipes, "r"
+
+
+def _drop_contradictions(entities: dict, hops: dict) -> None:
+    """The loader refuses custody facts that contradict each other (custody.py); random
+    pipes bypass it, so they drop such facts here, as a user would have to."""
+    for hop in hops:
+        for path in ("keys.provider_can_decrypt", "keys.custodian"):
+            if hop_custody(Trace(Lookup(entities, hops, everything=True)), hop).conflicts:
+                hops[hop].pop(path, None)
 
 
 random_pipes = st.integers(min_value=0, max_value=2**32 - 1).map(generate)

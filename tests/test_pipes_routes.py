@@ -93,7 +93,9 @@ def test_c_d_hyperscaler_eu_regions_are_resident_but_reached(analysis, route: st
 def test_e_ovh_secnumcloud_is_eu_controlled_with_residual_reach(analysis) -> None:
     r = analysis.routes["e-ovh-snc"]
     p = r.profile
-    assert p.level == Level.EU_CONTROLLED and p.non_eu_access == "yes"
+    # Contested reach through OVH's non-EU subsidiaries (R v OVH): residual, never a bare yes.
+    assert p.level == Level.EU_CONTROLLED and p.non_eu_access == "residual"
+    assert "subsidiary" in p.non_eu_access_reason and "contested" in p.non_eu_access_reason
     assert law_status(r, "us-cloud-act") == ("residual", "residual")
     assert law_status(r, "ca-production-order") == ("residual", "residual")  # R v OVH
     v = p.verdicts
@@ -135,6 +137,7 @@ def test_verifying_facts_raises_mistral_direct() -> None:
         "    runs_on: {value: null, evidence: [ev-bank-dc]}\n"
         "    subprocessors: {value: [], evidence: [ev-bank-dc]}\n"
         "    location: {non_eu_fallback: {value: false, evidence: [ev-bank-dc]}}\n"
+        "    telemetry: {value: [], evidence: [ev-bank-dc]}\n"  # its flows too: their recipients would be parties
     )
     patched = base.replace("\nroutes:\n", "\n" + override + "\nroutes:\n", 1)
     assert patched != base
@@ -209,8 +212,11 @@ def test_rules_found_by_the_property_tests() -> None:
     provider = BASE_HOP.replace("  r: {hops: [gw]}", "  r: {hops: [gw, api]}").replace(
         "routes:",
         "  api:\n    role: model_inference\n    operator: acme\n    runs_on: null\n    subprocessors: []\n"
-        "    keys: {custodian: vendor}\n    data_state: {in_use: plaintext, at_rest: {stored: false}}\nroutes:",
+        "    keys: {custodian: vendor}\n    data_state: {in_use: plaintext, at_rest: {stored: false, encryption: external_kms_byok}}\n    telemetry: []\nroutes:",
     ).replace("  self: {incorporated_in: FR}", "  self: {incorporated_in: FR}\n  vendor: {incorporated_in: DE, parent_chain: []}")
     assert analyse(parse_pipes(provider, catalogue=False)).profile("r").verdicts["c3a-sov-3-02"] == "pass"
     unstated = provider.replace("         parent_chain: [], ", "         ")
     assert analyse(parse_pipes(unstated, catalogue=False)).profile("r").verdicts["c3a-sov-3-02"] == "unknown"
+    # The custodian alone, with nothing on where the key material lives, passes nothing either.
+    label_only = provider.replace(", encryption: external_kms_byok", "")
+    assert analyse(parse_pipes(label_only, catalogue=False)).profile("r").verdicts["c3a-sov-3-02"] == "unknown"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide, unmet
 from souverain.routing.policy import CLASSES, ClassRule, Policy
-from souverain.sovereignty import CountrySet, LawReach, Level, Residency, RouteProfile
+from souverain.sovereignty import CountrySet, HopReach, LawReach, Level, Residency, RouteProfile
 
 TRI = st.sampled_from(["yes", "no", "unknown"])
 LEVELS = ["none", "eu_resident", "eu_controlled", "sovereign", "in_house"]
@@ -23,8 +23,9 @@ def country_sets(draw) -> CountrySet:
 
 @st.composite
 def profiles(draw, name: str) -> RouteProfile:
-    access = draw(TRI)
-    laws = () if access == "no" else (LawReach(law="us-cloud-act", status="established", worst="established", hops=("h",)),)
+    access = draw(st.sampled_from(["yes", "residual", "no", "unknown"]))
+    status = "residual" if access == "residual" else "established"
+    laws = () if access == "no" else (LawReach(law="us-cloud-act", status=status, worst=status, hops=(HopReach(hop="h", status=status, worst=status),)),)
     return RouteProfile(
         route=name,
         level=Level(draw(st.integers(0, 4))),

@@ -58,7 +58,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         for name, r in analysis.routes.items():
             p = r.profile
             state = "breaks its requirements" if r.breaches else "ok"
-            print(f"  {name:{width}}  {p.level_name + f' ({int(p.level)})':19}  non-EU access: {p.non_eu_access:7}  {state}")
+            print(f"  {name:{width}}  {p.level_name + f' ({int(p.level)})':19}  non-EU access: {p.non_eu_access:8}  {state}")
+            if p.non_eu_access == "residual":  # contested: never a bare yes or no
+                print(f"  {'':{width}}  residual: {p.non_eu_access_reason}")
             for breach in r.breaches:
                 print(f"  {'':{width}}  - {breach}")
     return 1 if any(r.breaches for r in analysis.routes.values()) else 0

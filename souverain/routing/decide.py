@@ -129,7 +129,7 @@ def unmet(rule: ClassRule, profile: RouteProfile) -> list[str]:
         reasons.append(f"level {profile.level.label} is below {needed.label}{why}")
     if rule.no_non_eu_access and profile.non_eu_access != "no":
         laws = ", ".join(r.law for r in profile.laws) or "unverified facts"
-        state = "can" if profile.non_eu_access == "yes" else "may"
+        state = {"yes": "can", "residual": "can, through a contested residual reach,"}.get(profile.non_eu_access, "may")
         reasons.append(f"a non-EU law {state} compel access to the plaintext ({laws})")
     for aspect in rule.residency:
         where = getattr(profile.residency, aspect)

@@ -15,6 +15,7 @@ from souverain.sovereignty.loader import Pipes, load_pipes, parse_pipes, templat
 from souverain.sovereignty.results import (
     Analysis,
     CountrySet,
+    HopReach,
     LawReach,
     Level,
     Residency,
@@ -34,6 +35,7 @@ def load_profiles(path: str, *, catalogue: bool = True, min_confidence: str | No
 __all__ = [
     "Analysis",
     "CountrySet",
+    "HopReach",
     "LawReach",
     "Level",
     "Pipes",

@@ -21,16 +21,17 @@ from souverain.sovereignty.levels import ladder
 from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.residency import residency
 from souverain.sovereignty.results import (
+    Access,
     Analysis,
     CriterionResult,
     Exposure,
     ExposureStatus,
+    HopReach,
     LawReach,
     Level,
     NodeView,
     RouteAnalysis,
     RouteProfile,
-    Tri,
 )
 from souverain.sovereignty.schema import Requirements, Route
 
@@ -72,15 +73,18 @@ def analyse_route(pipes: Pipes, name: str, route: Route, floor: str = "asserted"
     where, reasons = residency(hf, graph)
     ctx = RouteContext(hf, route, graph, exposures, where, _ranks(hf, graph))
     criteria = tuple(run(ctx, cid, crit) for cid, crit in rules.criteria.items())
-    level, steps = ladder(ctx, reasons)
-    blocked = next((c.reasons for c in steps if c.result != "yes"), ())
+    level, steps = ladder(ctx, reasons, criteria)
+    blocked = tuple(dict.fromkeys(r for c in steps if c.level == level + 1 and c.result != "yes" for r in c.reasons))
+    laws = _laws(ctx)
+    access, access_reason = _non_eu_access(ctx, laws)
     profile = RouteProfile(
         route=name,
         level=level,
         level_name=level.label,
         blocked_by=blocked,
-        non_eu_access=_non_eu_access(ctx),
-        laws=_laws(ctx),
+        non_eu_access=access,
+        non_eu_access_reason=access_reason,
+        laws=laws,
         residency=where,
         verdicts={c.id: c.verdict for c in criteria},
         csf_seal=_csf_seal(criteria),
@@ -143,19 +147,32 @@ def _views(ctx: RouteContext) -> tuple[NodeView, ...]:
                 third_party=ctx.hf.third_party(trace, node.hop),
                 reach=ctx.hf.reach(trace, node).result,
                 worst=worst,
-                laws=tuple(LawReach(law=e.law, status=e.status, worst=e.worst, hops=(e.hop,)) for e in mine if e.worst != "none"),
+                laws=tuple(
+                    LawReach(law=e.law, status=e.status, worst=e.worst, hops=(HopReach(hop=e.hop, status=e.status, worst=e.worst),))
+                    for e in mine
+                    if e.worst != "none"
+                ),
             )
         )
     return tuple(out)
 
 
-def _non_eu_access(ctx: RouteContext) -> Tri:
-    compelled = [e for e in ctx.exposures if ctx.rules.laws[e.law].kind == "compelled_access"]
-    if any(e.status in ("residual", "established") for e in compelled):
-        return "yes"
-    if all(e.worst == "none" for e in compelled) and ctx.graph.complete:
-        return "no"
-    return "unknown"
+def _non_eu_access(ctx: RouteContext, laws: tuple[LawReach, ...]) -> tuple[Access, str]:
+    """The route's answer to "can a non-EU law compel plaintext?", with its one-line reason:
+    `residual` only when the worst that can happen anywhere is a contested reach."""
+    names = ctx.rules.laws
+    established = [law for law in laws if law.status == "established"]
+    if established:
+        return "yes", "; ".join(law.reason for law in established)
+    if not laws:
+        return "no", "no non-EU law reaches plaintext on this route"
+    if ctx.graph.complete and all(law.worst in ("residual", "none") for law in laws) and any(law.status == "residual" for law in laws):
+        residual = [e for e in ctx.exposures if e.status == "residual"]
+        hops = ", ".join(dict.fromkeys(e.hop for e in residual))
+        via = "; ".join(dict.fromkeys(s.text.split(": ", 1)[-1] for e in residual for s in e.steps if s.test == "nexus"))
+        which = ", ".join(names[law.law].short for law in laws if law.status == "residual")
+        return "residual", f"{which} at {hops}, through local presence only ({via}): contested, not settled"
+    return "unknown", "not ruled out: " + "; ".join(f"{names[law.law].name} (at worst {law.worst})" for law in laws)
 
 
 def _laws(ctx: RouteContext) -> tuple[LawReach, ...]:
@@ -170,8 +187,22 @@ def _laws(ctx: RouteContext) -> tuple[LawReach, ...]:
         if status == "none" and (mine or not ctx.graph.complete):
             status = "unknown"
         worst = "established" if not ctx.graph.complete else max((e.worst for e in mine), key=severity)
-        out.append(LawReach(law=law_id, status=status, worst=worst, hops=tuple(e.hop for e in mine)))  # type: ignore[arg-type]
+        hops = tuple(HopReach(hop=e.hop, status=e.status, worst=e.worst) for e in mine)
+        out.append(LawReach(law=law_id, status=status, worst=worst, hops=hops, reason=_reason(ctx, law_id, mine, status)))  # type: ignore[arg-type]
     return tuple(out)
+
+
+def _reason(ctx: RouteContext, law_id: str, mine: list[Exposure], status: ExposureStatus) -> str:
+    """One line: where the law reaches and, for a residual reach, through what presence."""
+    law = ctx.rules.laws[law_id]
+    at = [e for e in mine if e.status == status]
+    where = ", ".join(e.hop for e in at) or "an incomplete hop graph"
+    if status == "established":
+        return f"{law.name}: established at {where}"
+    if status == "residual":
+        nexus = "; ".join(dict.fromkeys(s.text for e in at for s in e.steps if s.test == "nexus"))
+        return f"{law.name}: residual at {where} ({nexus}): contested, not settled"
+    return f"{law.name}: {status} at {where}"
 
 
 def _csf_seal(criteria: tuple[CriterionResult, ...]) -> int | None:
@@ -231,6 +262,5 @@ def breaches(profile: RouteProfile, req: Requirements) -> list[str]:
         shown = "unknown" if profile.csf_seal is None else profile.csf_seal
         out.append(f"CSF SEAL {shown} is below the required {req.min_csf_seal}")
     if req.no_non_eu_access and profile.non_eu_access != "no":
-        laws = ", ".join(f"{law.law} ({law.status})" for law in profile.laws) or "unknown"
-        out.append(f"a non-EU law may reach plaintext ({profile.non_eu_access}): {laws}")
+        out.append(f"a non-EU law may reach plaintext ({profile.non_eu_access}): {profile.non_eu_access_reason or 'unknown'}")
     return out

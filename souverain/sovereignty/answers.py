@@ -68,7 +68,9 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
         third = ctx.hf.third_party(_Quiet(lookup), hop)
         if third != "no" or custodian.state != "missing":
             holder = _entity(lookup, pipes, custodian.value) if custodian.usable else _v(custodian)
-            decrypt = f"; operator can decrypt: {_v(get(hop, 'keys.provider_can_decrypt'))}" if third != "no" else ""
+            custody = ctx.hf.custody(_Quiet(lookup), hop)  # type: ignore[arg-type]
+            where = {"provider": "with the provider", "outside": "outside the provider", "unknown": "location unknown"}[custody.key_material]
+            decrypt = f"; key material {where}; operator can use it: {custody.provider_can_use}" if third != "no" else ""
             out[QUESTIONS[1]].append(f"{label}: {holder}{decrypt}{tag}")
         if third != "no":
             laws = _reaching(ctx.exposures, hop, pipes)
@@ -78,7 +80,7 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
         stored = get(hop, "data_state.at_rest.stored")
         days = get(hop, "data_state.at_rest.retention_days")
         where = get(hop, "location.storage_countries")
-        if roles.get(hop) in ("logging_sink", "abuse_monitoring") or (stored.usable and stored.value and third != "no"):
+        if roles.get(hop) in ("logging_sink", "abuse_monitoring", "telemetry") or (stored.usable and stored.value and third != "no"):
             out[QUESTIONS[3]].append(f"{label}: {who(hop)}, in {_v(where)}, kept {_v(days)} days{tag}")
         if reach[hop] != "no" and third == "no":
             own.append(label)

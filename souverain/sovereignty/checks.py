@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from souverain.sovereignty.custody import conflict_text
 from souverain.sovereignty.facts import Trace, describe
 from souverain.sovereignty.graph import Graph, HopFacts, Node
-from souverain.sovereignty.loader import SELF
 from souverain.sovereignty.results import CriterionResult, Exposure, Residency, Tri, Verdict, combine, t_all, t_any
 from souverain.sovereignty.rules import Criterion
 from souverain.sovereignty.schema import Route
@@ -178,16 +178,13 @@ def contract_term(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outco
 
 
 def key_custody(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
-    op = _operator(ctx, node, trace)
-    custodian = trace.hop(node.hop, "keys.custodian")
-    if op is None or not custodian.usable:
-        return "unknown", [describe(custodian)]
-    group, complete = ctx.hf.chain(trace, op)
-    inside = custodian.value in group
-    who = ctx.hf.pipes.entity_name(custodian.value)
-    if not inside and not complete and custodian.value != SELF:
-        return "unknown", [f"{node.hop}: keys held by {who}; whether it belongs to the provider's group is unknown (parent chain not stated)"]
-    return ("fail" if inside else "pass"), [f"{node.hop}: keys held by {who}" + (" (the provider's group)" if inside else "")]
+    """Where the key material lives, not who is named custodian (custody.py)."""
+    found = ctx.hf.custody(trace, node.hop)
+    if found.conflicts:
+        return "unknown", [conflict_text(c) for c in found.conflicts]
+    verdict: Verdict = {"outside": "pass", "provider": "fail", "unknown": "unknown"}[found.key_material]  # type: ignore[assignment]
+    where = {"outside": "outside the provider", "provider": "with the provider or its group", "unknown": "not known"}[found.key_material]
+    return verdict, [f"{node.hop}: key material {where}", *found.reasons]
 
 
 def staff_citizenship(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
@@ -229,7 +226,7 @@ def run(ctx: RouteContext, crit_id: str, crit: Criterion) -> CriterionResult:
     hops: list[str] = []
     for node in ctx.graph.nodes:
         third = ctx.hf.third_party(trace, node.hop)
-        if third == "no" or node.carries == "no":
+        if third == "no" or node.holds == "no":
             continue
         hops.append(node.hop)
         certified = trace.hop(node.hop, "certified")

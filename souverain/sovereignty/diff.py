@@ -95,7 +95,7 @@ def _route(name: str, a: RouteProfile, b: RouteProfile) -> RouteDiff:
 
 
 def _access_rank(value: str) -> int:
-    return {"no": 0, "unknown": 1, "yes": 2}[value]
+    return {"no": 0, "residual": 1, "unknown": 2, "yes": 3}[value]
 
 
 def to_text(d: PipesDiff, markdown: bool = False) -> str:

@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 
 from souverain.sovereignty import yamlio
-from souverain.sovereignty.facts import FactRef, Lookup
-from souverain.sovereignty.loader import SELF, Pipes
+from souverain.sovereignty.facts import SELF, FactRef, Lookup
+from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis
 from souverain.sovereignty.rules import read_data
 

@@ -16,9 +16,8 @@ basis (adequacy, the DPF for certified US importers, SCCs, BCRs, a derogation).
 
 from __future__ import annotations
 
-from souverain.sovereignty.facts import FactRef, Trace, describe
+from souverain.sovereignty.facts import SELF, FactRef, Trace, describe
 from souverain.sovereignty.graph import HopFacts, Node
-from souverain.sovereignty.loader import SELF
 from souverain.sovereignty.results import SEVERITY, Exposure, ExposureStatus, MitigationNote, Step, Tri, t_any
 from souverain.sovereignty.rules import Law, Rules
 
@@ -42,7 +41,9 @@ def compelled(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
     if op.usable and op.value in (None, SELF):
         who = "the organisation itself" if op.value == SELF else "no one"
         step = Step(test="operator", result="no", text=f"{hop} is run by {who}: not a provider to the public", facts=trace.take())
-        return Exposure(law=law_id, hop=hop, operator=operator, status="none", worst="none", steps=(step,), counted=_notes(rules, ["in_house"]))
+        return Exposure(
+            law=law_id, hop=hop, operator=operator, status="none", worst="none", steps=(step,), counted=_notes(rules, ["in_house"]), jurisdiction="none", jurisdiction_worst="none"
+        )
     op_step = Step(test="operator", result="yes" if op.usable else "unknown", text=describe(op), facts=trace.take())
     if op.usable:
         direct, presence, nexus_step, via_parent = _nexus(hf, trace, op.value, law)
@@ -54,19 +55,10 @@ def compelled(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
         via_parent = False
     access = hf.reach(trace, node)
     nexus = t_any([direct, presence])
-    if "yes" == direct == service == access.result:
-        lower: ExposureStatus = "established"
-    elif "yes" == presence == service == access.result:
-        lower = "residual"
-    else:
-        lower = "none"
-    if "no" in (nexus, service, access.result):
-        upper: ExposureStatus = "none"
-    else:
-        upper = "established" if direct != "no" else "residual"
-    if not node.certain:
-        lower = "none"
-    status: ExposureStatus = lower if lower == upper or lower != "none" else "unknown"
+    status, upper = _status(direct, presence, service, access.result, node.certain)
+    # Whom the law binds, whatever the operator can read: the provider's structure, which
+    # the CSF's SOV-2 question grades (a party that holds none of the route's data is out).
+    jurisdiction, jurisdiction_worst = _status(direct, presence, service, node.holds, node.certain)
     steps = [op_step, nexus_step, service_step, access]
     if not node.certain:
         steps.append(Step(test="certainty", result="unknown", text=f"{hop} is reached only through an unverified fact"))
@@ -86,7 +78,26 @@ def compelled(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
         steps=tuple(steps),
         counted=_notes(rules, [c for c in counted if c in law.mitigations_that_count]),
         not_counted=_notes(rules, not_counted),
+        jurisdiction=jurisdiction,
+        jurisdiction_worst=jurisdiction_worst,
     )
+
+
+def _status(direct: Tri, presence: Tri, service: Tri, access: Tri, certain: bool) -> tuple[ExposureStatus, ExposureStatus]:
+    """(status, worst) of a reach from its prongs: established with a direct nexus,
+    residual with a nexus through presence only, none when a prong is known false, and
+    unknown (with the worst it allows) otherwise."""
+    if "yes" == direct == service == access and certain:
+        lower: ExposureStatus = "established"
+    elif "yes" == presence == service == access and certain:
+        lower = "residual"
+    else:
+        lower = "none"
+    if "no" in (t_any([direct, presence]), service, access):
+        upper: ExposureStatus = "none"
+    else:
+        upper = "established" if direct != "no" else "residual"
+    return (lower if lower == upper or lower != "none" else "unknown"), upper
 
 
 def _nexus(hf: HopFacts, trace: Trace, entity: str, law: Law) -> tuple[Tri, Tri, Step, bool]:

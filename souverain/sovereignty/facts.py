@@ -19,6 +19,7 @@ import msgspec
 
 from souverain.sovereignty.schema import CONFIDENCE_RANK, META_KEYS, Confidence, Evidence, Stated
 
+SELF = "self"  # the organisation whose pipes these are
 FactState = Literal["known", "unknown", "unverified", "low_confidence", "missing"]
 
 # Facts whose value names an entity or hop; `none` (or null) means "no such".
@@ -102,11 +103,17 @@ def flatten(obj: msgspec.Struct, evidence: dict[str, Evidence], origin: str) -> 
 
 
 class Lookup:
-    """Read facts under a minimum confidence; every answer is a `FactRef`."""
+    """Read facts under a minimum confidence; every answer is a `FactRef`.
 
-    def __init__(self, entities: dict[str, Facts], hops: dict[str, Facts], min_confidence: Confidence = "asserted") -> None:
+    `everything=True` counts every stated fact, unverified ones included: the loader uses
+    it to find declarations that contradict each other, whatever their confidence."""
+
+    def __init__(
+        self, entities: dict[str, Facts], hops: dict[str, Facts], min_confidence: Confidence = "asserted", *, everything: bool = False
+    ) -> None:
         self._tables = {"entity": entities, "hop": hops}
         self._floor = CONFIDENCE_RANK[min_confidence]
+        self._everything = everything
 
     def get(self, kind: Literal["entity", "hop"], id_: str, path: str) -> FactRef:
         subject = f"{kind}:{id_}"
@@ -115,6 +122,8 @@ class Lookup:
             return FactRef(subject, path, "missing")
         if not fact.known:
             state: FactState = "unknown"
+        elif self._everything:
+            state = "known"
         elif fact.confidence == "unverified":
             state = "unverified"
         elif CONFIDENCE_RANK[fact.confidence] < self._floor:
@@ -153,6 +162,21 @@ class Trace:
     def take(self) -> tuple[FactRef, ...]:
         refs, self.refs, self._seen = tuple(self.refs), [], set()
         return refs
+
+
+def control_chain(trace: Trace, entity: str) -> tuple[list[str], bool]:
+    """The entity and its controlling parents, and whether that list is known to be complete."""
+    chain = [entity]
+    parents = trace.entity(entity, "parent_chain")
+    if parents.usable:
+        chain.extend(p for p in parents.value if p not in chain)
+        return chain, True
+    top = trace.entity(entity, "ultimate_parent")
+    if top.usable and top.value is None:
+        return chain, True
+    if top.usable and top.value not in chain:
+        chain.append(top.value)
+    return chain, False
 
 
 def describe(ref: FactRef) -> str:

@@ -1,10 +1,12 @@
 """The hop graph of one route, walked to any depth, and what each hop can see.
 
-A route lists its hops; each hop may `runs_on` another and have `subprocessors`, and so on
-down. The walk records how each hop was reached and whether that edge is established: an
+A route lists its hops; each hop may `runs_on` another, have `subprocessors`, and send data
+flows whose recipients are parties too (flows.py), and so on down. The walk records how each hop was reached and whether that edge is established: an
 edge that only an unverified fact claims is still walked (so reports show where the data
 may go) but the hop is marked uncertain and the graph incomplete. An incomplete graph can
-never pass anything that is a statement about *every* hop.
+never pass anything that is a statement about *every* hop. A hop that carries data and
+does not state its `telemetry` leaves the graph incomplete too: its flows' recipients
+would be parties of the route.
 
 A hop that does not state its `data_classes` carries those of the hop it serves (the
 infrastructure under a model sees what the model sees) or, for a hop listed in the route,
@@ -17,12 +19,15 @@ from typing import Literal
 
 import msgspec
 
-from souverain.sovereignty.facts import FactRef, Lookup, Trace, describe
-from souverain.sovereignty.loader import SELF, Pipes
+from souverain.sovereignty.custody import Custody, hop_custody
+from souverain.sovereignty.facts import SELF, FactRef, Lookup, Trace, control_chain, describe
+from souverain.sovereignty.flows import carries_data, received_classes, recipient
+from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.results import Step, Tri, t_all, t_any
 from souverain.sovereignty.schema import Route
 
-Via = Literal["route", "runs_on", "subprocessor"]
+Via = Literal["route", "runs_on", "subprocessor", "flow"]
+Inflow = tuple[tuple[str, ...] | None, tuple[str, ...]] | None  # (classes, possible classes) flowing in
 
 
 class Node(msgspec.Struct, frozen=True):
@@ -33,6 +38,15 @@ class Node(msgspec.Struct, frozen=True):
     certain: bool
     classes: tuple[str, ...] | None  # effective data classes; None = unknown
     possible_classes: tuple[str, ...] = ()
+    # Runs (directly or not) a hop that may carry data: the infrastructure provider holds
+    # the data in its machines even when it cannot read it, and the sovereignty criteria
+    # judge it whatever its own `data_classes` say.
+    hosts: bool = False
+
+    @property
+    def holds(self) -> Tri:
+        """Does the party hold the route's data (in clear or not)?"""
+        return "yes" if self.hosts else self.carries
 
     @property
     def carries(self) -> Tri:
@@ -55,23 +69,24 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
     gaps: list[str] = []
     seen: set[str] = set()
 
-    def visit(hop: str, depth: int, via: Via, parent: Node | None, certain: bool) -> None:
+    def visit(hop: str, depth: int, via: Via, parent: Node | None, certain: bool, inflow: Inflow, hosts: bool = False) -> None:
         if hop in seen:
             return
         seen.add(hop)
         own = lookup.get("hop", hop, "data_classes")
         if own.usable:
             classes, possible = tuple(own.value), ()
-        elif own.state == "missing" and parent is not None and parent.classes != ():
+        elif own.state == "missing" and inflow is not None and inflow[0] != ():
             # Inherit what flows in. From a hop that carries nothing there is nothing to
             # inherit, and a hop that says nothing about itself is then unknown, not empty.
-            classes, possible = parent.classes, parent.possible_classes
+            classes, possible = inflow
         else:
             classes, possible = None, tuple(own.value or ()) if own.state != "missing" else ()
-            if parent is not None:
-                possible = tuple(dict.fromkeys([*possible, *(parent.classes or ()), *parent.possible_classes]))
-        node = Node(hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible)
+            if inflow is not None:
+                possible = tuple(dict.fromkeys([*possible, *(inflow[0] or ()), *inflow[1]]))
+        node = Node(hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible, hosts)
         nodes.append(node)
+        passed: Inflow = (classes, possible)
         for path, edge in (("runs_on", "runs_on"), ("subprocessors", "subprocessor")):
             ref = lookup.get("hop", hop, path)
             claimed = ([ref.value] if path == "runs_on" else list(ref.value or ())) if ref.value is not None else []
@@ -79,13 +94,26 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
                 gaps.append(_gap(ref))
             for target in claimed:
                 if target is not None:
-                    visit(target, depth + 1, edge, node, certain and ref.usable)  # type: ignore[arg-type]
+                    hosting = edge == "runs_on" and node.holds != "no"
+                    visit(target, depth + 1, edge, node, certain and ref.usable, passed, hosting)  # type: ignore[arg-type]
+        telemetry = lookup.get("hop", hop, "telemetry")
+        if not telemetry.usable and certain and node.carries != "no":
+            # Flows are edges like subprocessors: unstated, they may lead to parties unseen.
+            gaps.append(_gap(telemetry) + (" (state `[]` when no data flows out of it)" if telemetry.state == "missing" else ""))
+        for index, flow in enumerate(telemetry.value if isinstance(telemetry.value, list) else ()):
+            target = recipient(hop, index, flow)
+            received = received_classes(flow, classes)
+            if carries_data(flow) and received != () and target in pipes.hops:
+                # A flow that may be off is walked like an edge only an unverified fact claims;
+                # one from a hop that carries nothing takes nothing, and makes no party.
+                sure = certain and telemetry.usable and flow.enabled is True
+                visit(target, depth + 1, "flow", node, sure, (received, () if received is not None else tuple(dict.fromkeys([*(classes or ()), *possible]))))
 
     previous: Node | None = None
     for hop in route.hops:
         # A route is a chain: a route hop that does not say what it carries gets what the
         # hop before it carries (the gateway passes the client's prompts on).
-        visit(hop, 0, "route", previous, True)
+        visit(hop, 0, "route", previous, True, (previous.classes, previous.possible_classes) if previous else None)
         previous = next((n for n in nodes if n.hop == hop), previous)
     return Graph(nodes, gaps)
 
@@ -94,7 +122,7 @@ def _gap(ref: FactRef) -> str:
     hop = ref.subject.split(":", 1)[1]
     if ref.state == "missing":
         return f"{hop}: `{ref.path}` is not stated (state `[]`/`none` if there are none)"
-    return f"{hop}: {describe(ref)}"
+    return f"{hop}: {describe(ref)}" + (f" ({ref.note})" if ref.note else "")
 
 
 class HopFacts:
@@ -132,20 +160,15 @@ class HopFacts:
         if stored.usable and stored.value is False:
             prongs.append("no")
         else:
-            decrypt = trace.hop(hop, "keys.provider_can_decrypt")
-            can: bool | None = decrypt.value if decrypt.usable else None
-            if can is None:
-                encryption = trace.hop(hop, "data_state.at_rest.encryption")
-                if encryption.usable and encryption.value in ("none", "provider_managed", "cmk_in_provider_kms"):
-                    can = True
-            if can is False:
+            can = self.custody(trace, hop).provider_can_use
+            if can == "no":
                 prongs.append("no")
-            elif can is True and stored.usable:
+            elif can == "yes" and stored.usable:
                 prongs.append("yes")
                 why.append("stores data it can decrypt")
             else:
                 prongs.append("unknown")
-                why.append(describe(stored) if not stored.usable else describe(decrypt))
+                why.append(describe(stored) if not stored.usable else "whether it can decrypt what it stores is unknown")
         result = t_any(prongs)
         if node.carries == "unknown" and result == "yes":
             result = "unknown"
@@ -158,19 +181,11 @@ class HopFacts:
             text = f"{hop}: access to plaintext unknown ({'; '.join(why)})"
         return Step(test="access", result=result, text=text, facts=trace.take())
 
+    def custody(self, trace: Trace, hop: str) -> Custody:
+        return hop_custody(trace, hop)
+
     def chain(self, trace: Trace, entity: str) -> tuple[list[str], bool]:
-        """The entity and its controlling parents, and whether that list is known to be complete."""
-        chain = [entity]
-        parents = trace.entity(entity, "parent_chain")
-        if parents.usable:
-            chain.extend(p for p in parents.value if p not in chain)
-            return chain, True
-        top = trace.entity(entity, "ultimate_parent")
-        if top.usable and top.value is None:
-            return chain, True
-        if top.usable and top.value not in chain:
-            chain.append(top.value)
-        return chain, False
+        return control_chain(trace, entity)
 
     def countries(self, trace: Trace, hop: str, path: str) -> tuple[list[str] | None, list[str]]:
         """(usable countries or None, claimed-but-unusable countries)."""

@@ -27,12 +27,13 @@ from stdnum.exceptions import ValidationError
 
 from souverain.errors import ConfigError
 from souverain.sovereignty import yamlio
-from souverain.sovereignty.facts import COUNTRY_LEAVES, Facts, flatten
+from souverain.sovereignty.custody import conflict_text, hop_custody
+from souverain.sovereignty.facts import COUNTRY_LEAVES, Facts, Lookup, Trace, flatten
+from souverain.sovereignty.flows import add_recipients
 from souverain.sovereignty.rules import DATA, Rules, load_rules
 from souverain.sovereignty.schema import Entity, Evidence, Hop, Id, Requirements, Route, TelemetryFlow
 
 SECTIONS = {"evidence": Evidence, "entities": Entity, "hops": Hop, "templates": Route, "routes": Route}
-SELF = "self"  # the organisation whose pipes these are
 
 
 class _Skeleton(msgspec.Struct, forbid_unknown_fields=True):
@@ -133,6 +134,8 @@ def build(texts: list[tuple[str, str]], rules: Rules) -> Pipes:
                 roles[hid] = hop.role
             notes[f"hop:{hid}"] = hop.note or notes.get(f"hop:{hid}", "")
             origin[f"hops.{hid}"] = src
+    for rid, sender in add_recipients(hops, titles, roles).items():
+        origin[f"hops.{rid}"] = origin[f"hops.{sender}"]
     templates_raw: dict[str, dict] = {}
     for src in sources:
         for tid, raw in src.raw.get("templates", {}).items():
@@ -259,10 +262,14 @@ def _check(pipes: Pipes, sources: list[_Source], origin: dict[str, _Source], use
                     for i, flow in enumerate(fact.value):
                         if isinstance(flow.countries, list) and (problem := country_ok(flow.countries)):
                             fail(key, f"telemetry.{i}.countries", problem)
+                        operator = pipes.hops.get(flow.to or "", {}).get("operator")
+                        if flow.destination and operator is not None and operator.known and operator.value != flow.destination:
+                            fail(key, f"telemetry.{i}.destination", f"{flow.destination!r}, but hop {flow.to!r} is run by {operator.value!r}")
         for oid in table:
             if kind == "hops" and oid not in pipes.hop_roles:
                 fail(f"hops.{oid}", "", "missing required key `role`")
     _check_cycles(pipes, fail)
+    _check_custody(pipes, sources)
     if user is None:
         return
     criteria = rules.criteria
@@ -294,8 +301,27 @@ def _references(kind: str, path: str, value: Any) -> list[tuple[str, str]]:
         if path == "subprocessors":
             return [("hops", v) for v in value]
         if path == "telemetry":
-            return [("entities", f.destination) for f in value if isinstance(f, TelemetryFlow) and f.destination]
+            flows = [f for f in value if isinstance(f, TelemetryFlow)]
+            return [("entities", f.destination) for f in flows if f.destination] + [("hops", f.to) for f in flows if f.to]
     return []
+
+
+def _check_custody(pipes: Pipes, sources: list[_Source]) -> None:
+    """Key facts that cannot all be true are refused, naming both (see custody.py): read
+    with every stated fact counted, so that no confidence floor can hide one of the two."""
+    roots = {s.name: s.root for s in sources}
+    lookup = Lookup(pipes.entities, pipes.hops, everything=True)
+
+    def where(hop: str, path: str) -> str:
+        origin = pipes.hops[hop][path].origin
+        return f"{origin}:{yamlio.line_of(roots.get(origin), ['hops', hop, *path.split('.')])}: hops.{hop}.{path}"
+
+    for hop in pipes.hops:
+        conflicts = hop_custody(Trace(lookup), hop).conflicts
+        if conflicts:
+            c = conflicts[0]
+            first, second = where(hop, c.first.path), where(hop, c.second.path)
+            raise ConfigError(f"{first}: contradicts {second} ({conflict_text(c)})")
 
 
 def _check_cycles(pipes: Pipes, fail) -> None:

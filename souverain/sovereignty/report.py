@@ -11,7 +11,7 @@ import msgspec
 
 from souverain.sovereignty.facts import FactRef, describe
 from souverain.sovereignty.loader import Pipes
-from souverain.sovereignty.results import Analysis, CountrySet, Exposure, RouteAnalysis
+from souverain.sovereignty.results import Analysis, CountrySet, Exposure, RouteAnalysis, RouteProfile
 
 VERDICT_MARK = {"pass": "✔ pass", "fail": "✖ fail", "partial": "~ partial", "unknown": "? unknown", "not_applicable": "– n/a"}
 STATUS_WORDS = {"none": "none", "residual": "residual (contested)", "established": "established", "unknown": "unknown"}
@@ -36,6 +36,45 @@ def exposure_title(pipes: Pipes, exp: Exposure) -> str:
     return f"{law.name} at {exp.hop}: {status}"
 
 
+ACCESS_WORDS = {"yes": "yes (established)", "residual": "residual (contested)", "no": "no", "unknown": "unknown"}
+FACET_ORDER = ("processing", "storage", "fallback", "admin", "support", "telemetry")
+
+
+def access_cell(profile: RouteProfile) -> str:
+    """The answer to "can a non-EU law compel plaintext?" as the summary tables show it."""
+    words = ACCESS_WORDS[profile.non_eu_access]
+    return f"{words}: {profile.non_eu_access_reason}" if profile.non_eu_access in ("residual", "unknown") else words
+
+
+def summary(r: RouteAnalysis, pipes: Pipes) -> list[str]:
+    """The route in plain sentences, each derived from the profile the tables show (the
+    access column, the laws, the residency table), so that no sentence can contradict them."""
+    p = r.profile
+    out = [f"Level: {p.level_name} ({int(p.level)})."]
+    if p.non_eu_access == "no":
+        out.append("No non-EU law can compel plaintext on this route.")
+    elif p.non_eu_access == "yes":
+        out.append(f"A non-EU law can compel plaintext: {p.non_eu_access_reason}.")
+    elif p.non_eu_access == "residual":
+        out.append(f"A non-EU law can compel plaintext only through a contested, residual reach: {p.non_eu_access_reason}.")
+    else:
+        out.append(f"Whether a non-EU law can compel plaintext is unknown; {p.non_eu_access_reason}.")
+    outside, open_ = [], []
+    for facet in FACET_ORDER:
+        cs: CountrySet = getattr(p.residency, facet)
+        if cs.in_eea == "no":
+            outside.append(f"{facet} to {', '.join(c for c in cs.countries if not pipes.rules.in_zone(c, 'EEA'))}")
+        elif cs.in_eea == "unknown":
+            open_.append(facet)
+    if outside:
+        out.append(f"Data leaves the EEA: {'; '.join(outside)}.")
+    if open_:
+        out.append(f"Not known to stay in the EEA: {', '.join(open_)}.")
+    if not outside and not open_:
+        out.append("Nothing leaves the EEA: processing, storage, fallback, admin, support and telemetry all stay in it.")
+    return out
+
+
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -48,7 +87,7 @@ def to_markdown(analysis: Analysis, pipes: Pipes) -> str:
     for name, r in analysis.routes.items():
         p = r.profile
         out.append(
-            f"| [{name}](#{_anchor(name)}) | {p.level_name} ({int(p.level)}) | {p.non_eu_access} | "
+            f"| [{name}](#{_anchor(name)}) | {p.level_name} ({int(p.level)}) | {_cell(access_cell(p))} | "
             f"{_cell(countries(p.residency.processing))} | {len(r.breaches) or '–'} |"
         )
     for name, r in analysis.routes.items():
@@ -69,7 +108,7 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> list[str]:
     out = [f"## {r.route}", ""]
     if r.title:
         out += [f"**{r.title}**", ""]
-    out.append(f"**Level: {p.level_name} ({int(p.level)})**. A non-EU law can compel plaintext: **{p.non_eu_access}**.")
+    out.append(" ".join(summary(r, pipes)))
     seal = "unknown" if p.csf_seal is None else p.csf_seal
     out.append(f"CSF SEAL cap (criteria a pipe can answer): {seal}. Personal data: {p.personal_data}. Profile digest `{p.digest[:16]}`.")
     if r.endpoint:
@@ -84,7 +123,7 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> list[str]:
         tag = " (unverified)" if not n.certain else ""
         out.append(
             f"| {n.hop}{tag} | {n.role} | {_cell(n.operator_name)} | {via} | {n.rank} | {n.reach} | "
-            f"{_cell(', '.join(f'{pipes.rules.laws[x.law].short} ({x.status})' for x in n.laws) or 'none')} |"
+            f"{_cell(', '.join(f'{pipes.rules.laws[x.law].short} ({STATUS_WORDS[x.status]})' for x in n.laws) or 'none')} |"
         )
     out += ["", "### Buyer's questions", ""]
     for a in r.answers:
@@ -96,14 +135,14 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> list[str]:
     reaching = [e for e in r.exposures if e.worst != "none"]
     out += ["", "### Non-EU laws and transfers, hop by hop", ""]
     if not reaching:
-        out.append("No non-EU law reaches the data on this route, and nothing leaves the EEA.")
+        out.append("No hop has a non-EU reach or a transfer that is not ruled out.")
     for e in reaching:
         out.append(f"**{exposure_title(pipes, e)}**")
         out += [f"- {s.test}: {s.result}: {_cell(s.text)}" for s in e.steps]
         out += [f"- does not remove it: {m.title}. {m.why}" for m in e.not_counted]
         out.append("")
     out += ["### Residency", "", "| Facet | Countries | In the EEA |", "| --- | --- | --- |"]
-    for facet in ("processing", "storage", "fallback", "admin", "support", "telemetry"):
+    for facet in FACET_ORDER:
         cs = getattr(p.residency, facet)
         out.append(f"| {facet} | {_cell(countries(cs))} | {cs.in_eea} |")
     out += ["", "### Criteria", "", "| Criterion | Reference | Verdict | Why |", "| --- | --- | --- | --- |"]

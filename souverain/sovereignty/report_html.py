@@ -11,8 +11,8 @@ import itertools
 from html import escape
 
 from souverain.sovereignty.loader import Pipes
-from souverain.sovereignty.report import STATUS_WORDS, VERDICT_MARK, countries, exposure_title
-from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis
+from souverain.sovereignty.report import ACCESS_WORDS, FACET_ORDER, STATUS_WORDS, VERDICT_MARK, countries, exposure_title, summary
+from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis, RouteProfile
 
 W, H, GAP_X, GAP_Y, PAD = 226, 84, 34, 52, 16
 STATUS_COLOUR = {"established": "#c62828", "residual": "#e65100", "unknown": "#6d6d6d", "none": "#2e7d32"}
@@ -83,13 +83,20 @@ def _summary(analysis: Analysis) -> str:
         breaches = f"<span class='pill fail'>{len(r.breaches)}</span>" if r.breaches else "–"
         rows.append(
             f"<tr><td><a href='#route-{escape(name)}'>{escape(name)}</a><br><span class='meta'>{escape(r.title)}</span></td>"
-            f"<td>{_level_badge(int(p.level), p.level_name)}</td><td>{_tri(p.non_eu_access, bad='yes')}</td>"
+            f"<td>{_level_badge(int(p.level), p.level_name)}</td><td>{_access(p)}</td>"
             f"<td>{escape(countries(p.residency.processing))}</td><td>{breaches}</td></tr>"
         )
     return (
         "<section class='route'><h2>Routes</h2><table><tr><th>Route</th><th>Level</th><th>Non-EU law can compel plaintext</th>"
         "<th>Processing</th><th>Breaches</th></tr>" + "".join(rows) + "</table></section>"
     )
+
+
+def _access(p: RouteProfile) -> str:
+    """The access pill: `residual` is its own answer (orange), with its one-line reason."""
+    cls = {"yes": "fail", "residual": "partial", "no": "pass", "unknown": "unknown"}[p.non_eu_access]
+    pill = f"<span class='pill {cls}'>{escape(ACCESS_WORDS[p.non_eu_access])}</span>"
+    return pill + (f"<br><span class='meta'>{escape(p.non_eu_access_reason)}</span>" if p.non_eu_access != "no" else "")
 
 
 def _tri(value: str, bad: str) -> str:
@@ -104,8 +111,9 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> str:
     out.append(f"<h2>{escape(r.route)} {_level_badge(int(p.level), p.level_name)}</h2>")
     if r.title:
         out.append(f"<p><b>{escape(r.title)}</b></p>")
+    out.append("<p>" + " ".join(escape(x) for x in summary(r, pipes)) + "</p>")
     facts = [
-        f"Non-EU law can compel plaintext: {_tri(p.non_eu_access, bad='yes')}",
+        f"Non-EU law can compel plaintext: {_access(p)}",
         f"CSF SEAL cap: <b>{seal}</b>",
         f"Personal data: <b>{escape(p.personal_data)}</b>",
         f"Profile digest <code>{p.digest[:16]}</code>",
@@ -133,7 +141,7 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> str:
     out.append("</table>")
     out.append(_exposures(r, pipes))
     out.append("<h3>Residency</h3><table><tr><th>Facet</th><th>Countries</th><th>In the EEA</th></tr>")
-    for facet in ("processing", "storage", "fallback", "admin", "support", "telemetry"):
+    for facet in FACET_ORDER:
         cs = getattr(p.residency, facet)
         out.append(f"<tr><td>{facet}</td><td>{escape(countries(cs))}</td><td>{_tri(cs.in_eea, bad='no')}</td></tr>")
     out.append("</table>")
@@ -157,7 +165,7 @@ def _exposures(r: RouteAnalysis, pipes: Pipes) -> str:
     reaching = [e for e in r.exposures if e.worst != "none"]
     out = ["<h3>Non-EU laws and transfers, hop by hop</h3>"]
     if not reaching:
-        return out[0] + "<p>No non-EU law reaches the data on this route, and nothing leaves the EEA.</p>"
+        return out[0] + "<p>No hop has a non-EU reach or a transfer that is not ruled out.</p>"
     for e in reaching:
         colour = STATUS_COLOUR.get(e.status if e.status != "unknown" else "unknown")
         out.append(f"<details><summary style='color:{colour}'>{escape(exposure_title(pipes, e))}</summary><ul>")
@@ -207,7 +215,7 @@ def diagram(r: RouteAnalysis, pipes: Pipes) -> str:
         if n.via != "route":
             if n.parent in children:
                 children[n.parent].append(n.hop)
-                label[n.hop] = "runs on" if n.via == "runs_on" else "subprocessor"
+                label[n.hop] = {"runs_on": "runs on", "flow": "data flow to"}.get(n.via, "subprocessor")
         elif n.role in SIDE_ROLES and roots:
             children[roots[-1]].append(n.hop)
             label[n.hop] = SIDE_ROLES[n.role]

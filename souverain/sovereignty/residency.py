@@ -6,7 +6,8 @@ one established country is outside the EEA, `yes` only when complete and all ins
 Admin and support access are required of every hop that carries data, the organisation's
 own included (an unstated fact must never look better than a stated one). Telemetry is
 required too, because self-hosted software phones home (vLLM's usage statistics are on by
-default) and telemetry that may carry content leaves processing incomplete.
+default). A flow that carries data has a recipient, which is a hop of the route like any
+other (flows.py): its countries are processing and storage, not only telemetry.
 `processing_scope` is descriptive: `processing_countries` is the fact (write `[ANY]` for a
 global deployment).
 """
@@ -38,7 +39,7 @@ def residency(hf: HopFacts, graph: Graph) -> tuple[Residency, dict[str, list[str
     hop graph itself are the graph's to report)."""
     facets = {name: _Facet() for name in FACETS}
     for node in graph.nodes:
-        if node.carries == "no":
+        if node.holds == "no":
             continue
         counts = {name: len(f.missing) for name, f in facets.items()}
         _node(hf, node, facets)
@@ -87,20 +88,19 @@ def _node(hf: HopFacts, node: Node, facets: dict[str, _Facet]) -> None:
     facet("support", "access.support_access_from")
     facet("admin", "access.admin_access_from")
     telemetry = trace.hop(hop, "telemetry")
-    # Software the organisation runs may phone home with content (a third party's onward
-    # flows are its processing and its subprocessors): for its hops, and for hops whose
-    # operator is unknown, telemetry that may carry content is processing too.
-    own = hf.third_party(trace, hop) != "yes"
+    # Stated flows that carry data have recipients, walked as parties of the route
+    # (flows.py): their countries are those parties' processing and storage. Unstated
+    # flows leave the hop graph itself incomplete (graph.py).
     if not telemetry.usable:
         facets["telemetry"].missing.append(f"{hop}: {describe(telemetry)}")
-        if own:
-            facets["processing"].missing.append(f"{hop}: telemetry not stated; it may carry content")
         return
     for flow in telemetry.value:
-        _flow(node, flow, facets, own)
+        _flow(node, flow, facets)
 
 
-def _flow(node: Node, flow: TelemetryFlow, facets: dict[str, _Facet], own: bool) -> None:
+def _flow(node: Node, flow: TelemetryFlow, facets: dict[str, _Facet]) -> None:
+    """The telemetry facet: where every flow that may be on goes (a declared recipient hop
+    states its own countries)."""
     where = f"{node.hop}: telemetry {flow.name!r}"
     if flow.enabled is False:
         return
@@ -108,18 +108,7 @@ def _flow(node: Node, flow: TelemetryFlow, facets: dict[str, _Facet], own: bool)
     if flow.enabled == "unknown":
         facets["telemetry"].missing.append(f"{where} may be on")
         facets["telemetry"].possible.update(countries or ["ANY"])
-        if own and flow.content != "none" and flow.content != "metadata":
-            facets["processing"].missing.append(f"{where} may be on and may carry content")
-        return
-    if countries is None:
+    elif countries is not None:
+        facets["telemetry"].add(node, countries)
+    elif not flow.to:
         facets["telemetry"].missing.append(f"{where} goes to unknown countries")
-        if own and flow.content in ("content", "unknown"):
-            facets["processing"].missing.append(f"{where} may carry content to unknown countries")
-        return
-    facets["telemetry"].add(node, countries)
-    if not own:
-        return
-    if flow.content == "content":  # prompts or completions in telemetry are processing by another name
-        facets["processing"].add(node, countries)
-    elif flow.content == "unknown":
-        facets["processing"].missing.append(f"{where}: whether it carries prompts or completions is unknown")

@@ -32,8 +32,8 @@ class Level(enum.IntEnum):
 
     NONE = 0  # data may leave the EEA, or that cannot be ruled out
     EU_RESIDENT = 1  # processing, storage and fallback in the EEA; a non-EU law can compel plaintext
-    EU_CONTROLLED = 2  # and no established non-EU reach (contested reach via a local subsidiary at most)
-    SOVEREIGN = 3  # and no non-EU reach at all; admin, support and telemetry in the EEA
+    EU_CONTROLLED = 2  # and no established non-EU reach, no non-EU-controlled party can obtain plaintext
+    SOVEREIGN = 3  # and no non-EU reach at all; every party holding the data EU-controlled; admin, support, telemetry in the EEA
     IN_HOUSE = 4  # and no third party can reach plaintext: only the organisation does
 
     @property
@@ -106,6 +106,10 @@ class Exposure(_Out, kw_only=True):
     not_counted: tuple[MitigationNote, ...] = ()  # present, but they do not remove it
     destinations: tuple[str, ...] = ()  # transfers: countries outside the EEA
     basis: tuple[str, ...] = ()  # transfers: the legal basis found for them
+    # Compelled access: the status the law would have here if the operator could read the
+    # data: whom the law binds, which follows the provider's structure (CSF SOV-2 Q2).
+    jurisdiction: ExposureStatus = "none"
+    jurisdiction_worst: ExposureStatus = "none"
 
 
 class CriterionResult(_Out, kw_only=True):
@@ -136,11 +140,26 @@ class Residency(_Out, kw_only=True):
     telemetry: CountrySet
 
 
-class LawReach(_Out, kw_only=True):
-    law: str
+class HopReach(_Out, kw_only=True):
+    """One law at one hop: each hop keeps its own status."""
+
+    hop: str
     status: ExposureStatus
     worst: ExposureStatus
-    hops: tuple[str, ...]
+
+
+class LawReach(_Out, kw_only=True):
+    law: str
+    status: ExposureStatus  # the most severe status over the hops
+    worst: ExposureStatus
+    hops: tuple[HopReach, ...]  # every hop where the law is not ruled out, with its own status
+    reason: str = ""  # one line: why residual, when it is
+
+
+# What the profile says about compelled access to plaintext: `yes` an established reach,
+# `residual` a contested reach through a local presence only (and nothing worse possible),
+# `no` ruled out everywhere, `unknown` not ruled out.
+Access = Literal["yes", "residual", "no", "unknown"]
 
 
 class LevelCondition(_Out, kw_only=True):
@@ -158,7 +177,8 @@ class RouteProfile(_Out, kw_only=True, omit_defaults=False):
     level: Level
     level_name: str
     blocked_by: tuple[str, ...] = ()  # why the level is not one higher
-    non_eu_access: Tri  # can a non-EU law compel plaintext? yes = established or residual reach
+    non_eu_access: Access  # can a non-EU law compel plaintext? yes (established), residual, no, unknown
+    non_eu_access_reason: str = ""  # one line: the law, the hops, and why residual when it is
     laws: tuple[LawReach, ...] = ()  # every non-EU law whose worst case is not none
     residency: Residency
     verdicts: dict[str, Verdict]
@@ -179,7 +199,7 @@ class NodeView(_Out, kw_only=True):
     role: str
     operator: str | None = None
     operator_name: str = ""
-    via: Literal["route", "runs_on", "subprocessor"]
+    via: Literal["route", "runs_on", "subprocessor", "flow"]
     parent: str | None = None
     depth: int
     rank: int  # DORA supply-chain rank: 0 in-house, 1 direct provider, 2+ subcontractors

@@ -11,16 +11,16 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from souverain.sovereignty.checks import RouteCheck, RouteContext, _controlled_from_outside, _in
-from souverain.sovereignty.facts import Trace, describe
+from souverain.sovereignty.custody import Custody
+from souverain.sovereignty.facts import SELF, Trace, describe
 from souverain.sovereignty.graph import Node
-from souverain.sovereignty.loader import SELF
 from souverain.sovereignty.results import Tri, Verdict, combine, t_any
 
 Result = tuple[Verdict, list[str], "int | None"]
 
 
 def _third_party_nodes(ctx: RouteContext, trace: Trace) -> list[Node]:
-    return [n for n in ctx.graph.nodes if n.carries != "no" and ctx.hf.third_party(trace, n.hop) != "no"]
+    return [n for n in ctx.graph.nodes if n.holds != "no" and ctx.hf.third_party(trace, n.hop) != "no"]
 
 
 def _seal(low: int, high: int, why: list[str], complete: bool = True) -> Result:
@@ -66,22 +66,27 @@ def third_party_access(ctx: RouteContext, trace: Trace, p: dict) -> Result:
 
 
 def csf_extraterritorial(ctx: RouteContext, trace: Trace, p: dict) -> Result:
+    """SOV-2 Q2 grades the provider's structure: every party holding the route's data that
+    a non-EU law binds caps the SEAL, even where confidential computing or customer-held
+    keys keep it from reading the data (that removes the access prong, not the control)."""
     seal = p["seal"]
     lows: list[int] = [seal["none"]]
     highs: list[int] = [seal["none"]]
     why: list[str] = []
     for exp in ctx.exposures:
-        if ctx.rules.laws[exp.law].kind != "compelled_access" or exp.worst == "none":
+        if ctx.rules.laws[exp.law].kind != "compelled_access" or exp.jurisdiction_worst == "none":
             continue
         # An operator that is itself an EU company can only be reached through a parent:
         # the calculator's "EU subsidiary" rung; otherwise the operator is non-EU itself.
         own = trace.entity(exp.operator, "incorporated_in") if exp.operator else None
         eu_operator = own is not None and own.usable and ctx.rules.in_zone(own.value, "EU")
         established = seal["established_via_parent"] if eu_operator else seal["established_direct"]
-        highs.append(seal["none"] if exp.status == "unknown" else _cap(seal, exp.status, established))
-        lows.append(_cap(seal, exp.worst, established))
-        why.append(f"{exp.hop}: {exp.law} {exp.status}" + (f" (at worst {exp.worst})" if exp.worst != exp.status else ""))
-    return _seal(min(lows), min(highs), why or ["no non-EU law reaches the data"], ctx.graph.complete)
+        status, worst = exp.jurisdiction, exp.jurisdiction_worst
+        highs.append(seal["none"] if status == "unknown" else _cap(seal, status, established))
+        lows.append(_cap(seal, worst, established))
+        reads = "" if exp.worst != "none" else ", though it cannot read the data"
+        why.append(f"{exp.hop}: {exp.law} binds its operator: {status}" + (f" (at worst {worst})" if worst != status else "") + reads)
+    return _seal(min(lows), min(highs), why or ["no party holding the data is bound by a non-EU law"], ctx.graph.complete)
 
 
 def _cap(seal: dict, status: str, established: int) -> int:
@@ -94,25 +99,25 @@ def csf_keys(ctx: RouteContext, trace: Trace, p: dict) -> Result:
     why: list[str] = []
     for node in _third_party_nodes(ctx, trace):
         reach = ctx.hf.reach(trace, node).result
-        custodian = trace.hop(node.hop, "keys.custodian")
-        encryption = trace.hop(node.hop, "data_state.at_rest.encryption")
         if reach == "no":
             continue
-        if custodian.usable and custodian.value == SELF:
-            rung = "customer_primary"
-        elif encryption.usable and encryption.value == "cmk_in_provider_kms":
-            rung = "shared"
-        elif custodian.usable:
-            rung = "provider_only"
-        else:
-            rung = None
-        # Seeing plaintext caps the rung at customer_primary; the custodian decides below that.
-        best = seal["customer_primary"] if reach == "yes" else seal["customer_exclusive"]
-        worst = seal[rung] if rung else seal["provider_only"]
-        low, high = min(low, worst), min(high, best if not (rung and reach == "yes") else worst)
-        holder = ctx.hf.pipes.entity_name(custodian.value) if custodian.usable else "unknown"
-        why.append(f"{node.hop}: keys held by {holder}; provider reaches plaintext: {reach} → {rung or 'unknown'}")
+        custody = ctx.hf.custody(trace, node.hop)
+        rung = None if custody.conflicts else _key_rung(custody)
+        # Seeing plaintext caps the rung at customer_primary; where the key lives decides below that.
+        worst = min(seal[rung] if rung else seal["provider_only"], seal["customer_primary"])
+        best = worst if rung and reach == "yes" else seal["customer_primary"] if reach == "yes" else seal["customer_exclusive"]
+        low, high = min(low, worst), min(high, best)
+        why.append(f"{node.hop}: key material {custody.key_material}, provider can use it: {custody.provider_can_use}; provider reaches plaintext: {reach} → {rung or 'unknown'}")
     return _seal(low, high, why or ["no third party can read the data"], ctx.graph.complete)
+
+
+def _key_rung(custody: Custody) -> str | None:
+    """The calculator's SOV-3 Q1 answer, from where the key lives and who can use it."""
+    if custody.key_material == "outside":
+        return "customer_exclusive" if custody.provider_can_use == "no" else "customer_primary"
+    if custody.key_material == "provider":
+        return "provider_only" if custody.holder_in_group == "yes" else "shared"
+    return None
 
 
 def csf_location(ctx: RouteContext, trace: Trace, p: dict) -> Result:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from souverain.sovereignty import yamlio
-from souverain.sovereignty.schema import Confidence
+from souverain.sovereignty.schema import Confidence, LevelName
 
 DATA = "souverain.sovereignty.data"
 
@@ -80,6 +80,9 @@ class Criterion(_Rule, kw_only=True):
     applies: Literal["providers", "route"]
     regime: Literal["dora", "gdpr", "ai_act_high_risk"] | None = None
     satisfied_by: tuple[str, ...] = ()
+    # The lowest sovereignty level that needs this criterion met (pass or not_applicable):
+    # the ladder reads it, so a level never stands beside a criterion that contradicts it.
+    required_from: LevelName | None = None
     confidence: Confidence
     note: str = ""
 

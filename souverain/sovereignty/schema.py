@@ -248,9 +248,13 @@ class Contract(Base):
 
 
 class TelemetryFlow(Base):
+    """A flow of data out of a hop (telemetry, logs, samples): its recipient is a party of
+    the route (see flows.py)."""
+
     name: str
     enabled: bool | Unknown = "unknown"
-    destination: Id | None = None  # entity
+    destination: Id | None = None  # the recipient entity (null: not stated)
+    to: Id | None = None  # the declared hop that receives it (then its facts say where and who)
     countries: list[Country] | Unknown = "unknown"
     content: Literal["none", "metadata", "content", "unknown"] = "unknown"
 
