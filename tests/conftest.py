@@ -26,7 +26,9 @@ MODEL = "smollm2-135m-instruct"
 class Server:
     """A gateway process. `key` is the admin key it printed on first start."""
 
-    def __init__(self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None, preexec_fn=None
+    ) -> None:
         self.tmp = tmp
         self.state = tmp / "state"
         self.env = {**os.environ, "SOUVERAIN_STATE_DIR": str(self.state), **(env or {})}
@@ -38,7 +40,9 @@ class Server:
             args += ["--config", str(self.config_path)]
         self.log = tmp / "serve.log"
         self._log_file = self.log.open("w")
-        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=tmp)
+        self.proc = subprocess.Popen(
+            args, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=tmp, preexec_fn=preexec_fn
+        )
         self.url, self.key = self._wait_started()
 
     def _wait_started(self, timeout: float = 60) -> tuple[str, str]:
@@ -95,6 +99,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = f"""
 server:
   max_body_bytes: 65536
+hardening:
+  metrics: open
 models:
   - name: {MODEL}
     engine: llamacpp
@@ -111,10 +117,10 @@ def start_server(tmp_path: Path) -> Iterator:
     """Start extra gateways with their own configuration; stopped after the test."""
     servers: list[Server] = []
 
-    def start(config: str | None = None, env: dict[str, str] | None = None, ready: bool = True) -> Server:
+    def start(config: str | None = None, env: dict[str, str] | None = None, ready: bool = True, preexec_fn=None) -> Server:
         folder = tmp_path / f"s{len(servers)}"
         folder.mkdir()
-        server = Server(folder, config, env)
+        server = Server(folder, config, env, preexec_fn)
         servers.append(server)
         if ready:
             server.wait_ready()
