@@ -62,6 +62,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._body_since = 0.0
         self._body_bytes = 0
+        self._body_done = True
+        self._close_after_body = False
 
     # -- connection ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -110,9 +112,11 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_headers = False
         self._disarm()
-        self._body_since, self._body_bytes = self.loop.time(), 0
+        self._body_since, self._body_bytes, self._body_done = self.loop.time(), 0, False
         self._arm(self._limits.body_grace_s, self._body_check)
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = _LingeringClose(self)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -120,7 +124,20 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._body_done = True
         super().on_message_complete()
+        if self._close_after_body:
+            self.transport.close()
+
+    def close_after_body(self) -> None:
+        """Close now if the request's body has all arrived; else once it has (read and
+        discarded), or when it is too slow. Closing while the client still sends would
+        reset the connection, and the client would report that instead of our answer
+        (a 413 to `Connection: close`, say)."""
+        if self._body_done or self.transport.is_closing():
+            self.transport.close()
+        else:
+            self._close_after_body = True
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn answers every parser error with a 400; a limit of ours with its own status."""
@@ -179,6 +196,20 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class _LingeringClose:
+    """The transport as a request's cycle sees it: `close` waits for the request's body."""
+
+    def __init__(self, protocol: GuardedProtocol) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+
+    def close(self) -> None:
+        self._protocol.close_after_body()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _too_long(limits: HardeningConfig) -> str:
