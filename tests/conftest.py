@@ -31,7 +31,10 @@ class Server:
     ) -> None:
         self.tmp = tmp
         self.state = tmp / "state"
-        self.env = {**os.environ, "SOUVERAIN_STATE_DIR": str(self.state), **(env or {})}
+        # The code under test is this checkout's, even where another one is installed
+        # (a worktree sharing a virtualenv): `-m` in `tmp` would import the installed one.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        self.env = {**os.environ, "PYTHONPATH": path, "SOUVERAIN_STATE_DIR": str(self.state), **(env or {})}
         self.config_path: Path | None = None
         args = [*SOUVERAIN, "serve", "--port", "0"]
         if config is not None:
