@@ -171,7 +171,7 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    if gateway.config.hardening.metrics != "off":
+    if gateway.config.hardening.metrics != "disabled":
         routes.append(Route("/metrics", metrics, methods=["GET"]))
     if gateway.ledger is not None:
         routes.append(Mount("/ledger", routes=ledger_routes(gateway.ledger, gateway.authorize_ledger)))

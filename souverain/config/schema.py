@@ -245,9 +245,9 @@ class HardeningConfig(Base):
     idle_timeout_s: PositiveFloat = 5.0
     # Client connections open at once; one past it gets a 503 and is closed.
     max_connections: PositiveInt = 2048
-    # Who may read /metrics: `off` (not served), `key` (an API key with the `metrics` or
+    # Who may read /metrics: `disabled` (not served), `key` (an API key with the `metrics` or
     # `admin` scope), `open` (anyone who can reach the gateway).
-    metrics: Literal["off", "key", "open"] = "off"
+    metrics: Literal["disabled", "key", "open"] = "disabled"
     # A state directory that other users may read or enter: `warn` at start, or `refuse`
     # to start.
     open_state_dir: Literal["warn", "refuse"] = "warn"
