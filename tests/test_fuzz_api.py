@@ -50,14 +50,6 @@ def _encode(body: object) -> bytes:
 bodies = st.one_of(st.binary(max_size=200), values.map(_encode), with_bad_field.map(_encode), with_bad_message.map(_encode))
 
 
-def _utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def fuzz_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     upstream = FaultServer()
@@ -95,3 +87,22 @@ def test_bad_bodies_get_errors_in_the_callers_dialect(fuzz_gateway: Server, body
     if response.status_code != 200:
         assert response.headers["content-type"].startswith("application/json")
         assert_dialect_error(dialect, response)
+
+
+# Found by hand, not by the derandomized run above: the request decoder
+# (souverain/chat.py `decode`) lets msgspec's RecursionError and UnicodeDecodeError
+# through, so these answer 500. Another issue covers the decoder; strict, so that the fix
+# turns these into failures to remove.
+DECODER_500S = {
+    "deeply nested object": b'{"model":"up","messages":[{"role":"user","content":"hi"}],"response_format":'
+    + b'{"a":' * 50000 + b"1" + b"}" * 50000 + b"}",
+    "invalid UTF-8 in a string": b'{"model":"up","messages":[{"role":"user","content":"h\xff\xfei"}]}',
+}
+
+
+@pytest.mark.xfail(strict=True, reason="the request decoder answers 500 (another issue covers it)")
+@pytest.mark.parametrize("name", sorted(DECODER_500S))
+def test_decoder_errors_are_4xx(fuzz_gateway: Server, name: str) -> None:
+    response = httpx.post(f"{fuzz_gateway.url}/v1/chat/completions", content=DECODER_500S[name],
+                          headers={**fuzz_gateway.headers(), "content-type": "application/json"}, timeout=60)
+    assert 400 <= response.status_code < 500, response.text
