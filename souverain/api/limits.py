@@ -258,4 +258,7 @@ def server_settings(limits: HardeningConfig) -> dict[str, Any]:
     return {
         "http": functools.partial(GuardedProtocol, limits=limits),
         "timeout_keep_alive": limits.idle_timeout_s,
+        # No route takes a WebSocket: an upgrade would hand the connection to a protocol
+        # without these limits.
+        "ws": "none",
     }
