@@ -148,6 +148,15 @@ def test_header_size_and_count_are_bounded(upstream, start_server) -> None:
         sock.close()
     within = {f"X-{i}": "1" for i in range(15)}
     assert http.get(f"{server.url}/healthz", headers=within).status_code == 200
+    # The same on a kept-alive connection's second request, its header sent in pieces.
+    sock = connect(server)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    for _ in range(5):  # just past the limit: all of it read when the 431 is sent
+        sock.sendall(b"a" * 1024)
+        time.sleep(0.05)
+    assert closed_by_server(sock).startswith(b"HTTP/1.1 431 ")
 
 
 # -- /metrics -------------------------------------------------------------------------

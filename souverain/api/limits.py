@@ -111,6 +111,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._raw_header_bytes = 0
         self._disarm()
         self._body_since, self._body_bytes, self._body_done = self.loop.time(), 0, False
         self._arm(self._limits.body_grace_s, self._body_check)
@@ -125,6 +126,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         self._body_done = True
+        self._in_headers = True  # what comes next is the next request's headers
         super().on_message_complete()
         if self._close_after_body:
             self.transport.close()
