@@ -43,8 +43,8 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 Authorize = Callable[[Request, str], Awaitable[str | None]]
 
 
-def _error(status: int, message: str, code: str) -> Response:
-    body = msgspec.json.encode({"error": {"message": message, "type": "invalid_request_error", "code": code}})
+def _error(status: int, message: str, code: str, type_: str = "invalid_request_error") -> Response:
+    body = msgspec.json.encode({"error": {"message": message, "type": type_, "code": code}})
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -88,7 +88,8 @@ def routes(ledger: Ledger, authorize: Authorize | None = None) -> list[Route]:
         if level is None and authorize is None:
             return _error(404, "entry bundles are not served here", "not_found")
         if await allow(request, READ if level is not None else AUDIT) is not None:
-            return _error(403, "entry bundles hold every tenant's entries: they need the auditor:all scope", "insufficient_scope")
+            message = "entry bundles hold every tenant's entries: they need the auditor:all scope"
+            return _error(403, message, "insufficient_scope", "permission_error")
         try:
             data = await (ledger.tile(level, index, width) if level is not None else ledger.bundle(index, width))
         except NotFoundError as exc:
