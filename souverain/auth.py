@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from souverain.errors import Unauthorized
 
 PREFIX = "sk-sv-"
-# inference: /v1; auditor: the ledger's entries (auditor scope); admin: everything.
-SCOPES = ("inference", "auditor", "admin")
+# inference: /v1; auditor: the ledger's entries of the key's own tenant; auditor:all: the
+# ledger's entries of every tenant (the organisation's own auditors); metrics: /metrics
+# when `hardening.metrics` is `key`; admin: everything.
+SCOPES = ("inference", "auditor", "auditor:all", "metrics", "admin")
 TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 
 

@@ -12,6 +12,9 @@ from souverain.engines import Engine
 from souverain.engines.supervisor import WorkerEngine
 from souverain.privacy import native
 
+# The `model` label of a request for a name the configuration does not serve: labels come
+# from the configuration only, so clients cannot grow the registry (one series per name).
+UNKNOWN_MODEL = "_unknown"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 ENGINE_STATES = ("loading", "ready", "restarting", "failed")
 
@@ -67,8 +70,10 @@ class _EngineCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, engines: Callable[[], Mapping[str, Engine]]) -> None:
+    def __init__(self, engines: Callable[[], Mapping[str, Engine]], models: Iterable[str]) -> None:
+        """`models`: every name a `model` label may take (public and deployment names)."""
         self.registry = CollectorRegistry()
+        self._models = frozenset(models) | {"-"}
         self.requests = Counter(
             "souverain_requests", "Requests by endpoint, model and status", ["endpoint", "model", "status"],
             registry=self.registry,
@@ -87,13 +92,21 @@ class Metrics:
         )
         self.registry.register(_EngineCollector(engines))
 
+    def model_label(self, model: str) -> str:
+        return model if model in self._models else UNKNOWN_MODEL
+
     def observe(self, endpoint: str, model: str, status: int, seconds: float) -> None:
+        model = self.model_label(model)
         self.requests.labels(endpoint, model, str(status)).inc()
         self.latency.labels(endpoint, model).observe(seconds)
+
+    def first_token(self, model: str, seconds: float) -> None:
+        self.ttft.labels(self.model_label(model)).observe(seconds)
 
     def count_tokens(self, model: str, usage: Mapping[str, int] | None) -> None:
         if not usage:
             return
+        model = self.model_label(model)
         self.tokens.labels(model, "prompt").inc(usage.get("prompt_tokens", 0) or 0)
         self.tokens.labels(model, "completion").inc(usage.get("completion_tokens", 0) or 0)
 

@@ -258,7 +258,7 @@ class Pipeline:
                     delta = chunk["choices"][0].get("delta") or {}
                     if delta.get("content") or delta.get("tool_calls"):
                         seen_content = True
-                        self.metrics.ttft.labels(candidate.model).observe(time.perf_counter() - started)
+                        self.metrics.first_token(candidate.model, time.perf_counter() - started)
                 if chunk.get("usage"):
                     self.metrics.count_tokens(candidate.model, chunk["usage"])
                 yield chunk

@@ -26,10 +26,15 @@ MODEL = "smollm2-135m-instruct"
 class Server:
     """A gateway process. `key` is the admin key it printed on first start."""
 
-    def __init__(self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None, preexec_fn=None
+    ) -> None:
         self.tmp = tmp
         self.state = tmp / "state"
-        self.env = {**os.environ, "SOUVERAIN_STATE_DIR": str(self.state), **(env or {})}
+        # The code under test is this checkout's, even where another one is installed
+        # (a worktree sharing a virtualenv): `-m` in `tmp` would import the installed one.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        self.env = {**os.environ, "PYTHONPATH": path, "SOUVERAIN_STATE_DIR": str(self.state), **(env or {})}
         self.config_path: Path | None = None
         args = [*SOUVERAIN, "serve", "--port", "0"]
         if config is not None:
@@ -38,7 +43,9 @@ class Server:
             args += ["--config", str(self.config_path)]
         self.log = tmp / "serve.log"
         self._log_file = self.log.open("w")
-        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=tmp)
+        self.proc = subprocess.Popen(
+            args, stdout=self._log_file, stderr=subprocess.STDOUT, env=self.env, cwd=tmp, preexec_fn=preexec_fn
+        )
         self.url, self.key = self._wait_started()
 
     def _wait_started(self, timeout: float = 60) -> tuple[str, str]:
@@ -106,6 +113,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = f"""
 server:
   max_body_bytes: 65536
+hardening:
+  metrics: open
 models:
   - name: {MODEL}
     engine: llamacpp
@@ -122,10 +131,10 @@ def start_server(tmp_path: Path) -> Iterator:
     """Start extra gateways with their own configuration; stopped after the test."""
     servers: list[Server] = []
 
-    def start(config: str | None = None, env: dict[str, str] | None = None, ready: bool = True) -> Server:
+    def start(config: str | None = None, env: dict[str, str] | None = None, ready: bool = True, preexec_fn=None) -> Server:
         folder = tmp_path / f"s{len(servers)}"
         folder.mkdir()
-        server = Server(folder, config, env)
+        server = Server(folder, config, env, preexec_fn)
         servers.append(server)
         if ready:
             server.wait_ready()

@@ -25,7 +25,7 @@ def metric(server: Server, name: str, labels: str) -> float:
 
 def test_full_queue_answers_429_with_retry_after(start_server) -> None:
     server = start_server(
-        f"models:\n  - name: {MODEL}\n    engine: llamacpp\n    max_queue: 1\n    retry_after_s: 3\n"
+        f"hardening:\n  metrics: open\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n    max_queue: 1\n    retry_after_s: 3\n"
     )
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [
@@ -92,7 +92,7 @@ def test_slow_client_does_not_block_others(gateway: Server) -> None:
 
 def test_model_that_fails_to_load(start_server, tmp_path) -> None:
     missing = tmp_path / "nope.gguf"
-    server = start_server(f"models:\n  - name: broken\n    engine: llamacpp\n    path: {missing}\n", ready=False)
+    server = start_server(f"hardening:\n  metrics: open\nmodels:\n  - name: broken\n    engine: llamacpp\n    path: {missing}\n", ready=False)
     deadline = time.monotonic() + 30
     while (r := http.get(f"{server.url}/readyz")).json()["models"]["broken"] == "loading":
         assert time.monotonic() < deadline
@@ -131,7 +131,7 @@ def test_health_and_metrics(gateway: Server) -> None:
 
 
 def test_request_timeout_is_a_504_and_frees_the_engine(start_server) -> None:
-    server = start_server(f"server:\n  request_timeout_s: 0.3\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n")
+    server = start_server(f"server:\n  request_timeout_s: 0.3\nhardening:\n  metrics: open\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n")
     response = http.post(f"{server.url}/v1/chat/completions", json=LONG, headers=server.headers(), timeout=60)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "request_timeout"

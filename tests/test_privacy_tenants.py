@@ -78,7 +78,7 @@ class Tenants:
             created = server.cli("keys", "create", "--name", tenant, "--tenant", tenant)
             assert created.returncode == 0, created.stderr
             self.keys[tenant] = created.stdout.strip()
-        auditor = server.cli("keys", "create", "--name", "auditor", "--scope", "auditor")
+        auditor = server.cli("keys", "create", "--name", "auditor", "--scope", "auditor:all")
         assert auditor.returncode == 0, auditor.stderr
         self.auditor = auditor.stdout.strip()
 

@@ -47,7 +47,7 @@ class Gateway:
     def __post_init__(self) -> None:
         if not self.engines:
             self.engines = {m.name: build_engine(m) for m in self.config.models}
-        self.metrics = Metrics(lambda: self.engines)
+        self.metrics = Metrics(lambda: self.engines, models=model_names(self.config))
         self.router = Router(self.config)
         scanner, tenant_scanners = build_scanners(self.config)
         self.pipeline = Pipeline(
@@ -77,14 +77,24 @@ class Gateway:
                     ok = False
                 self.router.health.probed(name, ok)
 
-    async def authorize_ledger(self, request: Request, scope: str) -> None:
+    async def authorize_ledger(self, request: Request, scope: str) -> str | None:
         """Checkpoints, proofs and tiles (hashes only) are open to anyone who can reach the
-        gateway, as tlog-tiles clients expect; entries need an auditor or admin key."""
+        gateway, as tlog-tiles clients expect. Entries need an auditor key, which reads its
+        own tenant's, or an `auditor:all` or admin key, which reads every tenant's
+        (docs/ledger.md, "Who may read entries"). Returns the tenant to restrict to."""
         if scope == "ledger:read":
-            return
+            return None
         principal = self.keys.authenticate(request.headers.get("authorization"))
-        if not principal.scopes & {"auditor", "admin"}:
-            raise Forbidden("reading ledger entries needs an API key with the auditor scope", code="insufficient_scope")
+        if principal.scopes & {"auditor:all", "admin"}:
+            return None
+        if "auditor" in principal.scopes:
+            return principal.tenant
+        raise Forbidden("reading ledger entries needs an API key with the auditor scope", code="insufficient_scope")
+
+
+def model_names(config: Config) -> set[str]:
+    """Every name a configured model answers to or is known by: public and deployment."""
+    return {m.name for m in config.models} | {m.serves for m in config.models if m.serves}
 
 
 def build_scanners(config: Config) -> tuple[Scanner, dict[str, Scanner]]:
@@ -126,7 +136,12 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """Served only when `hardening.metrics` says so: open, or to a key that may read it."""
     gw: Gateway = request.app.state.gateway
+    if gw.config.hardening.metrics == "key":
+        principal = gw.keys.authenticate(request.headers.get("authorization"))
+        if not principal.scopes & {"metrics", "admin"}:
+            raise Forbidden("reading /metrics needs an API key with the metrics scope", code="insufficient_scope")
     return Response(gw.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -159,8 +174,9 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/models/{model:path}", handlers.get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
     ]
+    if gateway.config.hardening.metrics != "disabled":
+        routes.append(Route("/metrics", metrics, methods=["GET"]))
     if gateway.ledger is not None:
         routes.append(Mount("/ledger", routes=ledger_routes(gateway.ledger, gateway.authorize_ledger)))
     app = Starlette(

@@ -66,8 +66,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def until_disconnect(request: Request, work: Awaitable[T], timeout: float) -> T:
-    """Run `work`, cancelling it if the client goes away first (stops generation) or
-    when `timeout` seconds pass (504)."""
+    """Run `work`, cancelling it if the client goes away first (stops generation; raises
+    `ClientDisconnect`) or when `timeout` seconds pass (504)."""
     task = asyncio.ensure_future(work)
 
     async def watch() -> None:
@@ -83,7 +83,7 @@ async def until_disconnect(request: Request, work: Awaitable[T], timeout: float)
         task.cancel()
         if not done:
             raise GatewayTimeout(f"The request took longer than the gateway's limit of {timeout:g} s.")
-        raise asyncio.CancelledError("client disconnected")
+        raise ClientDisconnect()
     return task.result()
 
 
@@ -164,9 +164,18 @@ async def chat_completions(request: Request) -> Response:
     except GatewayError as exc:
         await _record_failure(gw, facts, exc, body)
         raise
+    except ClientDisconnect:
+        return _client_gone(gw, facts, body)
     except asyncio.CancelledError:
         _record_cancelled(gw, facts, body)
         raise
+
+
+def _client_gone(gw: Any, facts: Facts, body: bytes | None) -> Response:
+    """The client left before its answer: recorded, and a response nobody reads (uvicorn
+    drops it), rather than an exception that the server would log as a crash."""
+    _record_cancelled(gw, facts, body)
+    return Response(status_code=499)
 
 
 def _record_cancelled(gw: Any, facts: Facts, body: bytes | None) -> None:
@@ -311,6 +320,8 @@ async def embeddings(request: Request) -> Response:
     except GatewayError as exc:
         await _record_failure(gw, facts, exc, body)
         raise
+    except ClientDisconnect:
+        return _client_gone(gw, facts, body)
     except asyncio.CancelledError:
         _record_cancelled(gw, facts, body)
         raise

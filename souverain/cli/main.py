@@ -1,7 +1,7 @@
 """The `souverain` command.
 
     souverain serve [--config FILE] [--host H] [--port P]
-    souverain keys create --name NAME [--scope inference|admin] [--tenant T] [--model M ...]
+    souverain keys create --name NAME [--scope inference|auditor|auditor:all|metrics|admin] [--tenant T] [--model M ...]
     souverain keys list
     souverain keys revoke KEY_ID
     souverain config check FILE
@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 from souverain.cli.options import config_path, with_config
 from souverain import __version__
+from souverain.auth import SCOPES
 from souverain.errors import ConfigError
 
 
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = with_config(keys.add_parser("create", help="create a key and print it once"))
     create.add_argument("--name", required=True, help="what the key is for")
     create.add_argument("--tenant", default="default")
-    create.add_argument("--scope", action="append", choices=["inference", "auditor", "admin"], help="repeatable; default inference")
+    create.add_argument("--scope", action="append", choices=list(SCOPES), help="repeatable; default inference")
     create.add_argument("--model", action="append", help="limit the key to this model (repeatable); default all")
     create.set_defaults(func=cmd_keys_create)
     listing = with_config(keys.add_parser("list", help="list keys (never their secrets)"))

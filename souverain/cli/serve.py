@@ -9,6 +9,7 @@ import sys
 import uvicorn
 
 from souverain.api.app import Gateway, create_app
+from souverain.api.limits import server_settings
 from souverain.auth import KeyStore
 from souverain.config import Config
 from souverain.errors import ConfigError
@@ -69,10 +70,11 @@ def serve(config: Config) -> int:
         uvicorn.Config(
             create_app(gateway),
             loop="uvloop",
-            http="httptools",
             access_log=config.server.access_log,
             log_level="info",
             timeout_graceful_shutdown=10,
+            # httptools with our limits (hardening: docs/configuration.md)
+            **server_settings(config.hardening),
         )
     )
     # Server.run installs the uvloop event loop asked for above; asyncio.run would not.

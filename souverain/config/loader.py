@@ -208,6 +208,13 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
                 raise ConfigError(
                     f"{filename}:{line}: models[{i}].base_url: expected an http:// or https:// URL, got {model.base_url!r}"
                 )
+            if parts.username is not None or parts.password is not None:
+                # httpx would send them as Basic auth, or fail on every request; and the
+                # URL is printed in places a secret should not be (never the password here).
+                raise ConfigError(
+                    f"{filename}:{line}: models[{i}].base_url: credentials in the URL are not accepted; "
+                    "give the upstream's token as the model's api_key (${ENV_VAR} takes it from the environment)"
+                )
             if config.air_gap.enabled and not is_local_host(parts.hostname, config.air_gap.allowed_hosts):
                 raise ConfigError(
                     f"{filename}:{line}: models[{i}].base_url: air gap is on and {parts.hostname!r} is not a local "

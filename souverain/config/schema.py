@@ -233,6 +233,36 @@ class PrivacyConfig(PrivacySettings):
         return tenant_configs(msgspec.to_builtins(self), read_files=read_files)
 
 
+class HardeningConfig(Base):
+    """What the gateway bounds by itself against hostile clients, on its own socket
+    (souverain/api/protocol.py), so that a client that never completes a request costs a
+    bounded amount of time, memory and file descriptors (docs/security.md)."""
+
+    # Seconds a client may take to send a request's line and headers, counted from the
+    # moment the connection opens (or from the request's first byte on a kept-alive
+    # connection); past it the connection is closed.
+    header_timeout_s: PositiveFloat = 10.0
+    # Largest request line plus headers, in bytes; more gets a 431 and the connection closed.
+    max_header_bytes: Annotated[int, Meta(ge=1024)] = 65536
+    # Most header lines in one request; more gets a 431 and the connection closed.
+    max_headers: Annotated[int, Meta(ge=8)] = 100
+    # A request body must arrive at this many bytes per second on average, after
+    # `body_grace_s`; a slower one has its connection closed.
+    body_min_rate_bytes_s: PositiveInt = 1024
+    # Seconds of grace before the body rate is enforced.
+    body_grace_s: PositiveFloat = 10.0
+    # Seconds a kept-alive connection may stay idle between requests.
+    idle_timeout_s: PositiveFloat = 5.0
+    # Client connections open at once; one past it gets a 503 and is closed.
+    max_connections: PositiveInt = 2048
+    # Who may read /metrics: `disabled` (not served), `key` (an API key with the `metrics` or
+    # `admin` scope), `open` (anyone who can reach the gateway).
+    metrics: Literal["disabled", "key", "open"] = "disabled"
+    # A state directory that other users may read or enter: `warn` at start, or `refuse`
+    # to start.
+    open_state_dir: Literal["warn", "refuse"] = "warn"
+
+
 class Config(Base):
     # Configuration schema version.
     version: Literal[1] = 1
@@ -250,6 +280,9 @@ class Config(Base):
     # scanner's defaults for every tenant.
     privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=lambda: [LlamaCppModel(name="smollm2-135m-instruct")])
+    # Limits against hostile clients, /metrics exposure, the state directory's mode
+    # (docs/configuration.md, "hardening"; docs/security.md).
+    hardening: HardeningConfig = msgspec.field(default_factory=HardeningConfig)
 
 
 def json_schema() -> dict:

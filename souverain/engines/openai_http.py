@@ -10,6 +10,7 @@ they arrive, never buffered; every upstream failure becomes a clear 502/504.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import string
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from souverain.engines.reasoning import SAFE_PROMPT
 from souverain.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamRateLimited, UpstreamTimeout
 
 _ALNUM = string.ascii_letters + string.digits
+log = logging.getLogger("souverain.engines.openai_http")
 
 
 class OpenAIHTTPEngine:
@@ -33,6 +35,9 @@ class OpenAIHTTPEngine:
     def __init__(self, config: OpenAIHTTPModel) -> None:
         self.config = config
         self._base = config.base_url.rstrip("/")
+        # What clients are told of this upstream: its route, never its address (the log
+        # has that). An HTTP model without a route is on the built-in `undeclared` one.
+        self._label = f"the upstream of route {config.route or 'undeclared'!r}"
         self._upstream_model = config.upstream_model or config.name
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._client = HttpxAiohttpClient(
@@ -152,7 +157,7 @@ class OpenAIHTTPEngine:
         finally:
             self._inflight -= 1
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(f"upstream {self._base} answered without choices")
+            raise UpstreamError(f"{self._label} answered without choices")
         data["model"] = self.config.name
         for choice in data["choices"]:
             message = choice.get("message") or {}
@@ -169,7 +174,7 @@ class OpenAIHTTPEngine:
             try:
                 response = await self._client.send(req, stream=True)
             except httpx.HTTPError as exc:
-                raise _transport_error(self._base, exc) from None
+                raise _transport_error(self._label, self._base, exc) from None
             try:
                 if response.status_code >= 400:
                     await response.aread()
@@ -189,7 +194,7 @@ class OpenAIHTTPEngine:
                     try:
                         chunk = msgspec.json.decode(payload)
                     except msgspec.DecodeError:
-                        raise UpstreamError(f"upstream {self._base} sent a malformed stream event") from None
+                        raise UpstreamError(f"{self._label} sent a malformed stream event") from None
                     if not isinstance(chunk, dict):
                         continue
                     if chunk.get("usage"):
@@ -209,7 +214,7 @@ class OpenAIHTTPEngine:
                     else:
                         yield chunk
                 if seen is None:
-                    raise UpstreamError(f"upstream {self._base} closed the stream without a chunk")
+                    raise UpstreamError(f"{self._label} closed the stream without a chunk")
                 if final is None:
                     final = {"id": seen.get("id", ""), "object": "chat.completion.chunk", "model": self.config.name,
                              "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
@@ -217,9 +222,9 @@ class OpenAIHTTPEngine:
                 self._generated += int(final["usage"].get("completion_tokens") or 0)
                 yield final
             except httpx.TimeoutException:
-                raise UpstreamTimeout(f"upstream {self._base} stopped sending") from None
+                raise UpstreamTimeout(f"{self._label} stopped sending") from None
             except httpx.HTTPError as exc:
-                raise UpstreamError(f"upstream {self._base} broke the stream: {type(exc).__name__}") from None
+                raise UpstreamError(f"{self._label} broke the stream: {type(exc).__name__}") from None
             finally:
                 await response.aclose()
         finally:
@@ -234,26 +239,26 @@ class OpenAIHTTPEngine:
             items = sorted(data["data"], key=lambda d: d["index"])
             return [d["embedding"] for d in items], int((data.get("usage") or {}).get("prompt_tokens", 0))
         except (KeyError, TypeError):
-            raise UpstreamError(f"upstream {self._base} answered embeddings in an unexpected shape") from None
+            raise UpstreamError(f"{self._label} answered embeddings in an unexpected shape") from None
 
     async def _send(self, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
             response = await self._client.request(method, f"{self._base}{path}", json=body)
         except httpx.HTTPError as exc:
-            raise _transport_error(self._base, exc) from None
+            raise _transport_error(self._label, self._base, exc) from None
         if response.status_code >= 400:
             raise _status_error(response)
         return response
 
 
-def _transport_error(base: str, exc: httpx.HTTPError) -> GatewayError:
+def _transport_error(label: str, base: str, exc: httpx.HTTPError) -> GatewayError:
     """Could not connect: 502 (the aiohttp transport reports a refused connection as a
-    connect timeout). No answer in time once connected: 504."""
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return UpstreamError(f"cannot reach upstream {base}: {type(exc).__name__}")
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeout(f"upstream {base} did not answer in time")
-    return UpstreamError(f"cannot reach upstream {base}: {type(exc).__name__}")
+    connect timeout). No answer in time once connected: 504. The client is told the route
+    (`label`) and the kind of failure; the address goes to the operator's log only."""
+    log.warning("%s at %s: %s", label, base, type(exc).__name__)
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return UpstreamTimeout(f"{label} did not answer in time")
+    return UpstreamError(f"cannot reach {label}: {type(exc).__name__}")
 
 
 def _json(response: httpx.Response) -> Any:

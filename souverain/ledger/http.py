@@ -11,8 +11,11 @@
 
 Checkpoints, tiles and proofs reveal only hashes and sizes; entries name tenants, keys and
 routes, so they need the `ledger:audit` scope. `authorize(request, scope)` is the gateway's
-check (it raises to refuse); without one, the audit routes are not mounted at all, and the
-read routes (`ledger:read`) are open.
+check: it raises to refuse, and returns the one tenant whose entries the caller may read,
+or None for every tenant. A caller limited to one tenant gets only that tenant's entries
+from /entries, and no entry bundles (a bundle holds every tenant's entries). Without an
+`authorize`, the audit routes are not mounted at all, and the read routes
+(`ledger:read`) are open.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ AUDIT = "ledger:audit"
 MAX_ENTRIES = 1000
 IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 
-Authorize = Callable[[Request, str], Awaitable[None]]
+# (request, scope) -> the only tenant the caller may read entries of, or None for all.
+Authorize = Callable[[Request, str], Awaitable[str | None]]
 
 
-def _error(status: int, message: str, code: str) -> Response:
-    body = msgspec.json.encode({"error": {"message": message, "type": "invalid_request_error", "code": code}})
+def _error(status: int, message: str, code: str, type_: str = "invalid_request_error") -> Response:
+    body = msgspec.json.encode({"error": {"message": message, "type": type_, "code": code}})
     return Response(body, status_code=status, media_type="application/json")
 
 
@@ -58,9 +62,8 @@ def _int(request: Request, name: str, default: int | None = None) -> int | None:
 
 
 def routes(ledger: Ledger, authorize: Authorize | None = None) -> list[Route]:
-    async def allow(request: Request, scope: str) -> None:
-        if authorize is not None:
-            await authorize(request, scope)
+    async def allow(request: Request, scope: str) -> str | None:
+        return await authorize(request, scope) if authorize is not None else None
 
     async def _latest_size() -> int:
         return Checkpoint.parse(parse_note(await ledger.checkpoint()).text).size
@@ -84,7 +87,9 @@ def routes(ledger: Ledger, authorize: Authorize | None = None) -> list[Route]:
             return _error(404, str(exc), "not_found")
         if level is None and authorize is None:
             return _error(404, "entry bundles are not served here", "not_found")
-        await allow(request, READ if level is not None else AUDIT)
+        if await allow(request, READ if level is not None else AUDIT) is not None:
+            message = "entry bundles hold every tenant's entries: they need the auditor:all scope"
+            return _error(403, message, "insufficient_scope", "permission_error")
         try:
             data = await (ledger.tile(level, index, width) if level is not None else ledger.bundle(index, width))
         except NotFoundError as exc:
@@ -126,7 +131,7 @@ def routes(ledger: Ledger, authorize: Authorize | None = None) -> list[Route]:
         return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
 
     async def entries(request: Request) -> Response:
-        await allow(request, AUDIT)
+        tenant = await allow(request, AUDIT)
         try:
             start = _int(request, "start", 0) or 0
             end = _int(request, "end", start + 100)
@@ -139,9 +144,13 @@ def routes(ledger: Ledger, authorize: Authorize | None = None) -> list[Route]:
         out = []
         for index, data in rows:
             try:
-                out.append({"index": index, "entry": decode_entry(data)})
+                entry = decode_entry(data)
             except EntryError:
-                out.append({"index": index, "invalid": b64(data)})
+                if tenant is None:
+                    out.append({"index": index, "invalid": b64(data)})
+                continue
+            if tenant is None or entry.tenant == tenant:
+                out.append({"index": index, "entry": entry})
         return _json({"start": start, "end": end, "entries": out})
 
     table = [
