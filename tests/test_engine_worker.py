@@ -25,6 +25,8 @@ STORY = [{"role": "user", "content": "Write a very long story about a lighthouse
 def two_models(extra: str = "") -> str:
     """Two embedded models, each in its own worker: `MODEL` is the one we break."""
     return f"""
+hardening:
+  metrics: open
 models:
   - name: {MODEL}
     engine: llamacpp
@@ -59,7 +61,8 @@ def worker_pid(server: Server, model: str) -> int:
 def metric(server: Server, name: str, labels: str) -> float:
     text = http.get(f"{server.url}/metrics").text
     match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
+    assert match, f"{name}{{{labels}}} not in /metrics"
+    return float(match.group(1))
 
 
 def chat(server: Server, model: str, *, stream: bool, max_tokens: int = 300) -> dict:
