@@ -60,6 +60,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._raw_header_bytes = 0  # received while the headers are incomplete
         self._header_count = 0
         self._in_headers = False
+        self._headers_ended = False  # set when a chunk completed the headers
         self._body_since = 0.0
         self._body_bytes = 0
         self._body_done = True
@@ -82,8 +83,13 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         received = self._raw_header_bytes + len(data) if self._in_headers else 0
+        self._headers_ended = False
         super().data_received(data)
-        if self._in_headers and self.parser is not None and not self.transport.is_closing():
+        if self._headers_ended:
+            # Headers ended within this chunk: the rest is body (or a whole request, whose
+            # completion set `_in_headers` again for the next one); not header bytes.
+            self._raw_header_bytes = 0
+        elif self._in_headers and self.parser is not None and not self.transport.is_closing():
             # Headers still incomplete: every byte so far is header bytes. httptools keeps
             # a header it has not finished in memory, so count them before it ends.
             self._raw_header_bytes = received
@@ -111,6 +117,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
+        self._headers_ended = True
         self._raw_header_bytes = 0
         self._disarm()
         self._body_since, self._body_bytes, self._body_done = self.loop.time(), 0, False
