@@ -82,7 +82,8 @@ class _Counter:
 
 
 class LlamaCppEngine:
-    kind = "llamacpp"
+    """One model, inside the worker process; the gateway's `Engine` for it is
+    `supervisor.WorkerEngine`, which reaches this through `worker.py`."""
 
     def __init__(self, config: LlamaCppModel) -> None:
         self.config = config
@@ -173,13 +174,6 @@ class LlamaCppEngine:
     @property
     def generated_tokens(self) -> int:
         return self._generated
-
-    @property
-    def supports_embeddings(self) -> bool:
-        return self.config.embeddings
-
-    async def probe(self) -> bool:
-        return self._state == "ready"
 
     # -- admission -------------------------------------------------------------------
     def _admit(self) -> None:
