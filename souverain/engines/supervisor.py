@@ -99,10 +99,17 @@ class WorkerEngine:
             transport=httpx.AsyncHTTPTransport(uds=self._socket),
             base_url="http://engine",
             timeout=httpx.Timeout(config.token_timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
             trust_env=False,
+        )
+        # Health checks on their own connection: a pool full of long generations must not
+        # delay them past `hang_timeout_s` and get a healthy worker killed.
+        self._health = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=self._socket), base_url="http://engine", trust_env=False
         )
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._releasing: set[asyncio.Task[None]] = set()
 
     # -- Engine protocol -------------------------------------------------------------------
     async def start(self) -> None:
@@ -116,6 +123,7 @@ class WorkerEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._client.aclose()
+        await self._health.aclose()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     @property
@@ -173,8 +181,12 @@ class WorkerEngine:
             except httpx.TransportError as exc:
                 raise await self._lost(exc) from None
         finally:
-            await self._refresh()
-            self._inflight -= 1
+            # Not awaited here: a stream closed because its caller went away is closed
+            # inside a cancelled scope, where any await raises again and the slot would
+            # never be freed.
+            task = asyncio.get_running_loop().create_task(self._release())
+            self._releasing.add(task)
+            task.add_done_callback(self._releasing.discard)
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         if not self.config.embeddings:
@@ -197,16 +209,18 @@ class WorkerEngine:
         except (KeyError, TypeError, ValueError):
             raise UpstreamError("the engine worker answered embeddings in an unexpected shape", code="engine_failed") from None
 
-    async def _refresh(self) -> None:
-        """Read the worker's token count (cancelled requests included) as a request ends,
-        so `/metrics` is current when the request's slot is freed."""
-        if self._state != "ready":
-            return
-        with contextlib.suppress(httpx.HTTPError, asyncio.TimeoutError):
-            response = await self._client.get("/health", timeout=1.0)
-            health = _decode(response.content)
-            if isinstance(health, dict):
-                self._generated_now = int(health.get("generated_tokens") or 0)
+    async def _release(self) -> None:
+        """Free a request's slot once the worker's token count (cancelled requests
+        included) is read, so `/metrics` is current when the slot shows free."""
+        try:
+            if self._state == "ready":
+                with contextlib.suppress(httpx.HTTPError, asyncio.TimeoutError):
+                    response = await self._health.get("/health", timeout=1.0)
+                    health = _decode(response.content)
+                    if isinstance(health, dict):
+                        self._generated_now = int(health.get("generated_tokens") or 0)
+        finally:
+            self._inflight -= 1
 
     # -- failures ----------------------------------------------------------------------------
     def _admit(self) -> None:
@@ -346,7 +360,7 @@ class WorkerEngine:
         while proc.returncode is None:
             await asyncio.sleep(HEALTH_EVERY_S)
             try:
-                response = await self._client.get("/health", timeout=self.config.hang_timeout_s)
+                response = await self._health.get("/health", timeout=self.config.hang_timeout_s)
                 if response.status_code == 200:
                     health = _decode(response.content)
                     if isinstance(health, dict):
