@@ -231,3 +231,27 @@ def test_breaker_opened_before_a_restart_is_closed_by_it() -> None:
         book.begin("m")
         book.end("m", ok=False)
     assert not book.snapshot(["m"], {"m": restarted})["m"].available  # failed again after: open
+
+
+@pytest.mark.skipif("amx_tile" not in Path("/proc/cpuinfo").read_text(), reason="needs a CPU that reports AMX")
+def test_a_forced_variant_that_cannot_run_fails_in_one_line(start_server) -> None:
+    """AMX, forced on a CPU that reports it: where llama.cpp's AMX kernels run, the model
+    is served; where they crash (Sapphire Rapids guests seen so far), the gateway stays
+    up and /readyz names the signal, the variant and the CPU's features."""
+    server = start_server(
+        f"models:\n  - name: {MODEL}\n    engine: llamacpp\n    embeddings: false\n",
+        env={"SOUVERAIN_LLAMA_CPU_VARIANT": "sapphirerapids"},
+        ready=False,
+    )
+    deadline = time.monotonic() + 120
+    while (r := http.get(f"{server.url}/readyz")).json()["models"][MODEL] == "loading":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    if r.status_code == 200:
+        assert finished(chat(server, MODEL, stream=False, max_tokens=4))
+        return
+    assert r.json()["models"][MODEL] == "failed"
+    reason = r.json()["errors"][MODEL]
+    assert "SIG" in reason and "sapphirerapids" in reason and "amx_tile" in reason, reason
+    assert "\n" not in reason
+    assert http.get(f"{server.url}/healthz").status_code == 200
