@@ -10,9 +10,13 @@ Three measurements, each with its baseline in the same run:
 - `builds`: tokens/s of llama-cpp-python called directly, with the portable build (the
   CPU variant the engine picks) against another build of the same version in another
   virtualenv (`--baseline-python`, e.g. one built for this CPU only), interleaved.
+- `threads`: tokens/s with 1 to all usable CPUs as `n_threads`, on a quiet machine and
+  while one other process keeps one CPU busy (as the gateway does under load): the
+  measurement behind the default of usable CPUs less one.
 
     .venv/bin/python bench/engine_worker.py restart memory
     .venv/bin/python bench/engine_worker.py builds --baseline-python /tmp/native/bin/python
+    .venv/bin/python bench/engine_worker.py threads
 """
 
 from __future__ import annotations
@@ -154,7 +158,7 @@ def memory() -> dict[str, Any]:
     return out
 
 
-def builds(baseline: str, threads: int, max_tokens: int, rounds: int) -> dict[str, Any]:
+def builds(baseline: str, n_threads: int, max_tokens: int, rounds: int) -> dict[str, Any]:
     """Alternate the two builds, one process each per round, and compare tokens/s."""
     samples: dict[str, list[float]] = {"portable": [], "baseline": []}
     variants: dict[str, str] = {}
@@ -162,16 +166,12 @@ def builds(baseline: str, threads: int, max_tokens: int, rounds: int) -> dict[st
     for i in range(rounds):
         order = [("portable", sys.executable), ("baseline", baseline)]
         for name, python in order if i % 2 == 0 else order[::-1]:
-            run = subprocess.run(
-                [python, "-c", DIRECT, str(ROOT), str(threads), str(max_tokens), "3"],
-                capture_output=True, text=True, check=True,
-            )
-            lines = [json.loads(x) for x in run.stdout.splitlines() if x.startswith("{")]
+            lines = _direct(python, n_threads, max_tokens, 3)
             samples[name].extend(x["tps"] for x in lines)
             variants[name], texts[name] = lines[-1]["variant"], lines[-1]["text"]
     medians = {k: round(statistics.median(v), 1) for k, v in samples.items()}
     return {
-        "threads": threads,
+        "threads": n_threads,
         "max_tokens": max_tokens,
         "variants": variants,
         "tokens_per_s": {k: [round(x, 1) for x in v] for k, v in samples.items()},
@@ -181,9 +181,36 @@ def builds(baseline: str, threads: int, max_tokens: int, rounds: int) -> dict[st
     }
 
 
+def _direct(python: str, threads: int, max_tokens: int, rounds: int) -> list[dict[str, Any]]:
+    run = subprocess.run(
+        [python, "-c", DIRECT, str(ROOT), str(threads), str(max_tokens), str(rounds)],
+        capture_output=True, text=True, check=True,
+    )
+    return [json.loads(x) for x in run.stdout.splitlines() if x.startswith("{")]
+
+
+def threads(max_tokens: int, rounds: int) -> dict[str, Any]:
+    """Median tokens/s per thread count, quiet and beside one busy process."""
+    cpus = os.cpu_count() or 1
+    out: dict[str, Any] = {}
+    for load in ("quiet", "one CPU busy"):
+        busy = None
+        if load != "quiet":
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            out[load] = {
+                str(n): round(statistics.median(x["tps"] for x in _direct(sys.executable, n, max_tokens, rounds)), 1)
+                for n in range(1, cpus + 1)
+            }
+        finally:
+            if busy is not None:
+                busy.kill()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="+", choices=["restart", "memory", "builds"])
+    parser.add_argument("what", nargs="+", choices=["restart", "memory", "builds", "threads"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline-python", help="python of a virtualenv with another llama-cpp-python build")
     parser.add_argument("--threads", type=int, default=1)
@@ -200,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.baseline_python:
             parser.error("builds needs --baseline-python")
         results["builds"] = builds(args.baseline_python, args.threads, args.max_tokens, args.rounds)
+    if "threads" in args.what:
+        results["threads"] = threads(args.max_tokens, args.rounds)
     text = json.dumps(results, indent=2)
     if args.json:
         Path(args.json).write_text(text)
