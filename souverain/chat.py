@@ -235,3 +235,9 @@ def decode(body: bytes, kind: type[Wire]) -> Any:
         raise ValidationFailed(f"Invalid request body: {message}", loc=loc, param=param) from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    except UnicodeDecodeError as exc:  # msgspec lets invalid UTF-8 inside a string through
+        raise InvalidRequest(
+            f"Request body is not valid UTF-8 (byte {exc.start} of a string)", code="invalid_json"
+        ) from None
+    except RecursionError:  # nesting deeper than the decoder's stack
+        raise InvalidRequest("Request body is nested too deeply", code="invalid_json") from None
