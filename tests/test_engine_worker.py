@@ -255,3 +255,34 @@ def test_a_forced_variant_that_cannot_run_fails_in_one_line(start_server) -> Non
     assert "SIG" in reason and "sapphirerapids" in reason and "amx_tile" in reason, reason
     assert "\n" not in reason
     assert http.get(f"{server.url}/healthz").status_code == 200
+
+
+def workers_of(server: Server) -> list[int]:
+    try:
+        return [worker_pid(server, MODEL)]
+    except AssertionError:
+        return []
+
+
+def test_gateway_processes_on_one_state_directory_share_one_worker(start_server, tmp_path: Path) -> None:
+    """The model is loaded once for every gateway process on the machine; when the one
+    that supervises the worker dies, another takes over and starts a new worker."""
+    config = f"hardening:\n  metrics: open\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n    embeddings: false\n"
+    first = start_server(config)
+    second = start_server(config, env={"SOUVERAIN_STATE_DIR": str(first.state)})
+    second.key = first.key  # one key store: the second start made no new key
+    assert len(workers_of(first)) == 1 and workers_of(second) == []
+    for server in (first, second):
+        assert finished(chat(server, MODEL, stream=False, max_tokens=4))
+        assert finished(chat(server, MODEL, stream=True, max_tokens=4))
+    variant = http.get(f"{second.url}/metrics").text
+    assert "souverain_engine_cpu_variant{" in variant  # the follower knows what the owner chose
+
+    first.proc.kill()  # the owner dies; its worker dies with it
+    first.proc.wait()
+    deadline = time.monotonic() + 60
+    while not workers_of(second):
+        assert time.monotonic() < deadline, "no gateway took the worker over"
+        time.sleep(0.1)
+    second.wait_ready()
+    assert finished(chat(server=second, model=MODEL, stream=False, max_tokens=4))

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -41,12 +42,15 @@ class Gateway:
     keys: KeyStore
     ledger: Ledger | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
+    # Where this gateway meets the engine workers it shares with other gateway processes
+    # on the machine; None: each model gets a private one.
+    state_dir: Path | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if not self.engines:
-            self.engines = {m.name: build_engine(m) for m in self.config.models}
+            self.engines = {m.name: build_engine(m, self.state_dir) for m in self.config.models}
         self.metrics = Metrics(lambda: self.engines, models=model_names(self.config))
         self.router = Router(self.config)
         scanner, tenant_scanners = build_scanners(self.config)

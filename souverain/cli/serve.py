@@ -62,7 +62,7 @@ def serve(config: Config) -> int:
             return 1
         print(f"souverain: ledger {ledger.origin} ({type(config.ledger.store).__name__}); verifier key {ledger.vkey}", flush=True)
     try:
-        gateway = Gateway(config=config, keys=keys, ledger=ledger)
+        gateway = Gateway(config=config, keys=keys, ledger=ledger, state_dir=directory)
     except ConfigError as exc:
         print(f"souverain: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from souverain.config import LlamaCppModel, ModelConfig, OpenAIHTTPModel
 from souverain.engines.base import Engine
 
 
-def build_engine(config: ModelConfig) -> Engine:
-    """One engine instance per configured model."""
+def build_engine(config: ModelConfig, state_dir: Path | None = None) -> Engine:
+    """One engine instance per configured model. `state_dir`: where gateway processes
+    on this machine meet the embedded engine's workers they share (`shared.py`)."""
     if isinstance(config, LlamaCppModel):
         from souverain.engines.supervisor import WorkerEngine
 
-        return WorkerEngine(config)  # the model runs in a supervised worker process
+        return WorkerEngine(config, state_dir)  # the model runs in a supervised worker process
     if isinstance(config, OpenAIHTTPModel):
         from souverain.engines.openai_http import OpenAIHTTPEngine
 

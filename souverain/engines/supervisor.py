@@ -19,6 +19,9 @@ module keeps that process alive:
   format) leaves the model `failed` without restarting.
 
 Other models and routes are never touched: each model has its own worker.
+
+Gateway processes that share a state directory share each model's worker: one of them
+supervises it, the others reach the same socket and follow its state (`shared.py`).
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,6 +45,7 @@ from souverain.chat import ChatRequest
 from souverain.config import LlamaCppModel
 from souverain.engines import cpu
 from souverain.engines.chunks import assemble
+from souverain.engines.shared import Slot
 from souverain.errors import EngineUnavailable, GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("souverain.engines.supervisor")
@@ -78,7 +81,7 @@ def describe_exit(returncode: int) -> str:
 class WorkerEngine:
     kind = "llamacpp"
 
-    def __init__(self, config: LlamaCppModel) -> None:
+    def __init__(self, config: LlamaCppModel, state_dir: Path | None = None) -> None:
         self.config = config
         self._state = "loading"
         self._error: str | None = None
@@ -93,8 +96,8 @@ class WorkerEngine:
         self.variant: str | None = None
         # CPU variants that crashed a worker here: left out on later starts (cpu.py)
         self.excluded: list[str] = []
-        self._dir = tempfile.mkdtemp(prefix="souverain-engine-")  # mode 0700
-        self._socket = os.path.join(self._dir, "engine.sock")
+        self._slot = Slot(config.name, state_dir)
+        self._socket = self._slot.socket
         self._client = httpx.AsyncClient(
             transport=httpx.AsyncHTTPTransport(uds=self._socket),
             base_url="http://engine",
@@ -113,7 +116,7 @@ class WorkerEngine:
 
     # -- Engine protocol -------------------------------------------------------------------
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._supervise())
+        self._task = asyncio.get_running_loop().create_task(self._own_or_follow())
 
     async def close(self) -> None:
         self._closing = True  # the worker's exit below is no crash: no restart
@@ -124,7 +127,7 @@ class WorkerEngine:
                 await self._task
         await self._client.aclose()
         await self._health.aclose()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        self._slot.close()
 
     @property
     def state(self) -> str:
@@ -233,7 +236,13 @@ class WorkerEngine:
 
     async def _lost(self, exc: Exception) -> GatewayError:
         """The connection to the worker broke: say why if the worker died (it is being
-        restarted), else that the connection was lost."""
+        restarted), else that the connection was lost. No worker listening at all means
+        nothing was sent: a 503, as while it restarts."""
+        if isinstance(exc, httpx.ConnectError):
+            return EngineUnavailable(
+                f"model {self.config.name!r} is restarting: its engine worker is not up",
+                headers={"Retry-After": str(self.config.retry_after_s)},
+            )
         exited = self._exited
         if exited is not None:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -250,6 +259,42 @@ class WorkerEngine:
         )
 
     # -- supervision -------------------------------------------------------------------------
+    async def _own_or_follow(self) -> None:
+        """Supervise the worker if no other gateway process on this state directory
+        does (`shared.py`); else follow the one that does, and take over when it dies."""
+        while not self._slot.try_own():
+            await self._follow()
+            await asyncio.sleep(HEALTH_EVERY_S / 4)
+        if self._state == "ready":  # took over from a gateway process that died
+            self._set("restarting", "the gateway process that supervised the engine worker is gone; starting a new one")
+        await self._supervise()
+
+    async def _follow(self) -> None:
+        """Another gateway process owns the worker: its health is ours to read."""
+        status = self._slot.read()
+        self.variant = status.get("variant") or self.variant
+        self.restarts = int(status.get("restarts") or 0)
+        try:
+            response = await self._health.get("/health", timeout=self.config.hang_timeout_s)
+            health = _decode(response.content) if response.status_code == 200 else None
+        except httpx.HTTPError:
+            health = None
+        if isinstance(health, dict) and health.get("state") == "ready":
+            if self._state != "ready":
+                self.ready_since = time.monotonic()
+            self._state, self._error = "ready", None
+            self._generated_now = int(health.get("generated_tokens") or 0)
+            return
+        state = str(status.get("state") or "loading")
+        self._state = state if state in ("failed", "restarting") else "loading"
+        self._error = status.get("error")
+
+    def _set(self, state: str, error: str | None) -> None:
+        self._state, self._error = state, error
+        self._slot.publish(
+            {"state": state, "error": error, "variant": self.variant, "restarts": self.restarts, "pid": os.getpid()}
+        )
+
     async def _supervise(self) -> None:
         backoff = BACKOFF_FIRST_S
         while True:
@@ -260,6 +305,7 @@ class WorkerEngine:
             if time.monotonic() - started > STABLE_AFTER_S:
                 backoff = BACKOFF_FIRST_S
             self.restarts += 1
+            self._set(self._state, self._error)
             log.warning(
                 "engine worker of model %s %s; restarting in %.1fs", self.config.name, self._last_exit, backoff
             )
@@ -292,10 +338,11 @@ class WorkerEngine:
                     continue
                 if event.get("event") == "variant":
                     self.variant = str(event.get("variant"))
+                    self._set(self._state, self._error)
                     log.info("model %s: llama.cpp CPU variant %s", self.config.name, event.get("reason"))
                 elif event.get("event") == "ready":
-                    self._state, self._error = "ready", None
                     self.ready_since = time.monotonic()
+                    self._set("ready", None)
                     log.info("model %s ready in engine worker %d", self.config.name, proc.pid)
                     watchdog = asyncio.get_running_loop().create_task(self._watch(proc))
                 elif event.get("event") == "failed":
@@ -316,18 +363,18 @@ class WorkerEngine:
         was_ready = self._state == "ready"
         fallback = self._exclude_if_cpu_fault(proc.returncode, ready=was_ready)
         if failed is not None and proc.returncode == 3:
-            self._state, self._error = "failed", failed
+            self._set("failed", failed)
             log.error("model %s failed to load: %s", self.config.name, failed)
             return "config"
         where = "while serving" if was_ready else "before it was ready (loading the model, or its self-test)"
         variant = f" on llama.cpp CPU variant {self.variant}" if self.variant else ""
-        self._error = f"engine worker {self._last_exit} {where}{variant}; {cpu.summary()}"
+        error = f"engine worker {self._last_exit} {where}{variant}; {cpu.summary()}"
         if was_ready:
-            self._state = "restarting"
+            self._set("restarting", error)
         elif fallback:
-            self._state = "loading"  # the next start tries the next best variant
+            self._set("loading", error)  # the next start tries the next best variant
         else:
-            self._state = "failed"
+            self._set("failed", error)
             log.error("model %s cannot run on this machine: %s", self.config.name, self._error)
         return "crash"
 
