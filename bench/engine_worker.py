@@ -10,6 +10,9 @@ Three measurements, each with its baseline in the same run:
 - `builds`: tokens/s of llama-cpp-python called directly, with the portable build (the
   CPU variant the engine picks) against another build of the same version in another
   virtualenv (`--baseline-python`, e.g. one built for this CPU only), interleaved.
+- `shared`: memory (PSS, summed over every process) of 1 and 4 gateway processes on one
+  state directory, which share one engine worker, next to 4 on separate directories,
+  which load the model 4 times.
 - `threads`: tokens/s with 1 to all usable CPUs as `n_threads`, on a quiet machine and
   while one other process keeps one CPU busy (as the gateway does under load): the
   measurement behind the default of usable CPUs less one.
@@ -189,6 +192,47 @@ def _direct(python: str, threads: int, max_tokens: int, rounds: int) -> list[dic
     return [json.loads(x) for x in run.stdout.splitlines() if x.startswith("{")]
 
 
+def _serve(state: Path, config: Path) -> tuple[subprocess.Popen[bytes], int]:
+    env = {**os.environ, "SOUVERAIN_STATE_DIR": str(state)}
+    proc = subprocess.Popen([harness.SOUVERAIN, "serve", "--config", str(config), "--port", "0"], env=env,
+                            cwd=state.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    port = harness._wait_port(proc, "souverain serve")
+    harness._wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+    return proc, port
+
+
+def shared() -> dict[str, Any]:
+    import tempfile
+
+    out: dict[str, Any] = {}
+    config_text = f"models:\n  - name: {MODEL}\n    engine: llamacpp\n    embeddings: false\n"
+    for label, gateways, one_dir in (("1 gateway", 1, True), ("4 gateways, one state directory", 4, True),
+                                     ("4 gateways, 4 state directories", 4, False)):
+        with tempfile.TemporaryDirectory(prefix="souverain-bench-") as tmp:
+            config = Path(tmp) / "souverain.yaml"
+            config.write_text(config_text)
+            procs = []
+            try:
+                for i in range(gateways):
+                    state = Path(tmp) / ("state" if one_dir else f"state{i}")
+                    procs.append(_serve(state, config)[0])
+                pids = [p.pid for p in procs]
+                workers = []
+                for pid in pids:
+                    try:
+                        workers.append(worker_of(pid))
+                    except RuntimeError:
+                        pass
+                gw = [memory_of(pid)["pss"] for pid in pids]
+                wk = [memory_of(pid)["pss"] for pid in workers]
+                out[label] = {"gateway_pss_mib": gw, "worker_pss_mib": wk, "workers": len(workers),
+                              "total_pss_mib": round(sum(gw) + sum(wk), 1)}
+            finally:
+                for proc in procs:
+                    harness._stop(proc)
+    return out
+
+
 def threads(max_tokens: int, rounds: int) -> dict[str, Any]:
     """Median tokens/s per thread count, quiet and beside one busy process."""
     cpus = os.cpu_count() or 1
@@ -210,7 +254,7 @@ def threads(max_tokens: int, rounds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="+", choices=["restart", "memory", "builds", "threads"])
+    parser.add_argument("what", nargs="+", choices=["restart", "memory", "builds", "threads", "shared"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline-python", help="python of a virtualenv with another llama-cpp-python build")
     parser.add_argument("--threads", type=int, default=1)
@@ -227,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.baseline_python:
             parser.error("builds needs --baseline-python")
         results["builds"] = builds(args.baseline_python, args.threads, args.max_tokens, args.rounds)
+    if "shared" in args.what:
+        results["shared"] = shared()
     if "threads" in args.what:
         results["threads"] = threads(args.max_tokens, args.rounds)
     text = json.dumps(results, indent=2)
