@@ -286,3 +286,29 @@ def test_gateway_processes_on_one_state_directory_share_one_worker(start_server,
         time.sleep(0.1)
     second.wait_ready()
     assert finished(chat(server=second, model=MODEL, stream=False, max_tokens=4))
+
+
+def test_a_variant_that_crashed_its_worker_is_left_out_next_time(monkeypatch) -> None:
+    """SIGILL at any time, or any signal before the worker was ready (its self-test runs
+    the CPU kernels), leaves that variant out of the next start; the baseline never is,
+    and a variant the operator forced is never replaced."""
+    from souverain.config import LlamaCppModel
+    from souverain.engines import cpu
+    from souverain.engines.supervisor import WorkerEngine
+
+    monkeypatch.delenv(cpu.ENV_OVERRIDE, raising=False)
+    engine = WorkerEngine(LlamaCppModel(name=MODEL))
+    engine.variant = "zen4"
+    assert not engine._exclude_if_cpu_fault(-signal.SIGKILL, ready=True)  # killed while serving: not the CPU
+    assert engine._exclude_if_cpu_fault(-signal.SIGILL, ready=True)
+    assert engine._worker_env()[cpu.ENV_OVERRIDE] == "!zen4"
+    engine.variant = "icelake"
+    assert engine._exclude_if_cpu_fault(-signal.SIGSEGV, ready=False)
+    assert engine._worker_env()[cpu.ENV_OVERRIDE] == "!zen4,!icelake"
+    engine.variant = "x64"
+    assert not engine._exclude_if_cpu_fault(-signal.SIGILL, ready=False)
+    monkeypatch.setenv(cpu.ENV_OVERRIDE, "cooperlake")
+    engine.variant = "cooperlake"
+    assert not engine._exclude_if_cpu_fault(-signal.SIGILL, ready=False)
+    assert engine._worker_env()[cpu.ENV_OVERRIDE] == "cooperlake"
+    engine._slot.close()
