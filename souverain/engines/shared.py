@@ -16,7 +16,6 @@ directory of its own, shared with no one.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +23,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from souverain.locks import try_lock
 
 # sockaddr_un.sun_path is 108 bytes on Linux, the terminating NUL included
 _MAX_SOCKET_PATH = 107
@@ -55,14 +56,8 @@ class Slot:
         """Take the lock if no other live process holds it."""
         if self._lock_fd is not None:
             return True
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+        self._lock_fd = try_lock(self._lock_path)
+        return self._lock_fd is not None
 
     def publish(self, status: dict[str, Any]) -> None:
         """The owner's view of the worker, for the followers (written atomically)."""

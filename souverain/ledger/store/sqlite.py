@@ -10,7 +10,6 @@ kernel when its holder dies, so a killed integrator never blocks the next one.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -18,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from souverain.keys.envelope import WrappedKey
+from souverain.locks import try_lock
 from souverain.ledger.store.base import ContentRow, StoreConflict, TileKey
 
 SCHEMA = """
@@ -137,14 +137,8 @@ class SqliteStore:
     def try_lock_integrator(self) -> bool:
         if self._lock_fd is not None:
             return True
-        fd = os.open(str(self.path) + ".integrator.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+        self._lock_fd = try_lock(str(self.path) + ".integrator.lock")
+        return self._lock_fd is not None
 
     def unlock_integrator(self) -> None:
         if self._lock_fd is not None:
