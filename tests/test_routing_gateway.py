@@ -340,3 +340,29 @@ models:
             break
         time.sleep(0.2)
     assert r.headers["x-souverain-route"] == "a-onprem"
+
+
+def test_a_repeated_class_header_can_only_raise_the_class(routed: Server) -> None:
+    """A proxy appends a minimum class; the client's own, lower header must not win,
+    whichever comes first, repeated or folded with a comma, or given in the body."""
+    url, key = f"{routed.url}/v1/chat/completions", routed.key
+    body = json.dumps(ask("Quarterly numbers")).encode()
+    cases = [
+        [("x-souverain-data-class", "public"), ("x-souverain-data-class", "confidential")],
+        [("x-souverain-data-class", "confidential"), ("x-souverain-data-class", "public")],
+        [("x-souverain-data-class", "public, confidential")],
+    ]
+    for extra in cases:
+        headers = [("authorization", f"Bearer {key}"), ("content-type", "application/json"), *extra]
+        response = httpx.post(url, content=body, headers=headers, timeout=60)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-souverain-data-class"] == "confidential", extra
+    in_body = httpx.post(
+        url, json=ask("Quarterly numbers", data_class="confidential"),
+        headers={"authorization": f"Bearer {key}", "x-souverain-data-class": "public"}, timeout=60,
+    )
+    assert in_body.headers["x-souverain-data-class"] == "confidential"
+    bad = httpx.post(url, content=body, timeout=60, headers=[
+        ("authorization", f"Bearer {key}"), ("x-souverain-data-class", "public"), ("x-souverain-data-class", "secret"),
+    ])
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "x-souverain-data-class"

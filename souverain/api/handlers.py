@@ -91,13 +91,16 @@ CLASS_HEADER = "x-souverain-data-class"
 
 
 def _declared(request: Request, body_value: str | None) -> str | None:
-    """The caller's declared class: the higher of the header and the body field."""
+    """The caller's declared class: the highest of every class header (repeated, or
+    folded into one with commas, as proxies do) and the body field. A declaration can
+    only raise the class: a client cannot undercut a minimum that a proxy appends."""
     from souverain.routing.policy import CLASSES
 
-    header = request.headers.get(CLASS_HEADER)
-    if header is not None and header not in CLASSES:
-        raise InvalidRequest(f"{CLASS_HEADER} must be one of {', '.join(CLASSES)}", param=CLASS_HEADER)
-    given = [c for c in (header, body_value) if c]
+    headers = [v.strip() for raw in request.headers.getlist(CLASS_HEADER) for v in raw.split(",")]
+    for header in headers:
+        if header not in CLASSES:
+            raise InvalidRequest(f"{CLASS_HEADER} must be one of {', '.join(CLASSES)}", param=CLASS_HEADER)
+    given = [c for c in (*headers, body_value) if c]
     return max(given, key=CLASSES.index) if given else None
 
 
