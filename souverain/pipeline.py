@@ -69,6 +69,8 @@ class Facts:
     started: float = field(default_factory=time.perf_counter)
 
     declared: str | None = None
+    classified: bool = False
+    """Whether `data_class` was computed (the request got as far as classify)."""
 
     def failed(self, exc: GatewayError) -> None:
         self.status = exc.status
@@ -143,6 +145,7 @@ class Pipeline:
         facts.data_class = max(classes, key=CLASSES.index)
         facts.found = dict(found.counts)
         facts.declared = declared
+        facts.classified = True
         return findings
 
     # -- decide ----------------------------------------------------------------------

@@ -158,6 +158,12 @@ def test_allowed_route_down_refuses_personal_and_lets_public_fall_back(routed: S
         with pytest.raises(openai.APIStatusError) as err:
             client.chat.completions.create(**ask(f"Call me on {PHONE}, my email is {EMAIL}"))
         assert err.value.status_code in (502, 503)
+        # The failure explains itself: the class, that it failed, on which route, and its entry.
+        failed = err.value.response.headers
+        assert failed["x-souverain-data-class"] == "personal"
+        assert failed["x-souverain-decision"] in ("failed", "refused")
+        assert failed["x-souverain-route"] in ("a-onprem", "none")
+        assert int(failed["x-souverain-ledger-index"]) >= 0
         # Public data may use the cloud route.
         raw = client.chat.completions.with_raw_response.create(**ask("Hello there"))
         assert raw.headers["x-souverain-route"] == "c-azure-eu"
@@ -170,6 +176,9 @@ def test_allowed_route_down_refuses_personal_and_lets_public_fall_back(routed: S
         assert last.status_code == 503
         assert last.body["code"] == "no_route_available" and "personal" in last.body["message"]
         assert last.response.headers["retry-after"]
+        assert last.response.headers["x-souverain-route"] == "none"  # sent nowhere
+        assert last.response.headers["x-souverain-data-class"] == "personal"
+        assert last.response.headers["x-souverain-decision"] == "failed"
         for body in cloud.received[before:]:
             assert EMAIL.encode() not in body and IBAN.encode() not in body
     finally:
@@ -366,3 +375,14 @@ def test_a_repeated_class_header_can_only_raise_the_class(routed: Server) -> Non
         ("authorization", f"Bearer {key}"), ("x-souverain-data-class", "public"), ("x-souverain-data-class", "secret"),
     ])
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "x-souverain-data-class"
+
+
+def test_an_error_before_classification_claims_no_class(routed: Server) -> None:
+    response = http.post(
+        f"{routed.url}/v1/chat/completions", json=ask("hi", temperature=7), headers=routed.headers()
+    )
+    assert response.status_code == 400
+    assert response.headers["x-souverain-decision"] == "refused"
+    assert response.headers["x-souverain-route"] == "none"
+    assert "x-souverain-data-class" not in response.headers
+    assert int(response.headers["x-souverain-ledger-index"]) >= 0

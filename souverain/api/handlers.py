@@ -192,13 +192,25 @@ async def _record_failure(gw: Any, facts: Facts, exc: GatewayError, body: bytes 
     """A refused or failed request is recorded too; a ledger failure here is only logged,
     since the client is already getting an error."""
     gw.metrics.observe(facts.endpoint, facts.model or "-", exc.status, time.perf_counter() - facts.started)
-    if isinstance(exc, LedgerUnavailable):
-        return
-    facts.failed(exc)
-    try:
-        await gw.pipeline.record(facts, request=body, response=None)
-    except LedgerUnavailable:
-        pass
+    index = None
+    if not isinstance(exc, LedgerUnavailable):
+        facts.failed(exc)
+        try:
+            index = await gw.pipeline.record(facts, request=body, response=None)
+        except LedgerUnavailable:
+            pass
+    exc.headers.update(_failure_headers(facts, index))
+
+
+def _failure_headers(facts: Facts, ledger_index: int | None) -> dict[str, str]:
+    """An error explains itself too: the decision, the route (`none` if it was sent
+    nowhere), the class if the request got as far as classification, the ledger entry."""
+    headers = {"x-souverain-decision": facts.decision, "x-souverain-route": facts.route or "none"}
+    if facts.classified:
+        headers["x-souverain-data-class"] = facts.data_class
+    if ledger_index is not None:
+        headers[LEDGER_HEADER] = str(ledger_index)
+    return headers
 
 
 async def _sse(
