@@ -42,6 +42,7 @@ from souverain.errors import (
     UpstreamTimeout,
 )
 from souverain.ledger import Entry, Ledger
+from souverain.ledger.entry import safe_ident
 from souverain.metrics import Metrics
 from souverain.privacy import Restorer, Scanner, Vault, pseudonymise
 from souverain.routing.decide import Candidate, Choice, Refusal
@@ -317,9 +318,9 @@ class Pipeline:
         entry = Entry(
             tenant=facts.principal.tenant,
             key_id=facts.principal.key_id,
-            route=facts.route or facts.model,
+            route=safe_ident(facts.route or facts.model),
             route_profile=facts.route_profile,
-            model=facts.model,
+            model=safe_ident(facts.model),
             data_class=facts.data_class,  # type: ignore[arg-type]
             found=facts.found,
             decision=facts.decision,

@@ -135,3 +135,21 @@ def test_kill_9_under_load_loses_no_answered_request(start_server) -> None:
         capture_output=True, text=True, env=env, cwd=server.tmp, timeout=300,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_model_name_the_ledger_cannot_hold_is_still_recorded(gateway: Server) -> None:
+    """A 404 for a model name with a space, or past 128 characters, is recorded under a
+    safe label rather than lost."""
+    auditor = auditor_key(gateway)
+    for name in ("no such model", "m" * 300):
+        response = http.post(
+            f"{gateway.url}/v1/chat/completions", json={**CHAT, "model": name}, headers=gateway.headers()
+        )
+        assert response.status_code == 404, response.text
+        index = int(response.headers["x-souverain-ledger-index"])
+        deadline = time.monotonic() + 30
+        while not (found := entries(gateway, auditor, index, index + 1)):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        entry = found[0].get("entry", found[0])
+        assert entry["model"] == "invalid-name" and entry["status"] == 404

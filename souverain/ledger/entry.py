@@ -16,6 +16,8 @@ caller cannot pour request content into a field by mistake.
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -30,6 +32,15 @@ ENTRY_VERSION = 1
 Ident = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 OptIdent = Annotated[str, Meta(max_length=128, pattern=r"^([A-Za-z0-9][A-Za-z0-9._:/@+-]*)?$")]
 Digest = Annotated[str, Meta(max_length=80, pattern=r"^(sha256:[0-9a-f]{64})?$")]
+_IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]*")
+# What an entry records for a name it cannot hold (a model asked for with a space in it,
+# or past 128 characters): the request is still recorded, under this label.
+INVALID_NAME = "invalid-name"
+
+
+def safe_ident(value: str) -> str:
+    """`value` if an entry can hold it as an identifier, else `INVALID_NAME`."""
+    return value if value == "" or (len(value) <= 128 and _IDENT.fullmatch(value)) else INVALID_NAME
 Hmac = Annotated[str, Meta(max_length=64, pattern=r"^([0-9a-f]{64})?$")]
 TypeName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Count = Annotated[int, Meta(ge=0)]
