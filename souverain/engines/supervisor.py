@@ -1,8 +1,8 @@
 """The gateway's side of the embedded engine: start, watch and restart its worker process.
 
 `WorkerEngine` is the `Engine` the pipeline sees for a `llamacpp` model. The model runs in
-a worker process (`worker.py`) reached over a Unix socket in a private directory. This
-module keeps that process alive:
+a worker process (`worker.py`) reached over a Unix socket in `STATE/engines/` (mode 0700;
+`shared.py`). This module keeps that process alive:
 
 - **Start**: the worker picks its CPU variant, loads the model, generates one token as a
   self-test, then says `ready` on its standard output. Until then the model is `loading`
@@ -11,8 +11,9 @@ module keeps that process alive:
   (`engine_crashed`) naming the signal; new ones a 503 while the worker restarts, after
   0.5 s, then 1, 2, 4... up to 30 s between attempts (back to 0.5 s once a worker has
   stayed up a minute). A worker that crashes before it is ever ready, as on a CPU it
-  cannot run on, leaves the model `failed` with the reason in `/readyz`, and it is still
-  retried at the slowest pace.
+  cannot run on, is started again on the next best CPU variant; once none is left (or the
+  variant was forced), the model is `failed` with the reason in `/readyz`, and is still
+  retried with the same back-off.
 - **Hang**: a worker that does not answer its health check within `hang_timeout_s` is
   killed (SIGKILL) and handled as a crash.
 - **A load that fails** for a reason a restart cannot fix (no model file, an unknown chat
