@@ -59,6 +59,9 @@ class KeyStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
+    def close(self) -> None:
+        self._db.close()
+
     def create(
         self,
         name: str,

@@ -27,7 +27,8 @@ class Server:
     """A gateway process. `key` is the admin key it printed on first start."""
 
     def __init__(
-        self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None, preexec_fn=None
+        self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None, preexec_fn=None,
+        serve_args: list[str] | None = None,
     ) -> None:
         self.tmp = tmp
         self.state = tmp / "state"
@@ -36,7 +37,7 @@ class Server:
         path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
         self.env = {**os.environ, "PYTHONPATH": path, "SOUVERAIN_STATE_DIR": str(self.state), **(env or {})}
         self.config_path: Path | None = None
-        args = [*SOUVERAIN, "serve", "--port", "0"]
+        args = [*SOUVERAIN, "serve", "--port", "0", *(serve_args or [])]
         if config is not None:
             self.config_path = tmp / "souverain.yaml"
             self.config_path.write_text(config)
@@ -68,7 +69,10 @@ class Server:
                 response = httpx.get(f"{self.url}/readyz")
                 if response.status_code == 200:
                     return
-                _stop_if_engine_cannot_run(response.json())
+                reason = _engine_cannot_run(response.json())
+                if reason:
+                    self.stop()  # pytest.exit skips the fixture's teardown
+                    pytest.exit(reason, returncode=3)
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
@@ -98,13 +102,15 @@ class Server:
         self._log_file.close()
 
 
-def _stop_if_engine_cannot_run(readyz: dict) -> None:
-    """The embedded engine crashed on every CPU variant it could try: every test that
-    needs a model would fail the same way, so the suite stops here with the reason."""
+def _engine_cannot_run(readyz: dict) -> str:
+    """Why the embedded engine cannot run here, if it crashed on every CPU variant it
+    could try: every test that needs a model would fail the same way, so the suite stops
+    with this reason ('' when it can run)."""
     for model, state in readyz.get("models", {}).items():
         reason = readyz.get("errors", {}).get(model, "")
         if state == "failed" and "engine worker" in reason:
-            pytest.exit(f"the embedded engine cannot run on this machine: model {model}: {reason}", returncode=3)
+            return f"the embedded engine cannot run on this machine: model {model}: {reason}"
+    return ""
 
 
 @pytest.fixture(scope="session")
@@ -131,10 +137,13 @@ def start_server(tmp_path: Path) -> Iterator:
     """Start extra gateways with their own configuration; stopped after the test."""
     servers: list[Server] = []
 
-    def start(config: str | None = None, env: dict[str, str] | None = None, ready: bool = True, preexec_fn=None) -> Server:
+    def start(
+        config: str | None = None, env: dict[str, str] | None = None, ready: bool = True, preexec_fn=None,
+        serve_args: list[str] | None = None,
+    ) -> Server:
         folder = tmp_path / f"s{len(servers)}"
         folder.mkdir()
-        server = Server(folder, config, env, preexec_fn)
+        server = Server(folder, config, env, preexec_fn, serve_args)
         servers.append(server)
         if ready:
             server.wait_ready()

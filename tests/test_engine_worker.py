@@ -312,3 +312,49 @@ def test_a_variant_that_crashed_its_worker_is_left_out_next_time(monkeypatch) ->
     assert not engine._exclude_if_cpu_fault(-signal.SIGILL, ready=False)
     assert engine._worker_env()[cpu.ENV_OVERRIDE] == "cooperlake"
     engine._slot.close()
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_serve_workers_share_one_engine_worker_and_replace_a_dead_process(start_server) -> None:
+    config = f"models:\n  - name: {MODEL}\n    engine: llamacpp\n    embeddings: false\n"
+    server = start_server(config, serve_args=["--workers", "2"])
+    gateways = children_of(server.proc.pid)
+    assert len(gateways) == 2
+    engines = [pid for g in gateways for pid in children_of(g)]
+    assert len(engines) == 1  # the model is loaded once
+    for _ in range(4):
+        assert finished(chat(server, MODEL, stream=False, max_tokens=4))
+    os.kill(gateways[0], signal.SIGKILL)  # a gateway process dies (perhaps the engine's supervisor)
+    deadline = time.monotonic() + 60
+    while len(set(children_of(server.proc.pid)) - {gateways[0]}) < 2:
+        assert time.monotonic() < deadline, "the dead gateway process was not replaced"
+        time.sleep(0.1)
+    server.wait_ready()
+    deadline = time.monotonic() + 60
+    while True:  # a request may land on a process whose engine view is still catching up
+        result = chat(server, MODEL, stream=False, max_tokens=4)
+        if finished(result) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert finished(result), result
+    engines = [pid for g in children_of(server.proc.pid) for pid in children_of(g)]
+    assert len(engines) == 1
+    server.stop()
+    assert server.proc.returncode == 0
+    verify = subprocess.run(
+        [*SOUVERAIN, "ledger", "verify", "--config", str(server.config_path)],
+        capture_output=True, text=True, env=server.env, cwd=server.tmp, timeout=300,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -1,6 +1,6 @@
 """The `souverain` command.
 
-    souverain serve [--config FILE] [--host H] [--port P]
+    souverain serve [--config FILE] [--host H] [--port P] [--workers N]
     souverain keys create --name NAME [--scope inference|auditor|auditor:all|metrics|admin] [--tenant T] [--model M ...]
     souverain keys list
     souverain keys revoke KEY_ID
@@ -46,7 +46,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config.server.host = args.host
     if args.port is not None:
         config.server.port = args.port
-    return serve(config)
+    if args.workers < 1:
+        print("souverain: --workers must be at least 1", file=sys.stderr)
+        return 2
+    return serve(config, workers=args.workers)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -102,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_config(sub.add_parser("serve", help="run the gateway"))
     serve.add_argument("--host", help="address to listen on (overrides server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (overrides server.port; 0 picks a free one)")
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="gateway processes accepting on the one port (default 1); they share the engine workers",
+    )
     serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)

@@ -1,10 +1,25 @@
-"""`souverain serve`: set up state, make the first admin key, run uvicorn."""
+"""`souverain serve`: set up state, make the first admin key, run uvicorn.
+
+With `--workers N` (N > 1) the process binds the socket, makes the first key, then forks
+N gateway processes that accept on that one socket, and supervises them: a process that
+dies is started again after a second; SIGTERM or SIGINT stops them all. They share the
+state directory: the key store and the SQLite ledger take several writers (WAL, `BEGIN
+IMMEDIATE`, one integrator under a lock), and each embedded model's engine worker is
+started once and shared (`souverain/engines/shared.py`). Each process keeps its own
+metrics: `/metrics` shows the counters of the process that answered it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import logging
+import os
+import signal
 import socket
 import sys
+import time
 
 import uvicorn
 
@@ -16,14 +31,19 @@ from souverain.errors import ConfigError
 from souverain.ledger import Ledger
 from souverain.state import connect, state_dir
 
+RESTART_DELAY_S = 1.0
 
-def serve(config: Config) -> int:
+
+def serve(config: Config, workers: int = 1) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per engine health check is noise
     directory = state_dir(config)
     keys = KeyStore(connect(directory))
     first_key = None
     if keys.count_active() == 0:
         first_key, _ = keys.create("admin (created on first start)", scopes=("admin",))
+    if workers > 1:
+        keys.close()  # the forked processes open their own; a SQLite handle is not to cross a fork
 
     # Bind the socket ourselves so that port 0 works and the real port can be printed.
     sock = socket.socket(socket.AF_INET6 if ":" in config.server.host else socket.AF_INET, socket.SOCK_STREAM)
@@ -52,7 +72,14 @@ def serve(config: Config) -> int:
             f"      -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Say hello\"}}]}}'\n",
             flush=True,
         )
-    print(f"souverain: listening on {base}", flush=True)
+    print(f"souverain: listening on {base}" + (f" with {workers} gateway processes" if workers > 1 else ""), flush=True)
+    if workers > 1:
+        return _supervise(workers, lambda: _run(config, directory, KeyStore(connect(directory)), sock))
+    return _run(config, directory, keys, sock)
+
+
+def _run(config: Config, directory: Path, keys: KeyStore, sock: socket.socket) -> int:
+    """One gateway process: the ledger, the app, uvicorn on the bound socket."""
     ledger = None
     if config.ledger.enabled:
         try:
@@ -80,3 +107,53 @@ def serve(config: Config) -> int:
     # Server.run installs the uvloop event loop asked for above; asyncio.run would not.
     server.run(sockets=[sock])
     return 0
+
+
+def _supervise(workers: int, run: Callable[[], int]) -> int:
+    """Fork `workers` processes running `run`, start a dead one again, stop all on
+    SIGTERM or SIGINT. Forked before any event loop or thread exists in this process."""
+    children: set[int] = set()
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 1
+            try:
+                code = run()
+            finally:
+                os._exit(code)
+        children.add(pid)
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(workers):
+        spawn()
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        if not stopping:
+            print(f"souverain: gateway process {pid} ended ({_describe(status)}); starting another", file=sys.stderr, flush=True)
+            time.sleep(RESTART_DELAY_S)
+            spawn()
+    return 0
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

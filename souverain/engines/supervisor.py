@@ -161,7 +161,7 @@ class WorkerEngine:
         return await assemble(self.stream(request), self.config.name)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
-        self._admit()
+        await self._admit()
         body = msgspec.json.encode({"request": request})
         self._inflight += 1
         try:
@@ -195,7 +195,7 @@ class WorkerEngine:
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         if not self.config.embeddings:
             raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
-        self._admit()
+        await self._admit()
         self._inflight += 1
         try:
             response = await self._client.post("/embed", content=msgspec.json.encode({"texts": texts}))
@@ -227,7 +227,9 @@ class WorkerEngine:
             self._inflight -= 1
 
     # -- failures ----------------------------------------------------------------------------
-    def _admit(self) -> None:
+    async def _admit(self) -> None:
+        if self._state != "ready" and not self._slot.owned:
+            await self._follow()  # another process supervises the worker: ask it now
         if self._state != "ready":
             detail = f": {self._error}" if self._error else "; retry shortly"
             raise EngineUnavailable(
