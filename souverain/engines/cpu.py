@@ -133,10 +133,8 @@ def choose(lib_dir: Path, features: frozenset[str] | None = None, *, machine: st
     if not present:
         raise RuntimeError(f"no llama.cpp CPU backend in {lib_dir}: llama-cpp-python was not built by `make install`")
     allowed = [v for v in allowed_variants(features, machine=machine, amx=False) if v in present]
-    excluded = {o[1:] for o in override.split(",") if o.startswith("!")}
-    forced = [o for o in override.split(",") if o and not o.startswith("!")]
-    if forced:
-        name = forced[0]
+    name, excluded = parse_override(override)
+    if name:
         if name not in present:
             raise RuntimeError(f"{ENV_OVERRIDE}={name}: no such CPU variant (built: {', '.join(sorted(present))})")
         return Choice(name, present[name], f"{name}, forced by {ENV_OVERRIDE}")
@@ -152,6 +150,13 @@ def choose(lib_dir: Path, features: frozenset[str] | None = None, *, machine: st
         notes.append(f"excluded by {ENV_OVERRIDE}: {', '.join(sorted(excluded))}")
     tail = f" ({'; '.join(notes)})" if notes else ""
     return Choice(best, present[best], f"{best}: needs {', '.join(_needs(best, machine)) or 'baseline only'}{tail}")
+
+
+def parse_override(override: str) -> tuple[str, set[str]]:
+    """`SOUVERAIN_LLAMA_CPU_VARIANT`: the variant forced ('' for none), and those left out."""
+    parts = [p.strip() for p in override.split(",") if p.strip()]
+    forced = [p for p in parts if not p.startswith("!")]
+    return (forced[0] if forced else ""), {p[1:] for p in parts if p.startswith("!")}
 
 
 def _needs(variant: str, machine: str) -> tuple[str, ...]:

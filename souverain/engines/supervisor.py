@@ -150,10 +150,6 @@ class WorkerEngine:
     def supports_embeddings(self) -> bool:
         return self.config.embeddings
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
-
     async def probe(self) -> bool:
         return self._state == "ready"
 
@@ -218,13 +214,22 @@ class WorkerEngine:
         included) is read, so `/metrics` is current when the slot shows free."""
         try:
             if self._state == "ready":
-                with contextlib.suppress(httpx.HTTPError, asyncio.TimeoutError):
-                    response = await self._health.get("/health", timeout=1.0)
-                    health = _decode(response.content)
-                    if isinstance(health, dict):
-                        self._generated_now = int(health.get("generated_tokens") or 0)
+                await self._read_health(timeout=1.0)
         finally:
             self._inflight -= 1
+
+    async def _read_health(self, *, timeout: float) -> dict[str, Any] | None:
+        """The worker's `/health`, None if it does not answer 200 in time; keeps its
+        token count (every request's, cancelled ones included) current."""
+        try:
+            response = await self._health.get("/health", timeout=timeout)
+        except httpx.HTTPError:
+            return None
+        health = _decode(response.content) if response.status_code == 200 else None
+        if not isinstance(health, dict):
+            return None
+        self._generated_now = int(health.get("generated_tokens") or 0)
+        return health
 
     # -- failures ----------------------------------------------------------------------------
     async def _admit(self) -> None:
@@ -277,16 +282,11 @@ class WorkerEngine:
         status = self._slot.read()
         self.variant = status.get("variant") or self.variant
         self.restarts = int(status.get("restarts") or 0)
-        try:
-            response = await self._health.get("/health", timeout=self.config.hang_timeout_s)
-            health = _decode(response.content) if response.status_code == 200 else None
-        except httpx.HTTPError:
-            health = None
-        if isinstance(health, dict) and health.get("state") == "ready":
+        health = await self._read_health(timeout=self.config.hang_timeout_s)
+        if health is not None and health.get("state") == "ready":
             if self._state != "ready":
                 self.ready_since = time.monotonic()
             self._state, self._error = "ready", None
-            self._generated_now = int(health.get("generated_tokens") or 0)
             return
         state = str(status.get("state") or "loading")
         self._state = state if state in ("failed", "restarting") else "loading"
@@ -360,8 +360,7 @@ class WorkerEngine:
             self._generated_before += self._generated_now
             self._generated_now = 0
         assert proc.returncode is not None
-        if proc.returncode != -signal.SIGKILL or not self._last_exit.startswith("did not answer"):
-            self._last_exit = describe_exit(proc.returncode)
+        self._last_exit = self._last_exit or describe_exit(proc.returncode)  # the watchdog's reason stands
         self._exited.set()
         was_ready = self._state == "ready"
         fallback = self._exclude_if_cpu_fault(proc.returncode, ready=was_ready)
@@ -383,7 +382,7 @@ class WorkerEngine:
 
     def _worker_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        if self.excluded and not _forced(env.get(cpu.ENV_OVERRIDE, "")):
+        if self.excluded and not cpu.parse_override(env.get(cpu.ENV_OVERRIDE, ""))[0]:
             extra = ",".join("!" + v for v in self.excluded)
             env[cpu.ENV_OVERRIDE] = ",".join(filter(None, [env.get(cpu.ENV_OVERRIDE, ""), extra]))
         return env
@@ -394,7 +393,7 @@ class WorkerEngine:
         worker takes the next best one. The baseline variants are never left out."""
         if returncode >= 0 or self.variant is None or self.variant in cpu.BASELINES:
             return False
-        if _forced(os.environ.get(cpu.ENV_OVERRIDE, "")) or self.variant in self.excluded:
+        if cpu.parse_override(os.environ.get(cpu.ENV_OVERRIDE, ""))[0] or self.variant in self.excluded:
             return False
         if returncode != -signal.SIGILL and ready:
             return False
@@ -409,16 +408,7 @@ class WorkerEngine:
         """Kill a worker that stops answering its health check (hung in native code)."""
         while proc.returncode is None:
             await asyncio.sleep(HEALTH_EVERY_S)
-            try:
-                response = await self._health.get("/health", timeout=self.config.hang_timeout_s)
-                if response.status_code == 200:
-                    health = _decode(response.content)
-                    if isinstance(health, dict):
-                        self._generated_now = int(health.get("generated_tokens") or 0)
-                    continue
-            except httpx.HTTPError:
-                pass
-            if proc.returncode is None:
+            if await self._read_health(timeout=self.config.hang_timeout_s) is None and proc.returncode is None:
                 self._last_exit = f"did not answer its health check within {self.config.hang_timeout_s:g}s and was killed"
                 log.error("engine worker of model %s is hung; killing it", self.config.name)
                 proc.kill()
@@ -447,10 +437,6 @@ class WorkerEngine:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
-
-
-def _forced(override: str) -> bool:
-    return any(o and not o.startswith("!") for o in override.split(","))
 
 
 def _decode(raw: bytes) -> Any:
