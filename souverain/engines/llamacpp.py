@@ -21,7 +21,6 @@ import asyncio
 import importlib.util
 import json
 import logging
-import os
 import secrets
 import string
 import threading
@@ -33,11 +32,10 @@ from typing import Any
 
 from souverain.chat import ChatRequest, Message
 from souverain.config import LlamaCppModel
-from souverain.engines.chunks import chunk
+from souverain.engines.chunks import chunk, completion_id
 from souverain.engines.context import ContextBound
-from souverain.engines.chunks import completion_id as new_completion_id
-from souverain.engines.reasoning import BudgetProcessor, ThinkSplitter, thinking_budget, with_system_prompts
 from souverain.engines.cpu import default_threads
+from souverain.engines.reasoning import BudgetProcessor, ThinkSplitter, thinking_budget, with_system_prompts
 from souverain.errors import EngineUnavailable, InvalidRequest, Overloaded
 
 log = logging.getLogger("souverain.engines.llamacpp")
@@ -201,7 +199,7 @@ class LlamaCppEngine:
         kwargs["logits_processor"] = [counter] if budget is None else [counter, budget]
         reasoning = self.config.reasoning
         splitter = ThinkSplitter(reasoning.start, reasoning.end) if reasoning else None
-        completion_id, created = new_completion_id(), int(time.time())
+        cid, created = completion_id(), int(time.time())
 
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
@@ -233,7 +231,7 @@ class LlamaCppEngine:
 
         future = loop.run_in_executor(self._executor, work)
         try:
-            yield chunk(completion_id, created, self.config.name, {"role": "assistant", "content": ""})
+            yield chunk(cid, created, self.config.name, {"role": "assistant", "content": ""})
             finish = "stop"
             collected: list[str] = []
             while True:
@@ -248,15 +246,15 @@ class LlamaCppEngine:
                     if tool_mode:
                         collected.append(text)
                     elif splitter is None:
-                        yield chunk(completion_id, created, self.config.name, {"content": text})
+                        yield chunk(cid, created, self.config.name, {"content": text})
                     else:
                         for kind, piece in splitter.feed(text):
-                            yield chunk(completion_id, created, self.config.name, _delta(kind, piece))
+                            yield chunk(cid, created, self.config.name, _delta(kind, piece))
                 if choice.get("finish_reason"):
                     finish = choice["finish_reason"]
             if splitter is not None:
                 for kind, piece in splitter.flush():
-                    yield chunk(completion_id, created, self.config.name, _delta(kind, piece))
+                    yield chunk(cid, created, self.config.name, _delta(kind, piece))
             # llama-cpp-python may sample one token past max_tokens while it completes a
             # UTF-8 sequence; that token is not returned, so it is not counted.
             completion = min(counter.completion_tokens, kwargs["max_tokens"])
@@ -269,9 +267,9 @@ class LlamaCppEngine:
                 usage["completion_tokens_details"] = {"reasoning_tokens": budget.thinking_tokens}
             if tool_mode:
                 calls = _parse_tool_calls("".join(collected))
-                yield chunk(completion_id, created, self.config.name, {"tool_calls": calls})
+                yield chunk(cid, created, self.config.name, {"tool_calls": calls})
                 finish = "tool_calls" if finish == "stop" else finish
-            yield chunk(completion_id, created, self.config.name, {}, finish=finish, usage=usage)
+            yield chunk(cid, created, self.config.name, {}, finish=finish, usage=usage)
         finally:
             stop.set()
             self._admitted -= 1
