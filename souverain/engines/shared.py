@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ from typing import Any
 
 from souverain.locks import try_lock
 
+log = logging.getLogger("souverain.engines.shared")
 # sockaddr_un.sun_path is 108 bytes on Linux, the terminating NUL included
 _MAX_SOCKET_PATH = 107
 
@@ -37,7 +39,11 @@ class Slot:
         slug = hashlib.sha256(model.encode()).hexdigest()[:16]
         folder = state_dir.absolute() / "engines" if state_dir is not None else None
         if folder is not None and len(str(folder / f"{slug}.sock")) > _MAX_SOCKET_PATH:
-            folder = None  # too long a path for a socket: private, not shared
+            log.warning(
+                "model %s: %s is too long a path for a Unix socket; its engine worker is not shared "
+                "with other gateway processes", model, folder,
+            )
+            folder = None
         self.shared = folder is not None
         if folder is None:
             folder = Path(tempfile.mkdtemp(prefix="souverain-engine-"))  # mode 0700
