@@ -17,7 +17,7 @@ $(STAMP): requirements/main.lock requirements/model.lock requirements/build.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/pip.lock
 	# llama.cpp, built portably for every x86-64/aarch64 CPU (flags and why: llama_build.py).
-	# The first build takes about 25 minutes on 2 cores; the wheel is then kept in
+	# The first build takes 20 to 30 minutes on 2 cores; the wheel is then kept in
 	# ~/.cache/souverain/llama-wheels, keyed by the lock, the flags and the machine.
 	$(BIN)/python souverain/engines/llama_build.py install $(BIN)/python
 	# llama-cpp-python is installed by now, so this step leaves it as built above.
