@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from souverain.privacy.findings import Finding
-from souverain.privacy.request import iter_strings, replace_strings
+from souverain.privacy.payload import pieces, replace_strings, scan_payload, to_builtins
 from souverain.privacy.scanner import Scanner, default_scanner
 from souverain.privacy.vault import canonical
 
@@ -69,19 +69,20 @@ def apply(request: Any, action: str, scanner: Scanner | None = None, *, key: byt
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
     scanner = scanner or default_scanner()
-    findings = scanner.scan_request(request)
+    raw = to_builtins(request)
+    findings = scan_payload(scanner, raw).findings
     by_path: dict[tuple[str | int, ...], list[Finding]] = {}
     for f in findings:
         by_path.setdefault(f.path, []).append(f)
     new = {}
-    for path, text, _ in iter_strings(request):
-        fs = by_path.get(path)
-        if not fs:
+    for piece in pieces(raw)[0]:
+        fs = by_path.get(piece.path)
+        if not fs or not piece.editable:
             continue
         if action == "mask":
-            new[path] = mask(text, fs)
+            new[piece.path] = mask(piece.text, fs)
         elif action == "redact":
-            new[path] = redact(text, fs)
+            new[piece.path] = redact(piece.text, fs)
         else:
-            new[path] = hash_values(text, fs, key)
+            new[piece.path] = hash_values(piece.text, fs, key)
     return replace_strings(request, new) if new else request

@@ -158,9 +158,15 @@ class Finding:
         return out
 
 
+# A path element: the step from a string into the JSON text it holds (payload.py).
+INTO_JSON = "\x00json"
+
+
 def path_str(path: tuple[str | int, ...]) -> str:
     out = []
     for key in path:
+        if key == INTO_JSON:
+            continue
         if isinstance(key, int):
             out.append(f"[{key}]")
         else:

@@ -2,7 +2,7 @@
 
     scanner = Scanner(ScannerConfig(...))     # once per tenant (compiles its lists)
     scanner.scan(text, context="")            # -> list[Finding], original offsets
-    scanner.scan_request(chat_request)        # -> list[Finding] with .path set
+    scanner.scan_request(chat_request)        # -> list[Finding] with .path set (payload.py)
     classify(findings, config)                # -> Classification (types and counts only)
 
 Order inside `scan`: normalise (normalise.py) → detectors (numbers and identifiers,
@@ -29,7 +29,7 @@ from souverain.privacy.detectors import BUILTIN
 from souverain.privacy.doc import Doc, Hit
 from souverain.privacy.findings import DataClass, Finding, type_info
 from souverain.privacy.normalise import normalise
-from souverain.privacy.request import iter_strings
+from souverain.privacy.payload import scan_payload, to_builtins
 
 _log = logging.getLogger("souverain.privacy")
 
@@ -92,12 +92,9 @@ class Scanner:
 
     # -- requests --------------------------------------------------------------------
     def scan_request(self, request: Any) -> list[Finding]:
-        """Findings in every string of a `ChatRequest` (or its JSON body as a dict),
-        each with `path` saying where (see request.py)."""
-        out: list[Finding] = []
-        for path, text, key in iter_strings(request):
-            out.extend(f.with_path(path) for f in self.scan(text, context=key))
-        return out
+        """Findings in every piece of text of a `ChatRequest` (or any JSON-shaped
+        payload), each with `path` saying where (see payload.py)."""
+        return scan_payload(self, to_builtins(request)).all
 
     def classify(self, findings: Iterable[Finding]) -> Classification:
         return classify(findings, self.config)

@@ -27,7 +27,7 @@ from typing import Any
 
 from souverain.privacy import ids
 from souverain.privacy.findings import Finding
-from souverain.privacy.request import iter_strings, replace_strings
+from souverain.privacy.payload import pieces, replace_strings, scan_payload, to_builtins
 from souverain.privacy.scanner import Scanner, default_scanner
 
 PLACEHOLDER = re.compile(r"\[[A-Z][A-Z0-9_]*_[0-9]+\]")
@@ -180,30 +180,38 @@ class Restorer:
 
 def pseudonymise(request: Any, scanner: Scanner | None = None,
                  findings: list[Finding] | None = None) -> tuple[Any, Vault]:
-    """Replace the personal data of a `ChatRequest` (or its JSON body as a dict) with
-    placeholders. Returns the new request (same type) and the vault to restore with."""
+    """Replace the personal data of a `ChatRequest` (or any JSON-shaped payload) with
+    placeholders. Returns the new request (same type) and the vault to restore with.
+    Only findings in string values as written can be replaced; the others (in keys,
+    numbers, across a seam: `PayloadScan.fixed`) stay, and the outbound check sees them."""
     scanner = scanner or default_scanner()
-    strings = {path: text for path, text, _ in iter_strings(request)}
+    raw = to_builtins(request)
+    found, _ = pieces(raw)
+    strings = {p.path: p.text for p in found if p.editable}
     if findings is None:
-        findings = scanner.scan_request(request)
-    reserved = {m.group(0) for text in strings.values() for m in PLACEHOLDER.finditer(text)}
+        findings = scan_payload(scanner, raw).findings
+    reserved = {m.group(0) for p in found for m in PLACEHOLDER.finditer(p.text)}
     vault = Vault(reserved)
     by_path: dict[tuple[str | int, ...], list[Finding]] = {}
     for f in findings:
-        by_path.setdefault(f.path, []).append(f)
+        text = strings.get(f.path)
+        if text is not None and text[f.start:f.end] == f.value:
+            by_path.setdefault(f.path, []).append(f)
     # Issue placeholders in reading order, so [PERSON_1] is the first person mentioned.
     new: dict[tuple[str | int, ...], str] = {}
     for path, text in strings.items():
         fs = sorted(by_path.get(path, ()), key=lambda f: f.start)
         if not fs:
             continue
-        pieces, pos = [], 0
+        pieces_, pos = [], 0
         for f in fs:
-            pieces.append(text[pos:f.start])
-            pieces.append(vault.placeholder(f.type, f.value))
+            if f.start < pos:
+                continue
+            pieces_.append(text[pos:f.start])
+            pieces_.append(vault.placeholder(f.type, f.value))
             pos = f.end
-        pieces.append(text[pos:])
-        new[path] = "".join(pieces)
+        pieces_.append(text[pos:])
+        new[path] = "".join(pieces_)
     if not new:
         return request, vault
     return replace_strings(request, new), vault
