@@ -177,6 +177,9 @@ class RoutingConfig(Base):
     health_interval_s: Annotated[float, Meta(ge=0)] = 5.0
     # Class of requests that declare none and in which the scanner finds nothing.
     default_class: DataClassName = "public"
+    # Class of a request holding what the scanner cannot read (media and file parts, data
+    # URLs, text that is mostly an encoded blob), unless the caller declares a class.
+    unscannable_class: DataClassName = "personal"
 
 
 Threshold = Annotated[float, Meta(ge=0, le=1)]

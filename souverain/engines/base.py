@@ -1,11 +1,16 @@
 """The contract between the pipeline and an inference engine.
 
-An engine serves one configured model. The pipeline hands it an internal `ChatRequest`
-(OpenAI field names, already validated) and gets back OpenAI-shaped dicts: a whole
-`chat.completion`, or `chat.completion.chunk`s whose last one carries `usage`. Dialect
-renderers work from those shapes, so an engine never knows which dialect the caller spoke.
+An engine serves one configured model. Sending is two steps, so that nothing leaves
+unclassified (`souverain/outbound.py`): `outbound(request)` builds the exact payload the
+engine would send for an internal `ChatRequest` (OpenAI field names, already validated;
+translation happens here), the pipeline seals it (classifies those bytes and clears them
+for the route), and `chat`/`stream`/`embed` send the `Sealed` bytes as they are. What
+comes back is OpenAI-shaped dicts: a whole `chat.completion`, or `chat.completion.chunk`s
+whose last one carries `usage`. Dialect renderers work from those shapes, so an engine
+never knows which dialect the caller spoke.
 
 Rules every engine keeps:
+- It sends nothing but `Sealed.body`: no field added, no byte re-encoded.
 - It raises only `GatewayError`s (unsupported field: `InvalidRequest`; busy: `Overloaded`;
   upstream trouble: `UpstreamError`/`UpstreamTimeout`; not loaded: `EngineUnavailable`).
 - Cancellation is asyncio cancellation: when the caller's task is cancelled (client gone)
@@ -19,6 +24,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from souverain.chat import ChatRequest
+from souverain.outbound import Outbound, Sealed
 
 
 class Engine(Protocol):
@@ -59,13 +65,20 @@ class Engine(Protocol):
     @property
     def supports_embeddings(self) -> bool: ...
 
-    async def chat(self, request: ChatRequest) -> dict[str, Any]:
+    def outbound(self, request: ChatRequest, *, stream: bool) -> Outbound:
+        """The exact payload this engine would send for `request` (raises `InvalidRequest`
+        for what it cannot serve, before anything is sent)."""
+
+    def outbound_embed(self, texts: list[str]) -> Outbound:
+        """The exact payload this engine would send to embed `texts`."""
+
+    async def chat(self, sealed: Sealed) -> dict[str, Any]:
         """A complete OpenAI `chat.completion` dict."""
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, sealed: Sealed) -> AsyncIterator[dict[str, Any]]:
         """OpenAI `chat.completion.chunk` dicts; the last carries `usage`."""
 
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+    async def embed(self, sealed: Sealed) -> tuple[list[list[float]], int]:
         """One vector per text, and the number of input tokens."""
 
     async def probe(self) -> bool:

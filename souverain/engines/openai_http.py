@@ -24,9 +24,11 @@ from souverain.chat import ChatRequest
 from souverain.config import OpenAIHTTPModel
 from souverain.engines.reasoning import SAFE_PROMPT
 from souverain.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamRateLimited, UpstreamTimeout
+from souverain.outbound import Outbound, Sealed
 
 _ALNUM = string.ascii_letters + string.digits
 log = logging.getLogger("souverain.engines.openai_http")
+_JSON = {"content-type": "application/json"}
 
 
 class OpenAIHTTPEngine:
@@ -147,12 +149,20 @@ class OpenAIHTTPEngine:
         if prefix:
             body["messages"] = prefix + body["messages"]
 
-    # -- calls -----------------------------------------------------------------------
-    async def chat(self, request: ChatRequest) -> dict[str, Any]:
-        body = self.translate(request, stream=False)
+    def outbound(self, request: ChatRequest, *, stream: bool) -> Outbound:
+        return Outbound("stream" if stream else "chat", self.translate(request, stream=stream))
+
+    def outbound_embed(self, texts: list[str]) -> Outbound:
+        if not self.config.embeddings:
+            raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
+        return Outbound("embed", {"model": self._upstream_model, "input": texts})
+
+    # -- calls: each sends a sealed payload as it is -----------------------------------
+    async def chat(self, sealed: Sealed) -> dict[str, Any]:
+        body = sealed.body_for("chat")
         self._inflight += 1
         try:
-            response = await self._send("POST", "/chat/completions", body)
+            response = await self._send("/chat/completions", body)
             data = _json(response)
         finally:
             self._inflight -= 1
@@ -166,11 +176,11 @@ class OpenAIHTTPEngine:
         self._generated += int(data["usage"].get("completion_tokens") or 0)
         return data
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
-        body = self.translate(request, stream=True)
+    async def stream(self, sealed: Sealed) -> AsyncIterator[dict[str, Any]]:
+        body = sealed.body_for("stream")
         self._inflight += 1
         try:
-            req = self._client.build_request("POST", f"{self._base}/chat/completions", json=body)
+            req = self._client.build_request("POST", f"{self._base}/chat/completions", content=body, headers=_JSON)
             try:
                 response = await self._client.send(req, stream=True)
             except httpx.HTTPError as exc:
@@ -230,10 +240,8 @@ class OpenAIHTTPEngine:
         finally:
             self._inflight -= 1
 
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        if not self.config.embeddings:
-            raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
-        response = await self._send("POST", "/embeddings", {"model": self._upstream_model, "input": texts})
+    async def embed(self, sealed: Sealed) -> tuple[list[list[float]], int]:
+        response = await self._send("/embeddings", sealed.body_for("embed"))
         data = _json(response)
         try:
             items = sorted(data["data"], key=lambda d: d["index"])
@@ -241,14 +249,15 @@ class OpenAIHTTPEngine:
         except (KeyError, TypeError):
             raise UpstreamError(f"{self._label} answered embeddings in an unexpected shape") from None
 
-    async def _send(self, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _send(self, path: str, body: bytes) -> httpx.Response:
         try:
-            response = await self._client.request(method, f"{self._base}{path}", json=body)
+            response = await self._client.request("POST", f"{self._base}{path}", content=body, headers=_JSON)
         except httpx.HTTPError as exc:
             raise _transport_error(self._label, self._base, exc) from None
         if response.status_code >= 400:
             raise _status_error(response)
         return response
+
 
 
 def _transport_error(label: str, base: str, exc: httpx.HTTPError) -> GatewayError:

@@ -48,6 +48,7 @@ from souverain.engines import cpu
 from souverain.engines.chunks import assemble
 from souverain.engines.shared import Slot
 from souverain.errors import EngineUnavailable, GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout
+from souverain.outbound import Outbound, Sealed
 
 log = logging.getLogger("souverain.engines.supervisor")
 
@@ -153,12 +154,24 @@ class WorkerEngine:
     async def probe(self) -> bool:
         return self._state == "ready"
 
-    async def chat(self, request: ChatRequest) -> dict[str, Any]:
-        return await assemble(self.stream(request), self.config.name)
+    def outbound(self, request: ChatRequest, *, stream: bool) -> Outbound:
+        # The worker always streams; `chat` assembles. The body is the worker's ChatCall.
+        return Outbound("stream" if stream else "chat", {"request": msgspec.to_builtins(request)})
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+    def outbound_embed(self, texts: list[str]) -> Outbound:
+        if not self.config.embeddings:
+            raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
+        return Outbound("embed", {"texts": texts})
+
+    async def chat(self, sealed: Sealed) -> dict[str, Any]:
+        return await assemble(self._stream(sealed.body_for("chat")), self.config.name)
+
+    async def stream(self, sealed: Sealed) -> AsyncIterator[dict[str, Any]]:
+        async for item in self._stream(sealed.body_for("stream")):
+            yield item
+
+    async def _stream(self, body: bytes) -> AsyncIterator[dict[str, Any]]:
         await self._admit()
-        body = msgspec.json.encode({"request": request})
         self._inflight += 1
         try:
             try:
@@ -188,13 +201,12 @@ class WorkerEngine:
             self._releasing.add(task)
             task.add_done_callback(self._releasing.discard)
 
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        if not self.config.embeddings:
-            raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
+    async def embed(self, sealed: Sealed) -> tuple[list[list[float]], int]:
+        body = sealed.body_for("embed")
         await self._admit()
         self._inflight += 1
         try:
-            response = await self._client.post("/embed", content=msgspec.json.encode({"texts": texts}))
+            response = await self._client.post("/embed", content=body)
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"model {self.config.name!r} did not answer in time", code="engine_timeout") from None
         except httpx.TransportError as exc:
@@ -437,6 +449,7 @@ class WorkerEngine:
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
+
 
 
 def _decode(raw: bytes) -> Any:

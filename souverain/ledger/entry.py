@@ -82,6 +82,11 @@ class Entry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # HMAC-SHA256 under the tenant's digest key, hex; "" when not given.
     request_hmac: Hmac = ""
     response_hmac: Hmac = ""
+    # The class computed on exactly the bytes sent to `route` (the outbound check), and
+    # their HMAC under the same key: what went to the route, provably allowed there.
+    # "" when nothing was sent (refused before dispatch).
+    sent_class: DataClass | Literal[""] = ""
+    sent_hmac: Hmac = ""
 
 
 class EntryError(ValueError):

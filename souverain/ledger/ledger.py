@@ -133,12 +133,15 @@ class Ledger:
         return out
 
     # -- writing -------------------------------------------------------------------------
-    async def append(self, entry: Entry, *, request: bytes | None = None, response: bytes | None = None) -> int:
+    async def append(
+        self, entry: Entry, *, request: bytes | None = None, response: bytes | None = None, sent: bytes | None = None
+    ) -> int:
         """Sequence `entry`; its index, once durable. With `request`/`response` (raw bytes)
         the ledger fills the entry's HMAC digests under the tenant's key and, if content
-        retention is on, stores the content sealed with the tenant's data key.
+        retention is on, stores the content sealed with the tenant's data key; with `sent`
+        (the bytes that went to the route), `sent_hmac` likewise.
         Raises EntryError for an invalid entry, StoreError when the commit fails."""
-        return await self._sequencer.append(entry, request, response)
+        return await self._sequencer.append(entry, request, response, sent)
 
     # -- integrating ---------------------------------------------------------------------
     async def start(self) -> None:

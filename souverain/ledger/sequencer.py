@@ -45,6 +45,7 @@ class _Pending:
     request: bytes | None
     response: bytes | None
     future: asyncio.Future[int]
+    sent: bytes | None = None
 
 
 class Sequencer:
@@ -66,12 +67,14 @@ class Sequencer:
         self._flusher: asyncio.Task[None] | None = None
         self.batches = 0  # for tests and metrics: transactions committed
 
-    async def append(self, entry: Entry, request: bytes | None = None, response: bytes | None = None) -> int:
+    async def append(
+        self, entry: Entry, request: bytes | None = None, response: bytes | None = None, sent: bytes | None = None
+    ) -> int:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         # If the caller is cancelled, nobody reads the outcome: mark it read.
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._pending.append(_Pending(entry, request, response, future))
+        self._pending.append(_Pending(entry, request, response, future, sent))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
         # Shielded: a caller that goes away does not take the entry out of its batch.
@@ -97,13 +100,14 @@ class Sequencer:
     def _prepare(self, pending: _Pending, store: Store) -> tuple[bytes, ContentRow | None]:
         entry = pending.entry
         key = None
-        if pending.request is not None or pending.response is not None:
+        if pending.request is not None or pending.response is not None or pending.sent is not None:
             key = self._keyring.get(store, entry.tenant)
             assert key is not None
             entry = msgspec.structs.replace(
                 entry,
                 request_hmac=key.digest(pending.request) if pending.request is not None else entry.request_hmac,
                 response_hmac=key.digest(pending.response) if pending.response is not None else entry.response_hmac,
+                sent_hmac=key.digest(pending.sent) if pending.sent is not None else entry.sent_hmac,
             )
         leaf = encode_entry(entry)
         if not (self._retain and key is not None):

@@ -1,0 +1,153 @@
+"""The invariant: no byte reaches an engine unless it was classified, and allowed there.
+
+An engine says what it would send for a request (`Outbound`: the operation and the exact
+JSON payload, after dialect translation and pseudonymisation); it sends only a `Sealed`.
+`seal` is the one maker of `Sealed`: it encodes the payload, decodes those very bytes
+again, classifies every piece of text in them (every string and key at any depth, the
+seams between strings, what cannot be scanned: `privacy/payload.py`), and refuses when
+their class may not travel the route. The engine then sends `Sealed.body`, byte for byte.
+
+`classify` is the one rule for a payload's class, used for the request (the classify
+stage) and for what is sent (here):
+
+    class = max(routing.default_class, the caller's declared class, what the scanner
+                finds, routing.unscannable_class if something could not be scanned
+                and the caller declared no class)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from souverain.errors import NoRoute
+from souverain.privacy import Finding, Scanner
+from souverain.privacy import classify as classify_findings
+from souverain.privacy.payload import PayloadScan, scan_payload
+from souverain.routing.policy import CLASSES, DataClassName
+
+Operation = Literal["chat", "stream", "embed"]
+Memo = dict[tuple[str, str], list[Finding]]
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What the class of a payload depends on besides its content."""
+
+    floor: DataClassName = "public"  # routing.default_class
+    unscannable: DataClassName = "personal"  # routing.unscannable_class
+    declared: str | None = None  # the caller's declared class, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    data_class: DataClassName
+    counts: dict[str, int]
+    scan: PayloadScan
+    raised_by_unscannable: bool  # the class is what it is because of unscannable content
+
+    @property
+    def pseudonymisable(self) -> bool:
+        """Whether placeholders can take out everything that made the class personal:
+        findings only in string values, nothing unscannable in the way."""
+        return bool(self.scan.findings) and not self.raised_by_unscannable and not any(
+            CLASSES.index(_class_of(f)) >= CLASSES.index("personal") for f in self.scan.fixed
+        )
+
+
+def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = None) -> Classified:
+    scan = scan_payload(scanner, payload, memo)
+    found = scanner.classify(scan.all)
+    classes: list[str] = [rules.floor, found.data_class.name.lower(), rules.declared or "public"]
+    raised = False
+    if scan.unscannable and rules.declared is None:
+        raised = CLASSES.index(rules.unscannable) > CLASSES.index(max(classes, key=CLASSES.index))
+        classes.append(rules.unscannable)
+    data_class: DataClassName = max(classes, key=CLASSES.index)  # type: ignore[assignment]
+    return Classified(data_class, dict(found.counts), scan, raised)
+
+
+def _class_of(finding: Finding) -> str:
+    return classify_findings([finding]).data_class.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What an engine would send: the operation and the exact JSON payload."""
+
+    operation: Operation
+    payload: Any
+
+
+_TOKEN = object()
+
+
+class Sealed:
+    """Bytes cleared to go to one route. Only `seal` makes one: the bytes it holds are
+    exactly the bytes it classified."""
+
+    __slots__ = ("body", "classified", "operation", "route")
+
+    def __init__(self, token: object, operation: Operation, body: bytes, route: str, classified: Classified) -> None:
+        if token is not _TOKEN:
+            raise TypeError("a Sealed payload is made by outbound.seal, which classifies it first")
+        self.operation = operation
+        self.body = body
+        self.route = route
+        self.classified = classified
+
+    @property
+    def data_class(self) -> DataClassName:
+        return self.classified.data_class
+
+    def body_for(self, operation: Operation) -> bytes:
+        """The bytes to send, for an engine about to `operation`: sealed for that, or a bug."""
+        if self.operation != operation:
+            raise TypeError(f"a payload sealed for {self.operation} cannot be sent as {operation}")
+        return self.body
+
+    def __repr__(self) -> str:
+        return f"<Sealed {self.operation} for {self.route}: {len(self.body)} bytes, {self.data_class}>"
+
+
+def seal(
+    outbound: Outbound,
+    *,
+    route: str,
+    scanner: Scanner,
+    rules: Rules,
+    unmet: Callable[[DataClassName], list[str]],
+    memo: Memo | None = None,
+) -> Sealed:
+    """Encode, classify the encoded bytes, and clear them for `route` if `unmet(class)`
+    (why the route may not carry that class) is empty; else `NoRoute` (403), and
+    nothing is sent."""
+    body = _encode(outbound.payload)
+    classified = classify(scanner, msgspec.json.decode(body), rules, memo)
+    why = unmet(classified.data_class)
+    if why:
+        detail = "; ".join(why[:3])
+        cause = unscannable_note(classified, rules)
+        raise NoRoute(
+            f"The payload for route {route!r} holds {classified.data_class} data, which that route may not carry "
+            f"({detail}).{cause} Nothing was sent.",
+            status=403,
+            code="no_permitted_route",
+        )
+    return Sealed(_TOKEN, outbound.operation, body, route, classified)
+
+
+def unscannable_note(classified: Classified, rules: Rules) -> str:
+    """A sentence for a refusal whose class came from unscannable content."""
+    if not classified.raised_by_unscannable:
+        return ""
+    return (f" The request holds content that cannot be scanned ({classified.scan.where()}), which counts as "
+            f"{rules.unscannable} data (routing.unscannable_class); declare a class with the x-souverain-data-class "
+            "header to route it otherwise.")
+
+
+__all__ = ["Classified", "Outbound", "Rules", "Sealed", "classify", "seal", "unscannable_note"]
