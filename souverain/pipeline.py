@@ -1,39 +1,60 @@
-"""The request spine (DESIGN.md), and nothing else.
+"""The request spine (DESIGN.md): one request's whole path, in one place.
 
-    authenticate → parse → classify → decide → transform → dispatch → restore
-    → account → record → respond
+The contract. Each endpoint is one method, `chat_completions` and `embeddings`, that runs
+these stages in this order; the HTTP layer (`api/handlers.py`) only reads the request for
+it (`Exchange`) and renders what it returns (`Answer`).
 
-The dialect layer (`api/`) does `parse` and `respond`; the stages here, in order:
-- authenticate: API key → principal (tenant, key id, scopes, models allowed).
-- classify: the class is the highest of what the caller declares and what the privacy
-  scanner finds (types and counts only), with the caller's tenant's scanner settings.
-- decide: `routing.decide` picks a route allowed for that class, or refuses (fail closed).
-- transform: pseudonymise, when the decision says so; the vault stays in this request.
-- dispatch: the engine call, streamed or not, retried only on other allowed routes.
-- restore: original values back into the answer, across stream chunk boundaries too.
-- account: tokens and latency into metrics.
-- record: one ledger entry per authenticated request, durable before the response
-  completes; if the ledger cannot take it, the answer is withheld (503).
+ 1. authenticate  API key → principal (tenant, key id, scopes). Fails: 401/403, and the
+                  request is not recorded (there is no tenant to record it under).
+ 2. parse         the caller's dialect into the internal request (`Exchange.parse_*`).
+ 3. classify      the request's class, by `outbound.classify`: every piece of text in it
+                  (every string and key at any depth, the seams between strings), the
+                  caller's declared class, `routing.default_class`, and
+                  `routing.unscannable_class` for what cannot be scanned.
+ 4. decide        `routing.decide` picks an allowed route, or refuses (403: no route may
+                  carry the class; 503: none that may is up). Never an excluded route.
+ 5. transform     pseudonymise when the decision says so; the vault stays in this call.
+ 6. dispatch      one loop for chat, stream and embeddings: for each allowed route in
+                  turn, the engine builds its exact payload, `outbound.seal` classifies
+                  those bytes and clears them for that route (else 403, nothing sent),
+                  the engine sends them. A route failure (502/504, engine down) or a busy
+                  engine (429) moves on to the next allowed route, up to
+                  `routing.retries`; after the last, its error is the answer. A stream
+                  moves on only before its first chunk.
+ 7. restore       original values back into the answer (streams: across chunks).
+ 8. account       tokens and latency into metrics.
+ 9. record        one ledger entry per authenticated request, built from `Facts`:
+                  success, refusal (4xx), failure (5xx) and cancellation (499) alike,
+                  with the class and keyed digest of exactly what was sent. An answer is
+                  released only once its entry is durable; if the ledger cannot take it,
+                  the answer is withheld (503). Errors are recorded, then raised (a ledger
+                  failure then is logged: the caller already gets an error). A client
+                  gone is recorded in the background (nobody waits for it).
+10. respond       `Answer.headers` explain the decision (route, class, decision, ledger
+                  index), on errors too (`failure_headers`).
 
-`Facts` travels with the request and collects what each stage learns; `record` writes it.
+Short-circuits: any stage may raise a `GatewayError`; nothing after it runs but record
+and respond. Nothing is sent to an engine before stage 6's seal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from souverain.auth import KeyStore, Principal
-from souverain.chat import ChatRequest
+from souverain.chat import ChatRequest, EmbeddingRequest
 from souverain.engines import Engine
 from souverain.errors import (
     EngineUnavailable,
     Forbidden,
     GatewayError,
-    InvalidRequest,
     LedgerUnavailable,
     NoRoute,
     NotFound,
@@ -44,12 +65,64 @@ from souverain.errors import (
 from souverain.ledger import Entry, Ledger
 from souverain.ledger.entry import safe_ident
 from souverain.metrics import Metrics
-from souverain.privacy import Restorer, Scanner, Vault, pseudonymise
-from souverain.routing.decide import Candidate, Choice, Refusal
-from souverain.routing.policy import CLASSES
+from souverain.outbound import Classified, Memo, Outbound, Rules, Sealed, classify, seal, unscannable_note
+from souverain.privacy import Scanner, Vault, pseudonymise
+from souverain.privacy.restore import StreamRestorers, restore_message
+from souverain.routing.decide import Candidate, Choice, Refusal, unmet
 from souverain.routing.router import Router
 
 log = logging.getLogger("souverain.pipeline")
+T = TypeVar("T")
+_encode = msgspec.json.Encoder().encode
+
+# Failures that say "this route is not working": counted against its breaker, and the
+# next allowed route is tried. A busy engine (Overloaded) moves on too, without blame.
+ROUTE_FAILURES = (UpstreamError, UpstreamTimeout, EngineUnavailable)
+
+
+class ClientGone(Exception):
+    """The client went away before its answer (raised by `Exchange.watch`)."""
+
+
+class Renderer(Protocol):
+    """The caller's dialect: internal OpenAI-shaped dicts → what the caller reads."""
+
+    name: str
+
+    def completion(self, result: dict[str, Any]) -> dict[str, Any]: ...
+
+    def chunk(self, chunk: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Exchange(Protocol):
+    """What the spine needs from the HTTP layer for one request."""
+
+    authorization: str | None
+    dialect: Renderer
+
+    async def body(self) -> bytes:
+        """The request body, bounded (413)."""
+
+    def parse_chat(self, body: bytes) -> tuple[ChatRequest, str | None]:
+        """The internal request and the caller's declared class (may refine `dialect`)."""
+
+    def parse_embeddings(self, body: bytes) -> tuple[EmbeddingRequest, str | None]: ...
+
+    def watch(self, work: Awaitable[T]) -> Awaitable[T]:
+        """`work`, cancelled when the client goes (`ClientGone`) or time is up (504)."""
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Run `work` after this request, in the background."""
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the spine gives back: a body, or a stream of events (a data event's JSON as
+    bytes; a `GatewayError` for a final error event), and the headers that explain it."""
+
+    headers: dict[str, str]
+    body: bytes = b""
+    events: AsyncIterator[bytes | GatewayError] | None = None
 
 
 @dataclass(slots=True)
@@ -68,10 +141,10 @@ class Facts:
     status: int = 200
     usage: Mapping[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
-
-    declared: str | None = None
-    classified: bool = False
-    """Whether `data_class` was computed (the request got as far as classify)."""
+    classified: bool = False  # whether `data_class` was computed (the request got to classify)
+    body: bytes | None = None  # the request as received
+    sent: bytes | None = None  # exactly what went to `route`
+    sent_class: str = ""
 
     def failed(self, exc: GatewayError) -> None:
         self.status = exc.status
@@ -79,23 +152,52 @@ class Facts:
         # The code only: an error message may quote a value from the request, and the
         # ledger never holds request content. Routing refusals keep their route reasons.
         if not (isinstance(exc, NoRoute) and self.reasons):
-            self.reasons = [exc.code or exc.type]
+            self.reasons = [*self.reasons[:16], exc.code or exc.type][-32:]
+
+    def cancelled(self) -> None:
+        self.status, self.decision = 499, "cancelled"
+        self.reasons = [*self.reasons[:16], "client disconnected before the answer was complete"]
+
+    def entry(self) -> Entry:
+        assert self.principal is not None
+        usage = self.usage or {}
+        return Entry(
+            tenant=self.principal.tenant,
+            key_id=self.principal.key_id,
+            route=safe_ident(self.route or self.model),
+            route_profile=self.route_profile,
+            model=safe_ident(self.model),
+            data_class=self.data_class,  # type: ignore[arg-type]
+            found=self.found,
+            decision=self.decision,
+            reasons=[r[:300] for r in self.reasons][:32],
+            status=self.status,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            latency_ms=int((time.perf_counter() - self.started) * 1000),
+            sent_class=self.sent_class,  # type: ignore[arg-type]
+        )
+
+    def headers(self, ledger_index: int | None) -> dict[str, str]:
+        """The decision headers, success or not: the route (`none` if sent nowhere), the
+        class once classified, the decision, the ledger entry."""
+        headers = {"x-souverain-decision": self.decision, "x-souverain-route": self.route or "none"}
+        if self.classified:
+            headers["x-souverain-data-class"] = self.data_class
+        if ledger_index is not None:
+            headers["x-souverain-ledger-index"] = str(ledger_index)
+        return headers
 
 
-# Failures that say "this route is not working": counted against its breaker, and the
-# next allowed route is tried. Other errors are the request's own and go to the caller.
-ROUTE_FAILURES = (UpstreamError, UpstreamTimeout, EngineUnavailable)
+@dataclass(slots=True)
+class _Admitted:
+    """A request past classify, decide and transform: what dispatch needs."""
 
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Where a request went: the public model, the deployment's engine, and why."""
-
-    model: str
-    engine: Engine
-    route: str = ""
-    data_class: str = "public"
-    decision: str = "allowed"
+    request: Any  # the ChatRequest (pseudonymised if so decided) or the embedding texts
+    choice: Choice
+    rules: Rules
+    memo: Memo
+    vault: Vault | None = None
 
 
 class Pipeline:
@@ -108,6 +210,7 @@ class Pipeline:
         scanner: Scanner,
         ledger: Ledger | None = None,
         tenant_scanners: Mapping[str, Scanner] | None = None,
+        unscannable_class: str = "personal",
     ) -> None:
         self.keys = keys
         self.engines = engines
@@ -116,6 +219,61 @@ class Pipeline:
         self.scanner = scanner  # for tenants without settings of their own
         self.tenant_scanners = dict(tenant_scanners or {})
         self.ledger = ledger
+        self.unscannable_class = unscannable_class
+
+    # -- the endpoints -------------------------------------------------------------------
+    async def chat_completions(self, x: Exchange) -> Answer:
+        facts = Facts("chat")
+        try:
+            facts.principal = self.authenticate(x.authorization)
+            facts.body = await x.body()
+            chat, declared = x.parse_chat(facts.body)
+            facts.model = chat.model
+            admitted = self._admit(facts.principal, chat, chat.model, declared, facts)
+            if chat.stream:
+                candidate, (first, chunks) = await self._dispatch(
+                    facts, admitted, lambda e: e.outbound(admitted.request, stream=True), _open_stream
+                )
+                include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+                events = self._relay(x, facts, candidate, first, chunks, admitted.vault, include_usage)
+                return Answer(self._headers(facts, candidate, x, None), events=events)
+            candidate, result = await x.watch(
+                self._dispatch(facts, admitted, lambda e: e.outbound(admitted.request, stream=False), _chat)
+            )
+            result["model"] = candidate.model
+            if admitted.vault is not None:
+                restore_message(result, admitted.vault)
+            self.metrics.count_tokens(candidate.model, result.get("usage"))
+            facts.usage = result.get("usage") or {}
+            payload = _encode(x.dialect.completion(result))
+            index = await self.record(facts, response=payload)
+            self.metrics.observe("chat", facts.model, 200, time.perf_counter() - facts.started)
+            return Answer(self._headers(facts, candidate, x, index), body=payload)
+        except BaseException as exc:
+            raise await self._recorded(facts, x, exc) from None
+
+    async def embeddings(self, x: Exchange, render: Callable[[EmbeddingRequest, list[list[float]], dict[str, int]], bytes]) -> Answer:
+        """`render`: the embeddings response body (the same shape in both dialects;
+        raises `InvalidRequest` for dimensions the vectors do not have)."""
+        facts = Facts("embeddings")
+        try:
+            facts.principal = self.authenticate(x.authorization)
+            facts.body = await x.body()
+            req, declared = x.parse_embeddings(facts.body)
+            facts.model = req.model
+            texts = req.texts()
+            admitted = self._admit(facts.principal, texts, req.model, declared, facts)
+            candidate, (vectors, tokens) = await x.watch(
+                self._dispatch(facts, admitted, lambda e: e.outbound_embed(admitted.request), _embed)
+            )
+            self.metrics.count_tokens(req.model, {"prompt_tokens": tokens})
+            facts.usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
+            payload = render(req, vectors, dict(facts.usage))
+            index = await self.record(facts, response=payload)
+            self.metrics.observe("embeddings", facts.model, 200, time.perf_counter() - facts.started)
+            return Answer(self._headers(facts, candidate, x, index), body=payload)
+        except BaseException as exc:
+            raise await self._recorded(facts, x, exc) from None
 
     # -- authenticate ----------------------------------------------------------------
     def authenticate(self, authorization: str | None, scope: str = "inference") -> Principal:
@@ -128,31 +286,34 @@ class Pipeline:
         """Models this caller may use over some route its policy allows."""
         return self.router.visible_models(principal)
 
-    # -- classify ------------------------------------------------------------------------
+    # -- classify, decide, transform -------------------------------------------------
     def scanner_for(self, principal: Principal) -> Scanner:
         """The scanner with the caller's tenant's settings (built at start: a lookup)."""
         return self.tenant_scanners.get(principal.tenant, self.scanner)
 
-    def classify(self, scanner: Scanner, request: Any, declared: str | None, facts: Facts) -> list[Any]:
-        """Set the request's class and counts on `facts`; return the findings."""
-        if declared is not None and declared not in CLASSES:
-            raise InvalidRequest(f"data class must be one of {', '.join(CLASSES)}", param="data_class")
-        if isinstance(request, list):  # embedding inputs
-            findings = [f for text in request for f in scanner.scan(text)]
-        else:
-            findings = scanner.scan_request(request)
-        found = scanner.classify(findings)
-        classes = [self.router.default_class, found.data_class.name.lower(), declared or "public"]
-        facts.data_class = max(classes, key=CLASSES.index)
-        facts.found = dict(found.counts)
-        facts.declared = declared
-        facts.classified = True
-        return findings
+    def _admit(self, principal: Principal, request: Any, model: str, declared: str | None, facts: Facts) -> _Admitted:
+        scanner = self.scanner_for(principal)
+        rules = Rules(self.router.default_class, self.unscannable_class, declared)  # type: ignore[arg-type]
+        memo: Memo = {}
+        payload = msgspec.to_builtins(request)
+        classified = classify(scanner, payload, rules, memo)
+        facts.data_class, facts.found, facts.classified = classified.data_class, dict(classified.counts), True
+        choice = self._decide(principal, model, facts, classified, rules)
+        if isinstance(request, list) and choice.pseudonymise:
+            raise NoRoute(
+                "Embeddings of personal data cannot be pseudonymised (the vectors would describe the placeholders); "
+                "no route allowed for this data class serves the model.",
+                status=403,
+                code="no_permitted_route",
+            )
+        if not choice.pseudonymise:
+            return _Admitted(request, choice, rules, memo)
+        masked, vault = pseudonymise(request, scanner, classified.scan.findings)
+        return _Admitted(masked, choice, rules, memo, vault)
 
-    # -- decide ----------------------------------------------------------------------
-    def decide(self, principal: Principal, model: str, facts: Facts, findings: list[Any]) -> Choice:
-        # Pseudonymising helps only when the class comes from what the scanner found.
-        pseudonymisable = bool(findings) and CLASSES.index(facts.declared or "public") < CLASSES.index("personal")
+    def _decide(self, principal: Principal, model: str, facts: Facts, classified: Classified, rules: Rules) -> Choice:
+        # Pseudonymising helps only when the class comes from findings it can replace.
+        pseudonymisable = classified.pseudonymisable and (rules.declared or "public") not in ("personal", "special")
         # Engines still loading or failed to load are left to the breaker: trying one
         # raises EngineUnavailable at once, with its reason, and the next route is tried.
         ready_since = {name: engine.ready_since for name, engine in self.engines.items()}
@@ -162,96 +323,72 @@ class Pipeline:
             raise NotFound(result.message, param="model")
         if isinstance(result, Refusal):
             facts.reasons = [f"{result.code}: {route}: {'; '.join(why)}"[:300] for route, why in result.excluded][:31]
-            raise NoRoute(result.message, status=result.status, code=result.code)
-        facts.route = result.candidate.route
-        facts.route_profile = "sha256:" + result.candidate.profile.digest
+            raise NoRoute(result.message + unscannable_note(classified, rules), status=result.status, code=result.code)
         facts.decision = "pseudonymised" if result.pseudonymise else "allowed"
         facts.reasons = list(result.reasons)
         return result
 
-    def _decision(self, choice: Choice, candidate: Candidate, facts: Facts) -> Decision:
-        facts.route = candidate.route
-        facts.route_profile = "sha256:" + candidate.profile.digest
-        return Decision(candidate.model, self.engines[candidate.deployment], candidate.route, facts.data_class, facts.decision)
-
-    def _prepare(
-        self, principal: Principal, request: ChatRequest, declared: str | None, facts: Facts
-    ) -> tuple[ChatRequest, Vault | None, Choice]:
-        scanner = self.scanner_for(principal)
-        findings = self.classify(scanner, request, declared, facts)
-        choice = self.decide(principal, request.model, facts, findings)
-        if not choice.pseudonymise:
-            return request, None, choice
-        masked, vault = pseudonymise(request, scanner, findings)  # transform
-        return masked, vault, choice
-
-    def _attempts(self, choice: Choice) -> list[Candidate]:
-        return [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
-
-    # -- dispatch ------------------------------------------------------------------------
-    async def chat(
-        self, principal: Principal, request: ChatRequest, facts: Facts, declared: str | None = None
-    ) -> tuple[Decision, dict[str, Any]]:
-        request, vault, choice = self._prepare(principal, request, declared, facts)
-        for attempt, candidate in enumerate(self._attempts(choice)):
+    # -- dispatch --------------------------------------------------------------------
+    async def _dispatch(
+        self,
+        facts: Facts,
+        admitted: _Admitted,
+        build: Callable[[Engine], Outbound],
+        send: Callable[[Engine, Sealed], Awaitable[T]],
+    ) -> tuple[Candidate, T]:
+        """The one dispatch loop: build, seal, send, over the allowed routes in turn."""
+        choice = admitted.choice
+        attempts = [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
+        policy = self.router.policy(facts.principal.tenant if facts.principal else "")
+        scanner = self.scanner_for(facts.principal) if facts.principal else self.scanner
+        for n, candidate in enumerate(attempts):
             engine = self.engines[candidate.deployment]
+            sealed = seal(
+                build(engine),
+                route=candidate.route,
+                scanner=scanner,
+                rules=admitted.rules,
+                unmet=lambda cls, profile=candidate.profile: unmet(policy.rule(cls), profile),
+                memo=admitted.memo,
+            )
+            facts.route, facts.route_profile = candidate.route, "sha256:" + candidate.profile.digest
+            facts.sent, facts.sent_class = sealed.body, sealed.data_class
             self.router.health.begin(candidate.deployment)
-            ok = True
             try:
-                result = await engine.chat(request)
-            except ROUTE_FAILURES:
-                ok = False
-                if attempt + 1 == len(self._attempts(choice)):
-                    raise
-                continue
-            except Overloaded:
-                if attempt + 1 == len(self._attempts(choice)):
-                    raise
-                continue
-            finally:
-                self.router.health.end(candidate.deployment, ok)
-            result["model"] = candidate.model
-            if vault is not None:
-                _restore_message(result, vault)
-            self.metrics.count_tokens(candidate.model, result.get("usage"))
-            return self._decision(choice, candidate, facts), result
-        raise AssertionError("unreachable: at least one attempt is made")
-
-    async def chat_stream(
-        self, principal: Principal, request: ChatRequest, facts: Facts, declared: str | None = None
-    ) -> tuple[Decision, AsyncIterator[dict[str, Any]]]:
-        """Start a stream; admission errors (busy, unsupported field, every allowed route
-        down) raise here, before any byte is sent, so they keep their HTTP status. Once
-        the first chunk is out, there is no switching routes."""
-        request, vault, choice = self._prepare(principal, request, declared, facts)
-        attempts = self._attempts(choice)
-        for attempt, candidate in enumerate(attempts):
-            engine = self.engines[candidate.deployment]
-            self.router.health.begin(candidate.deployment)
-            chunks = engine.stream(request)
-            try:
-                first = await anext(chunks)
+                result = await send(engine, sealed)
             except (*ROUTE_FAILURES, Overloaded) as exc:
                 self.router.health.end(candidate.deployment, ok=isinstance(exc, Overloaded))
-                await chunks.aclose()
-                if attempt + 1 == len(attempts):
+                facts.reasons.append(f"route {candidate.route}: {exc.code or exc.type}")
+                if n + 1 == len(attempts):
                     raise
                 continue
             except BaseException:
                 self.router.health.end(candidate.deployment, ok=True)
-                await chunks.aclose()
                 raise
-            decision = self._decision(choice, candidate, facts)
-            return decision, self._relay(candidate, first, chunks, vault)
+            if send is not _open_stream:  # a stream's route is judged when it ends (_relay)
+                self.router.health.end(candidate.deployment, ok=True)
+            return candidate, result
         raise AssertionError("unreachable: at least one attempt is made")
 
     async def _relay(
-        self, candidate: Candidate, first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]], vault: Vault | None
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Account (time to first token, tokens) and restore, chunk by chunk."""
+        self,
+        x: Exchange,
+        facts: Facts,
+        candidate: Candidate,
+        first: dict[str, Any],
+        chunks: AsyncIterator[dict[str, Any]],
+        vault: Vault | None,
+        include_usage: bool,
+    ) -> AsyncIterator[bytes | GatewayError]:
+        """A stream's events: restore and account chunk by chunk; the final chunk (the one
+        with `usage`) waits until the entry is durable and then carries its index (the
+        response digest covers the events as they were before that field was added). An
+        error after the first byte is a final error event: the status is already sent."""
         started = time.perf_counter()
         seen_content = False
-        restorers = _StreamRestorers(vault) if vault is not None else None
+        restorers = StreamRestorers(vault) if vault is not None else None
+        sent: list[bytes] = []
+        final: dict[str, Any] | None = None
         ok = True
         try:
             async for chunk in _achain(first, chunks):
@@ -265,48 +402,45 @@ class Pipeline:
                         self.metrics.first_token(candidate.model, time.perf_counter() - started)
                 if chunk.get("usage"):
                     self.metrics.count_tokens(candidate.model, chunk["usage"])
-                yield chunk
-        except ROUTE_FAILURES:
-            ok = False
+                    final = chunk
+                    continue
+                data = _encode(x.dialect.chunk(chunk))
+                sent.append(data)
+                yield data
+            tail = [x.dialect.chunk(final)] if final else []
+            if final and include_usage:
+                tail.append({**tail[0], "choices": []})
+            facts.usage = (final or {}).get("usage") or {}
+            index = await self.record(facts, response=b"".join(sent + [_encode(c) for c in tail]))
+            for chunk in tail:
+                if index is not None:
+                    chunk = {**chunk, "souverain": {"ledger_index": index}}
+                yield _encode(chunk)
+            self.metrics.observe("chat", facts.model, 200, time.perf_counter() - facts.started)
+        except GatewayError as exc:
+            ok = not isinstance(exc, ROUTE_FAILURES)
+            await self.record_failure(facts, exc)
+            yield exc
+        except (asyncio.CancelledError, GeneratorExit):
+            self.record_cancelled(facts, x)
             raise
+        except Exception as exc:
+            yield await self._recorded(facts, x, exc)  # type: ignore[misc]
         finally:
             self.router.health.end(candidate.deployment, ok)
             await chunks.aclose()
 
-    async def embed(
-        self, principal: Principal, model: str, texts: list[str], facts: Facts, declared: str | None = None
-    ) -> tuple[list[list[float]], int]:
-        findings = self.classify(self.scanner_for(principal), texts, declared, facts)
-        choice = self.decide(principal, model, facts, findings)
-        if choice.pseudonymise:
-            raise NoRoute(
-                "Embeddings of personal data cannot be pseudonymised (the vectors would describe the placeholders); "
-                "no route allowed for this data class serves the model.",
-                status=403,
-                code="no_permitted_route",
-            )
-        for attempt, candidate in enumerate(self._attempts(choice)):
-            engine = self.engines[candidate.deployment]
-            if not engine.supports_embeddings:
-                raise InvalidRequest(f"model {model!r} does not serve embeddings", param="model")
-            self.router.health.begin(candidate.deployment)
-            ok = True
-            try:
-                vectors, tokens = await engine.embed(texts)
-            except ROUTE_FAILURES:
-                ok = False
-                if attempt + 1 == len(self._attempts(choice)):
-                    raise
-                continue
-            finally:
-                self.router.health.end(candidate.deployment, ok)
-            self._decision(choice, candidate, facts)
-            self.metrics.count_tokens(model, {"prompt_tokens": tokens})
-            return vectors, tokens
-        raise AssertionError("unreachable: at least one attempt is made")
+    def _headers(self, facts: Facts, candidate: Candidate, x: Exchange, index: int | None) -> dict[str, str]:
+        engine = self.engines[candidate.deployment]
+        return {
+            "x-souverain-model": candidate.model,
+            "x-souverain-engine": engine.kind,
+            "x-souverain-dialect": x.dialect.name,
+            **facts.headers(index),
+        }
 
     # -- record ----------------------------------------------------------------------
-    async def record(self, facts: Facts, *, request: bytes | None, response: bytes | None) -> int | None:
+    async def record(self, facts: Facts, *, response: bytes | None) -> int | None:
         """Append the request's ledger entry and return its index once durable.
 
         Requests that never authenticated have no tenant and are not recorded. A ledger
@@ -314,84 +448,69 @@ class Pipeline:
         """
         if self.ledger is None or facts.principal is None:
             return None
-        usage = facts.usage or {}
-        entry = Entry(
-            tenant=facts.principal.tenant,
-            key_id=facts.principal.key_id,
-            route=safe_ident(facts.route or facts.model),
-            route_profile=facts.route_profile,
-            model=safe_ident(facts.model),
-            data_class=facts.data_class,  # type: ignore[arg-type]
-            found=facts.found,
-            decision=facts.decision,
-            reasons=facts.reasons,
-            status=facts.status,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            latency_ms=int((time.perf_counter() - facts.started) * 1000),
-        )
         try:
-            return await self.ledger.append(entry, request=request, response=response)
+            return await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
         except Exception as exc:
             log.error("ledger append failed for %s: %s", facts.endpoint, exc)
             raise LedgerUnavailable(
                 "The request ledger could not record this request, so the answer is withheld; retry later."
             ) from None
 
+    async def _recorded(self, facts: Facts, x: Exchange, exc: BaseException) -> BaseException:
+        """Record a request that ended in `exc`; what to raise for it. A bug is logged
+        and becomes a 500 in the caller's dialect, recorded like any failure."""
+        if isinstance(exc, (ClientGone, asyncio.CancelledError)):
+            self.record_cancelled(facts, x)
+            return exc
+        if not isinstance(exc, GatewayError):
+            if not isinstance(exc, Exception):
+                return exc  # KeyboardInterrupt, SystemExit: not a request's outcome
+            log.error("unexpected error in the %s spine", facts.endpoint, exc_info=exc)
+            exc = GatewayError("The gateway hit an internal error; the operator's log has the details.",
+                               code="internal_error")
+        await self.record_failure(facts, exc)
+        return exc
+
+    async def record_failure(self, facts: Facts, exc: GatewayError) -> None:
+        """A refused or failed request is recorded too, and its error explains itself
+        (headers); a ledger failure here is only logged: the caller already gets an error."""
+        self.metrics.observe(facts.endpoint, facts.model or "-", exc.status, time.perf_counter() - facts.started)
+        index = None
+        if not isinstance(exc, LedgerUnavailable):
+            facts.failed(exc)
+            try:
+                index = await self.record(facts, response=None)
+            except LedgerUnavailable:
+                pass
+        exc.headers.update(facts.headers(index))
+
+    def record_cancelled(self, facts: Facts, x: Exchange) -> None:
+        """The client left (or the task was cancelled): recorded in the background,
+        since this task can no longer wait."""
+        facts.cancelled()
+        x.spawn(self.record(facts, response=None))
+
+
+async def _chat(engine: Engine, sealed: Sealed) -> dict[str, Any]:
+    return await engine.chat(sealed)
+
+
+async def _open_stream(engine: Engine, sealed: Sealed) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+    """Open a stream and wait for its first chunk: admission errors (busy, unsupported
+    field, route down) raise here, before any byte is sent to the client."""
+    chunks = engine.stream(sealed)
+    try:
+        return await anext(chunks), chunks
+    except BaseException:
+        await chunks.aclose()
+        raise
+
+
+async def _embed(engine: Engine, sealed: Sealed) -> tuple[list[list[float]], int]:
+    return await engine.embed(sealed)
+
 
 async def _achain(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     yield first
     async for chunk in rest:
         yield chunk
-
-
-def _restore_message(result: dict[str, Any], vault: Vault) -> None:
-    """Put the original values back into a whole answer (content, reasoning, tool args)."""
-    for choice in result.get("choices", []):
-        message = choice.get("message") or {}
-        for key in ("content", "reasoning_content"):
-            if isinstance(message.get(key), str):
-                message[key] = vault.restore(message[key])
-        for call in message.get("tool_calls") or []:
-            fn = call.get("function") or {}
-            if isinstance(fn.get("arguments"), str):
-                fn["arguments"] = vault.restore(fn["arguments"], json_escape=True)
-
-
-class _StreamRestorers:
-    """One restorer per stream of text (content, reasoning, each tool call's arguments),
-    so a placeholder split across chunks is restored whole."""
-
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
-        self.text: dict[str, Restorer] = {}
-
-    def _r(self, key: str, json_escape: bool = False) -> Restorer:
-        if key not in self.text:
-            self.text[key] = self.vault.restorer(json_escape=json_escape)
-        return self.text[key]
-
-    def apply(self, chunk: dict[str, Any]) -> None:
-        for choice in chunk.get("choices", []):
-            delta = choice.get("delta") or {}
-            for key in ("content", "reasoning_content"):
-                if isinstance(delta.get(key), str):
-                    delta[key] = self._r(key).feed(delta[key])
-            for call in delta.get("tool_calls") or []:
-                fn = call.get("function") or {}
-                if isinstance(fn.get("arguments"), str):
-                    fn["arguments"] = self._r(f"tool{call.get('index', 0)}", True).feed(fn["arguments"])
-            if choice.get("finish_reason"):
-                # End of this choice: release whatever was held back.
-                for key in ("content", "reasoning_content"):
-                    if key in self.text:
-                        tail = self.text.pop(key).flush()
-                        if tail:
-                            delta[key] = (delta.get(key) or "") + tail
-                for key in [k for k in self.text if k.startswith("tool")]:
-                    tail = self.text.pop(key).flush()
-                    if tail:
-                        delta.setdefault("tool_calls", []).append(
-                            {"index": int(key[4:]), "function": {"arguments": tail}}
-                        )
-                choice["delta"] = delta

@@ -1,8 +1,10 @@
 """The `/v1` handlers, shared by both dialects: chat completions, models, embeddings.
 
-Handlers are thin: find the dialect, read the body (bounded), parse it into the internal
-request, hand it to the pipeline, render what comes back in the caller's dialect. Any
-`GatewayError` is rendered in that dialect's error shape by `speaks_dialect`.
+Handlers are thin: they find the dialect, give the spine an `HttpExchange` (read the body,
+bounded; parse it into the internal request; watch for the client going away) and render
+the `Answer` it returns. The spine (`pipeline.py`) runs every stage in between, recording
+included. Any `GatewayError` is rendered in the dialect's error shape by `speaks_dialect`,
+with the decision headers the spine put on it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import base64
 import functools
 import secrets
 import struct
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,8 +26,9 @@ from souverain.api.dialects import Dialect
 from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
-from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, LedgerUnavailable, NotFound, PayloadTooLarge
-from souverain.pipeline import Decision, Facts
+from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge
+from souverain.pipeline import ClientGone
+from souverain.routing.policy import CLASSES
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -67,7 +69,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def until_disconnect(request: Request, work: Awaitable[T], timeout: float) -> T:
     """Run `work`, cancelling it if the client goes away first (stops generation; raises
-    `ClientDisconnect`) or when `timeout` seconds pass (504)."""
+    `ClientGone`) or when `timeout` seconds pass (504)."""
     task = asyncio.ensure_future(work)
 
     async def watch() -> None:
@@ -83,7 +85,7 @@ async def until_disconnect(request: Request, work: Awaitable[T], timeout: float)
         task.cancel()
         if not done:
             raise GatewayTimeout(f"The request took longer than the gateway's limit of {timeout:g} s.")
-        raise ClientDisconnect()
+        raise ClientGone()
     return task.result()
 
 
@@ -94,28 +96,12 @@ def _declared(request: Request, body_value: str | None) -> str | None:
     """The caller's declared class: the highest of every class header (repeated, or
     folded into one with commas, as proxies do) and the body field. A declaration can
     only raise the class: a client cannot undercut a minimum that a proxy appends."""
-    from souverain.routing.policy import CLASSES
-
     headers = [v.strip() for raw in request.headers.getlist(CLASS_HEADER) for v in raw.split(",")]
     for header in headers:
         if header not in CLASSES:
             raise InvalidRequest(f"{CLASS_HEADER} must be one of {', '.join(CLASSES)}", param=CLASS_HEADER)
     given = [c for c in (*headers, body_value) if c]
     return max(given, key=CLASSES.index) if given else None
-
-
-def _decision_headers(decision: Decision, dialect: Dialect, ledger_index: int | None = None) -> dict[str, str]:
-    headers = {
-        "x-souverain-model": decision.model,
-        "x-souverain-engine": decision.engine.kind,
-        "x-souverain-dialect": dialect.name,
-        "x-souverain-route": decision.route,
-        "x-souverain-data-class": decision.data_class,
-        "x-souverain-decision": decision.decision,
-    }
-    if ledger_index is not None:
-        headers[LEDGER_HEADER] = str(ledger_index)
-    return headers
 
 
 def _budget_from_header(request: Request, chat: ChatRequest) -> ChatRequest:
@@ -127,131 +113,70 @@ def _budget_from_header(request: Request, chat: ChatRequest) -> ChatRequest:
     return msgspec.structs.replace(chat, reasoning_budget_tokens=int(raw))
 
 
-LEDGER_HEADER = "x-souverain-ledger-index"
+class HttpExchange:
+    """One HTTP request, as the spine sees it (`pipeline.Exchange`): parse and watch."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.gw = request.app.state.gateway
+        self.authorization = request.headers.get("authorization")
+        self.dialect: Dialect = request.state.dialect
+
+    async def body(self) -> bytes:
+        return await read_body(self.request, self.gw.config.server.max_body_bytes)
+
+    def parse_chat(self, body: bytes) -> tuple[ChatRequest, str | None]:
+        parsed = decode(body, ChatRequest)
+        self.dialect = self.request.state.dialect = dialects.refine(self.dialect, self.request.headers, parsed)
+        chat = _budget_from_header(self.request, parsed.normalise())
+        return chat, _declared(self.request, chat.data_class)
+
+    def parse_embeddings(self, body: bytes) -> tuple[EmbeddingRequest, str | None]:
+        req = decode(body, EmbeddingRequest)
+        return req, _declared(self.request, req.data_class)
+
+    def watch(self, work: Awaitable[T]) -> Awaitable[T]:
+        return until_disconnect(self.request, work, self.gw.config.server.request_timeout_s)
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        self.gw.spawn(work)
 
 
 @speaks_dialect
 async def chat_completions(request: Request) -> Response:
-    gw = request.app.state.gateway
-    facts = Facts("chat")
-    body: bytes | None = None
     try:
-        facts.principal = gw.pipeline.authenticate(request.headers.get("authorization"))
-        body = await read_body(request, gw.config.server.max_body_bytes)
-        parsed = decode(body, ChatRequest)
-        dialect = request.state.dialect = dialects.refine(request.state.dialect, request.headers, parsed)
-        chat = _budget_from_header(request, parsed.normalise())
-        facts.model = chat.model
-        if chat.stream:
-            decision, chunks = await gw.pipeline.chat_stream(facts.principal, chat, facts, _declared(request, chat.data_class))
-            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-            return StreamingResponse(
-                _sse(chunks, dialect, include_usage, gw, facts, body),
-                media_type="text/event-stream",
-                headers={
-                    **_decision_headers(decision, dialect),
-                    "cache-control": "no-cache",
-                    "x-accel-buffering": "no",
-                },
-            )
-        decision, result = await until_disconnect(
-            request,
-            gw.pipeline.chat(facts.principal, chat, facts, _declared(request, chat.data_class)),
-            gw.config.server.request_timeout_s,
+        answer = await request.app.state.gateway.pipeline.chat_completions(HttpExchange(request))
+    except ClientGone:
+        return _client_gone()
+    if answer.events is not None:
+        return StreamingResponse(
+            _sse(answer.events),
+            media_type="text/event-stream",
+            headers={**answer.headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
         )
-        payload = _encode(dialect.completion(result))
-        facts.usage = result.get("usage") or {}
-        index = await gw.pipeline.record(facts, request=body, response=payload)
-        gw.metrics.observe("chat", facts.model or "-", 200, time.perf_counter() - facts.started)
-        return Response(payload, media_type=JSON, headers=_decision_headers(decision, dialect, index))
-    except GatewayError as exc:
-        await _record_failure(gw, facts, exc, body)
-        raise
-    except ClientDisconnect:
-        return _client_gone(gw, facts, body)
-    except asyncio.CancelledError:
-        _record_cancelled(gw, facts, body)
-        raise
+    return Response(answer.body, media_type=JSON, headers=answer.headers)
 
 
-def _client_gone(gw: Any, facts: Facts, body: bytes | None) -> Response:
-    """The client left before its answer: recorded, and a response nobody reads (uvicorn
-    drops it), rather than an exception that the server would log as a crash."""
-    _record_cancelled(gw, facts, body)
+def _client_gone() -> Response:
+    """The client left before its answer (the spine recorded it): a response nobody
+    reads (uvicorn drops it), rather than an exception the server would log as a crash."""
     return Response(status_code=499)
 
 
-def _record_cancelled(gw: Any, facts: Facts, body: bytes | None) -> None:
-    """The client left (or the task was cancelled): record that in the background, since
-    this task can no longer wait."""
-    facts.status, facts.decision, facts.reasons = 499, "cancelled", ["client disconnected before the answer was complete"]
-    gw.spawn(gw.pipeline.record(facts, request=body, response=None))
-
-
-async def _record_failure(gw: Any, facts: Facts, exc: GatewayError, body: bytes | None) -> None:
-    """A refused or failed request is recorded too; a ledger failure here is only logged,
-    since the client is already getting an error."""
-    gw.metrics.observe(facts.endpoint, facts.model or "-", exc.status, time.perf_counter() - facts.started)
-    index = None
-    if not isinstance(exc, LedgerUnavailable):
-        facts.failed(exc)
-        try:
-            index = await gw.pipeline.record(facts, request=body, response=None)
-        except LedgerUnavailable:
-            pass
-    exc.headers.update(_failure_headers(facts, index))
-
-
-def _failure_headers(facts: Facts, ledger_index: int | None) -> dict[str, str]:
-    """An error explains itself too: the decision, the route (`none` if it was sent
-    nowhere), the class if the request got as far as classification, the ledger entry."""
-    headers = {"x-souverain-decision": facts.decision, "x-souverain-route": facts.route or "none"}
-    if facts.classified:
-        headers["x-souverain-data-class"] = facts.data_class
-    if ledger_index is not None:
-        headers[LEDGER_HEADER] = str(ledger_index)
-    return headers
-
-
-async def _sse(
-    chunks: AsyncIterator[dict[str, Any]], dialect: Dialect, include_usage: bool, gw: Any, facts: Facts, body: bytes
-) -> AsyncIterator[bytes]:
-    """Server-sent events in OpenAI's framing (Mistral's is the same).
-
-    Content chunks go out as they come. The final chunk (the one with `usage`) waits until
-    the ledger has the request, then carries `souverain.ledger_index`; the response digest
-    covers the data events as they were before that field was added. An error after the
-    first byte can no longer change the status, so it is sent as a final `error` event.
-    """
-    sent: list[bytes] = []
+async def _sse(events: AsyncIterator[bytes | GatewayError]) -> AsyncIterator[bytes]:
+    """Server-sent events in OpenAI's framing (Mistral's is the same): each data event as
+    it comes, a final error event if the stream failed, else `[DONE]`."""
+    failed = False
     try:
-        final: dict[str, Any] | None = None
-        async for chunk in chunks:
-            if chunk.get("usage"):
-                final = chunk
-                continue
-            data = _encode(dialect.chunk(chunk))
-            sent.append(data)
-            yield b"data: " + data + b"\n\n"
-        tail = [dialect.chunk(final)] if final else []
-        if final and include_usage:
-            tail.append({**tail[0], "choices": []})
-        facts.usage = (final or {}).get("usage") or {}
-        index = await gw.pipeline.record(facts, request=body, response=b"".join(sent + [_encode(c) for c in tail]))
-        for chunk in tail:
-            if index is not None:
-                chunk = {**chunk, "souverain": {"ledger_index": index}}
-            yield b"data: " + _encode(chunk) + b"\n\n"
-        yield b"data: [DONE]\n\n"
-        gw.metrics.observe("chat", facts.model, 200, time.perf_counter() - facts.started)
-    except GatewayError as exc:
-        await _record_failure(gw, facts, exc, body)
-        yield b"data: " + error_body(exc.message, exc.type, exc.param, exc.code) + b"\n\n"
-    except (asyncio.CancelledError, GeneratorExit):
-        _record_cancelled(gw, facts, body)
-        raise
+        async for event in events:
+            if isinstance(event, GatewayError):
+                failed = True
+                event = error_body(event.message, event.type, event.param, event.code)
+            yield b"data: " + event + b"\n\n"
+        if not failed:
+            yield b"data: [DONE]\n\n"
     finally:
-        await chunks.aclose()
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 @speaks_dialect
@@ -300,46 +225,24 @@ def _model_card(name: str, gw: Any) -> dict[str, Any]:
 
 @speaks_dialect
 async def embeddings(request: Request) -> Response:
-    gw = request.app.state.gateway
-    facts = Facts("embeddings")
-    body: bytes | None = None
     try:
-        facts.principal = gw.pipeline.authenticate(request.headers.get("authorization"))
-        body = await read_body(request, gw.config.server.max_body_bytes)
-        req = decode(body, EmbeddingRequest)
-        facts.model = req.model
-        vectors, tokens = await until_disconnect(
-            request,
-            gw.pipeline.embed(facts.principal, req.model, req.texts(), facts, _declared(request, req.data_class)),
-            gw.config.server.request_timeout_s,
-        )
-        dimensions = req.target_dimensions()
-        if dimensions is not None:
-            if any(dimensions > len(v) for v in vectors):
-                raise InvalidRequest(f"dimensions must be at most {len(vectors[0])} for this model", param="dimensions")
-            vectors = [v[:dimensions] for v in vectors]
-        data = [
-            {"object": "embedding", "index": i, "embedding": _encode_vector(v, req.encoding_format)}
-            for i, v in enumerate(vectors)
-        ]
-        facts.usage = {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0}
-        payload = _encode(
-            {"id": "emb-" + secrets.token_hex(12), "object": "list", "data": data, "model": req.model, "usage": facts.usage}
-        )
-        index = await gw.pipeline.record(facts, request=body, response=payload)
-        gw.metrics.observe("embeddings", facts.model, 200, time.perf_counter() - facts.started)
-        headers = {"x-souverain-route": facts.route, "x-souverain-data-class": facts.data_class}
-        if index is not None:
-            headers[LEDGER_HEADER] = str(index)
-        return Response(payload, media_type=JSON, headers=headers)
-    except GatewayError as exc:
-        await _record_failure(gw, facts, exc, body)
-        raise
-    except ClientDisconnect:
-        return _client_gone(gw, facts, body)
-    except asyncio.CancelledError:
-        _record_cancelled(gw, facts, body)
-        raise
+        answer = await request.app.state.gateway.pipeline.embeddings(HttpExchange(request), _render_embeddings)
+    except ClientGone:
+        return _client_gone()
+    return Response(answer.body, media_type=JSON, headers=answer.headers)
+
+
+def _render_embeddings(req: EmbeddingRequest, vectors: list[list[float]], usage: dict[str, int]) -> bytes:
+    dimensions = req.target_dimensions()
+    if dimensions is not None:
+        if any(dimensions > len(v) for v in vectors):
+            raise InvalidRequest(f"dimensions must be at most {len(vectors[0])} for this model", param="dimensions")
+        vectors = [v[:dimensions] for v in vectors]
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode_vector(v, req.encoding_format)}
+        for i, v in enumerate(vectors)
+    ]
+    return _encode({"id": "emb-" + secrets.token_hex(12), "object": "list", "data": data, "model": req.model, "usage": usage})
 
 
 def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
