@@ -83,15 +83,15 @@ def test_ledger_failure_withholds_the_answer() -> None:
     """Fault injection: a ledger whose append fails makes `record` refuse, not skip."""
 
     class BrokenLedger:
-        async def append(self, entry, *, request=None, response=None):
+        async def append(self, entry, *, request=None, response=None, sent=None):
             raise OSError("disk full")
 
     pipeline = Pipeline(keys=None, engines={}, metrics=None, router=None, scanner=None, ledger=BrokenLedger())  # type: ignore[arg-type]
-    facts = Facts("chat", principal=Principal("k", "n", "default", frozenset({"inference"}), None), model="m")
+    facts = Facts("chat", principal=Principal("k", "n", "default", frozenset({"inference"}), None), model="m", body=b"{}")
     import asyncio
 
     with pytest.raises(LedgerUnavailable):
-        asyncio.run(pipeline.record(facts, request=b"{}", response=b"{}"))
+        asyncio.run(pipeline.record(facts, response=b"{}"))
 
 
 def test_kill_9_under_load_loses_no_answered_request(start_server) -> None:
