@@ -26,6 +26,7 @@ raise the class: `PayloadScan.fixed` lists them.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import re
@@ -172,7 +173,7 @@ def scan_payload(scanner: Scans, payload: Any, memo: dict[tuple[str, str], list[
     found, unscannable = pieces(payload)
     result = PayloadScan(unscannable=unscannable)
     memo = {} if memo is None else memo
-    strings: list[Piece] = []
+    strings: list[tuple[Piece, list[Finding]]] = []
     for piece in found:
         cache_key = (piece.text, piece.key)
         hits = memo.get(cache_key)
@@ -181,36 +182,46 @@ def scan_payload(scanner: Scans, payload: Any, memo: dict[tuple[str, str], list[
         for f in hits:
             (result.findings if piece.editable else result.fixed).append(f.with_path(piece.path))
         if piece.string:
-            strings.append(piece)
+            strings.append((piece, hits))
     result.fixed.extend(_seams(scanner, strings, memo))
     return result
 
 
-def _seams(scanner: Scans, strings: list[Piece], memo: dict[tuple[str, str], list[Finding]]) -> Iterator[Finding]:
+def _seams(scanner: Scans, strings: list[tuple[Piece, list[Finding]]],
+           memo: dict[tuple[str, str], list[Finding]]) -> Iterator[Finding]:
     """Findings that cross the seam between two strings read one after the other: each
     string and the next, and each string and the next that is not a token (`user`,
     `text`: the values a schema puts between two turns or two parts). Each seam is read
-    twice (the halves joined as they are, and with a space), all seams in one text."""
+    twice (the halves joined as they are, and with a space), all seams in one text. A
+    finding that only extends one already found on either side (an e-mail address run
+    into the next word) is that one, not a new one."""
     if len(strings) < 2:
         return
-    pairs: list[tuple[Piece, Piece]] = []
-    for i, a in enumerate(strings[:-1]):
-        pairs.append((a, strings[i + 1]))
-        if _TOKEN.fullmatch(strings[i + 1].text):
-            following = next((b for b in strings[i + 2:] if not _TOKEN.fullmatch(b.text)), None)
-            if following is not None:
-                pairs.append((a, following))
+    # The next string that is not a token, for each position: one pass from the end.
+    after: list[int | None] = [None] * len(strings)
+    nxt: int | None = None
+    for i in range(len(strings) - 1, -1, -1):
+        after[i] = nxt
+        if not _TOKEN.fullmatch(strings[i][0].text):
+            nxt = i
+    pairs: list[tuple[int, int]] = []
+    for i in range(len(strings) - 1):
+        pairs.append((i, i + 1))
+        j = after[i]
+        if j is not None and j != i + 1:
+            pairs.append((i, j))
     parts: list[str] = []
-    joins: list[tuple[int, int, Path]] = []  # (start of the join, end of its snippet, path of the second string)
+    # snippet start, join (end of the left half), start of the right half, snippet end, the two strings
+    joins: list[tuple[int, int, int, int, int, int]] = []
     pos = 0
-    for a, b in pairs:
-        left, right = _tail(a.text), _head(b.text)
+    for i, j in pairs:
+        left, right = _tail(strings[i][0].text), _head(strings[j][0].text)
         if not left or not right:
             continue
         for glue in ("", " "):
             snippet = left + glue + right
             parts.append(snippet)
-            joins.append((pos + len(left), pos + len(snippet), b.path))
+            joins.append((pos, pos + len(left), pos + len(left) + len(glue), pos + len(snippet), i, j))
             pos += len(snippet) + 2
     if not parts:
         return
@@ -219,14 +230,27 @@ def _seams(scanner: Scans, strings: list[Piece], memo: dict[tuple[str, str], lis
     hits = memo.get(key)
     if hits is None:
         hits = memo[key] = scanner.scan(text)
+    starts = [j[0] for j in joins]
     seen: set[tuple[str, str]] = set()
     for f in hits:
-        for join, end, path in joins:
-            if f.start < join < f.end <= end:
-                if (f.type, f.value) not in seen:
-                    seen.add((f.type, f.value))
-                    yield Finding(f.type, 0, 0, f.confidence, f.validator, f.value, (*path, "seam"))
-                break
+        k = bisect.bisect_right(starts, f.start) - 1
+        if k < 0:
+            continue
+        start, join, right_at, end, i, j = joins[k]
+        if not (f.start < join < f.end <= end) or (f.type, f.value) in seen:
+            continue
+        a, a_hits = strings[i]
+        b, b_hits = strings[j]
+        # Where the finding's halves sit in the two strings, to tell a new finding from
+        # a known one run across the seam.
+        a_from = len(a.text) - (join - f.start)
+        b_to = f.end - right_at
+        if any(h.type == f.type and h.end > a_from for h in a_hits) or any(
+            h.type == f.type and h.start < b_to for h in b_hits
+        ):
+            continue
+        seen.add((f.type, f.value))
+        yield Finding(f.type, 0, 0, f.confidence, f.validator, f.value, (*b.path, "seam"))
 
 
 def _tail(text: str) -> str:
