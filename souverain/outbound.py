@@ -49,12 +49,13 @@ class Classified:
     counts: dict[str, int]
     scan: PayloadScan
     raised_by_unscannable: bool  # the class is what it is because of unscannable content
+    unscannable_counts: bool = False  # unscannable content, and no declared class to vouch for it
 
     @property
     def pseudonymisable(self) -> bool:
         """Whether placeholders can take out everything that made the class personal:
         findings only in string values, nothing unscannable in the way."""
-        return bool(self.scan.findings) and not self.raised_by_unscannable and not any(
+        return bool(self.scan.findings) and not self.unscannable_counts and not any(
             CLASSES.index(_class_of(f)) >= CLASSES.index("personal") for f in self.scan.fixed
         )
 
@@ -68,7 +69,7 @@ def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = N
         raised = CLASSES.index(rules.unscannable) > CLASSES.index(max(classes, key=CLASSES.index))
         classes.append(rules.unscannable)
     data_class: DataClassName = max(classes, key=CLASSES.index)  # type: ignore[assignment]
-    return Classified(data_class, dict(found.counts), scan, raised)
+    return Classified(data_class, dict(found.counts), scan, raised, bool(scan.unscannable) and rules.declared is None)
 
 
 def _class_of(finding: Finding) -> str:

@@ -4,8 +4,9 @@ The contract. Each endpoint is one method, `chat_completions` and `embeddings`, 
 these stages in this order; the HTTP layer (`api/handlers.py`) only reads the request for
 it (`Exchange`) and renders what it returns (`Answer`).
 
- 1. authenticate  API key → principal (tenant, key id, scopes). Fails: 401/403, and the
-                  request is not recorded (there is no tenant to record it under).
+ 1. authenticate  API key → principal (tenant, key id, scopes). An unknown key: 401, not
+                  recorded (there is no tenant to record it under); a key without
+                  the `inference` scope: 403, recorded.
  2. parse         the caller's dialect into the internal request (`Exchange.parse_*`).
  3. classify      the request's class, by `outbound.classify`: every piece of text in it
                   (every string and key at any depth, the seams between strings), the
@@ -225,11 +226,12 @@ class Pipeline:
     async def chat_completions(self, x: Exchange) -> Answer:
         facts = Facts("chat")
         try:
-            facts.principal = self.authenticate(x.authorization)
+            facts.principal = self.keys.authenticate(x.authorization)
+            self.require(facts.principal, "inference")  # a key without the scope is recorded too
             facts.body = await x.body()
             chat, declared = x.parse_chat(facts.body)
             facts.model = chat.model
-            admitted = self._admit(facts.principal, chat, chat.model, declared, facts)
+            admitted = await self._admit(facts.principal, chat, chat.model, declared, facts)
             if chat.stream:
                 candidate, (first, chunks) = await self._dispatch(
                     facts, admitted, lambda e: e.outbound(admitted.request, stream=True), _open_stream
@@ -257,12 +259,13 @@ class Pipeline:
         raises `InvalidRequest` for dimensions the vectors do not have)."""
         facts = Facts("embeddings")
         try:
-            facts.principal = self.authenticate(x.authorization)
+            facts.principal = self.keys.authenticate(x.authorization)
+            self.require(facts.principal, "inference")  # a key without the scope is recorded too
             facts.body = await x.body()
             req, declared = x.parse_embeddings(facts.body)
             facts.model = req.model
             texts = req.texts()
-            admitted = self._admit(facts.principal, texts, req.model, declared, facts)
+            admitted = await self._admit(facts.principal, texts, req.model, declared, facts)
             candidate, (vectors, tokens) = await x.watch(
                 self._dispatch(facts, admitted, lambda e: e.outbound_embed(admitted.request), _embed)
             )
@@ -277,7 +280,10 @@ class Pipeline:
 
     # -- authenticate ----------------------------------------------------------------
     def authenticate(self, authorization: str | None, scope: str = "inference") -> Principal:
-        principal = self.keys.authenticate(authorization)
+        return self.require(self.keys.authenticate(authorization), scope)
+
+    @staticmethod
+    def require(principal: Principal, scope: str) -> Principal:
         if scope not in principal.scopes and "admin" not in principal.scopes:
             raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
         return principal
@@ -291,12 +297,14 @@ class Pipeline:
         """The scanner with the caller's tenant's settings (built at start: a lookup)."""
         return self.tenant_scanners.get(principal.tenant, self.scanner)
 
-    def _admit(self, principal: Principal, request: Any, model: str, declared: str | None, facts: Facts) -> _Admitted:
+    async def _admit(
+        self, principal: Principal, request: Any, model: str, declared: str | None, facts: Facts
+    ) -> _Admitted:
         scanner = self.scanner_for(principal)
         rules = Rules(self.router.default_class, self.unscannable_class, declared)  # type: ignore[arg-type]
         memo: Memo = {}
         payload = msgspec.to_builtins(request)
-        classified = classify(scanner, payload, rules, memo)
+        classified = await _off_loop(len(facts.body or b""), classify, scanner, payload, rules, memo)
         facts.data_class, facts.found, facts.classified = classified.data_class, dict(classified.counts), True
         choice = self._decide(principal, model, facts, classified, rules)
         if isinstance(request, list) and choice.pseudonymise:
@@ -343,7 +351,9 @@ class Pipeline:
         scanner = self.scanner_for(facts.principal) if facts.principal else self.scanner
         for n, candidate in enumerate(attempts):
             engine = self.engines[candidate.deployment]
-            sealed = seal(
+            sealed = await _off_loop(
+                len(facts.body or b""),
+                seal,
                 build(engine),
                 route=candidate.route,
                 scanner=scanner,
@@ -489,6 +499,17 @@ class Pipeline:
         since this task can no longer wait."""
         facts.cancelled()
         x.spawn(self.record(facts, response=None))
+
+
+# Bodies above this are classified on a worker thread, so that scanning megabytes does not
+# stall every other request on the event loop (the scanner is thread-safe).
+OFF_LOOP_BYTES = 64 * 1024
+
+
+async def _off_loop(size: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    if size <= OFF_LOOP_BYTES:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 async def _chat(engine: Engine, sealed: Sealed) -> dict[str, Any]:
