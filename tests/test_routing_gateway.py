@@ -8,86 +8,20 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from conftest import ROOT, Server, http
 from souverain.privacy import default_scanner
+from upstreams import Upstream
 
 PIPES = ROOT / "examples" / "pipes" / "pipes.yaml"
 EMAIL, IBAN, PHONE = "marie.dubois@exemple.fr", "FR7630006000011234567890189", "+33 6 12 34 56 78"
-
-
-class Upstream:
-    """A mock OpenAI-compatible upstream (fine for fault injection) that keeps every body
-    it receives, and can be stopped, slowed and restarted on the same port."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.received: list[bytes] = []
-        self.delay = 0.0
-        self.echo = False  # answer with the last message's text, in 3-character chunks
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self.server: uvicorn.Server | None = None
-        self.start()
-
-    async def chat(self, request: Request) -> Response:
-        raw = await request.body()
-        self.received.append(raw)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        body = json.loads(raw)
-        text = f"{self.name} says ok"
-        if self.echo:
-            text = f"Noted: {body['messages'][-1]['content']}"
-        if body.get("stream"):
-
-            async def events():
-                for piece in [text[i : i + 3] for i in range(0, len(text), 3)]:
-                    yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
-                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}) + "\n\n").encode()
-                yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}) + "\n\n").encode()
-                yield b"data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse({"id": "u", "object": "chat.completion", "created": 0, "model": body["model"],
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
-
-    def start(self) -> None:
-        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=lambda: self.server.run(sockets=[sock]), daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        assert self.server is not None
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

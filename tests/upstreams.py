@@ -1,0 +1,97 @@
+"""Recording upstreams for routing tests: real HTTP servers on loopback that the gateway
+forwards to, keep every body they receive (the evidence of what left the gateway), and can
+be stopped, slowed and restarted on the same port to inject faults.
+
+Shared by the routing tests; tests import helpers from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+class Upstream:
+    """A mock OpenAI-compatible upstream (fine for fault injection) that keeps every body
+    it receives, and can be stopped, slowed and restarted on the same port.
+
+    It answers `/v1/chat/completions` (streamed or not) and `/v1/embeddings`; `received`
+    holds the raw bodies of both, in arrival order, including those it was too slow for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received: list[bytes] = []
+        self.delay = 0.0
+        self.echo = False  # answer with the last message's text, in 3-character chunks
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self.server: uvicorn.Server | None = None
+        self.start()
+
+    async def chat(self, request: Request) -> Response:
+        raw = await request.body()
+        self.received.append(raw)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        body = json.loads(raw)
+        text = f"{self.name} says ok"
+        if self.echo:
+            text = f"Noted: {body['messages'][-1]['content']}"
+        if body.get("stream"):
+
+            async def events():
+                for piece in [text[i : i + 3] for i in range(0, len(text), 3)]:
+                    yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
+                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}) + "\n\n").encode()
+                yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}) + "\n\n").encode()
+                yield b"data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse({"id": "u", "object": "chat.completion", "created": 0, "model": body["model"],
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+
+    async def embeddings(self, request: Request) -> Response:
+        raw = await request.body()
+        self.received.append(raw)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        body = json.loads(raw)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return JSONResponse({"object": "list", "model": body["model"],
+                             "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
+                             "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+
+    def start(self) -> None:
+        app = Starlette(routes=[
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+        ])
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=lambda: self.server.run(sockets=[sock]), daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        assert self.server is not None
+        self.server.should_exit = True
+        self.thread.join(10)
