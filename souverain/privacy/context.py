@@ -91,7 +91,8 @@ SPECIFIC: dict[str, list[str]] = {
     "CZ_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number", "rodné", "rodného"],
     "DE_IDNR": ["steuer-id", "steuerid", "steuer-idnr", "idnr", "identifikationsnummer", "steueridentifikationsnummer", "tin", "st.-id", "steuer id"],
     "DK_CPR": ["cpr", "cpr-nr", "cpr-nummer", "personnummer", "personnr"],
-    "EE_IK": ["isikukood", "ik", "personal code", "isikukoodi"],
+    # Estonia and Lithuania: one scheme (ids.py), named in either language
+    "EE_LT_ID": ["isikukood", "ik", "personal code", "isikukoodi", "asmens kodas", "asmens", "a.k."],
     "ES_DNI": ["dni", "d.n.i", "nif", "documento nacional", "identidad"],
     "ES_NIE": ["nie", "n.i.e", "extranjero", "extranjería", "nif"],
     "FI_HETU": ["hetu", "henkilötunnus", "henkilotunnus", "sotu", "personbeteckning", "identity code"],
@@ -102,7 +103,6 @@ SPECIFIC: dict[str, list[str]] = {
     "HU_TAX_ID": ["adóazonosító", "adoazonosito", "adóazonosító jel", "tax id", "adószám"],
     "IE_PPS": ["pps", "ppsn", "personal public service", "rsi"],
     "IT_CF": ["codice fiscale", "cod. fisc", "c.f.", "cf", "tessera sanitaria", "fiscal code"],
-    "LT_AK": ["asmens kodas", "asmens", "a.k.", "personal code"],
     "LU_NIN": ["matricule", "numéro d'identification", "identifikationsnummer", "sécurité sociale", "cns"],
     "LV_PK": ["personas kods", "personas", "p.k.", "personal code"],
     "MT_ID": ["id card", "identity card", "karta tal-identità", "karta tal-identita", "i.d.", "id no", "id number"],

@@ -53,7 +53,6 @@ from stdnum.gr import amka as gr_amka
 from stdnum.hr import oib as hr_oib
 from stdnum.it import codicefiscale as it_cf
 from stdnum.ie import pps as ie_pps
-from stdnum.lt import asmens as lt_asmens
 from stdnum.lv import pvn as lv_pvn
 from stdnum.nl import bsn as nl_bsn
 from stdnum.pl import pesel as pl_pesel
@@ -104,6 +103,13 @@ def _be(number: str) -> bool:
 
 def _be_born(number: str) -> datetime.date | None:
     return be_nn.get_birth_date(number) if be_nn.is_valid(number) else be_bis.get_birth_date(number)
+
+
+def _ee_lt(number: str) -> bool:
+    """Estonian or Lithuanian personal code: within the shape [1-6] + 10 digits, stdnum's
+    ee.ik and lt.asmens accept the same numbers (the Lithuanian 9..., with no birth date,
+    is outside the shape); either says yes for both."""
+    return ee_ik.is_valid(number)
 
 
 def _always(number: str) -> bool:
@@ -304,10 +310,9 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("BE_NN", _s(r"\d{11}"), _be, MEDIUM, "stdnum.be.nn",
              born=_be_born, precheck=_pre_be,
              layout=_s(r"\d\d\.\d\d\.\d\d-\d{3}\.\d\d")),
-    IdScheme("EE_IK", _s(r"[1-6]\d{10}"), ee_ik.is_valid, MEDIUM, "stdnum.ee.ik",
-             born=ee_ik.get_birth_date,
-             precheck=_pre_ee),
-    IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens",
+    # Estonia's isikukood and Lithuania's asmens kodas: one layout, one check (stdnum's
+    # lt.asmens calls ee.ik's), so one scheme: every valid code is valid as both.
+    IdScheme("EE_LT_ID", _s(r"[1-6]\d{10}"), _ee_lt, MEDIUM, "stdnum.ee.ik = lt.asmens",
              born=ee_ik.get_birth_date,
              precheck=_pre_ee),
     IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka",
@@ -350,7 +355,7 @@ BY_LENGTH: dict[int, tuple[IdScheme, ...]] = {}
 _LENGTHS = {
     "FR_NIR": (15,), "RO_CNP": (13,), "SI_EMSO": (13,), "LU_NIN": (13,), "FR_NIF": (13,), "IT_CF": (16,),
     "PT_CC": (12,), "ES_NIE": (9,), "ES_DNI": (9,), "CY_TIC": (9,), "IE_PPS": (8, 9), "FI_HETU": (11, 10),
-    "PL_PESEL": (11,), "BE_NN": (11,), "EE_IK": (11,), "LT_AK": (11,), "GR_AMKA": (11,), "LV_PK": (11,),
+    "PL_PESEL": (11,), "BE_NN": (11,), "EE_LT_ID": (11,), "GR_AMKA": (11,), "LV_PK": (11,),
     "DE_IDNR": (11,), "HR_OIB": (11,), "BG_EGN": (10,), "AT_SVNR": (10,), "CZ_RC": (9, 10), "SE_PNR": (10, 12),
     "HU_TAX_ID": (10,), "DK_CPR": (10,), "NL_BSN": (9,), "PT_NIF": (9,), "MT_ID": (4, 5, 6, 7, 8),
 }
