@@ -16,10 +16,15 @@ would be taken for it (`bench/privacy/false_pass.py` measures it):
   Hungarian tax id whose leading 8 and date leave one random 10-digit number in 220, ...),
   and the schemes whose shape mixes letters into digits (ES DNI/NIE, IE PPS, CY, PT CC):
   a digits-only order number cannot take that shape at all;
-- WEAK (0.45): more than that (BSN's 11-test, OIB, PT NIF, AT SVNR, a bare date for the
-  Danish CPR, nine-digit Czech numbers, ...): below the default threshold, so these need a
-  context word ("BSN", "Steuer-ID", a JSON key named like them, or a generic "tax number")
-  or the scheme's own written layout (`layout`, e.g. "850730/0335") to be reported.
+- WEAK (0.5): more than that, with a check digit (BSN's 11-test, OIB, PT NIF, AT SVNR,
+  ten-digit Czech numbers): exactly the default threshold, so a bare number that passes
+  one is reported (the product's choice: a number that passes an identifier's check
+  counts as personal data, the safe side), and a negative word ("Order no.") or a word
+  naming another identifier puts it under;
+- DATE_ONLY (0.45): no check digit at all, only a date (the Danish CPR since 2007, the
+  nine-digit Czech numbers issued before 1954): under the default threshold, so these need
+  a context word ("CPR", "rodné číslo", a JSON key named like them, or a generic "tax
+  number") or the scheme's own written layout (`layout`, e.g. "850730/0335").
 
 Several schemes share a shape (eleven digits: DE IdNr, BE NN, EE/LT, LV, PL PESEL, GR AMKA,
 HR OIB) and a number can pass more than one check; the scanner then takes the scheme whose
@@ -62,7 +67,7 @@ from stdnum.ro import cnp as ro_cnp
 from stdnum.se import personnummer as se_pnr
 from stdnum.si import emso as si_emso
 
-STRONG, MEDIUM, WEAK, SHAPE_ONLY = 0.9, 0.7, 0.45, 0.2
+STRONG, MEDIUM, WEAK, DATE_ONLY, SHAPE_ONLY = 0.9, 0.7, 0.5, 0.45, 0.2
 
 
 def _hu_tax_id(number: str) -> bool:
@@ -211,8 +216,8 @@ def _pre_at(n: str) -> bool:  # stdnum.at.vnr.calc_check_digit (the fourth digit
     return _wsum(n, (3, 7, 9, 0, 5, 8, 4, 2, 1, 6)) % 11 == _digit(n, 3)
 
 
-def _pre_cz(n: str) -> bool:  # stdnum.cz.rc: ten digits carry a mod 11 check, nine none
-    return len(n) == 9 or int(n[:9]) % 11 % 10 == _digit(n, 9)
+def _pre_cz(n: str) -> bool:  # stdnum.cz.rc: ten digits carry a mod 11 check (nine none)
+    return int(n[:9]) % 11 % 10 == _digit(n, 9)
 
 
 def _pre_dk(n: str) -> bool:  # stdnum.dk.cpr: no check digit since 2007, a date (DDMMYY)
@@ -275,6 +280,9 @@ class IdScheme:
     # passes its check but encodes a date in the future or more than `MAX_AGE` years ago
     # belongs to no one alive (stdnum accepts PESELs of 2279 and EGNs of 1852).
     born: Callable[[str], datetime.date | None] | None = None
+    # The compacted lengths, when a type is split into schemes by length (CZ_RC: ten
+    # digits carry a check digit, nine do not); else `_LENGTHS` below.
+    lengths: tuple[int, ...] = ()
 
 
 def _s(pattern: str) -> re.Pattern[str]:
@@ -331,14 +339,18 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
              precheck=_pre_at,
              layout=_s(r"\d{4} \d{6}")),
-    IdScheme("CZ_RC", _s(r"\d{9,10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc",
+    IdScheme("CZ_RC", _s(r"\d{10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc", lengths=(10,),
              born=cz_rc.get_birth_date, precheck=_pre_cz,
-             layout=_s(r"\d{6}/\d{3,4}")),
+             layout=_s(r"\d{6}/\d{4}")),
+    # Nine digits: the numbers issued before 1954, a date and a serial, no check digit.
+    IdScheme("CZ_RC", _s(r"\d{9}"), cz_rc.is_valid, DATE_ONLY, "stdnum.cz.rc", lengths=(9,),
+             born=cz_rc.get_birth_date,
+             layout=_s(r"\d{6}/\d{3}")),
     IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer", precheck=_pre_se,
              layout=_s(r"(?:19|20)?\d{6}[-+]\d{4}")),
     # One random 10-digit number in 220 passes (leading 8, a date, mod 11): medium.
     IdScheme("HU_TAX_ID", _s(r"8\d{9}"), _hu_tax_id, MEDIUM, "mod 11 (hu adóazonosító jel)"),
-    IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, WEAK, "stdnum.dk.cpr", precheck=_pre_dk,
+    IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, DATE_ONLY, "stdnum.dk.cpr", precheck=_pre_dk,
              layout=_s(r"\d{6}-\d{4}")),
     IdScheme("NL_BSN", _s(r"\d{9}"), nl_bsn.is_valid, WEAK, "stdnum.nl.bsn",
              precheck=_pre_nl),
@@ -360,7 +372,7 @@ _LENGTHS = {
     "HU_TAX_ID": (10,), "DK_CPR": (10,), "NL_BSN": (9,), "PT_NIF": (9,), "MT_ID": (4, 5, 6, 7, 8),
 }
 for _scheme in SCHEMES:
-    for _n in _LENGTHS[_scheme.type]:
+    for _n in _scheme.lengths or _LENGTHS[_scheme.type]:
         BY_LENGTH.setdefault(_n, ())
         BY_LENGTH[_n] = (*BY_LENGTH[_n], _scheme)
 del _scheme, _n
