@@ -21,7 +21,9 @@ from souverain.privacy.keywords import ANYWHERE, KEYWORDS, PREFIX, WHOLE, defaul
 
 BEFORE = 48  # characters of context read before a match
 AFTER = 24  # ... and after it
-NEG_BEFORE = 28  # negative context must be close: "Order no. 123456782"
+# A negative word counts in the whole window before the number, as a naming one does:
+# "Serial numbers from 9700536179 to 1899704712" labels both.
+NEG_BEFORE = BEFORE
 
 
 def trie_pattern(words: Iterable[str]) -> str:
@@ -80,6 +82,8 @@ sku ean isbn gtin upc article artikel articolo artículo produkt product produit
 serial seriennummer série versione version build release commit hash sha md5 checksum
 ticket case dossier aktenzeichen ref. ref reference référence referenz riferimento referencia referentie
 batch lot charge model modell modèle modello modelo part teil pièce pezzo pieza
+delivery lieferschein livraison consegna entrega levering dostawa shipment shipping versand expédition spedizione
+timestamp epoch unixtime ts duration elapsed latency bytes po p.o. purchase auftrag suivi sscc
 """.split())
 
 # Per type: words that name the identifier itself.
