@@ -104,9 +104,10 @@ def positives(n: int = 400, seed: int = 1, context_rate: float = 0.7, evasion_ra
                 type_ = TYPE_OF[kind]
             value = _value(kind, lang, vals, rng)
             ctx = kind in CONTEXT_ONLY or rng.random() < context_rate
-            if kind == "phone" and not ctx and not value.lstrip().startswith(("+", "00", "0")):
-                # without a telephone word the scanner claims numbers with a trunk prefix or
-                # a country code only (docs/privacy.md): write it as people do abroad
+            if kind == "phone" and not ctx and (value.isdigit() or not value.startswith(("+", "00", "0"))):
+                # without a telephone word the scanner claims a number written as one, with
+                # a country code or a trunk prefix and separators ("06 12 34 56 78"), not
+                # bare digits (docs/privacy.md): write it as people do abroad
                 number = phonenumbers.parse(value, corpus.REGION[lang])
                 value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
             if kind in DOCUMENT_SENTENCES:

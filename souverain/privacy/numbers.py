@@ -145,9 +145,10 @@ def _list_start(text: str, pos: int) -> int:
 
 
 class _Tables:
-    """The header cells of delimited tables (CSV, TSV, `|` tables), found on demand: a
-    number in a table is labelled by its column's header cell ("order_id", "EAN",
-    "tracking_no") as by a word written before it. Each line is looked at once per
+    """The header cells of delimited tables (CSV, TSV, `|` tables, and the rows of an SQL
+    INSERT under its column list), found on demand: a number in a table is labelled by
+    its column's header cell ("order_id", "EAN", "tracking_no") as by a word written
+    before it. Each line is looked at once per
     text (its header is remembered), so a table of any length costs linear time."""
 
     __slots__ = ("doc", "_header")
@@ -178,8 +179,13 @@ class _Tables:
         text = self.doc.text
         le = text.find("\n", ls)
         le = len(text) if le == -1 else le
+        body_end = le
+        while body_end > ls and text[body_end - 1] in " \t\r":
+            body_end -= 1
         for d in self.DELIMITERS:
-            n = text.count(d, ls, le)
+            n = text.count(d, ls, body_end)
+            if n and text[body_end - 1] == d:
+                n -= 1  # a trailing one ends a row ("(1, 'a', 2),") and is not a column
             if n >= 2:
                 return le, d, n
         return le, None, 0
@@ -238,7 +244,12 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int, tables: _Tables |
         plus = compact[0] == "+"
         if not (_could_match(body, plus) or (core and _PHONE_LIKE.fullmatch(body))):
             continue  # nothing below could fire: save the context lookup
-        todo.append((groups[i][0], groups[j][1], compact, core))
+        # A run of six digits or more after the first group ("200 154941": a status and a
+        # size) is how two numbers sit side by side, not how one is grouped (groups after
+        # the first are short: "59 378 910 647", "160668-18654"; AT's "1234 010180" is
+        # its own layout).
+        joined = any(len(g[2]) >= 6 for g in groups[i + 1:j + 1])
+        todo.append((groups[i][0], groups[j][1], compact, core, joined))
     if not todo:
         return []
     # Context is read around the digits, so a keyword glued on as a prefix ("PESEL 4405...")
@@ -261,8 +272,8 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int, tables: _Tables |
                     and "NEGATIVE" not in labels) else 0.0
     malus = 0.35 if neg else 0.0
     hits: list[Hit] = []
-    for a, b, compact, core in todo:
-        hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, core, bonus, malus))
+    for a, b, compact, core, joined in todo:
+        hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, core, bonus, malus, joined))
     return hits
 
 
@@ -331,7 +342,7 @@ def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: 
 
 
 def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, labels: frozenset[str], neg: bool,
-                 core: bool, bonus: float, malus: float) -> list[Hit]:
+                 core: bool, bonus: float, malus: float, joined: bool = False) -> list[Hit]:
     out: list[Hit] = []
     plus = compact[0] == "+"
     body = compact[1:] if plus else compact
@@ -357,6 +368,8 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
                 score = base
                 if layout is not None and layout(written):
                     score = max(score, ids.MEDIUM) + 0.05  # written the scheme's own way
+                elif joined and type_ not in labels:
+                    continue  # two numbers side by side (see _cluster_hits)
                 score += (0.45 if type_ in labels else bonus - other - quantity) - malus
                 if score > 0.99:
                     score = 0.99
