@@ -82,12 +82,19 @@ NEGATIVES = {
     "date": "Projekt P-2025-703 liegt im Plan: Meilenstein M7 am 08.08.2025 erreicht.",
     "sscc": f"Pallet SSCC {SSCC_PASSING_LUHN}, 20 cartons",
     "firm": "Manufacturer: Van Dijk Logistiek B.V.\nModel: HL-5765",
+    "negation": "Le contrat ne sera pas renouvelé après le 12/03/2025.",
+    "code letters": "2025-06-07,S235,NE-5046-226,771,23194.53",
 }
 
 
 @pytest.mark.parametrize("name", NEGATIVES)
 def test_business_text_stays_below_personal(name: str) -> None:
     assert data_class(NEGATIVES[name]) < DataClass.PERSONAL, scan(NEGATIVES[name])
+
+
+def test_born_with_its_accent_is_still_a_birth_word() -> None:
+    assert types("Je suis né le 12/03/1980 à Lyon.") == {"DATE_OF_BIRTH"}
+    assert types("Née le 3 mai 1975.") == {"DATE_OF_BIRTH"}
 
 
 def test_table_header_labels_only_its_own_column() -> None:
