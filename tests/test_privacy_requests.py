@@ -92,6 +92,14 @@ def test_business_text_stays_below_personal(name: str) -> None:
     assert data_class(NEGATIVES[name]) < DataClass.PERSONAL, scan(NEGATIVES[name])
 
 
+@pytest.mark.parametrize("number", ["2221 0000 0000 0009", "2240 1110 0054 2226", "2720 9999 9999 9996"])
+def test_mastercard_two_series_from_2221_to_2720(number: str) -> None:
+    from stdnum import luhn
+
+    assert luhn.is_valid(number.replace(" ", ""))
+    assert types(f"Bezahlt mit der Karte {number}.") == {"CARD"}
+
+
 def test_born_with_its_accent_is_still_a_birth_word() -> None:
     assert types("Je suis né le 12/03/1980 à Lyon.") == {"DATE_OF_BIRTH"}
     assert types("Née le 3 mai 1975.") == {"DATE_OF_BIRTH"}

@@ -57,7 +57,7 @@ _VAT_PREFIXES = frozenset("AT BE BG CY CZ DE DK EE EL ES FI FR HR HU IE IT LT LU
 _CARD_IIN_BY_LENGTH = {
     14: re.compile(r"3(?:0[0-5]|[68])"),
     15: re.compile(r"3[47]"),
-    16: re.compile(r"4|5[0-8]|2(?:2[2-9][1-9]|[3-6]\d\d|7[01]\d|720)|6|35|3(?:0[0-5]|[68])"),
+    16: re.compile(r"4|5[0-8]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)|6|35|3(?:0[0-5]|[68])"),  # 2221-2720
 }
 _CARD_IIN_LONG = re.compile(r"4|5[06-8]|6|35|3(?:0[0-5]|[68])")  # 17 to 19 digits
 
