@@ -144,6 +144,9 @@ def _list_start(text: str, pos: int) -> int:
     return pos
 
 
+_TABLE_LINE = 4096  # the longest line read as a table row
+
+
 class _Tables:
     """The header cells of delimited tables (CSV, TSV, `|` tables, and the rows of an SQL
     INSERT under its column list), found on demand: a number in a table is labelled by
@@ -160,7 +163,9 @@ class _Tables:
 
     def labels(self, pos: int) -> frozenset[str]:
         text = self.doc.text
-        ls = text.rfind("\n", 0, pos) + 1
+        ls = text.rfind("\n", max(0, pos - _TABLE_LINE), pos) + 1
+        if ls == 0 and pos > _TABLE_LINE:
+            return frozenset()  # a line this long is no table row (and is not searched again)
         info = self._header_of(ls)
         if info is None or info[0] == ls:
             return frozenset()
