@@ -145,6 +145,7 @@ def _list_start(text: str, pos: int) -> int:
 
 
 _TABLE_LINE = 4096  # the longest line read as a table row
+_DELIMITERS = ("\t", "|", ";", ",")  # of table cells, in the order they are tried
 
 
 class _Tables:
@@ -153,9 +154,6 @@ class _Tables:
     its column's header cell ("order_id", "EAN", "tracking_no") as by a word written
     before it. Each line is looked at once per
     text (its header is remembered), so a table of any length costs linear time."""
-
-    __slots__ = ("doc", "_header")
-    DELIMITERS = ("\t", "|", ";", ",")
 
     def __init__(self, doc: Doc) -> None:
         self.doc = doc
@@ -187,7 +185,7 @@ class _Tables:
         body_end = le
         while body_end > ls and text[body_end - 1] in " \t\r":
             body_end -= 1
-        for d in self.DELIMITERS:
+        for d in _DELIMITERS:
             n = text.count(d, ls, body_end)
             if n and text[body_end - 1] == d:
                 n -= 1  # a trailing one ends a row ("(1, 'a', 2),") and is not a column
