@@ -152,8 +152,8 @@ class _Tables:
     """The header cells of delimited tables (CSV, TSV, `|` tables, and the rows of an SQL
     INSERT under its column list), found on demand: a number in a table is labelled by
     its column's header cell ("order_id", "EAN", "tracking_no") as by a word written
-    before it. Each line is looked at once per
-    text (its header is remembered), so a table of any length costs linear time."""
+    before it. Each line's header is remembered once found, so a table of any length
+    costs linear time."""
 
     def __init__(self, doc: Doc) -> None:
         self.doc = doc
@@ -163,7 +163,7 @@ class _Tables:
         text = self.doc.text
         ls = text.rfind("\n", max(0, pos - _TABLE_LINE), pos) + 1
         if ls == 0 and pos > _TABLE_LINE:
-            return frozenset()  # a line this long is no table row (and is not searched again)
+            return frozenset()  # a line this long is no table row (and the look back is bounded)
         info = self._header_of(ls)
         if info is None or info[0] == ls:
             return frozenset()
@@ -203,13 +203,12 @@ class _Tables:
             head, head_end = ls, le
             while head > 0:  # up through the lines with as many delimiters
                 prev = self.doc.text.rfind("\n", 0, head - 1) + 1
-                if prev in self._header:
-                    known = self._header[prev]
-                    if known is not None and known[2] == delim:
-                        head, head_end = known[0], known[1]
-                    break
                 p_end, p_delim, p_count = self._line(prev)
                 if p_delim != delim or p_count != count:
+                    break
+                known = self._header.get(prev)
+                if known is not None:  # walked before: its header is this line's
+                    head, head_end = known[0], known[1]
                     break
                 visited.append(prev)
                 head, head_end = prev, p_end
