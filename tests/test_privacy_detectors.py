@@ -36,8 +36,8 @@ NATIONAL = [
     ("FI_HETU", "Henkilötunnus {}", "131052-308T"),
     ("PL_PESEL", "Mój PESEL to {}.", "84022484181"),
     ("BE_NN", "Rijksregisternummer {}", "95.06.23-060.26"),
-    ("EE_IK", "Minu isikukood on {}.", "48907160641"),
-    ("LT_AK", "Mano asmens kodas {}.", "34202130980"),
+    ("EE_LT_ID", "Minu isikukood on {}.", "48907160641"),
+    ("EE_LT_ID", "Mano asmens kodas {}.", "34202130980"),
     ("GR_AMKA", "Ο ΑΜΚΑ μου είναι {}.", "28119618750"),
     ("LV_PK", "Personas kods: {}", "160668-18654"),
     ("DE_IDNR", "Meine Steuer-ID lautet {}.", "59 378 910 647"),
@@ -85,13 +85,25 @@ def test_national_identifier_with_a_wrong_check_digit_is_not_found(type_: str, t
     assert type_ not in types(template.format(bad))
 
 
-def test_weak_checksum_needs_context() -> None:
-    # 395297709 passes the Dutch 11-test, as ~1 in 11 random 9-digit numbers do.
+def test_weak_checksum_counts_bare_and_yields_to_a_negative_word() -> None:
+    # 395297709 passes the Dutch 11-test, as ~1 in 11 random 9-digit numbers do. A bare
+    # number that passes an identifier's check digit counts (the product's safe side);
+    # an order word before it, or one naming another identifier, puts it under.
     assert "NL_BSN" in types("Mijn BSN is 395297709.")
-    assert types("Zie 395297709.") == set()
+    assert types("Zie 395297709.") == {"NL_BSN"}
     assert types("Order number 395297709 shipped") == set()
-    # The JSON key is context too.
+    assert types("Mein PESEL: 395297709") == set()
+    # The JSON key is context too, both ways.
     assert {f.type for f in scan("395297709", context="bsn")} == {"NL_BSN"}
+    assert {f.type for f in scan("395297709", context="order_id")} == set()
+
+
+def test_date_only_schemes_need_context() -> None:
+    # The Danish CPR (no check digit since 2007) and nine-digit Czech numbers (issued
+    # before 1954) are a date and a serial: a bare one is under the threshold.
+    assert types("Zie 190167-4839.") == {"DK_CPR"}  # its own written layout
+    assert types("Zie 1901674839.") == set()
+    assert types("CPR-nummer 1901674839") == {"DK_CPR"}
 
 
 def test_medium_checks_stand_without_context() -> None:

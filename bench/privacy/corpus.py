@@ -182,7 +182,7 @@ SENT: dict[str, T] = {
         "RO_CNP": ["My CNP (cod numeric personal) is {X}."], "SI_EMSO": ["My EMŠO is {X}."],
         "PT_CC": ["My Cartão de Cidadão number is {X}."], "PT_NIF": ["My NIF (número de contribuinte) is {X}."],
         "CY_TIC": ["My Cyprus TIC is {X}."], "IE_PPS": ["My PPS number is {X}."], "FI_HETU": ["My henkilötunnus is {X}."],
-        "EE_IK": ["My Estonian isikukood is {X}."], "LT_AK": ["My Lithuanian asmens kodas is {X}."],
+        "EE_LT_ID": ["My Estonian isikukood is {X}.", "My Lithuanian asmens kodas is {X}."],
         "GR_AMKA": ["My AMKA is {X}."], "LV_PK": ["My Latvian personas kods is {X}."], "HR_OIB": ["My OIB is {X}."],
         "BG_EGN": ["My EGN is {X}."], "CZ_RC": ["My rodné číslo is {X}."], "SE_PNR": ["My personnummer is {X}."],
         "DK_CPR": ["My CPR number is {X}."], "HU_TAX_ID": ["My adóazonosító jel is {X}."],

@@ -99,7 +99,7 @@ def _gen(type_: str, rng: random.Random) -> tuple[str, str] | None:
     if type_ == "BE_NN":
         n = _complete(yy + mm + dd + f"{rng.randrange(1, 998):03d}", _two_digits(), check, rng)
         return n and (n, rng.choice([n, f"{n[:2]}.{n[2:4]}.{n[4:6]}-{n[6:9]}.{n[9:]}"]))
-    if type_ in ("EE_IK", "LT_AK"):
+    if type_ == "EE_LT_ID":
         first = "34"[rng.randrange(2)] if d.year < 2000 else "56"[rng.randrange(2)]
         n = _complete(first + yy + mm + dd + _d(rng, 3), DIGITS, check, rng)
         return n and (n, n)

@@ -21,7 +21,9 @@ from souverain.privacy.keywords import ANYWHERE, KEYWORDS, PREFIX, WHOLE, defaul
 
 BEFORE = 48  # characters of context read before a match
 AFTER = 24  # ... and after it
-NEG_BEFORE = 28  # negative context must be close: "Order no. 123456782"
+# A negative word counts in the whole window before the number, as a naming one does:
+# "Serial numbers from 9700536179 to 1899704712" labels both.
+NEG_BEFORE = BEFORE
 
 
 def trie_pattern(words: Iterable[str]) -> str:
@@ -80,6 +82,8 @@ sku ean isbn gtin upc article artikel articolo artículo produkt product produit
 serial seriennummer série versione version build release commit hash sha md5 checksum
 ticket case dossier aktenzeichen ref. ref reference référence referenz riferimento referencia referentie
 batch lot charge model modell modèle modello modelo part teil pièce pezzo pieza
+delivery lieferschein livraison consegna entrega levering dostawa shipment shipping versand expédition spedizione
+timestamp epoch unixtime ts duration elapsed latency bytes po p.o. purchase auftrag suivi sscc
 """.split())
 
 # Per type: words that name the identifier itself.
@@ -91,7 +95,8 @@ SPECIFIC: dict[str, list[str]] = {
     "CZ_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number", "rodné", "rodného"],
     "DE_IDNR": ["steuer-id", "steuerid", "steuer-idnr", "idnr", "identifikationsnummer", "steueridentifikationsnummer", "tin", "st.-id", "steuer id"],
     "DK_CPR": ["cpr", "cpr-nr", "cpr-nummer", "personnummer", "personnr"],
-    "EE_IK": ["isikukood", "ik", "personal code", "isikukoodi"],
+    # Estonia and Lithuania: one scheme (ids.py), named in either language
+    "EE_LT_ID": ["isikukood", "ik", "personal code", "isikukoodi", "asmens kodas", "asmens", "a.k."],
     "ES_DNI": ["dni", "d.n.i", "nif", "documento nacional", "identidad"],
     "ES_NIE": ["nie", "n.i.e", "extranjero", "extranjería", "nif"],
     "FI_HETU": ["hetu", "henkilötunnus", "henkilotunnus", "sotu", "personbeteckning", "identity code"],
@@ -102,7 +107,6 @@ SPECIFIC: dict[str, list[str]] = {
     "HU_TAX_ID": ["adóazonosító", "adoazonosito", "adóazonosító jel", "tax id", "adószám"],
     "IE_PPS": ["pps", "ppsn", "personal public service", "rsi"],
     "IT_CF": ["codice fiscale", "cod. fisc", "c.f.", "cf", "tessera sanitaria", "fiscal code"],
-    "LT_AK": ["asmens kodas", "asmens", "a.k.", "personal code"],
     "LU_NIN": ["matricule", "numéro d'identification", "identifikationsnummer", "sécurité sociale", "cns"],
     "LV_PK": ["personas kods", "personas", "p.k.", "personal code"],
     "MT_ID": ["id card", "identity card", "karta tal-identità", "karta tal-identita", "i.d.", "id no", "id number"],

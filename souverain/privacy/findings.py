@@ -78,7 +78,8 @@ TYPES: dict[str, TypeInfo] = {
     "CZ_RC": TypeInfo("national_id", P, "Czechia and Slovakia: birth number, rodné číslo (stdnum.cz.rc = sk.rc)"),
     "DE_IDNR": TypeInfo("national_id", P, "Germany: tax identification number (stdnum.de.idnr)"),
     "DK_CPR": TypeInfo("national_id", P, "Denmark: CPR number (stdnum.dk.cpr)"),
-    "EE_IK": TypeInfo("national_id", P, "Estonia: isikukood (stdnum.ee.ik)"),
+    "EE_LT_ID": TypeInfo("national_id", P, "Estonia or Lithuania: personal code, isikukood / asmens kodas "
+                                            "(one check: stdnum.ee.ik = lt.asmens)"),
     "ES_DNI": TypeInfo("national_id", P, "Spain: DNI (stdnum.es.dni)"),
     "ES_NIE": TypeInfo("national_id", P, "Spain: NIE (stdnum.es.nie)"),
     "FI_HETU": TypeInfo("national_id", P, "Finland: henkilötunnus (stdnum.fi.hetu)"),
@@ -89,7 +90,6 @@ TYPES: dict[str, TypeInfo] = {
     "HU_TAX_ID": TypeInfo("national_id", P, "Hungary: adóazonosító jel (own check, mod 11)"),
     "IE_PPS": TypeInfo("national_id", P, "Ireland: PPS number (stdnum.ie.pps)"),
     "IT_CF": TypeInfo("national_id", P, "Italy: codice fiscale (stdnum.it.codicefiscale)"),
-    "LT_AK": TypeInfo("national_id", P, "Lithuania: asmens kodas (stdnum.lt.asmens)"),
     "LU_NIN": TypeInfo("national_id", P, "Luxembourg: national identification number (stdnum luhn + verhoeff)"),
     "LV_PK": TypeInfo("national_id", P, "Latvia: personas kods (stdnum.lv.pvn)"),
     "MT_ID": TypeInfo("national_id", P, "Malta: identity card number (pattern and context only)"),

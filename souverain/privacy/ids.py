@@ -16,10 +16,15 @@ would be taken for it (`bench/privacy/false_pass.py` measures it):
   Hungarian tax id whose leading 8 and date leave one random 10-digit number in 220, ...),
   and the schemes whose shape mixes letters into digits (ES DNI/NIE, IE PPS, CY, PT CC):
   a digits-only order number cannot take that shape at all;
-- WEAK (0.45): more than that (BSN's 11-test, OIB, PT NIF, AT SVNR, a bare date for the
-  Danish CPR, nine-digit Czech numbers, ...): below the default threshold, so these need a
-  context word ("BSN", "Steuer-ID", a JSON key named like them, or a generic "tax number")
-  or the scheme's own written layout (`layout`, e.g. "850730/0335") to be reported.
+- WEAK (0.5): more than that, with a check digit (BSN's 11-test, OIB, PT NIF, AT SVNR,
+  ten-digit Czech numbers): exactly the default threshold, so a bare number that passes
+  one is reported (the product's choice: a number that passes an identifier's check
+  counts as personal data, the safe side), and a negative word ("Order no.") or a word
+  naming another identifier puts it under;
+- DATE_ONLY (0.45): no check digit at all, only a date (the Danish CPR since 2007, the
+  nine-digit Czech numbers issued before 1954): under the default threshold, so these need
+  a context word ("CPR", "rodné číslo", a JSON key named like them, or a generic "tax
+  number") or the scheme's own written layout (`layout`, e.g. "850730/0335").
 
 Several schemes share a shape (eleven digits: DE IdNr, BE NN, EE/LT, LV, PL PESEL, GR AMKA,
 HR OIB) and a number can pass more than one check; the scanner then takes the scheme whose
@@ -53,7 +58,6 @@ from stdnum.gr import amka as gr_amka
 from stdnum.hr import oib as hr_oib
 from stdnum.it import codicefiscale as it_cf
 from stdnum.ie import pps as ie_pps
-from stdnum.lt import asmens as lt_asmens
 from stdnum.lv import pvn as lv_pvn
 from stdnum.nl import bsn as nl_bsn
 from stdnum.pl import pesel as pl_pesel
@@ -63,7 +67,7 @@ from stdnum.ro import cnp as ro_cnp
 from stdnum.se import personnummer as se_pnr
 from stdnum.si import emso as si_emso
 
-STRONG, MEDIUM, WEAK, SHAPE_ONLY = 0.9, 0.7, 0.45, 0.2
+STRONG, MEDIUM, WEAK, DATE_ONLY, SHAPE_ONLY = 0.9, 0.7, 0.5, 0.45, 0.2
 
 
 def _hu_tax_id(number: str) -> bool:
@@ -104,6 +108,13 @@ def _be(number: str) -> bool:
 
 def _be_born(number: str) -> datetime.date | None:
     return be_nn.get_birth_date(number) if be_nn.is_valid(number) else be_bis.get_birth_date(number)
+
+
+def _ee_lt(number: str) -> bool:
+    """Estonian or Lithuanian personal code: within the shape [1-6] + 10 digits, stdnum's
+    ee.ik and lt.asmens accept the same numbers (the Lithuanian 9..., with no birth date,
+    is outside the shape); either says yes for both."""
+    return ee_ik.is_valid(number)
 
 
 def _always(number: str) -> bool:
@@ -205,8 +216,8 @@ def _pre_at(n: str) -> bool:  # stdnum.at.vnr.calc_check_digit (the fourth digit
     return _wsum(n, (3, 7, 9, 0, 5, 8, 4, 2, 1, 6)) % 11 == _digit(n, 3)
 
 
-def _pre_cz(n: str) -> bool:  # stdnum.cz.rc: ten digits carry a mod 11 check, nine none
-    return len(n) == 9 or int(n[:9]) % 11 % 10 == _digit(n, 9)
+def _pre_cz(n: str) -> bool:  # stdnum.cz.rc: ten digits carry a mod 11 check (nine none)
+    return int(n[:9]) % 11 % 10 == _digit(n, 9)
 
 
 def _pre_dk(n: str) -> bool:  # stdnum.dk.cpr: no check digit since 2007, a date (DDMMYY)
@@ -269,6 +280,9 @@ class IdScheme:
     # passes its check but encodes a date in the future or more than `MAX_AGE` years ago
     # belongs to no one alive (stdnum accepts PESELs of 2279 and EGNs of 1852).
     born: Callable[[str], datetime.date | None] | None = None
+    # The compacted lengths, when a type is split into schemes by length (CZ_RC: ten
+    # digits carry a check digit, nine do not); else `_LENGTHS` below.
+    lengths: tuple[int, ...] = ()
 
 
 def _s(pattern: str) -> re.Pattern[str]:
@@ -304,10 +318,9 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("BE_NN", _s(r"\d{11}"), _be, MEDIUM, "stdnum.be.nn",
              born=_be_born, precheck=_pre_be,
              layout=_s(r"\d\d\.\d\d\.\d\d-\d{3}\.\d\d")),
-    IdScheme("EE_IK", _s(r"[1-6]\d{10}"), ee_ik.is_valid, MEDIUM, "stdnum.ee.ik",
-             born=ee_ik.get_birth_date,
-             precheck=_pre_ee),
-    IdScheme("LT_AK", _s(r"[1-6]\d{10}"), lt_asmens.is_valid, MEDIUM, "stdnum.lt.asmens",
+    # Estonia's isikukood and Lithuania's asmens kodas: one layout, one check (stdnum's
+    # lt.asmens calls ee.ik's), so one scheme: every valid code is valid as both.
+    IdScheme("EE_LT_ID", _s(r"[1-6]\d{10}"), _ee_lt, MEDIUM, "stdnum.ee.ik = lt.asmens",
              born=ee_ik.get_birth_date,
              precheck=_pre_ee),
     IdScheme("GR_AMKA", _s(r"\d{11}"), gr_amka.is_valid, MEDIUM, "stdnum.gr.amka",
@@ -326,14 +339,18 @@ SCHEMES: tuple[IdScheme, ...] = (
     IdScheme("AT_SVNR", _s(r"\d{10}"), at_vnr.is_valid, WEAK, "stdnum.at.vnr",
              precheck=_pre_at,
              layout=_s(r"\d{4} \d{6}")),
-    IdScheme("CZ_RC", _s(r"\d{9,10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc",
+    IdScheme("CZ_RC", _s(r"\d{10}"), cz_rc.is_valid, WEAK, "stdnum.cz.rc", lengths=(10,),
              born=cz_rc.get_birth_date, precheck=_pre_cz,
-             layout=_s(r"\d{6}/\d{3,4}")),
+             layout=_s(r"\d{6}/\d{4}")),
+    # Nine digits: the numbers issued before 1954, a date and a serial, no check digit.
+    IdScheme("CZ_RC", _s(r"\d{9}"), cz_rc.is_valid, DATE_ONLY, "stdnum.cz.rc", lengths=(9,),
+             born=cz_rc.get_birth_date,
+             layout=_s(r"\d{6}/\d{3}")),
     IdScheme("SE_PNR", _s(r"(?:19|20)?\d{10}"), se_pnr.is_valid, MEDIUM, "stdnum.se.personnummer", precheck=_pre_se,
              layout=_s(r"(?:19|20)?\d{6}[-+]\d{4}")),
     # One random 10-digit number in 220 passes (leading 8, a date, mod 11): medium.
     IdScheme("HU_TAX_ID", _s(r"8\d{9}"), _hu_tax_id, MEDIUM, "mod 11 (hu adóazonosító jel)"),
-    IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, WEAK, "stdnum.dk.cpr", precheck=_pre_dk,
+    IdScheme("DK_CPR", _s(r"\d{10}"), dk_cpr.is_valid, DATE_ONLY, "stdnum.dk.cpr", precheck=_pre_dk,
              layout=_s(r"\d{6}-\d{4}")),
     IdScheme("NL_BSN", _s(r"\d{9}"), nl_bsn.is_valid, WEAK, "stdnum.nl.bsn",
              precheck=_pre_nl),
@@ -350,12 +367,12 @@ BY_LENGTH: dict[int, tuple[IdScheme, ...]] = {}
 _LENGTHS = {
     "FR_NIR": (15,), "RO_CNP": (13,), "SI_EMSO": (13,), "LU_NIN": (13,), "FR_NIF": (13,), "IT_CF": (16,),
     "PT_CC": (12,), "ES_NIE": (9,), "ES_DNI": (9,), "CY_TIC": (9,), "IE_PPS": (8, 9), "FI_HETU": (11, 10),
-    "PL_PESEL": (11,), "BE_NN": (11,), "EE_IK": (11,), "LT_AK": (11,), "GR_AMKA": (11,), "LV_PK": (11,),
+    "PL_PESEL": (11,), "BE_NN": (11,), "EE_LT_ID": (11,), "GR_AMKA": (11,), "LV_PK": (11,),
     "DE_IDNR": (11,), "HR_OIB": (11,), "BG_EGN": (10,), "AT_SVNR": (10,), "CZ_RC": (9, 10), "SE_PNR": (10, 12),
     "HU_TAX_ID": (10,), "DK_CPR": (10,), "NL_BSN": (9,), "PT_NIF": (9,), "MT_ID": (4, 5, 6, 7, 8),
 }
 for _scheme in SCHEMES:
-    for _n in _LENGTHS[_scheme.type]:
+    for _n in _scheme.lengths or _LENGTHS[_scheme.type]:
         BY_LENGTH.setdefault(_n, ())
         BY_LENGTH[_n] = (*BY_LENGTH[_n], _scheme)
 del _scheme, _n

@@ -125,7 +125,7 @@ KEYWORDS.add({max(t.split(), key=len) for t in _TRIGGERS if t not in _WEAK_TRIGG
 # organisation or a place ("Dupont et Fils SA", "Jacob GmbH", "David Ville").
 _ORG_AFTER = frozenset("""
 gmbh gbr mbh ek e.k ev e.v ag kg ohg se ug sa sas sarl sàrl sa. spa s.p.a srl s.r.l sl slu s.l s.a s.a.s bv b.v nv n.v ltd llc inc plc
-oy oyj ab as aps a/s kft zrt sro s.r.o spółka sp co cie fils figli hermanos asociados partner partners
+oy oyj ab as aps a/s kft zrt sro s.r.o spółka sp co cie fils oü uab sia d.o.o doo a.s figli hermanos asociados partner partners
 group groep gruppe groupe gruppo grupo grupa holding bank banque banca banco ville town city stadt platz strasse straße
 street road rue avenue via calle straat ulica institute institut instituto istituto university universität
 université università universidad foundation stiftung fondation fondazione fundación
@@ -135,15 +135,27 @@ firma société societe company empresa bedrijf società societa firmy firmą fi
 unternehmen gesellschaft hotel restaurant café cafe rue via calle straße strasse avenue boulevard platz
 """.split())
 _NEXT_WORD = re.compile(r"[\s,&]*([^\W\d_][\w.'/]*)")
+_ORG_WORDS_AHEAD = 4  # the next word, and up to three more of the firm's name before its form
+_ORG_JOINERS = frozenset(("und", "and", "et", "e", "y", "en", "i", "&"))
 
 
 def _organisation(text: str, start: int, end: int) -> bool:
     last = text[start:end].split()[-1].lower()
     if last in _ORG_AFTER:
         return True
-    m = _NEXT_WORD.match(text, end)
-    if m is not None and (m.group(1).lower() in _ORG_AFTER or m.group(1).lower().rstrip(".") in _ORG_AFTER):
-        return True
+    # The form may come after more words of the firm's name ("Van Dijk Logistiek B.V.",
+    # "Müller Transport & Logistik GmbH"): up to three capitalised words (or joiners).
+    pos = end
+    for _ in range(_ORG_WORDS_AHEAD):
+        m = _NEXT_WORD.match(text, pos)
+        if m is None:
+            break
+        word = m.group(1).lower()
+        if word in _ORG_AFTER or word.rstrip(".") in _ORG_AFTER:
+            return True
+        if not (m.group(1)[0].isupper() or word in _ORG_JOINERS) or "\n" in text[pos:m.start(1)]:
+            break
+        pos = m.end()
     before = text[max(0, start - 24):start].lower().split()
     return bool(before) and before[-1].strip(".,:;") in _ORG_BEFORE
 

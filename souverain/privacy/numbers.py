@@ -50,7 +50,24 @@ _MIN_DIGITS = 6
 _MAX_COMPACT = 20
 
 _VAT_PREFIXES = frozenset("AT BE BG CY CZ DE DK EE EL ES FI FR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK XI".split())
-_CARD_IIN = re.compile(r"4|5[1-5]|2(?:2[2-9][1-9]|[3-6]\d\d|7[01]\d|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|2)|35|50|5[6-8]|6[0-9]")
+# Issuer prefixes by length, as the networks issue them today: Amex 15 digits, Diners 14
+# (and up to 19), Mastercard 16, Visa 16 and 19, Discover, JCB, UnionPay and Maestro 16 to
+# 19. No network issues 13-digit numbers any more (Visa's last ones have long expired),
+# and 13 digits are an EAN-13 barcode's length, with a check digit of its own.
+_CARD_IIN_BY_LENGTH = {
+    14: re.compile(r"3(?:0[0-5]|[68])"),
+    15: re.compile(r"3[47]"),
+    16: re.compile(r"4|5[0-8]|2(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)|6|35|3(?:0[0-5]|[68])"),  # 2221-2720
+}
+_CARD_IIN_LONG = re.compile(r"4|5[06-8]|6|35|3(?:0[0-5]|[68])")  # 17 to 19 digits
+
+
+def _card_prefix(body: str) -> bool:
+    """Whether an all-digit `body` has an issuer prefix used at its length."""
+    n = len(body)
+    iin = _CARD_IIN_BY_LENGTH.get(n) or (_CARD_IIN_LONG if 17 <= n <= 19 else None)
+    return iin is not None and iin.match(body) is not None
+
 
 DEFAULT_PHONE_REGIONS = ("FR", "DE", "IT", "ES", "NL", "BE", "AT", "PL", "PT", "SE", "IE", "GB", "CH")
 _NO_TRUNK_REGIONS = ("ES", "PL", "PT", "DK", "GR", "IT", "NO", "LU", "MT", "CY", "EE", "LV")
@@ -61,6 +78,7 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
     addresses, then clusters for the identifier, VAT, card and phone checks."""
     text, up = doc.text, doc.up
     claimed_to = -1
+    tables = _Tables(doc)
     for m in digit_anchored(_NUM, doc):
         start, end = m.span()
         if start < claimed_to:
@@ -97,10 +115,110 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
             start = m.start()
             if start > 0 and (text[start - 1].isalnum() or text[start - 1] in _BOUNDARY):
                 continue
-        yield from _cluster_hits(doc, start, up[start:end], m.start())
+        digits_at = m.start()
+        date = _ISO_DATE.match(text, digits_at, end)
+        if date is not None:
+            # "2025-11-01 09:48" or "2025-11-01T09": a date and what follows it, not one number
+            digits_at = start = date.end()
+            if end - start < _MIN_DIGITS:
+                continue
+        yield from _cluster_hits(doc, start, up[start:end], digits_at, tables)
 
 
-def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
+_THOUSANDS = re.compile(r"\d{1,3}([ .,'])\d{3}(?:\1\d{3})+")
+_ISO_DATE = re.compile(r"(?:19|20)\d\d-[01]\d-[0-3]\d(?:[ T_]|$)")
+
+
+# One item of a list before a position: a number or code, then "," or ";" (quotes kept).
+_ITEM_BEFORE = re.compile(r"['\"]?[0-9][0-9A-Za-z.\-]*['\"]?\s*[,;]\s*['\"]?\Z")
+_LIST_ITEMS = 64  # at most this many items are walked back (a longer list: its last 64)
+
+
+def _list_start(text: str, pos: int) -> int:
+    """Where the list holding the item at `pos` starts (`pos` itself if none)."""
+    for _ in range(_LIST_ITEMS):
+        m = _ITEM_BEFORE.search(text, max(0, pos - 48), pos)
+        if m is None:
+            break
+        pos = m.start()
+    return pos
+
+
+_TABLE_LINE = 4096  # the longest line read as a table row
+_DELIMITERS = ("\t", "|", ";", ",")  # of table cells, in the order they are tried
+
+
+class _Tables:
+    """The header cells of delimited tables (CSV, TSV, `|` tables, and the rows of an SQL
+    INSERT under its column list), found on demand: a number in a table is labelled by
+    its column's header cell ("order_id", "EAN", "tracking_no") as by a word written
+    before it. Each line's header is remembered once found, so a table of any length
+    costs linear time."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.doc = doc
+        self._header: dict[int, tuple[int, int, str] | None] = {}  # line start -> header line
+
+    def labels(self, pos: int) -> frozenset[str]:
+        text = self.doc.text
+        ls = text.rfind("\n", max(0, pos - _TABLE_LINE), pos) + 1
+        if ls == 0 and pos > _TABLE_LINE:
+            return frozenset()  # a line this long is no table row (and the look back is bounded)
+        info = self._header_of(ls)
+        if info is None or info[0] == ls:
+            return frozenset()
+        hs, he, delim = info
+        a = hs
+        for _ in range(text.count(delim, ls, pos)):
+            a = text.find(delim, a, he)
+            if a == -1:
+                return frozenset()
+            a += 1
+        b = text.find(delim, a, he)
+        return self.doc.found.between(a, he if b == -1 else b)
+
+    def _line(self, ls: int) -> tuple[int, str | None, int]:
+        """(line end, its delimiter or None, how many)."""
+        text = self.doc.text
+        le = text.find("\n", ls)
+        le = len(text) if le == -1 else le
+        body_end = le
+        while body_end > ls and text[body_end - 1] in " \t\r":
+            body_end -= 1
+        for d in _DELIMITERS:
+            n = text.count(d, ls, body_end)
+            if n and text[body_end - 1] == d:
+                n -= 1  # a trailing one ends a row ("(1, 'a', 2),") and is not a column
+            if n >= 2:
+                return le, d, n
+        return le, None, 0
+
+    def _header_of(self, ls: int) -> tuple[int, int, str] | None:
+        if ls in self._header:
+            return self._header[ls]
+        le, delim, count = self._line(ls)
+        visited = [ls]
+        found: tuple[int, int, str] | None = None
+        if delim is not None:
+            head, head_end = ls, le
+            while head > 0:  # up through the lines with as many delimiters
+                prev = self.doc.text.rfind("\n", 0, head - 1) + 1
+                p_end, p_delim, p_count = self._line(prev)
+                if p_delim != delim or p_count != count:
+                    break
+                known = self._header.get(prev)
+                if known is not None:  # walked before: its header is this line's
+                    head, head_end = known[0], known[1]
+                    break
+                visited.append(prev)
+                head, head_end = prev, p_end
+            found = (head, head_end, delim)
+        for v in visited:
+            self._header[v] = found
+        return found
+
+
+def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int, tables: _Tables | None = None) -> list[Hit]:
     if s.isalnum() or (s[0] == "+" and s[1:].isalnum()):
         groups = [(0, len(s), s)]  # no separator: one group (most numbers)
     else:
@@ -128,18 +246,36 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int) -> list[Hit]:
         plus = compact[0] == "+"
         if not (_could_match(body, plus) or (core and _PHONE_LIKE.fullmatch(body))):
             continue  # nothing below could fire: save the context lookup
-        todo.append((groups[i][0], groups[j][1], compact, core))
+        # A run of six digits or more after the first group ("200 154941": a status and a
+        # size) is how two numbers sit side by side, not how one is grouped (groups after
+        # the first are short: "59 378 910 647", "160668-18654"; AT's "1234 010180" is
+        # its own layout).
+        joined = any(len(g[2]) >= 6 for g in groups[i + 1:j + 1])
+        todo.append((groups[i][0], groups[j][1], compact, core, joined))
     if not todo:
         return []
     # Context is read around the digits, so a keyword glued on as a prefix ("PESEL 4405...")
     # still counts; the JSON key, if any, is context too.
     labels, neg = context.labels_and_negative(doc, digits_at, base + len(s))
-    # Generic words ("tax number") help, unless they name another identifier.
-    bonus = 0.2 if "GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg else 0.0
+    first = _list_start(doc.text, digits_at)
+    if first < digits_at:
+        # an item of a list ("ORDER_IDS = [263793357, 800428614, ...]"): what is written
+        # before the list is its context too
+        more, more_neg = context.labels_and_negative(doc, first, first + 1)
+        labels, neg = labels | more, neg or more_neg
+    if tables is not None:
+        head = tables.labels(digits_at)
+        if head:
+            labels = labels | head
+            neg = neg or "NEGATIVE" in head
+    # Generic words ("tax number") help, unless they name another identifier or belong to
+    # a negative word anywhere nearby ("serial number", "order ids").
+    bonus = 0.2 if ("GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg
+                    and "NEGATIVE" not in labels) else 0.0
     malus = 0.35 if neg else 0.0
     hits: list[Hit] = []
-    for a, b, compact, core in todo:
-        hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, core, bonus, malus))
+    for a, b, compact, core, joined in todo:
+        hits.extend(_window_hits(doc, base + a, base + b, compact, s[a:b], labels, neg, core, bonus, malus, joined))
     return hits
 
 
@@ -152,7 +288,7 @@ def _could_match(body: str, plus: bool) -> bool:
         return True
     if n >= 10 and body[:2] in _VAT_PREFIXES:
         return True
-    return 13 <= n <= 19 and body.isdigit() and _CARD_IIN.match(body) is not None
+    return 14 <= n <= 19 and body.isdigit() and _card_prefix(body)
 
 
 # What `_window_hits` tries as a phone number (digits, an optional extension).
@@ -208,7 +344,7 @@ def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: 
 
 
 def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, labels: frozenset[str], neg: bool,
-                 core: bool, bonus: float, malus: float) -> list[Hit]:
+                 core: bool, bonus: float, malus: float, joined: bool = False) -> list[Hit]:
     out: list[Hit] = []
     plus = compact[0] == "+"
     body = compact[1:] if plus else compact
@@ -227,11 +363,16 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
             # says what the number is meant to be: one that fails that check and passes
             # another (a typo, or a near-miss) is most likely not the other.
             other = 0.35 if not labels.isdisjoint(ids.TYPES) else 0.0
+            # Written in thousands ("267 063 342", "198.201.369") with no word naming a
+            # scheme: a quantity, unless a word says otherwise.
+            quantity = 0.25 if _THOUSANDS.fullmatch(written) else 0.0
             for type_, base, layout, sc in (_DIGIT_ROWS if digits else _SCHEME_ROWS)[len(body)]:
                 score = base
                 if layout is not None and layout(written):
                     score = max(score, ids.MEDIUM) + 0.05  # written the scheme's own way
-                score += (0.45 if type_ in labels else bonus - other) - malus
+                elif joined and type_ not in labels:
+                    continue  # two numbers side by side (see _cluster_hits)
+                score += (0.45 if type_ in labels else bonus - other - quantity) - malus
                 if score > 0.99:
                     score = 0.99
                 if score < floor or (found is not None and score <= best + 1e-9):
@@ -246,7 +387,7 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
     if not plus and len(body) >= 10 and body[:2] in _VAT_PREFIXES and eu_vat.is_valid(body):
         out.append(Hit("VAT", start, end, _score(0.75, "VAT", labels, neg, generic=False), "stdnum.eu.vat"))
     # Payment cards.
-    if digits and not plus and 13 <= len(body) <= 19 and _CARD_IIN.match(body) and luhn.is_valid(body):
+    if digits and not plus and 14 <= len(body) <= 19 and _card_prefix(body) and luhn.is_valid(body):
         base = 0.75 if _CARD_LAYOUT.fullmatch(written) else 0.6
         if "CARD" not in labels and not labels.isdisjoint(ids.TYPES):
             base -= 0.35  # the context names an identifier, not a card
@@ -255,7 +396,7 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
     if core:
         ext = _EXTENSION.fullmatch(body)  # "+1-409-665-6343x129": the extension is not checked
         number = ext.group(1) if ext else body
-        if number.isdigit() and 7 <= len(number) <= 15:
+        if number.isdigit() and 7 <= len(number) <= 15 and not _is_date(written):
             conf = _phone(doc, written if not ext else written[:written.upper().rfind("X")], number, plus,
                           "PHONE" in labels)
             if conf and "PHONE" not in labels and not labels.isdisjoint(ids.TYPES):
@@ -266,6 +407,17 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
 
 
 _EXTENSION = re.compile(r"(\d{7,15})(?:X|EXT)\d{1,6}")
+# A date as people write it (13.04.2025, 2025-04-13, 13/04/25) is a date, whatever
+# telephone number its digits would also make.
+_DATE_LAYOUT = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(?:\d{2}|\d{4})|(?:19|20)\d\d([./-])(\d{1,2})\4(\d{1,2})")
+
+
+def _is_date(written: str) -> bool:
+    m = _DATE_LAYOUT.fullmatch(written.strip())
+    if m is None:
+        return False
+    day, month = (m.group(1), m.group(3)) if m.group(1) else (m.group(6), m.group(5))
+    return 1 <= int(day) <= 31 and 1 <= int(month) <= 12
 _CARD_LAYOUT = re.compile(r"\d{4}(?:[ -]\d{4}){3}|\d{4}[ -]\d{6}[ -]\d{5}")
 
 
@@ -273,7 +425,9 @@ def _phone(doc: Doc, written: str, body: str, plus: bool, has_ctx: bool) -> floa
     if plus or body.startswith("00"):
         digits = body[2:] if body.startswith("00") and not plus else body
         if _valid_international(digits, "(0)" in written):
-            return 0.95 if has_ctx else (0.85 if plus else 0.65)
+            # without a telephone word, "00" and the digits in one unbroken run are more
+            # often a tracking or reference number than a telephone number written by hand
+            return 0.95 if has_ctx else (0.85 if plus else (0.65 if not written.strip().isdigit() else 0.45))
         return 0.0
     if body.startswith("0") and 9 <= len(body) <= 12:
         for region in doc.phone_regions or DEFAULT_PHONE_REGIONS:

@@ -225,6 +225,15 @@ _DATE = re.compile(
 )
 
 
+_UNACCENTED = frozenset(("ne", "nee"))
+
+
+def _birth_word_near(doc: Doc, words: list[tuple[int, int]], start: int, end: int) -> bool:
+    """A birth word within the context window of the date (40 before, 24 after)."""
+    a, b = context.bounds(doc.text, start, end, 40, 24)
+    return any((a <= s and e <= start) or (end <= s and e <= b) for s, e in words)
+
+
 def dob_hits(doc: Doc) -> Iterator[Hit]:
     """Dates near a birth word: the date regex runs only in the windows around those
     words (before: "born on 3 May 1980"; after: "am 3. Mai 1980 geboren")."""
@@ -232,8 +241,13 @@ def dob_hits(doc: Doc) -> Iterator[Hit]:
     in_extra = "DOB" in doc.extra_labels
     if "DOB" not in doc.found.labels and not in_extra:
         return
+    # "né", "née" fold to "ne", "nee": written without the accent they are the French
+    # negation or a code's letters ("NE-5046-226"), not a birth word
+    words = [(a, b) for a, b in doc.found.where("DOB") if text[a:b].lower() not in _UNACCENTED]
+    if not words and not in_extra:
+        return
     windows: list[tuple[int, int]] = []
-    for start, end in doc.found.where("DOB"):
+    for start, end in words:
         a, b = max(0, start - 32), min(len(text), end + 48)
         if windows and a <= windows[-1][1]:
             windows[-1] = (windows[-1][0], b)
@@ -244,7 +258,7 @@ def dob_hits(doc: Doc) -> Iterator[Hit]:
     seen = set()
     for a, b in windows:
         for m in _DATE.finditer(text, a, b):
-            if m.start() not in seen and "DOB" in context.labels_around(doc, m.start(), m.end(), 40, 24):
+            if m.start() not in seen and (in_extra or _birth_word_near(doc, words, m.start(), m.end())):
                 seen.add(m.start())
                 yield Hit("DATE_OF_BIRTH", m.start(), m.end(), 0.85, "date + birth context")
 
