@@ -127,7 +127,6 @@ def test_negative_slice_meets_the_false_positive_target_where_words_label_the_nu
 
 
 def test_positive_slice_meets_the_recall_target() -> None:
-    pytest.importorskip("faker")  # requirements/bench-privacy.lock
     from bench.privacy.requests import positives
 
     reqs = positives(200, seed=11)
