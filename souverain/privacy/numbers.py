@@ -257,6 +257,9 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int, tables: _Tables |
     # Context is read around the digits, so a keyword glued on as a prefix ("PESEL 4405...")
     # still counts; the JSON key, if any, is context too.
     labels, neg = context.labels_and_negative(doc, digits_at, base + len(s))
+    # The bound of a range ("WHERE o.id > 204721958", "amount <= 100000"): nobody asks for
+    # the people numbered above a citizen number, so it is a key or a quantity.
+    neg = neg or _RANGE_BOUND.search(doc.text, max(0, digits_at - 8), digits_at) is not None
     first = _list_start(doc.text, digits_at)
     if first < digits_at:
         # an item of a list ("ORDER_IDS = [263793357, 800428614, ...]"): what is written
@@ -290,6 +293,10 @@ def _could_match(body: str, plus: bool) -> bool:
         return True
     return 14 <= n <= 19 and body.isdigit() and _card_prefix(body)
 
+
+# An ordering comparison right before a number, spaced as code and queries write it (not
+# an HTML tag's ">" glued to a cell's value).
+_RANGE_BOUND = re.compile(r"\s(?:>=|<=|>|<)\s+$")
 
 # What `_window_hits` tries as a phone number (digits, an optional extension).
 _PHONE_LIKE = re.compile(r"\d{7,15}(?:(?:X|EXT)\d{1,6})?")
