@@ -30,7 +30,7 @@ from pathlib import Path
 
 # setup.py compiles these (it reads this list and MANIFEST from this file).
 COMPILED = ("context", "detectors", "doc", "findings", "health", "ids", "keywords", "names", "normalise",
-            "numbers", "patterns", "phones", "scanner")
+            "numbers", "patterns", "payload", "phones", "scanner")
 MANIFEST = "_compiled.json"
 ENV = "SOUVERAIN_PURE_PYTHON"
 _HERE = Path(__file__).resolve().parent

@@ -102,12 +102,13 @@ def pieces(payload: Any) -> tuple[list[Piece], list[str]]:
 
 
 def _walk(node: Any, path: Path, key: str, out: list[Piece], unscannable: list[str], depth: int) -> None:
-    if isinstance(node, str):
+    kind = type(node)
+    if kind is str:
         _string(node, path, key, out, unscannable, depth)
-    elif isinstance(node, Mapping):
-        kind = node.get("type")
-        if isinstance(kind, str) and kind in MEDIA_TYPES:
-            unscannable.append(f"{path_str(path) or 'the payload'}: a {kind} part")
+    elif kind is dict or (kind is not list and isinstance(node, Mapping)):
+        part = node.get("type")
+        if isinstance(part, str) and part in MEDIA_TYPES:
+            unscannable.append(f"{path_str(path) or 'the payload'}: a {part} part")
         for k, v in node.items():
             name = str(k)
             out.append(Piece((*path, name), name, "", editable=False, string=False))
@@ -120,9 +121,8 @@ def _walk(node: Any, path: Path, key: str, out: list[Piece], unscannable: list[s
 
 
 def _string(text: str, path: Path, key: str, out: list[Piece], unscannable: list[str], depth: int) -> None:
-    where = path_str(path) or "the payload"
-    if _DATA_URL.match(text):
-        unscannable.append(f"{where}: a data URL")
+    if text[:64].lstrip()[:5].lower() == "data:" and _DATA_URL.match(text):
+        unscannable.append(f"{path_str(path) or 'the payload'}: a data URL")
         return  # its content is the encoded part: nothing readable to scan
     head = text.lstrip()[:1]
     if head in ("{", "[") and depth < 8:
@@ -134,7 +134,7 @@ def _string(text: str, path: Path, key: str, out: list[Piece], unscannable: list
             _walk(parsed, (*path, INTO_JSON), key, out, unscannable, depth + 1)
             return
     if _mostly_blob(text):
-        unscannable.append(f"{where}: an encoded blob")
+        unscannable.append(f"{path_str(path) or 'the payload'}: an encoded blob")
     out.append(Piece(path, text, key, editable=True))
     if "\\" in text and _ESCAPE.search(text):
         decoded = _ESCAPE.sub(_unescape, text)
@@ -151,7 +151,7 @@ def _unescape(m: re.Match[str]) -> str:
 def _mostly_blob(text: str) -> bool:
     """An encoded run of 256 characters or more, or runs of 64 or more that make up
     half the string. Hex runs up to 128 characters are digests and ids, not blobs."""
-    if len(text) < 64:
+    if len(text) < 64 or not _spaceless_window(text):
         return False
     total = 0
     for m in _BLOB.finditer(text):
@@ -164,6 +164,17 @@ def _mostly_blob(text: str) -> bool:
             return True
         total += len(run)
     return total * 2 >= len(text)
+
+
+def _spaceless_window(text: str) -> bool:
+    """Whether some aligned 32-character window holds no space and no line break: every
+    run of 63 encoded characters holds one, and prose almost never does (cheaper than
+    the blob pattern, which tries every position)."""
+    for k in range(0, len(text) - 31, 32):
+        window = text[k:k + 32]
+        if " " not in window and "\n" not in window:
+            return True
+    return False
 
 
 def scan_payload(scanner: Scans, payload: Any, memo: dict[tuple[str, str], list[Finding]] | None = None) -> PayloadScan:
@@ -189,27 +200,17 @@ def scan_payload(scanner: Scans, payload: Any, memo: dict[tuple[str, str], list[
 
 def _seams(scanner: Scans, strings: list[tuple[Piece, list[Finding]]],
            memo: dict[tuple[str, str], list[Finding]]) -> Iterator[Finding]:
-    """Findings that cross the seam between two strings read one after the other: each
-    string and the next, and each string and the next that is not a token (`user`,
-    `text`: the values a schema puts between two turns or two parts). Each seam is read
-    twice (the halves joined as they are, and with a space), all seams in one text. A
-    finding that only extends one already found on either side (an e-mail address run
-    into the next word) is that one, not a new one."""
+    """Findings that cross the seam between two strings read one after the other, tokens
+    (`user`, `text`: the values a schema puts between two turns or two parts) left out.
+    Each seam is read twice (the halves joined as they are, and with a space), all seams
+    in one text. A finding that only extends one already found on either side (an e-mail
+    address run into the next word) is that one, not a new one."""
     if len(strings) < 2:
         return
-    # The next string that is not a token, for each position: one pass from the end.
-    after: list[int | None] = [None] * len(strings)
-    nxt: int | None = None
-    for i in range(len(strings) - 1, -1, -1):
-        after[i] = nxt
-        if not _TOKEN.fullmatch(strings[i][0].text):
-            nxt = i
-    pairs: list[tuple[int, int]] = []
-    for i in range(len(strings) - 1):
-        pairs.append((i, i + 1))
-        j = after[i]
-        if j is not None and j != i + 1:
-            pairs.append((i, j))
+    # Seams between the strings that are not tokens, in order: a token between two turns
+    # or two parts is read past, and a token's own seams are nobody's text.
+    texts = [i for i, (piece, _) in enumerate(strings) if not _TOKEN.fullmatch(piece.text)]
+    pairs = list(zip(texts, texts[1:]))
     parts: list[str] = []
     # snippet start, join (end of the left half), start of the right half, snippet end, the two strings
     joins: list[tuple[int, int, int, int, int, int]] = []
@@ -254,18 +255,33 @@ def _seams(scanner: Scans, strings: list[tuple[Piece, list[Finding]]],
 
 
 def _tail(text: str) -> str:
+    """The end of `text`, about `SEAM` characters, cut where no value is cut in two."""
     if len(text) <= SEAM:
         return text
-    cut = len(text) - SEAM
-    space = text.rfind(" ", max(0, cut - 32), cut)
-    return text[space + 1 if space >= 0 else cut:]
+    start, lower = len(text) - SEAM, max(0, len(text) - SEAM - 40)
+    while start > lower and not _cut(text, start - 1):
+        start -= 1
+    return text[start:]
 
 
 def _head(text: str) -> str:
+    """The start of `text`, about `SEAM` characters, cut where no value is cut in two."""
     if len(text) <= SEAM:
         return text
-    space = text.find(" ", SEAM, SEAM + 32)
-    return text[: space if space >= 0 else SEAM]
+    end, upper = SEAM, min(len(text), SEAM + 40)
+    while end < upper and not _cut(text, end):
+        end += 1
+    return text[:end]
+
+
+def _cut(text: str, i: int) -> bool:
+    """Whether the space at `i` ends a value: not one between the digit groups of an
+    IBAN, a card or a phone number ("FR76 3000 6000")."""
+    if not text[i].isspace():
+        return False
+    before = text[i - 1] if i > 0 else " "
+    after = text[i + 1] if i + 1 < len(text) else " "
+    return not (before.isalnum() and after.isdigit())
 
 
 # -- putting text back ---------------------------------------------------------------
@@ -292,8 +308,8 @@ def _replace(node: Any, new: Mapping[Path, str]) -> Any:
     nested: dict[Path, dict[Path, str]] = {}
     for path, value in new.items():
         if INTO_JSON in path:
-            at = path.index(INTO_JSON)
-            nested.setdefault(path[:at], {})[path[at + 1:]] = value
+            step = path.index(INTO_JSON)
+            nested.setdefault(path[:step], {})[path[step + 1:]] = value
         else:
             _set(node, path, value)
     for at, inner in nested.items():

@@ -34,6 +34,10 @@ from souverain.privacy.payload import scan_payload, to_builtins
 _log = logging.getLogger("souverain.privacy")
 
 
+CLEAN_CACHE_LENGTH = 64
+CLEAN_CACHE_SIZE = 8192
+
+
 class Scanner:
     def __init__(self, config: ScannerConfig | None = None) -> None:
         self.config = config or ScannerConfig()
@@ -45,6 +49,10 @@ class Scanner:
         self._nlp = _spacy(c.spacy_model) if c.spacy_model else None
         self._names = names.name_flags(c.names_table)
         self._min_confidence = min([c.threshold, *c.thresholds.values()])
+        # Short texts in which nothing was found, and the key they sat under: the keys and
+        # enum values of every request ("messages", "role", "user"). Only clean ones, so
+        # no personal value is kept; bounded, so it cannot grow with traffic.
+        self._clean: set[tuple[str, str]] = set()
 
     # -- text ------------------------------------------------------------------------
     def scan(self, text: str, *, context: str = "") -> list[Finding]:
@@ -52,6 +60,17 @@ class Scanner:
         explains it (the JSON key a value sits under)."""
         if not text:
             return []
+        short = len(text) <= CLEAN_CACHE_LENGTH
+        if short and (text, context) in self._clean:
+            return []
+        found = self._scan(text, context)
+        if short and not found:
+            if len(self._clean) >= CLEAN_CACHE_SIZE:
+                self._clean.clear()
+            self._clean.add((text, context))
+        return found
+
+    def _scan(self, text: str, context: str) -> list[Finding]:
         norm = normalise(text)
         doc = Doc.of(norm.text, context, self.config.phone_regions, self._min_confidence)
         hits = list(self._hits(doc))
