@@ -15,6 +15,7 @@ between calls and is safe to share between threads and requests.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from collections import Counter
@@ -127,13 +128,21 @@ def _resolve(hits: list[Hit]) -> list[Hit]:
     """Non-overlapping hits: highest confidence first, then the longer span, then the
     order the detectors produced them in (their priority)."""
     order = sorted(range(len(hits)), key=lambda i: (-hits[i].confidence, -(hits[i].end - hits[i].start), i))
-    taken: list[tuple[int, int]] = []
+    # The spans kept never overlap, so kept in order of start only the neighbours of a
+    # new span can overlap it: a bisection, not a pass over all of them (the number of
+    # hits in a long dense text made that quadratic).
+    starts: list[int] = []
+    ends: list[int] = []
     out = []
     for i in order:
         h = hits[i]
-        if any(h.start < e and s < h.end for s, e in taken):
+        k = bisect.bisect_right(starts, h.start)
+        if k > 0 and ends[k - 1] > h.start:
             continue
-        taken.append((h.start, h.end))
+        if k < len(starts) and starts[k] < h.end:
+            continue
+        starts.insert(k, h.start)
+        ends.insert(k, h.end)
         out.append(h)
     return out
 
