@@ -475,7 +475,7 @@ def breakdown(scanner: Any, request: Any, outbound: Any, n: int) -> dict[str, An
 
     payload = msgspec.to_builtins(request)
     found, _ = pieces(payload)
-    strings = [p for p in found if p.string]
+    strings = [(p, scanner.scan(p.text, context=p.key)) for p in found if p.string]
     longer = [p for p in found if len(p.text) > 64]
     short = [p for p in found if len(p.text) <= 64]
 
@@ -495,7 +495,7 @@ def breakdown(scanner: Any, request: Any, outbound: Any, n: int) -> dict[str, An
         "short_pieces": [p.text for p in short],
         "seams_build_and_scan_us": cpu(lambda: list(_seams(scanner, strings, {}))),
         "seams_build_only_us": cpu(lambda: list(_seams(scanner, strings, seams_memo))),
-        "seams_text_chars": len(next(k for k in seams_memo if k[1] == "\x00seams")[0]),
+        "seams_text_chars": len(next((k for k in seams_memo if k[1] == "\x00seams"), ("",))[0]),
         "seal_encode_decode_us": cpu(lambda: decode(encode(outbound.payload))),
         "body_bytes": len(body),
     }
