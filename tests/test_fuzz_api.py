@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Server
-from test_openai_http import FaultServer
+from upstreams import FaultServer
 
 EXAMPLES = 300
 CHAT = {"model": "up", "messages": [{"role": "user", "content": "hi"}]}

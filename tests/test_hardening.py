@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from conftest import SOUVERAIN, Server, http
-from test_openai_http import FaultServer
+from upstreams import FaultServer
 
 WAIT = 60  # seconds any bounded wait may take on a slow, shared machine
 

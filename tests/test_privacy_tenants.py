@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SOUVERAIN, Server, http
-from test_routing_gateway import Upstream
+from upstreams import Upstream
 
 TENANTS = ("hr", "research", "eager", "lenient", "nodict")
 

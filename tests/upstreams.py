@@ -95,3 +95,53 @@ class Upstream:
         assert self.server is not None
         self.server.should_exit = True
         self.thread.join(10)
+
+
+class FaultServer:
+    """An upstream that misbehaves on demand: `mode` picks how."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.seen: list[dict] = []
+        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+        self.thread = threading.Thread(target=lambda: self.server.run(sockets=[self.sock]), daemon=True)
+        self.thread.start()
+
+    async def chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.seen.append(body)
+        if self.mode == "error500":
+            return JSONResponse({"error": {"message": "boom"}}, status_code=500)
+        if self.mode == "rate_limited":
+            return JSONResponse({"error": {"message": "slow down"}}, status_code=429, headers={"retry-after": "7"})
+        if self.mode == "unauthorized":
+            return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        if self.mode == "hang":
+            await asyncio.sleep(30)
+        if self.mode == "not_json":
+            return Response(b"<html>oops</html>", media_type="text/html")
+        if self.mode == "broken_stream":
+
+            async def events():
+                yield b'data: {"id":"1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+                yield b"data: {not json\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+        return JSONResponse(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
