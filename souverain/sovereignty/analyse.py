@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 
 from souverain.sovereignty.answers import answers
-from souverain.sovereignty.checks import RouteContext, run
+from souverain.sovereignty.check_context import RouteContext
+from souverain.sovereignty.checks import run
 from souverain.sovereignty.exposure import compelled, severity, transfer
 from souverain.sovereignty.facts import Lookup, Trace
 from souverain.sovereignty.graph import Graph, HopFacts, walk

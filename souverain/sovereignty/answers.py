@@ -6,7 +6,7 @@ directly, hop by hop and with "unknown" where it is, saves a meeting.
 
 from __future__ import annotations
 
-from souverain.sovereignty.checks import RouteContext
+from souverain.sovereignty.check_context import RouteContext
 from souverain.sovereignty.facts import FactRef, Lookup
 from souverain.sovereignty.results import SEVERITY, Answer, Exposure
 

@@ -9,64 +9,33 @@ that becomes unknown can turn pass into unknown, never fail or unknown into pass
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
+from souverain.sovereignty.check_context import (
+    Outcome,
+    ProviderCheck,
+    RouteContext,
+    controlled_from_outside,
+    in_zone,
+    operator_of,
+    verdict_of,
+)
 from souverain.sovereignty.custody import conflict_text
 from souverain.sovereignty.facts import Trace, describe
-from souverain.sovereignty.graph import Graph, HopFacts, Node
-from souverain.sovereignty.results import CriterionResult, Exposure, Residency, Tri, Verdict, combine, t_all, t_any
+from souverain.sovereignty.graph import Node
+from souverain.sovereignty.results import CriterionResult, Tri, Verdict, combine, t_all
+from souverain.sovereignty.route_checks import ROUTE_CHECKS
 from souverain.sovereignty.rules import Criterion
-from souverain.sovereignty.schema import Route
-
-
-@dataclass
-class RouteContext:
-    """Everything about one route that the checks read."""
-
-    hf: HopFacts
-    route: Route
-    graph: Graph
-    exposures: list[Exposure]
-    residency: Residency
-    ranks: dict[str, int]
-
-    @property
-    def rules(self):
-        return self.hf.pipes.rules
-
-
-Outcome = tuple[Verdict, list[str]]
-ProviderCheck = Callable[[RouteContext, Node, Trace, dict[str, Any]], Outcome]
-RouteCheck = Callable[[RouteContext, Trace, dict[str, Any]], tuple[Verdict, list[str], int | None]]
-
-
-def _verdict(t: Tri) -> Verdict:
-    return {"yes": "pass", "no": "fail", "unknown": "unknown"}[t]  # type: ignore[return-value]
-
-
-def _in(ctx: RouteContext, ref, zone: str) -> Tri:
-    if not ref.usable:
-        return "unknown"
-    values = ref.value if isinstance(ref.value, list) else [ref.value]
-    return t_all(["yes" if ctx.rules.in_zone(v, zone) else "no" for v in values])
-
-
-def _operator(ctx: RouteContext, node: Node, trace: Trace) -> str | None:
-    ref = trace.hop(node.hop, "operator")
-    return ref.value if ref.usable else None
 
 
 # ---- provider checks (one third-party hop at a time) -----------------------------------
 
 
 def provider_seat(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
-    op = _operator(ctx, node, trace)
+    op = operator_of(ctx, node, trace)
     if op is None:
         return "unknown", [f"{node.hop}: operator unknown"]
-    tests = {f: _in(ctx, trace.entity(op, f), p["zone"]) for f in p["fields"]}
+    tests = {f: in_zone(ctx, trace.entity(op, f), p["zone"]) for f in p["fields"]}
     bad = [f for f, t in tests.items() if t == "no"]
     open_ = [f for f, t in tests.items() if t == "unknown"]
     if bad:
@@ -75,39 +44,14 @@ def provider_seat(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outco
         reason = f"{', '.join(open_)} not known"
     else:
         reason = f"all in the {p['zone']}"
-    return _verdict(t_all(list(tests.values()))), [f"{ctx.hf.pipes.entity_name(op)}: {reason}"]
-
-
-def _controlled_from_outside(ctx: RouteContext, op: str, trace: Trace, zone: str, pct: float | None) -> tuple[Tri, list[str]]:
-    chain, complete = ctx.hf.chain(trace, op)
-    tests: list[Tri] = []
-    why: list[str] = []
-    for parent in chain[1:]:
-        t = _in(ctx, trace.entity(parent, "incorporated_in"), zone)
-        tests.append({"yes": "no", "no": "yes", "unknown": "unknown"}[t])  # type: ignore[arg-type]
-        if t == "no":
-            why.append(f"controlled by {ctx.hf.pipes.entity_name(parent)}, outside the {zone}")
-    if not complete:
-        tests.append("unknown")
-        why.append(f"{ctx.hf.pipes.entity_name(op)}: parent chain not stated")
-    for flag in ("veto_rights", "appoints_board_majority"):
-        ref = trace.entity(op, f"non_eu_shareholding.{flag}")
-        tests.append(("yes" if ref.value else "no") if ref.usable else "unknown")
-        if ref.usable and ref.value:
-            why.append(f"non-EU holders have {flag.replace('_', ' ')}")
-    if pct is not None:
-        ref = trace.entity(op, "non_eu_shareholding.max_individual_pct")
-        tests.append(("yes" if ref.value > pct else "no") if ref.usable else "unknown")
-        if ref.usable and ref.value > pct:
-            why.append(f"a non-EU holder has {ref.value} %")
-    return t_any(tests), why
+    return verdict_of(t_all(list(tests.values()))), [f"{ctx.hf.pipes.entity_name(op)}: {reason}"]
 
 
 def shareholding(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
-    op = _operator(ctx, node, trace)
+    op = operator_of(ctx, node, trace)
     if op is None:
         return "unknown", [f"{node.hop}: operator unknown"]
-    outside, why = _controlled_from_outside(ctx, op, trace, p["zone"], None)
+    outside, why = controlled_from_outside(ctx, op, trace, p["zone"], None)
     tests: list[Tri] = [{"yes": "no", "no": "yes", "unknown": "unknown"}[outside]]  # type: ignore[list-item]
     for path, limit in (("max_individual_pct", p["max_individual_pct"]), ("collective_pct", p["max_collective_pct"])):
         ref = trace.entity(op, f"non_eu_shareholding.{path}")
@@ -118,17 +62,17 @@ def shareholding(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcom
         else:
             tests.append("unknown")
             why.append(describe(ref))
-    return _verdict(t_all(tests)), why or [f"{ctx.hf.pipes.entity_name(op)}: within the limits"]
+    return verdict_of(t_all(tests)), why or [f"{ctx.hf.pipes.entity_name(op)}: within the limits"]
 
 
 def effective_control(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
-    op = _operator(ctx, node, trace)
+    op = operator_of(ctx, node, trace)
     if op is None:
         return "unknown", [f"{node.hop}: operator unknown"]
-    seat = _in(ctx, trace.entity(op, "incorporated_in"), p["zone"])
-    outside, why = _controlled_from_outside(ctx, op, trace, p["zone"], p["control_pct"])
+    seat = in_zone(ctx, trace.entity(op, "incorporated_in"), p["zone"])
+    outside, why = controlled_from_outside(ctx, op, trace, p["zone"], p["control_pct"])
     result = t_all([seat, {"yes": "no", "no": "yes", "unknown": "unknown"}[outside]])  # type: ignore[list-item]
-    return _verdict(result), why or [f"{ctx.hf.pipes.entity_name(op)}: EU-controlled"]
+    return verdict_of(result), why or [f"{ctx.hf.pipes.entity_name(op)}: EU-controlled"]
 
 
 def residency(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
@@ -136,28 +80,28 @@ def residency(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
     why: list[str] = []
     hop = node.hop
     if "processing" in p["facets"]:
-        tests.append(_in(ctx, trace.hop(hop, "location.processing_countries"), p["zone"]))
+        tests.append(in_zone(ctx, trace.hop(hop, "location.processing_countries"), p["zone"]))
     stored = trace.hop(hop, "data_state.at_rest.stored")
     if "storage" in p["facets"] and not (stored.usable and stored.value is False):
-        tests.append(_in(ctx, trace.hop(hop, "location.storage_countries"), p["zone"]))
+        tests.append(in_zone(ctx, trace.hop(hop, "location.storage_countries"), p["zone"]))
     if "fallback" in p["facets"]:
         fb = trace.hop(hop, "location.non_eu_fallback")
         tests.append(("no" if fb.value else "yes") if fb.usable else "unknown")
         if fb.usable and fb.value:
             why.append(f"{hop}: falls back outside the EU")
-    return _verdict(t_all(tests)), why or [f"{hop}: {' / '.join(p['facets'])} checked against the {p['zone']}"]
+    return verdict_of(t_all(tests)), why or [f"{hop}: {' / '.join(p['facets'])} checked against the {p['zone']}"]
 
 
 def access_from(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
     ref = trace.hop(node.hop, f"access.{p['facet']}_access_from")
-    return _verdict(_in(ctx, ref, p["zone"])), [describe(ref)]
+    return verdict_of(in_zone(ctx, ref, p["zone"])), [describe(ref)]
 
 
 def support_from(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
     ref = trace.hop(node.hop, "access.support_access_from")
-    inside = _in(ctx, ref, p["zone"])
+    inside = in_zone(ctx, ref, p["zone"])
     if inside != "no":
-        return _verdict(inside), [describe(ref)]
+        return verdict_of(inside), [describe(ref)]
     documented = trace.hop(node.hop, "access.support_operations_documented")
     if not documented.usable:
         return "unknown", [describe(ref), describe(documented)]
@@ -189,7 +133,7 @@ def key_custody(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome
 
 def staff_citizenship(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
     ref = trace.hop(node.hop, "access.support_staff_citizenship")
-    return _verdict(_in(ctx, ref, p["zone"])), [describe(ref)]
+    return verdict_of(in_zone(ctx, ref, p["zone"])), [describe(ref)]
 
 
 PROVIDER_CHECKS: MappingProxyType[str, ProviderCheck] = MappingProxyType(
@@ -209,7 +153,6 @@ PROVIDER_CHECKS: MappingProxyType[str, ProviderCheck] = MappingProxyType(
 
 def run(ctx: RouteContext, crit_id: str, crit: Criterion) -> CriterionResult:
     """Evaluate one criterion on one route."""
-    from souverain.sovereignty.route_checks import ROUTE_CHECKS
 
     base = {"id": crit_id, "framework": crit.framework, "ref": crit.ref, "title": crit.title}
     out_of_scope = _regime(ctx, crit)

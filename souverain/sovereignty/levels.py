@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from souverain.sovereignty.checks import RouteContext
+from souverain.sovereignty.check_context import RouteContext
 from souverain.sovereignty.facts import Trace
 from souverain.sovereignty.results import CountrySet, CriterionResult, Level, LevelCondition, Tri, t_all
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from souverain.sovereignty.checks import RouteCheck, RouteContext, _controlled_from_outside, _in
+from souverain.sovereignty.check_context import RouteCheck, RouteContext, controlled_from_outside, in_zone
 from souverain.sovereignty.custody import Custody
 from souverain.sovereignty.facts import SELF, Trace, describe
 from souverain.sovereignty.graph import Node
@@ -40,8 +40,8 @@ def third_party_access(ctx: RouteContext, trace: Trace, p: dict) -> Result:
     for node in nodes:
         op = trace.hop(node.hop, "operator")
         if op.usable:
-            seat = _in(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
-            controlled, reasons = _controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
+            seat = in_zone(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
+            controlled, reasons = controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
             non_eu = t_any([{"yes": "no", "no": "yes", "unknown": "unknown"}[seat], controlled])  # type: ignore[list-item]
         else:
             non_eu, reasons = "unknown", [describe(op)]
@@ -157,8 +157,8 @@ def csf_ai(ctx: RouteContext, trace: Trace, p: dict) -> Result:
     for node in inference:
         origin = trace.hop(node.hop, "model.weights_origin")
         chips = _hardware(ctx, trace, node.hop)
-        model_eu = _in(ctx, origin, zone)
-        chips_eu = _in(ctx, chips, zone) if chips is not None else "unknown"
+        model_eu = in_zone(ctx, origin, zone)
+        chips_eu = in_zone(ctx, chips, zone) if chips is not None else "unknown"
         if model_eu == "no":
             cap: tuple[int, int] = (seal["non_eu_model"], seal["non_eu_model"])
         elif model_eu == "yes" and chips_eu != "unknown":
@@ -220,8 +220,8 @@ def subcontracting_chain(ctx: RouteContext, trace: Trace, p: dict) -> Result:
             why.append(f"{node.hop}: {describe(op)}")
             continue
         if ctx.ranks.get(node.hop, 1) >= 2:
-            seat = _in(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
-            controlled, _ = _controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
+            seat = in_zone(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
+            controlled, _ = controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
             third_country = t_any([{"yes": "no", "no": "yes", "unknown": "unknown"}[seat], controlled])  # type: ignore[list-item]
             tests.append(third_country)
             if third_country == "yes":
