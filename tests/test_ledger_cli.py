@@ -13,7 +13,7 @@ import pytest
 from test_ledger_fixtures import entry, fill
 
 from souverain.ledger import RetentionConfig, SqliteStoreConfig, encode_entry
-from souverain.ledger.cli import add_parser, add_witness_parser
+from souverain.cli.ledger import add_parser, add_witness_parser
 from souverain.ledger.tiles import decode_bundle, encode_bundle, tile_path
 
 

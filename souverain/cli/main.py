@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_privacy_parser(sub)
     from souverain.cli.pipes import add_parser as add_pipes_parser
     add_pipes_parser(sub)
-    from souverain.ledger.cli import add_parser as add_ledger_parser, add_witness_parser
+    from souverain.cli.ledger import add_parser as add_ledger_parser, add_witness_parser
 
     add_ledger_parser(sub)
     add_witness_parser(sub)

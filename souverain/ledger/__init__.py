@@ -4,7 +4,7 @@ checkpoints, proofs and tiles use the C2SP formats byte for byte.
 Public API (see docs/ledger.md):
     Ledger, LedgerConfig, Entry            record requests; open/start/append/stop
     routes (souverain.ledger.http)          auditor HTTP endpoints
-    add_parser (souverain.ledger.cli)       `souverain ledger export|verify|shred|key`
+    add_parser (souverain.cli.ledger)       `souverain ledger export|verify|shred|key`
     verify_receipt, open_checkpoint         check what the ledger hands out, offline
 """
 

@@ -1,5 +1,5 @@
 import sys
 
-from souverain.ledger.cli import main
+from souverain.cli.ledger import main
 
 sys.exit(main())

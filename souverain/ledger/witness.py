@@ -15,7 +15,6 @@ log signature, 400 old > new or a malformed body, 409 old size is not ours (body
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sqlite3
 import threading
@@ -241,10 +240,3 @@ class WitnessClient:
 
     def close(self) -> None:
         self._http.close()
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register `souverain witness serve|key`."""
-    from souverain.ledger.cli import add_witness_parser
-
-    add_witness_parser(sub)
