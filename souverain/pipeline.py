@@ -226,10 +226,7 @@ class Pipeline:
     async def chat_completions(self, x: Exchange) -> Answer:
         facts = Facts("chat")
         try:
-            facts.principal = self.keys.authenticate(x.authorization)
-            self.require(facts.principal, "inference")  # a key without the scope is recorded too
-            facts.body = await x.body()
-            chat, declared = x.parse_chat(facts.body)
+            chat, declared = x.parse_chat(await self._receive(x, facts))
             facts.model = chat.model
             admitted = await self._admit(facts.principal, chat, chat.model, declared, facts)
             if chat.stream:
@@ -259,10 +256,7 @@ class Pipeline:
         raises `InvalidRequest` for dimensions the vectors do not have)."""
         facts = Facts("embeddings")
         try:
-            facts.principal = self.keys.authenticate(x.authorization)
-            self.require(facts.principal, "inference")  # a key without the scope is recorded too
-            facts.body = await x.body()
-            req, declared = x.parse_embeddings(facts.body)
+            req, declared = x.parse_embeddings(await self._receive(x, facts))
             facts.model = req.model
             texts = req.texts()
             admitted = await self._admit(facts.principal, texts, req.model, declared, facts)
@@ -279,6 +273,14 @@ class Pipeline:
             raise await self._recorded(facts, x, exc) from None
 
     # -- authenticate ----------------------------------------------------------------
+    async def _receive(self, x: Exchange, facts: Facts) -> bytes:
+        """Authenticate, then read the body (the key first: an unknown caller's body is
+        not read). A key without the `inference` scope is known, so it is recorded."""
+        facts.principal = self.keys.authenticate(x.authorization)
+        self.require(facts.principal, "inference")
+        facts.body = await x.body()
+        return facts.body
+
     def authenticate(self, authorization: str | None, scope: str = "inference") -> Principal:
         return self.require(self.keys.authenticate(authorization), scope)
 
