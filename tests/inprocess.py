@@ -12,41 +12,20 @@ from typing import Any, TypeVar
 
 import httpx
 
-from conftest import ROOT
 from souverain.api.app import Gateway, create_app
 from souverain.auth import KeyStore
 from souverain.config.loader import parse_config
 from souverain.engines.fake import FakeEngine
 from souverain.ledger import Ledger
 from souverain.state import connect
+from upstreams import two_routes
 
 T = TypeVar("T")
-PIPES = ROOT / "examples" / "pipes" / "pipes.yaml"
 
 # One model served over two routes: on-premises (may carry personal data under the
 # default policy) and a US hyperscaler's EU region (may not).
-TWO_ROUTES = f"""
-routing:
-  pipes: {PIPES}
-  retries: 1
-  circuit: {{failures: 100, cooldown_s: 0.5}}
-  health_interval_s: 0
-models:
-  - name: assistant-onprem
-    serves: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:9/v1
-    route: a-onprem
-    embeddings: true
-    priority: 0
-  - name: assistant-cloud
-    serves: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:9/v1
-    route: c-azure-eu
-    embeddings: true
-    priority: 1
-"""
+TWO_ROUTES = two_routes("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1",
+                        routing="  circuit: {failures: 100, cooldown_s: 0.5}\n  health_interval_s: 0\n")
 
 
 class InProcess:

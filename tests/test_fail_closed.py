@@ -39,10 +39,9 @@ import openai
 import pytest
 from mistralai.client import Mistral
 
-from conftest import ROOT, Server, http
-from upstreams import Upstream
+from conftest import Server, http
+from upstreams import Upstream, two_routes
 
-PIPES = ROOT / "examples" / "pipes" / "pipes.yaml"
 
 # -- canaries: values the scanner detects (valid check digits), as a person would write them
 EMAIL = "marie.dubois@exemple.fr"
@@ -324,28 +323,8 @@ def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
 @pytest.fixture(scope="module")
 def routed(upstreams: tuple[Upstream, Upstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     onprem, cloud = upstreams
-    config = f"""
-routing:
-  pipes: {PIPES}
-  retries: 1
-  circuit: {{failures: 2, cooldown_s: 0.5}}
-models:
-  - name: assistant-onprem
-    serves: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{onprem.port}/v1
-    route: a-onprem
-    priority: 0
-    read_timeout_s: 0.5
-    embeddings: true
-  - name: assistant-cloud
-    serves: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{cloud.port}/v1
-    route: c-azure-eu
-    priority: 1
-    embeddings: true
-"""
+    config = two_routes(f"http://127.0.0.1:{onprem.port}/v1", f"http://127.0.0.1:{cloud.port}/v1",
+                        routing="  circuit: {failures: 2, cooldown_s: 0.5}\n", onprem="    read_timeout_s: 0.5\n")
     server = Server(tmp_path_factory.mktemp("failclosed"), config)
     server.wait_ready()
     yield server

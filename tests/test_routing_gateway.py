@@ -16,11 +16,10 @@ import httpx
 import openai
 import pytest
 
-from conftest import ROOT, Server, http
+from conftest import Server, http
 from souverain.privacy import default_scanner
-from upstreams import Upstream
+from upstreams import PIPES, Upstream, two_routes
 
-PIPES = ROOT / "examples" / "pipes" / "pipes.yaml"
 EMAIL, IBAN, PHONE = "marie.dubois@exemple.fr", "FR7630006000011234567890189", "+33 6 12 34 56 78"
 
 
@@ -35,26 +34,8 @@ def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
 @pytest.fixture(scope="module")
 def routed(upstreams, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     onprem, cloud = upstreams
-    config = f"""
-routing:
-  pipes: {PIPES}
-  retries: 1
-  circuit: {{failures: 2, cooldown_s: 0.5}}
-models:
-  - name: assistant-onprem
-    serves: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{onprem.port}/v1
-    route: a-onprem
-    priority: 0
-    read_timeout_s: 0.5
-  - name: assistant-cloud
-    serves: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{cloud.port}/v1
-    route: c-azure-eu
-    priority: 1
-"""
+    config = two_routes(f"http://127.0.0.1:{onprem.port}/v1", f"http://127.0.0.1:{cloud.port}/v1",
+                        routing="  circuit: {failures: 2, cooldown_s: 0.5}\n", onprem="    read_timeout_s: 0.5\n")
     server = Server(tmp_path_factory.mktemp("routed"), config)
     server.wait_ready()
     yield server

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from inprocess import InProcess, chat, run
+from upstreams import PIPES
 from souverain.engines.fake import FakeEngine, answer
 from souverain.errors import Overloaded, UpstreamError
 from souverain.outbound import Outbound, Rules, Sealed, seal
@@ -285,7 +286,7 @@ PSEUDONYMISE = """  policy:
 """
 TWO_ROUTES_CLOUD_ONLY = f"""
 routing:
-  pipes: {Path(__file__).resolve().parents[1] / "examples" / "pipes" / "pipes.yaml"}
+  pipes: {PIPES}
   health_interval_s: 0
 models:
   - name: assistant-cloud

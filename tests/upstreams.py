@@ -12,12 +12,43 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+
+PIPES = Path(__file__).resolve().parents[1] / "examples" / "pipes" / "pipes.yaml"
+
+
+def two_routes(onprem_url: str, cloud_url: str, *, routing: str = "", onprem: str = "") -> str:
+    """A gateway configuration serving `assistant` over two routes: on-premises first
+    (`a-onprem`, may carry personal data under the default policy), then a US
+    hyperscaler's EU region (`c-azure-eu`, may not). `routing` and `onprem` are extra
+    YAML lines for those sections (indented)."""
+    return f"""
+routing:
+  pipes: {PIPES}
+  retries: 1
+{routing}models:
+  - name: assistant-onprem
+    serves: assistant
+    engine: openai_http
+    base_url: {onprem_url}
+    route: a-onprem
+    priority: 0
+    embeddings: true
+{onprem}  - name: assistant-cloud
+    serves: assistant
+    engine: openai_http
+    base_url: {cloud_url}
+    route: c-azure-eu
+    priority: 1
+    embeddings: true
+"""
 
 
 class Upstream:
