@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -169,3 +170,30 @@ class _LongTimeout:
 
 
 http = _LongTimeout()
+
+
+# -- one model over two routes, behind real recording upstreams (tests/upstreams.py) -------
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[Any, Any]]:
+    """The on-premises and the cloud upstream, recording what they receive."""
+    from upstreams import Upstream
+
+    onprem, cloud = Upstream("onprem"), Upstream("cloud")
+    yield onprem, cloud
+    for u in (onprem, cloud):
+        u.stop()
+
+
+@pytest.fixture(scope="module")
+def routed(upstreams: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A gateway serving `assistant` over both (`upstreams.two_routes`); the on-premises
+    route fails fast (0.5 s read timeout, breaker after 2 failures)."""
+    from upstreams import two_routes
+
+    onprem, cloud = upstreams
+    config = two_routes(f"http://127.0.0.1:{onprem.port}/v1", f"http://127.0.0.1:{cloud.port}/v1",
+                        routing="  circuit: {failures: 2, cooldown_s: 0.5}\n", onprem="    read_timeout_s: 0.5\n")
+    server = Server(tmp_path_factory.mktemp("routed"), config)
+    server.wait_ready()
+    yield server
+    server.stop()

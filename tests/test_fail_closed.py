@@ -40,7 +40,7 @@ import pytest
 from mistralai.client import Mistral
 
 from conftest import Server, http
-from upstreams import Upstream, two_routes
+from upstreams import Upstream
 
 
 # -- canaries: values the scanner detects (valid check digits), as a person would write them
@@ -312,25 +312,6 @@ def test_the_search_finds_every_canary_in_every_placement_as_sent() -> None:
 
 
 # -- the gateway ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
-    onprem, cloud = Upstream("onprem"), Upstream("cloud")
-    yield onprem, cloud
-    for u in (onprem, cloud):
-        u.stop()
-
-
-@pytest.fixture(scope="module")
-def routed(upstreams: tuple[Upstream, Upstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    onprem, cloud = upstreams
-    config = two_routes(f"http://127.0.0.1:{onprem.port}/v1", f"http://127.0.0.1:{cloud.port}/v1",
-                        routing="  circuit: {failures: 2, cooldown_s: 0.5}\n", onprem="    read_timeout_s: 0.5\n")
-    server = Server(tmp_path_factory.mktemp("failclosed"), config)
-    server.wait_ready()
-    yield server
-    server.stop()
-
-
 def tagged(p: Placement, tag: str, stream: bool = False) -> dict[str, Any]:
     """The placement's request for model `assistant`; a chat request carries `tag` in a
     system message of its own, so that a leaked body names its request."""

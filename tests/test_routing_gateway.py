@@ -10,7 +10,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import openai
@@ -18,28 +17,9 @@ import pytest
 
 from conftest import Server, http
 from souverain.privacy import default_scanner
-from upstreams import PIPES, Upstream, two_routes
+from upstreams import PIPES
 
 EMAIL, IBAN, PHONE = "marie.dubois@exemple.fr", "FR7630006000011234567890189", "+33 6 12 34 56 78"
-
-
-@pytest.fixture(scope="module")
-def upstreams() -> Iterator[tuple[Upstream, Upstream]]:
-    onprem, cloud = Upstream("onprem"), Upstream("cloud")
-    yield onprem, cloud
-    for u in (onprem, cloud):
-        u.stop()
-
-
-@pytest.fixture(scope="module")
-def routed(upstreams, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    onprem, cloud = upstreams
-    config = two_routes(f"http://127.0.0.1:{onprem.port}/v1", f"http://127.0.0.1:{cloud.port}/v1",
-                        routing="  circuit: {failures: 2, cooldown_s: 0.5}\n", onprem="    read_timeout_s: 0.5\n")
-    server = Server(tmp_path_factory.mktemp("routed"), config)
-    server.wait_ready()
-    yield server
-    server.stop()
 
 
 def ask(content: str, **extra) -> dict:
