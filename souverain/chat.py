@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from souverain.classes import DataClassName
 from souverain.errors import InvalidRequest, ValidationFailed
 
 
@@ -136,7 +137,7 @@ class ChatRequest(Wire):
     reasoning_budget_tokens: Annotated[int, Meta(ge=0)] | None = None
     # Souverain's extension: the caller's own classification of the data (also the
     # `x-souverain-data-class` header); the scanner can only raise it.
-    data_class: Literal["public", "internal", "confidential", "personal", "special"] | None = None
+    data_class: DataClassName | None = None
     # Mistral dialect fields.
     random_seed: int | None = None
     safe_prompt: bool = False
@@ -187,7 +188,7 @@ class EmbeddingRequest(Wire):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Meta(ge=1)] | None = None
     user: str | None = None
-    data_class: Literal["public", "internal", "confidential", "personal", "special"] | None = None
+    data_class: DataClassName | None = None
     # Mistral's names: output_dimension is `dimensions`; only float output is produced.
     output_dimension: Annotated[int, Meta(ge=1)] | None = None
     output_dtype: Literal["float"] | None = None

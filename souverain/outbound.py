@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from souverain.classes import CLASSES, DataClassName, highest
 from souverain.errors import NoRoute
 from souverain.privacy import Finding, Scanner
 from souverain.privacy import classify as classify_findings
 from souverain.privacy.payload import PayloadScan, scan_payload
-from souverain.routing.policy import CLASSES, DataClassName
 
 Operation = Literal["chat", "stream", "embed"]
 Memo = dict[tuple[str, str], list[Finding]]
@@ -63,17 +63,17 @@ class Classified:
 def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = None) -> Classified:
     scan = scan_payload(scanner, payload, memo)
     found = scanner.classify(scan.all)
-    classes: list[str] = [rules.floor, found.data_class.name.lower(), rules.declared or "public"]
+    classes: list[str] = [rules.floor, found.data_class.word, rules.declared or "public"]
     raised = False
     if scan.unscannable and rules.declared is None:
-        raised = CLASSES.index(rules.unscannable) > CLASSES.index(max(classes, key=CLASSES.index))
+        raised = CLASSES.index(rules.unscannable) > CLASSES.index(highest(*classes))
         classes.append(rules.unscannable)
-    data_class: DataClassName = max(classes, key=CLASSES.index)  # type: ignore[assignment]
+    data_class = highest(*classes)
     return Classified(data_class, dict(found.counts), scan, raised, bool(scan.unscannable) and rules.declared is None)
 
 
 def _class_of(finding: Finding) -> str:
-    return classify_findings([finding]).data_class.name.lower()
+    return classify_findings([finding]).data_class.word
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide, unmet
-from souverain.routing.policy import CLASSES, ClassRule, Policy
+from souverain.classes import CLASSES
+from souverain.routing.policy import ClassRule, Policy
 from souverain.sovereignty import CountrySet, HopReach, LawReach, Level, Residency, RouteProfile
 
 TRI = st.sampled_from(["yes", "no", "unknown"])

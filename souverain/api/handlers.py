@@ -27,8 +27,8 @@ from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge
+from souverain.classes import CLASSES, highest
 from souverain.pipeline import ClientGone
-from souverain.routing.policy import CLASSES
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -101,7 +101,7 @@ def _declared(request: Request, body_value: str | None) -> str | None:
         if header not in CLASSES:
             raise InvalidRequest(f"{CLASS_HEADER} must be one of {', '.join(CLASSES)}", param=CLASS_HEADER)
     given = [c for c in (*headers, body_value) if c]
-    return max(given, key=CLASSES.index) if given else None
+    return highest(*given) if given else None
 
 
 def _budget_from_header(request: Request, chat: ChatRequest) -> ChatRequest:

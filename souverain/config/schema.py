@@ -13,7 +13,8 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from souverain.ledger.config import LedgerConfig
-from souverain.routing.policy import DataClassName, Policy
+from souverain.classes import DataClassName
+from souverain.routing.policy import Policy
 
 if TYPE_CHECKING:  # imported when used: the scanner's modules are heavy for a schema
     from souverain.privacy.config import ScannerConfig

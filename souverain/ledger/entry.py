@@ -25,6 +25,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from souverain.classes import DataClassName
 from souverain.ledger.tiles import MAX_ENTRY_SIZE
 
 ENTRY_VERSION = 1
@@ -45,7 +46,6 @@ Hmac = Annotated[str, Meta(max_length=64, pattern=r"^([0-9a-f]{64})?$")]
 TypeName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Count = Annotated[int, Meta(ge=0)]
 Reason = Annotated[str, Meta(min_length=1, max_length=300)]
-DataClass = Literal["public", "internal", "confidential", "personal", "special"]
 Word = Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
 UtcTime = Annotated[datetime, Meta(tz=True)]
 
@@ -67,7 +67,7 @@ class Entry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     route_profile: Digest = ""
     model: OptIdent = ""
     # The request's data class (max of declared, found, and retrieved documents).
-    data_class: DataClass = "public"
+    data_class: DataClassName = "public"
     # What the privacy scanner found: detector type -> count. Never the values.
     found: dict[TypeName, Count] = {}
     # e.g. allowed, pseudonymised, refused.
@@ -85,7 +85,7 @@ class Entry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The class computed on exactly the bytes sent to `route` (the outbound check), and
     # their HMAC under the same key: what went to the route, provably allowed there.
     # "" when nothing was sent (refused before dispatch).
-    sent_class: DataClass | Literal[""] = ""
+    sent_class: DataClassName | Literal[""] = ""
     sent_hmac: Hmac = ""
 
 

@@ -9,7 +9,7 @@ The interface the gateway uses (each name is documented where it is defined):
     pseudonymise(request) -> (request, Vault)       vault.py
     Vault.restore(text), Restorer.feed(chunk)       vault.py (streaming restore)
     mask / redact / hash_values (text, findings)    actions.py; apply(request, action) for a request
-    DataClass, Finding                              findings.py
+    DataClass (souverain.classes), Finding          findings.py
 
 The hot modules are compiled with mypyc when the package is installed (setup.py);
 `native` decides, before any of them is imported, whether the compiled ones match their
@@ -20,7 +20,8 @@ from souverain.privacy import native  # first: it decides where the modules belo
 
 from souverain.privacy.actions import apply, hash_values, mask, redact
 from souverain.privacy.config import ScannerConfig, load_config
-from souverain.privacy.findings import TYPES, DataClass, Finding
+from souverain.classes import DataClass
+from souverain.privacy.findings import TYPES, Finding
 from souverain.privacy.scanner import Classification, Scanner, classify, default_scanner, scan, scan_request
 from souverain.privacy.vault import Restorer, Vault, pseudonymise
 

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from souverain.privacy.findings import TYPES, DataClass
+from souverain.classes import DataClass
+from souverain.privacy.findings import TYPES
 from souverain.privacy.numbers import DEFAULT_PHONE_REGIONS
 
 SETTINGS = ("threshold", "thresholds", "disabled", "allow", "deny", "dictionaries", "classes",

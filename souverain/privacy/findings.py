@@ -14,36 +14,10 @@ deny-list entries) whose class defaults to `confidential`.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class DataClass(enum.IntEnum):
-    """The gateway's data classes, lowest to highest (DESIGN.md, stage 3: classify).
-
-    The scanner can only ever *raise* a request's class: `public` means "nothing found",
-    not "known to be public". `internal` and `confidential` are mostly declared by the
-    caller; the scanner reaches `confidential` only for business identifiers and tenant
-    deny-list hits. `special` is GDPR Art. 9 data: here, health terms found together with
-    personal data about someone (see `souverain.privacy.health`).
-    """
-
-    PUBLIC = 0
-    INTERNAL = 1
-    CONFIDENTIAL = 2
-    PERSONAL = 3
-    SPECIAL = 4
-
-    @classmethod
-    def parse(cls, name: str) -> DataClass:
-        try:
-            return cls[name.strip().upper()]
-        except KeyError:
-            raise ValueError(f"unknown data class {name!r}; one of {', '.join(c.name.lower() for c in cls)}") from None
-
-    def __str__(self) -> str:
-        return self.name.lower()
+from souverain.classes import DataClass
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ from souverain.privacy import names
 from souverain.privacy.config import ScannerConfig
 from souverain.privacy.detectors import BUILTIN
 from souverain.privacy.doc import Doc, Hit
-from souverain.privacy.findings import DataClass, Finding, type_info
+from souverain.classes import DataClass
+from souverain.privacy.findings import Finding, type_info
 from souverain.privacy.normalise import normalise
 from souverain.privacy.payload import scan_payload, to_builtins
 

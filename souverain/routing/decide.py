@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from souverain.routing.policy import CLASSES, ClassRule, DataClassName, Policy
+from souverain.classes import CLASSES, DataClassName
+from souverain.routing.policy import ClassRule, Policy
 from souverain.sovereignty import Level, RouteProfile
 
 

@@ -17,9 +17,9 @@ from typing import Literal
 
 import msgspec
 
+from souverain.classes import DataClassName
 
-DataClassName = Literal["public", "internal", "confidential", "personal", "special"]
-CLASSES: tuple[DataClassName, ...] = ("public", "internal", "confidential", "personal", "special")
+
 LevelName = Literal["none", "eu_resident", "eu_controlled", "sovereign", "in_house"]
 Aspect = Literal["processing", "storage", "fallback", "support", "admin", "telemetry"]
 

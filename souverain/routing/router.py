@@ -17,7 +17,8 @@ from souverain.config import Config, LlamaCppModel
 from souverain.errors import ConfigError
 from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide, unmet
 from souverain.routing.health import HealthBook
-from souverain.routing.policy import DataClassName, Policy
+from souverain.classes import DataClassName
+from souverain.routing.policy import Policy
 from souverain.sovereignty import CountrySet, Level, Residency, RouteProfile, load_profiles
 
 ASPECTS = ("processing", "storage", "fallback", "support", "admin", "telemetry")

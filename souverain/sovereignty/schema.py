@@ -46,7 +46,7 @@ Role = Literal[
     "object_storage", "key_management", "logging_sink", "abuse_monitoring", "support_access",
     "telemetry", "cdn_edge", "idp", "billing", "facility", "compute", "network",
 ]  # fmt: skip
-DataClass = Literal[
+DataKind = Literal[
     "prompt", "completion", "files", "embeddings", "content_logs", "metadata_logs", "account_data", "telemetry"
 ]
 InUse = Literal["plaintext", "tee_attested", "none", "unknown"]
@@ -269,7 +269,7 @@ class Hop(Base):
     service_class: _fact(list[ServiceClass]) = UNSET  # overrides the operator's, service by service
     model: Model = msgspec.field(default_factory=Model)
     deployment: FStr = UNSET  # SKU, inference profile, region: what decides residency
-    data_classes: _fact(list[DataClass]) = UNSET  # omitted: those of the hop it serves
+    data_classes: _fact(list[DataKind]) = UNSET  # omitted: those of the hop it serves
     data_state: DataState = msgspec.field(default_factory=DataState)
     keys: Keys = msgspec.field(default_factory=Keys)
     location: Location = msgspec.field(default_factory=Location)
