@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from souverain.ledger.config import LedgerConfig
 from souverain.classes import DataClassName
+from souverain.ledger.config import LedgerConfig
 from souverain.routing.policy import Policy
+from souverain.strict import Strict as Base
 
 if TYPE_CHECKING:  # imported when used: the scanner's modules are heavy for a schema
     from souverain.privacy.config import ScannerConfig
@@ -23,10 +24,6 @@ Port = Annotated[int, Meta(ge=0, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
 ModelName = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
-
-
-class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    pass
 
 
 class ServerConfig(Base):

@@ -21,6 +21,7 @@ import msgspec
 from msgspec import Meta
 
 from souverain.keys.config import FileKeys, KeysConfig
+from souverain.strict import Strict as Base
 
 KeyName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 Origin = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\s+]+$")]
@@ -28,10 +29,6 @@ Origin = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\s+]+$")
 # AI Act Art. 19(1) and 26(6): logs kept at least six months. 184 days covers any six
 # consecutive calendar months.
 SIX_MONTHS_DAYS = 184
-
-
-class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    pass
 
 
 class SqliteStoreConfig(Base, tag="sqlite", tag_field="kind"):

@@ -18,14 +18,11 @@ from typing import Literal
 import msgspec
 
 from souverain.classes import DataClassName
+from souverain.strict import Strict as Base
 
 
 LevelName = Literal["none", "eu_resident", "eu_controlled", "sovereign", "in_house"]
 Aspect = Literal["processing", "storage", "fallback", "support", "admin", "telemetry"]
-
-
-class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    pass
 
 
 class ClassRule(Base):

@@ -24,6 +24,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from souverain.strict import Strict as Base
+
 T = TypeVar("T")
 
 SCHEMA_ID = "souverain.pipes/v1"
@@ -58,10 +60,6 @@ IctService = Literal[
     "S11", "S12", "S13", "S14", "S15", "S16", "S17", "S18", "S19", "unknown",
 ]  # fmt: skip
 Reliance = Literal["not_significant", "low", "material", "full", "unknown"]
-
-
-class Base(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
-    pass
 
 
 class Stated(Base, Generic[T]):
