@@ -26,7 +26,6 @@ import msgspec
 from souverain.classes import CLASSES, DataClassName, highest
 from souverain.errors import NoRoute
 from souverain.privacy import Finding, Scanner
-from souverain.privacy import classify as classify_findings
 from souverain.privacy.payload import PayloadScan, scan_payload
 
 Operation = Literal["chat", "stream", "embed"]
@@ -50,14 +49,14 @@ class Classified:
     scan: PayloadScan
     raised_by_unscannable: bool  # the class is what it is because of unscannable content
     unscannable_counts: bool = False  # unscannable content, and no declared class to vouch for it
+    fixed_class: DataClassName = "public"  # the class of the findings placeholders cannot replace
 
     @property
     def pseudonymisable(self) -> bool:
         """Whether placeholders can take out everything that made the class personal:
         findings only in string values, nothing unscannable in the way."""
-        return bool(self.scan.findings) and not self.unscannable_counts and not any(
-            CLASSES.index(_class_of(f)) >= CLASSES.index("personal") for f in self.scan.fixed
-        )
+        return (bool(self.scan.findings) and not self.unscannable_counts
+                and CLASSES.index(self.fixed_class) < CLASSES.index("personal"))
 
 
 def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = None) -> Classified:
@@ -69,11 +68,9 @@ def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = N
         raised = CLASSES.index(rules.unscannable) > CLASSES.index(highest(*classes))
         classes.append(rules.unscannable)
     data_class = highest(*classes)
-    return Classified(data_class, dict(found.counts), scan, raised, bool(scan.unscannable) and rules.declared is None)
-
-
-def _class_of(finding: Finding) -> str:
-    return classify_findings([finding]).data_class.word
+    fixed = scanner.classify(scan.fixed).data_class.word if scan.fixed else "public"
+    return Classified(data_class, dict(found.counts), scan, raised,
+                      bool(scan.unscannable) and rules.declared is None, fixed)
 
 
 @dataclass(frozen=True, slots=True)

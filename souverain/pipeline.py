@@ -32,7 +32,7 @@ it (`Exchange`) and renders what it returns (`Answer`).
                   failure then is logged: the caller already gets an error). A client
                   gone is recorded in the background (nobody waits for it).
 10. respond       `Answer.headers` explain the decision (route, class, decision, ledger
-                  index), on errors too (`failure_headers`).
+                  index), on errors too (`Facts.headers`).
 
 Short-circuits: any stage may raise a `GatewayError`; nothing after it runs but record
 and respond. Nothing is sent to an engine before stage 6's seal.
@@ -198,6 +198,7 @@ class _Admitted:
     choice: Choice
     rules: Rules
     memo: Memo
+    scanner: Scanner
     vault: Vault | None = None
 
 
@@ -317,9 +318,9 @@ class Pipeline:
                 code="no_permitted_route",
             )
         if not choice.pseudonymise:
-            return _Admitted(request, choice, rules, memo)
+            return _Admitted(request, choice, rules, memo, scanner)
         masked, vault = pseudonymise(request, scanner, classified.scan.findings)
-        return _Admitted(masked, choice, rules, memo, vault)
+        return _Admitted(masked, choice, rules, memo, scanner, vault)
 
     def _decide(self, principal: Principal, model: str, facts: Facts, classified: Classified, rules: Rules) -> Choice:
         # Pseudonymising helps only when the class comes from findings it can replace.
@@ -350,7 +351,6 @@ class Pipeline:
         choice = admitted.choice
         attempts = [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
         policy = self.router.policy(facts.principal.tenant if facts.principal else "")
-        scanner = self.scanner_for(facts.principal) if facts.principal else self.scanner
         for n, candidate in enumerate(attempts):
             engine = self.engines[candidate.deployment]
             sealed = await _off_loop(
@@ -358,7 +358,7 @@ class Pipeline:
                 seal,
                 build(engine),
                 route=candidate.route,
-                scanner=scanner,
+                scanner=admitted.scanner,
                 rules=admitted.rules,
                 unmet=lambda cls, profile=candidate.profile: unmet(policy.rule(cls), profile),
                 memo=admitted.memo,
