@@ -60,6 +60,24 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         ScannerConfig.from_mapping({"classes": {"X": "secret"}})
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    # a mistake of shape: the shared YAML loader's schema check, with the line
+    ("privacy:\n  threshold: 0.5\n  thresholds: {PERSON: 2}\n", "tenant.yaml:3: privacy.thresholds.PERSON: Expected"),
+    ("privacy:\n  treshold: 0.5\n", "tenant.yaml:2: privacy.treshold: unknown key"),
+    # what a schema cannot say: the settings' own checks, at the key's line
+    ("threshold: 0.5\n\ndisabled: [IBAN, PERSNO]\n", "tenant.yaml:3: disabled[1]: unknown type 'PERSNO'"),
+    ("privacy:\n  dictionaries:\n    PERSON: {file: missing.txt}\n", "tenant.yaml:3: privacy.dictionaries.PERSON.file: cannot read"),
+    ("privacy:\n  threshold: 0.5\n  threshold: 0.6\n", "tenant.yaml:3: privacy.threshold: duplicate key"),
+])
+def test_a_privacy_file_is_read_by_the_shared_loader_with_lines(tmp_path: Path, text: str, expected: str) -> None:
+    from souverain.errors import ConfigError
+
+    (tmp_path / "tenant.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "tenant.yaml")
+    assert str(err.value).startswith(f"{tmp_path / expected}"), str(err.value)
+
+
 def test_mask_redact_hash() -> None:
     findings = scan(TEXT)
     assert mask(TEXT, findings) == (

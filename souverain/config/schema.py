@@ -7,18 +7,16 @@ documented in `docs/configuration.md`; keep the two in step.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import Annotated, Literal, Union
 
 import msgspec
-from msgspec import UNSET, Meta, UnsetType
+from msgspec import Meta
 
 from souverain.classes import DataClassName
 from souverain.ledger.config import LedgerConfig
+from souverain.privacy.settings import PrivacyConfig
 from souverain.routing.policy import Policy
 from souverain.strict import Strict as Base
-
-if TYPE_CHECKING:  # imported when used: the scanner's modules are heavy for a schema
-    from souverain.privacy.config import ScannerConfig
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
@@ -37,7 +35,8 @@ class ServerConfig(Base):
     access_log: bool = False
 
 
-DEFAULT_EFFORTS = {"minimal": 64, "low": 256, "medium": 1024, "high": 4096, "xhigh": 16384, "max": 32768}
+Effort = Literal["minimal", "low", "medium", "high", "xhigh", "max"]
+DEFAULT_EFFORTS: dict[Effort, int] = {"minimal": 64, "low": 256, "medium": 1024, "high": 4096, "xhigh": 16384, "max": 32768}
 DEFAULT_REASONING_PROMPT = (
     "Think the problem through step by step between {start} and {end}, then write the final answer after {end}."
 )
@@ -56,7 +55,7 @@ class ReasoningConfig(Base):
     # Text forced just before the end marker when the budget runs out.
     budget_message: str = ""
     # Thinking-token budget for each `reasoning_effort`; `none` is always 0.
-    efforts: dict[Literal["minimal", "low", "medium", "high", "xhigh", "max"], Annotated[int, Meta(ge=0)]] = msgspec.field(
+    efforts: dict[Effort, Annotated[int, Meta(ge=0)]] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_EFFORTS)
     )
     # System prompt added for Mistral's `prompt_mode: "reasoning"`; {start}/{end} are filled in.
@@ -178,60 +177,6 @@ class RoutingConfig(Base):
     # Class of a request holding what the scanner cannot read (media and file parts, data
     # URLs, text that is mostly an encoded blob), unless the caller declares a class.
     unscannable_class: DataClassName = "personal"
-
-
-Threshold = Annotated[float, Meta(ge=0, le=1)]
-
-
-class DictionaryFile(Base):
-    # A UTF-8 text file of entries, one a line ('#' starts a comment line). Relative to
-    # the directory of the configuration file.
-    file: str
-
-
-class PrivacySettings(Base):
-    """The privacy scanner's settings (docs/privacy.md). A key left out means "not set
-    here": the scanner's built-in value at the top of `privacy`, the top's value in
-    `privacy.tenants`. Type names are those of `souverain privacy types`, DENYLIST and
-    the types of `dictionaries`; an unknown one is an error."""
-
-    # Findings below this confidence are dropped (types without a threshold of their own).
-    threshold: Threshold | UnsetType = UNSET
-    # Thresholds per type, e.g. {PERSON: 0.7}.
-    thresholds: dict[str, Threshold] | UnsetType = UNSET
-    # Types never reported.
-    disabled: list[str] | UnsetType = UNSET
-    # Values never flagged: exact (ignoring case and spacing), or `re:` and a regular
-    # expression searched in the value.
-    allow: list[str] | UnsetType = UNSET
-    # Words or phrases always flagged, as type DENYLIST (whole words, ignoring case).
-    deny: list[str] | UnsetType = UNSET
-    # Operator dictionaries by type (a customer list as PERSON, project names as PROJECT):
-    # a list of entries, or {file: PATH}; entries are always flagged as that type.
-    dictionaries: dict[str, list[str] | DictionaryFile] | UnsetType = UNSET
-    # Data class per type, replacing the built-in one (dictionary types: confidential).
-    classes: dict[str, DataClassName] | UnsetType = UNSET
-    # Regions whose national formats are tried for numbers written without +CC.
-    phone_regions: list[str] | UnsetType = UNSET
-    # A spaCy pipeline installed as a package (never downloaded) that adds person names.
-    spacy_model: str | None | UnsetType = UNSET
-    # A names table (the shipped names.tsv's format) replacing the shipped name lists;
-    # relative to the directory of the configuration file.
-    names_table: str | None | UnsetType = UNSET
-
-
-class PrivacyConfig(PrivacySettings):
-    """The settings of every tenant, and `tenants` with the keys some tenants change."""
-
-    # Per-tenant settings, by tenant name: each key set replaces the default's, whole.
-    tenants: dict[str, PrivacySettings] = {}
-
-    def scanner_configs(self, *, read_files: bool = True) -> tuple[ScannerConfig, dict[str, ScannerConfig]]:
-        """(the default `ScannerConfig`, {tenant: its ScannerConfig}); raises
-        `souverain.privacy.config.SettingError` naming the key at fault."""
-        from souverain.privacy.config import tenant_configs
-
-        return tenant_configs(msgspec.to_builtins(self), read_files=read_files)
 
 
 class HardeningConfig(Base):

@@ -270,15 +270,22 @@ def _entries(spec: Any, base_dir: Path | None, read_files: bool, key: tuple[str 
 
 
 def load_config(path: str | Path) -> ScannerConfig:
-    """Read a YAML/JSON file holding a `privacy:` block (or the block itself)."""
-    import yaml
+    """Read a YAML/JSON file holding a `privacy:` block (or the block itself), through the
+    shared YAML loader: a mistake is a `ConfigError` saying `file:line: key: message`."""
+    from souverain import yamlfile
+    from souverain.errors import ConfigError
+    from souverain.privacy.settings import PrivacySettings
 
     path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: expected a mapping")
-    block = data.get("privacy", data)
     try:
-        return ScannerConfig.from_mapping(block or {}, base_dir=path.parent)
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    root, data = yamlfile.compose(text, str(path))
+    prefix: list[str | int] = ["privacy"] if "privacy" in data else []
+    block = data.get("privacy", data) or {}
+    yamlfile.convert(block, PrivacySettings, root, str(path), prefix, hint="docs/privacy.md")
+    try:
+        return ScannerConfig.from_mapping(block, base_dir=path.parent)
     except SettingError as exc:
-        raise ValueError(f"{path}: privacy.{exc}" if "privacy" in data else f"{path}: {exc}") from None
+        raise ConfigError(yamlfile.error(root, str(path), [*prefix, *exc.key], exc.message)) from None

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from souverain.sovereignty import yamlio
+from souverain import yamlfile
 from souverain.sovereignty.facts import SELF, FactRef, Lookup
 from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis
@@ -44,8 +44,8 @@ class _DoraFile(msgspec.Struct, forbid_unknown_fields=True):
 
 def taxonomies() -> tuple[str, dict[str, Taxonomy]]:
     """(default name, taxonomies by name) from the shipped column layouts."""
-    root, data = yamlio.compose(read_data("dora_roi.yaml"), "dora_roi.yaml")
-    parsed = yamlio.convert(data, _DoraFile, root, "dora_roi.yaml")
+    root, data = yamlfile.compose(read_data("dora_roi.yaml"), "dora_roi.yaml")
+    parsed = yamlfile.convert(data, _DoraFile, root, "dora_roi.yaml", hint="docs/pipes.md")
     return parsed.default, parsed.taxonomies
 
 

@@ -26,14 +26,14 @@ from stdnum import lei as stdnum_lei
 from stdnum.exceptions import ValidationError
 
 from souverain.errors import ConfigError
-from souverain.sovereignty import yamlio
+from souverain import yamlfile
 from souverain.sovereignty.custody import conflict_text, hop_custody
 from souverain.sovereignty.facts import COUNTRY_LEAVES, Facts, Lookup, Trace, flatten
 from souverain.sovereignty.flows import add_recipients
 from souverain.sovereignty.rules import DATA, Rules, load_rules
 from souverain.sovereignty.schema import Entity, Evidence, Hop, Id, Requirements, Route, TelemetryFlow
 
-SECTIONS = {"evidence": Evidence, "entities": Entity, "hops": Hop, "templates": Route, "routes": Route}
+SECTIONS: dict[str, type[msgspec.Struct]] = {"evidence": Evidence, "entities": Entity, "hops": Hop, "templates": Route, "routes": Route}
 
 
 class _Skeleton(msgspec.Struct, forbid_unknown_fields=True):
@@ -146,7 +146,7 @@ def build(texts: list[tuple[str, str]], rules: Rules) -> Pipes:
     if user is not None:
         for rid, raw in user.raw.get("routes", {}).items():
             routes[rid] = _resolve_route(rid, raw, templates_raw, user)
-            where[f"routes.{rid}"] = f"{user.name}:{yamlio.line_of(user.root, ['routes', rid])}"
+            where[f"routes.{rid}"] = f"{user.name}:{yamlfile.line_of(user.root, ['routes', rid])}"
     pipes = Pipes(
         entities=entities,
         hops=hops,
@@ -167,17 +167,17 @@ def build(texts: list[tuple[str, str]], rules: Rules) -> Pipes:
 
 
 def _read(name: str, text: str) -> _Source:
-    root, data = yamlio.compose(text, name)
-    skeleton = yamlio.convert(data, _Skeleton, root, name)
+    root, data = yamlfile.compose(text, name)
+    skeleton = yamlfile.convert(data, _Skeleton, root, name, hint="docs/pipes.md")
     if skeleton.version != 1:
-        raise ConfigError(yamlio.error(root, name, ["version"], f"unsupported pipes schema version {skeleton.version}; expected 1"))
+        raise ConfigError(yamlfile.error(root, name, ["version"], f"unsupported pipes schema version {skeleton.version}; expected 1"))
     items: dict[str, dict[str, Any]] = {}
     for section, type_ in SECTIONS.items():
         items[section] = {}
         for key, value in (data.get(section) or {}).items():
-            yamlio.convert(key, Id, root, name, [section, key])
-            items[section][key] = yamlio.convert(value if value is not None else {}, type_, root, name, [section, key])
-    requirements = yamlio.convert(data.get("requirements") or {}, Requirements, root, name, ["requirements"])
+            yamlfile.convert(key, Id, root, name, [section, key], hint="docs/pipes.md")
+            items[section][key] = yamlfile.convert(value if value is not None else {}, type_, root, name, [section, key], hint="docs/pipes.md")
+    requirements = yamlfile.convert(data.get("requirements") or {}, Requirements, root, name, ["requirements"], hint="docs/pipes.md")
     raw = {section: {k: (v if v is not None else {}) for k, v in (data.get(section) or {}).items()} for section in SECTIONS}
     return _Source(name, root, raw, items, requirements)
 
@@ -190,7 +190,7 @@ def _check_catalogue_ids(sources: list[_Source]) -> None:
         for section in ("evidence", "entities", "hops", "templates"):
             for key in src.items[section]:
                 if (section, key) in seen:
-                    raise ConfigError(yamlio.error(src.root, src.name, [section, key], f"also defined in {seen[(section, key)]}"))
+                    raise ConfigError(yamlfile.error(src.root, src.name, [section, key], f"also defined in {seen[(section, key)]}"))
                 seen[(section, key)] = src.name
 
 
@@ -207,15 +207,15 @@ def _deep_merge(base: dict, over: dict) -> dict:
 def _resolve_route(rid: str, raw: dict, templates: dict[str, dict], src: _Source) -> Route:
     template_id = raw.get("template")
     if template_id is None:
-        return yamlio.convert(raw, Route, src.root, src.name, ["routes", rid])
+        return yamlfile.convert(raw, Route, src.root, src.name, ["routes", rid], hint="docs/pipes.md")
     if template_id not in templates:
         known = ", ".join(sorted(templates)) or "none"
-        raise ConfigError(yamlio.error(src.root, src.name, ["routes", rid, "template"], f"no template {template_id!r} (known: {known})"))
+        raise ConfigError(yamlfile.error(src.root, src.name, ["routes", rid, "template"], f"no template {template_id!r} (known: {known})"))
     template = templates[template_id]
     merged = _deep_merge({k: v for k, v in template.items() if k != "hops"}, {k: v for k, v in raw.items() if k != "hops"})
     own = list(raw.get("hops") or [])
     merged["hops"] = own + [h for h in template.get("hops") or [] if h not in own]
-    return yamlio.convert(merged, Route, src.root, src.name, ["routes", rid])
+    return yamlfile.convert(merged, Route, src.root, src.name, ["routes", rid], hint="docs/pipes.md")
 
 
 def _check(pipes: Pipes, sources: list[_Source], origin: dict[str, _Source], user: _Source | None) -> None:
@@ -227,7 +227,7 @@ def _check(pipes: Pipes, sources: list[_Source], origin: dict[str, _Source], use
         section, ident = key.split(".", 1)
         parts = [int(p) if p.isdigit() else p for p in path.split(".")] if path else []
         steps: list[str | int] = [section, ident, *parts]
-        raise ConfigError(yamlio.error(src.root, src.name, steps, msg))
+        raise ConfigError(yamlfile.error(src.root, src.name, steps, msg))
 
     def country_ok(value: Any) -> str | None:
         values = value if isinstance(value, list) else [value]
@@ -275,16 +275,16 @@ def _check(pipes: Pipes, sources: list[_Source], origin: dict[str, _Source], use
     criteria = rules.criteria
     for i, crit in enumerate(user.requirements.criteria or ()):
         if crit not in criteria:
-            raise ConfigError(yamlio.error(user.root, user.name, ["requirements", "criteria", i], f"no criterion {crit!r}"))
+            raise ConfigError(yamlfile.error(user.root, user.name, ["requirements", "criteria", i], f"no criterion {crit!r}"))
     for rid, route in pipes.routes.items():
         for i, hop in enumerate(route.hops):
             if hop not in pipes.hops:
-                raise ConfigError(yamlio.error(user.root, user.name, ["routes", rid, "hops", i], f"no hop {hop!r}"))
+                raise ConfigError(yamlfile.error(user.root, user.name, ["routes", rid, "hops", i], f"no hop {hop!r}"))
         if not route.hops:
-            raise ConfigError(yamlio.error(user.root, user.name, ["routes", rid], "a route needs at least one hop (or a template)"))
+            raise ConfigError(yamlfile.error(user.root, user.name, ["routes", rid], "a route needs at least one hop (or a template)"))
         for i, crit in enumerate((route.requires.criteria if route.requires else None) or ()):
             if crit not in criteria:
-                raise ConfigError(yamlio.error(user.root, user.name, ["routes", rid, "requires", "criteria", i], f"no criterion {crit!r}"))
+                raise ConfigError(yamlfile.error(user.root, user.name, ["routes", rid, "requires", "criteria", i], f"no criterion {crit!r}"))
 
 
 def _references(kind: str, path: str, value: Any) -> list[tuple[str, str]]:
@@ -314,7 +314,7 @@ def _check_custody(pipes: Pipes, sources: list[_Source]) -> None:
 
     def where(hop: str, path: str) -> str:
         origin = pipes.hops[hop][path].origin
-        return f"{origin}:{yamlio.line_of(roots.get(origin), ['hops', hop, *path.split('.')])}: hops.{hop}.{path}"
+        return f"{origin}:{yamlfile.line_of(roots.get(origin), ['hops', hop, *path.split('.')])}: hops.{hop}.{path}"
 
     for hop in pipes.hops:
         conflicts = hop_custody(Trace(lookup), hop).conflicts
