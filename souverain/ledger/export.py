@@ -17,16 +17,14 @@ immutable and are not rewritten; stale partial ones are removed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from souverain.ledger.merkle import HASH_SIZE
 from souverain.ledger.reader import LogReader, NotFoundError
 from souverain.ledger.store.base import Store
-from souverain.ledger.tiles import TILE_WIDTH, encode_bundle, tile_path, tiles_for_size
+from souverain.ledger.tiles import TILE_WIDTH, Progress, encode_bundle, tile_path, tiles_for_size
 
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)

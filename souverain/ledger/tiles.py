@@ -21,6 +21,8 @@ MAX_ENTRY_SIZE = 0xFFFF  # entry bundles use uint16 length prefixes
 TileKey = tuple[int, int]  # (level, index)
 TileReader = Callable[[int, int], bytes | None]
 """(level, index) -> the stored tile (full or partial), or None."""
+Progress = Callable[[int, int], None]
+"""progress(done, total): called as a command reads or writes the log's entries."""
 
 _PATH = re.compile(r"^tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?$")
 
@@ -63,7 +65,7 @@ def parse_tile_path(path: str) -> tuple[int | None, int, int]:
 
 def tile_width(level: int, index: int, size: int) -> int:
     """How many hashes tile (level, index) holds in a tree of `size`: 0..256."""
-    hashes_at_level = size // (TILE_WIDTH**level)
+    hashes_at_level: int = size // (TILE_WIDTH**level)
     return max(0, min(TILE_WIDTH, hashes_at_level - index * TILE_WIDTH))
 
 
@@ -148,8 +150,8 @@ class TileBuilder:
                     out[key] = None  # still partial: taken from the edge below
                     break
                 # A full tile: its root is the next hash one level up; a new edge tile starts.
-                out[key] = bytes(tile)
-                carry = subtree_root(_hashes(out[key], 0, TILE_WIDTH))
+                full = out[key] = bytes(tile)
+                carry = subtree_root(_hashes(full, 0, TILE_WIDTH))
                 self._edge[level] = bytearray()
                 position //= TILE_WIDTH
                 level += 1

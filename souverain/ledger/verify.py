@@ -22,7 +22,7 @@ log could alter that too.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,10 +33,8 @@ from souverain.ledger.entry import EntryError, decode_entry
 from souverain.ledger.merkle import HASH_SIZE, MemoryTree
 from souverain.ledger.note import NoteError, Verifier
 from souverain.ledger.store.base import Store
-from souverain.ledger.tiles import TILE_WIDTH, decode_bundle, tile_path, tile_width, tiles_for_size
+from souverain.ledger.tiles import TILE_WIDTH, Progress, decode_bundle, tile_path, tile_width, tiles_for_size
 
-Progress = Callable[[int, int], None]
-"""progress(done, total): called as entries are read."""
 
 MAX_LISTED = 20
 MISSING = b"\xff" * HASH_SIZE  # stands in for a deleted store row; no leaf hashes to it
@@ -192,8 +190,8 @@ class StoreSource:
         return data[: width * HASH_SIZE] if data is not None and len(data) >= width * HASH_SIZE else None
 
 
-def _hash_at(buf: bytes, i: int) -> bytes:
-    return buf[i * HASH_SIZE : (i + 1) * HASH_SIZE]
+def _hash_at(buf: bytes | bytearray, i: int) -> bytes:
+    return bytes(buf[i * HASH_SIZE : (i + 1) * HASH_SIZE])
 
 
 def _classify(h: bytes, t: bytes, report: Report) -> None:

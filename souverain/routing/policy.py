@@ -13,16 +13,13 @@ and routes it as the lower class.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
 from souverain.classes import DataClassName
+from souverain.terms import Aspect, LevelName
 from souverain.strict import Strict as Base
 
 
-LevelName = Literal["none", "eu_resident", "eu_controlled", "sovereign", "in_house"]
-Aspect = Literal["processing", "storage", "fallback", "support", "admin", "telemetry"]
 
 
 class ClassRule(Base):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from souverain.terms import ASPECTS
 from souverain.auth import Principal
 from souverain.config import Config, LlamaCppModel
 from souverain.errors import ConfigError
@@ -20,12 +21,13 @@ from souverain.routing.health import HealthBook
 from souverain.classes import DataClassName
 from souverain.routing.policy import Policy
 from souverain.sovereignty import CountrySet, Level, Residency, RouteProfile, load_profiles
+from souverain.sovereignty.results import Access
 
-ASPECTS = ("processing", "storage", "fallback", "support", "admin", "telemetry")
 
 
 def builtin_profile(name: str, *, local: bool, in_eea: bool) -> RouteProfile:
     where = CountrySet(complete=local and in_eea, in_eea="yes" if local and in_eea else "unknown")
+    access: Access
     if local:
         level, access = (Level.IN_HOUSE if in_eea else Level.NONE), "no"
         blocked = () if in_eea else ("routing.local_in_eea is false",)

@@ -10,7 +10,7 @@ from typing import Any
 
 from souverain.sovereignty.facts import Trace
 from souverain.sovereignty.graph import Graph, HopFacts, Node
-from souverain.sovereignty.results import Exposure, Residency, Tri, Verdict, t_all, t_any
+from souverain.sovereignty.results import Exposure, Residency, Tri, Verdict, t_all, t_any, t_not
 from souverain.sovereignty.schema import Route
 
 
@@ -57,7 +57,7 @@ def controlled_from_outside(ctx: RouteContext, op: str, trace: Trace, zone: str,
     why: list[str] = []
     for parent in chain[1:]:
         t = in_zone(ctx, trace.entity(parent, "incorporated_in"), zone)
-        tests.append({"yes": "no", "no": "yes", "unknown": "unknown"}[t])  # type: ignore[arg-type]
+        tests.append(t_not(t))
         if t == "no":
             why.append(f"controlled by {ctx.hf.pipes.entity_name(parent)}, outside the {zone}")
     if not complete:

@@ -9,7 +9,9 @@ that becomes unknown can turn pass into unknown, never fail or unknown into pass
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import MappingProxyType
+from typing import Any
 
 from souverain.sovereignty.check_context import (
     Outcome,
@@ -23,7 +25,7 @@ from souverain.sovereignty.check_context import (
 from souverain.sovereignty.custody import conflict_text
 from souverain.sovereignty.facts import Trace, describe
 from souverain.sovereignty.graph import Node
-from souverain.sovereignty.results import CriterionResult, Tri, Verdict, combine, t_all
+from souverain.sovereignty.results import CriterionResult, Tri, Verdict, combine, t_all, t_not
 from souverain.sovereignty.route_checks import ROUTE_CHECKS
 from souverain.sovereignty.rules import Criterion
 
@@ -52,7 +54,7 @@ def shareholding(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcom
     if op is None:
         return "unknown", [f"{node.hop}: operator unknown"]
     outside, why = controlled_from_outside(ctx, op, trace, p["zone"], None)
-    tests: list[Tri] = [{"yes": "no", "no": "yes", "unknown": "unknown"}[outside]]  # type: ignore[list-item]
+    tests: list[Tri] = [t_not(outside)]
     for path, limit in (("max_individual_pct", p["max_individual_pct"]), ("collective_pct", p["max_collective_pct"])):
         ref = trace.entity(op, f"non_eu_shareholding.{path}")
         if ref.usable:
@@ -71,7 +73,7 @@ def effective_control(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> O
         return "unknown", [f"{node.hop}: operator unknown"]
     seat = in_zone(ctx, trace.entity(op, "incorporated_in"), p["zone"])
     outside, why = controlled_from_outside(ctx, op, trace, p["zone"], p["control_pct"])
-    result = t_all([seat, {"yes": "no", "no": "yes", "unknown": "unknown"}[outside]])  # type: ignore[list-item]
+    result = t_all([seat, t_not(outside)])
     return verdict_of(result), why or [f"{ctx.hf.pipes.entity_name(op)}: EU-controlled"]
 
 
@@ -154,15 +156,18 @@ PROVIDER_CHECKS: MappingProxyType[str, ProviderCheck] = MappingProxyType(
 def run(ctx: RouteContext, crit_id: str, crit: Criterion) -> CriterionResult:
     """Evaluate one criterion on one route."""
 
-    base = {"id": crit_id, "framework": crit.framework, "ref": crit.ref, "title": crit.title}
+    def result(verdict: Verdict, reasons: Iterable[str], **more: Any) -> CriterionResult:
+        return CriterionResult(id=crit_id, framework=crit.framework, ref=crit.ref, title=crit.title,
+                               verdict=verdict, reasons=tuple(reasons), **more)
+
     out_of_scope = _regime(ctx, crit)
     if out_of_scope:
-        return CriterionResult(**base, verdict="not_applicable", reasons=(out_of_scope,))
+        return result("not_applicable", (out_of_scope,))
     trace = Trace(ctx.hf.lookup)
     if crit.applies == "route":
         params = {**crit.params, "satisfied_by": crit.satisfied_by}
-        verdict, reasons, seal = ROUTE_CHECKS[crit.check](ctx, trace, params)
-        return CriterionResult(**base, verdict=verdict, reasons=tuple(reasons), facts=trace.take(), seal=seal)
+        route_verdict, route_reasons, seal = ROUTE_CHECKS[crit.check](ctx, trace, params)
+        return result(route_verdict, route_reasons, facts=trace.take(), seal=seal)
     check = PROVIDER_CHECKS[crit.check]
     verdicts: list[Verdict] = []
     reasons: list[str] = []
@@ -188,7 +193,7 @@ def run(ctx: RouteContext, crit_id: str, crit: Criterion) -> CriterionResult:
     verdict = combine(verdicts, ctx.graph.complete)
     if not ctx.graph.complete:
         reasons.append("the hop graph is incomplete: " + "; ".join(ctx.graph.gaps or ["unverified hops"]))
-    return CriterionResult(**base, verdict=verdict, reasons=tuple(reasons), hops=tuple(hops), facts=trace.take())
+    return result(verdict, reasons, hops=tuple(hops), facts=trace.take())
 
 
 def _regime(ctx: RouteContext, crit: Criterion) -> str:

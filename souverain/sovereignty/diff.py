@@ -12,9 +12,9 @@ from typing import Literal
 
 import msgspec
 
+from souverain.terms import ASPECTS
 from souverain.sovereignty.results import SEVERITY, Analysis, RouteProfile
 
-FACETS = ("processing", "storage", "fallback", "support", "admin", "telemetry")
 _EEA_RANK = {"yes": 2, "unknown": 1, "no": 0}
 
 
@@ -70,7 +70,7 @@ def _route(name: str, a: RouteProfile, b: RouteProfile) -> RouteDiff:
         if shown_a != shown_b:
             worse = SEVERITY.get(after.worst if after else "none", 0) > SEVERITY.get(before.worst if before else "none", 0)
             changes.append(Change(f"law:{law}", shown_a, shown_b, worse))
-    for facet in FACETS:
+    for facet in ASPECTS:
         fa, fb = getattr(a.residency, facet), getattr(b.residency, facet)
         if (fa.countries, fa.possible, fa.in_eea) != (fb.countries, fb.possible, fb.in_eea):
             show = lambda f: f"{', '.join(f.countries) or 'none'}" + (f" (+{', '.join(f.possible)}?)" if f.possible else "") + f" [in EEA: {f.in_eea}]"

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from souverain.terms import ASPECTS
 from souverain.sovereignty.facts import FactRef, describe
 from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.results import Analysis, CountrySet, Exposure, RouteAnalysis, RouteProfile
@@ -37,7 +38,6 @@ def exposure_title(pipes: Pipes, exp: Exposure) -> str:
 
 
 ACCESS_WORDS = {"yes": "yes (established)", "residual": "residual (contested)", "no": "no", "unknown": "unknown"}
-FACET_ORDER = ("processing", "storage", "fallback", "admin", "support", "telemetry")
 
 
 def access_cell(profile: RouteProfile) -> str:
@@ -60,7 +60,7 @@ def summary(r: RouteAnalysis, pipes: Pipes) -> list[str]:
     else:
         out.append(f"Whether a non-EU law can compel plaintext is unknown; {p.non_eu_access_reason}.")
     outside, open_ = [], []
-    for facet in FACET_ORDER:
+    for facet in ASPECTS:
         cs: CountrySet = getattr(p.residency, facet)
         if cs.in_eea == "no":
             outside.append(f"{facet} to {', '.join(c for c in cs.countries if not pipes.rules.in_zone(c, 'EEA'))}")
@@ -142,14 +142,14 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> list[str]:
         out += [f"- does not remove it: {m.title}. {m.why}" for m in e.not_counted]
         out.append("")
     out += ["### Residency", "", "| Facet | Countries | In the EEA |", "| --- | --- | --- |"]
-    for facet in FACET_ORDER:
+    for facet in ASPECTS:
         cs = getattr(p.residency, facet)
         out.append(f"| {facet} | {_cell(countries(cs))} | {cs.in_eea} |")
     out += ["", "### Criteria", "", "| Criterion | Reference | Verdict | Why |", "| --- | --- | --- | --- |"]
-    for c in r.criteria:
-        fw = pipes.rules.frameworks[c.framework].name
-        seal = f" (SEAL {c.seal})" if c.seal is not None else ""
-        out.append(f"| {c.id}: {_cell(c.title)} | {fw} {c.ref} | {VERDICT_MARK[c.verdict]}{seal} | {_cell('; '.join(c.reasons[:4]))} |")
+    for crit in r.criteria:
+        fw = pipes.rules.frameworks[crit.framework].name
+        seal = f" (SEAL {crit.seal})" if crit.seal is not None else ""
+        out.append(f"| {crit.id}: {_cell(crit.title)} | {fw} {crit.ref} | {VERDICT_MARK[crit.verdict]}{seal} | {_cell('; '.join(crit.reasons[:4]))} |")
     if r.gaps:
         out += ["", "### Gaps in the hop graph", "", *[f"- {g}" for g in r.gaps]]
     return out

@@ -10,8 +10,9 @@ from __future__ import annotations
 import itertools
 from html import escape
 
+from souverain.terms import ASPECTS
 from souverain.sovereignty.loader import Pipes
-from souverain.sovereignty.report import ACCESS_WORDS, FACET_ORDER, STATUS_WORDS, VERDICT_MARK, countries, exposure_title, summary
+from souverain.sovereignty.report import ACCESS_WORDS, STATUS_WORDS, VERDICT_MARK, countries, exposure_title, summary
 from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis, RouteProfile
 
 W, H, GAP_X, GAP_Y, PAD = 226, 84, 34, 52, 16
@@ -141,18 +142,18 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> str:
     out.append("</table>")
     out.append(_exposures(r, pipes))
     out.append("<h3>Residency</h3><table><tr><th>Facet</th><th>Countries</th><th>In the EEA</th></tr>")
-    for facet in FACET_ORDER:
+    for facet in ASPECTS:
         cs = getattr(p.residency, facet)
         out.append(f"<tr><td>{facet}</td><td>{escape(countries(cs))}</td><td>{_tri(cs.in_eea, bad='no')}</td></tr>")
     out.append("</table>")
     out.append("<h3>Criteria</h3><table><tr><th>Criterion</th><th>Reference</th><th>Verdict</th><th>Why</th></tr>")
-    for c in r.criteria:
-        fw = pipes.rules.frameworks[c.framework].name
-        seal_txt = f" · SEAL {c.seal}" if c.seal is not None else ""
-        why = "<br>".join(escape(x) for x in c.reasons[:4])
+    for crit in r.criteria:
+        fw = pipes.rules.frameworks[crit.framework].name
+        seal_txt = f" · SEAL {crit.seal}" if crit.seal is not None else ""
+        why = "<br>".join(escape(x) for x in crit.reasons[:4])
         out.append(
-            f"<tr><td><code>{escape(c.id)}</code> {escape(c.title)}</td><td>{escape(fw)} {escape(c.ref)}</td>"
-            f"<td><span class='pill {c.verdict}'>{escape(VERDICT_MARK[c.verdict])}{seal_txt}</span></td><td>{why}</td></tr>"
+            f"<tr><td><code>{escape(crit.id)}</code> {escape(crit.title)}</td><td>{escape(fw)} {escape(crit.ref)}</td>"
+            f"<td><span class='pill {crit.verdict}'>{escape(VERDICT_MARK[crit.verdict])}{seal_txt}</span></td><td>{why}</td></tr>"
         )
     out.append("</table>")
     if r.gaps:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from souverain.terms import ASPECTS
 from souverain.sovereignty.facts import Trace, describe
 from souverain.sovereignty.graph import Graph, HopFacts, Node
 from souverain.sovereignty.results import CountrySet, Residency
 from souverain.sovereignty.schema import TelemetryFlow
 
-FACETS = ("processing", "storage", "fallback", "support", "admin", "telemetry")
 
 
 @dataclass
@@ -37,7 +37,7 @@ class _Facet:
 def residency(hf: HopFacts, graph: Graph) -> tuple[Residency, dict[str, list[str]]]:
     """The route's residency, and per facet the hops that left it incomplete (gaps in the
     hop graph itself are the graph's to report)."""
-    facets = {name: _Facet() for name in FACETS}
+    facets: dict[str, _Facet] = {name: _Facet() for name in ASPECTS}
     for node in graph.nodes:
         if node.holds == "no":
             continue

@@ -7,12 +7,12 @@ their chains of reasons, criteria with the facts they used, the level ladder).
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from typing import Literal
 
 import msgspec
 
+from souverain.terms import Level
 from souverain.sovereignty.facts import FactRef
 from souverain.sovereignty.schema import Evidence, Purpose
 
@@ -25,24 +25,6 @@ Verdict = Literal["pass", "fail", "partial", "unknown", "not_applicable"]
 # status always comes with `worst`, the status the unknown facts would allow at worst.
 ExposureStatus = Literal["none", "residual", "established", "unknown"]
 SEVERITY = {"none": 0, "residual": 1, "established": 2}
-
-
-class Level(enum.IntEnum):
-    """How far a route keeps data out of non-EU reach; higher is stricter. See docs/pipes.md."""
-
-    NONE = 0  # data may leave the EEA, or that cannot be ruled out
-    EU_RESIDENT = 1  # processing, storage and fallback in the EEA; a non-EU law can compel plaintext
-    EU_CONTROLLED = 2  # and no established non-EU reach, no non-EU-controlled party can obtain plaintext
-    SOVEREIGN = 3  # and no non-EU reach at all; every party holding the data EU-controlled; admin, support, telemetry in the EEA
-    IN_HOUSE = 4  # and no third party can reach plaintext: only the organisation does
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, name: str) -> Level:
-        return cls[name.upper()]
 
 
 def t_any(values: list[Tri] | tuple[Tri, ...]) -> Tri:
@@ -59,8 +41,11 @@ def t_all(values: list[Tri] | tuple[Tri, ...]) -> Tri:
     return "unknown" if "unknown" in values else "yes"
 
 
+_NOT: dict[Tri, Tri] = {"yes": "no", "no": "yes", "unknown": "unknown"}
+
+
 def t_not(value: Tri) -> Tri:
-    return {"yes": "no", "no": "yes", "unknown": "unknown"}[value]  # type: ignore[return-value]
+    return _NOT[value]
 
 
 def combine(verdicts: list[Verdict], complete: bool = True) -> Verdict:
@@ -79,7 +64,7 @@ class _Out(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     pass
 
 
-class Step(_Out, kw_only=True):
+class Step(_Out, kw_only=True, frozen=True):
     """One link in a chain of reasons: which test, its result, why, from which facts."""
 
     test: str
@@ -88,13 +73,13 @@ class Step(_Out, kw_only=True):
     facts: tuple[FactRef, ...] = ()
 
 
-class MitigationNote(_Out, kw_only=True):
+class MitigationNote(_Out, kw_only=True, frozen=True):
     id: str
     title: str
     why: str
 
 
-class Exposure(_Out, kw_only=True):
+class Exposure(_Out, kw_only=True, frozen=True):
     law: str
     hop: str
     operator: str | None = None
@@ -112,7 +97,7 @@ class Exposure(_Out, kw_only=True):
     jurisdiction_worst: ExposureStatus = "none"
 
 
-class CriterionResult(_Out, kw_only=True):
+class CriterionResult(_Out, kw_only=True, frozen=True):
     id: str
     framework: str
     ref: str
@@ -124,14 +109,14 @@ class CriterionResult(_Out, kw_only=True):
     seal: int | None = None  # CSF criteria: the SEAL cap this answer gives
 
 
-class CountrySet(_Out, kw_only=True):
+class CountrySet(_Out, kw_only=True, frozen=True):
     countries: tuple[str, ...] = ()  # established
     possible: tuple[str, ...] = ()  # claimed by unverified facts or unconfirmed hops
     complete: bool  # every hop that matters stated it
     in_eea: Tri
 
 
-class Residency(_Out, kw_only=True):
+class Residency(_Out, kw_only=True, frozen=True):
     processing: CountrySet
     storage: CountrySet
     fallback: CountrySet
@@ -140,7 +125,7 @@ class Residency(_Out, kw_only=True):
     telemetry: CountrySet
 
 
-class HopReach(_Out, kw_only=True):
+class HopReach(_Out, kw_only=True, frozen=True):
     """One law at one hop: each hop keeps its own status."""
 
     hop: str
@@ -148,7 +133,7 @@ class HopReach(_Out, kw_only=True):
     worst: ExposureStatus
 
 
-class LawReach(_Out, kw_only=True):
+class LawReach(_Out, kw_only=True, frozen=True):
     law: str
     status: ExposureStatus  # the most severe status over the hops
     worst: ExposureStatus
@@ -162,14 +147,14 @@ class LawReach(_Out, kw_only=True):
 Access = Literal["yes", "residual", "no", "unknown"]
 
 
-class LevelCondition(_Out, kw_only=True):
+class LevelCondition(_Out, kw_only=True, frozen=True):
     level: Level
     condition: str
     result: Tri
     reasons: tuple[str, ...] = ()
 
 
-class RouteProfile(_Out, kw_only=True, omit_defaults=False):
+class RouteProfile(_Out, kw_only=True, frozen=True, omit_defaults=False):
     """What routing needs to know about a route, and what the ledger records by digest."""
 
     schema: str = PROFILE_SCHEMA
@@ -193,7 +178,7 @@ class RouteProfile(_Out, kw_only=True, omit_defaults=False):
         return msgspec.structs.replace(self, digest=hashlib.sha256(body).hexdigest())
 
 
-class NodeView(_Out, kw_only=True):
+class NodeView(_Out, kw_only=True, frozen=True):
     hop: str
     title: str
     role: str
@@ -211,12 +196,12 @@ class NodeView(_Out, kw_only=True):
     laws: tuple[LawReach, ...] = ()  # laws whose worst case here is not none
 
 
-class Answer(_Out, kw_only=True):
+class Answer(_Out, kw_only=True, frozen=True):
     question: str
     answers: tuple[str, ...]
 
 
-class RouteAnalysis(_Out, kw_only=True):
+class RouteAnalysis(_Out, kw_only=True, frozen=True):
     route: str
     title: str = ""
     description: str = ""
@@ -232,7 +217,7 @@ class RouteAnalysis(_Out, kw_only=True):
     breaches: tuple[str, ...] = ()  # requirements this route does not meet
 
 
-class Analysis(_Out, kw_only=True, omit_defaults=False):
+class Analysis(_Out, kw_only=True, frozen=True, omit_defaults=False):
     schema: str = "souverain.pipes.analysis/v1"
     sources: tuple[str, ...]
     rules_version: str

@@ -12,9 +12,9 @@ from types import MappingProxyType
 
 from souverain.sovereignty.check_context import RouteCheck, RouteContext, controlled_from_outside, in_zone
 from souverain.sovereignty.custody import Custody
-from souverain.sovereignty.facts import SELF, Trace, describe
+from souverain.sovereignty.facts import SELF, FactRef, Trace, describe
 from souverain.sovereignty.graph import Node
-from souverain.sovereignty.results import Tri, Verdict, combine, t_any
+from souverain.sovereignty.results import Tri, Verdict, combine, t_any, t_not
 
 Result = tuple[Verdict, list[str], "int | None"]
 
@@ -42,7 +42,7 @@ def third_party_access(ctx: RouteContext, trace: Trace, p: dict) -> Result:
         if op.usable:
             seat = in_zone(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
             controlled, reasons = controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
-            non_eu = t_any([{"yes": "no", "no": "yes", "unknown": "unknown"}[seat], controlled])  # type: ignore[list-item]
+            non_eu = t_any([t_not(seat), controlled])
         else:
             non_eu, reasons = "unknown", [describe(op)]
         reach = ctx.hf.reach(trace, node).result
@@ -172,9 +172,10 @@ def csf_ai(ctx: RouteContext, trace: Trace, p: dict) -> Result:
     return _seal(low, high, why, ctx.graph.complete)
 
 
-def _hardware(ctx: RouteContext, trace: Trace, hop: str):
+def _hardware(ctx: RouteContext, trace: Trace, start: str) -> FactRef | None:
     """hardware_origin of the hop, or of what it runs on."""
-    seen = set()
+    hop: str | None = start
+    seen: set[str] = set()
     while hop and hop not in seen:
         seen.add(hop)
         ref = trace.hop(hop, "hardware_origin")
@@ -222,7 +223,7 @@ def subcontracting_chain(ctx: RouteContext, trace: Trace, p: dict) -> Result:
         if ctx.ranks.get(node.hop, 1) >= 2:
             seat = in_zone(ctx, trace.entity(op.value, "incorporated_in"), p["zone"])
             controlled, _ = controlled_from_outside(ctx, op.value, trace, p["zone"], 50)
-            third_country = t_any([{"yes": "no", "no": "yes", "unknown": "unknown"}[seat], controlled])  # type: ignore[list-item]
+            third_country = t_any([t_not(seat), controlled])
             tests.append(third_country)
             if third_country == "yes":
                 why.append(f"{node.hop}: subcontractor {ctx.hf.pipes.entity_name(op.value)} (rank {ctx.ranks[node.hop]}) in or controlled from a third country")

@@ -13,8 +13,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from souverain.sovereignty import yamlio
-from souverain.sovereignty.schema import Confidence, LevelName
+from souverain import yamlfile
+from souverain.terms import LevelName
+from souverain.sovereignty.schema import Confidence
 
 DATA = "souverain.sovereignty.data"
 
@@ -23,18 +24,18 @@ class _Rule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tru
     pass
 
 
-class Source(_Rule, kw_only=True):
+class Source(_Rule, kw_only=True, frozen=True):
     title: str
     url: str
     confidence: Confidence
 
 
-class Nexus(_Rule, kw_only=True):
+class Nexus(_Rule, kw_only=True, frozen=True):
     direct: tuple[str, ...] = ()
     presence: tuple[str, ...] = ()
 
 
-class Law(_Rule, kw_only=True):
+class Law(_Rule, kw_only=True, frozen=True):
     name: str
     short: str  # for diagrams
     country: str
@@ -51,19 +52,19 @@ class Law(_Rule, kw_only=True):
     note: str = ""
 
 
-class Mitigation(_Rule, kw_only=True):
+class Mitigation(_Rule, kw_only=True, frozen=True):
     title: str
     why: str
 
 
-class Adequacy(_Rule, kw_only=True):
+class Adequacy(_Rule, kw_only=True, frozen=True):
     countries: frozenset[str]
     cite: str
     confidence: Confidence
     note: str = ""
 
 
-class Framework(_Rule, kw_only=True):
+class Framework(_Rule, kw_only=True, frozen=True):
     name: str
     version: str
     date: str
@@ -71,7 +72,7 @@ class Framework(_Rule, kw_only=True):
     note: str = ""
 
 
-class Criterion(_Rule, kw_only=True):
+class Criterion(_Rule, kw_only=True, frozen=True):
     framework: str
     ref: str
     title: str
@@ -87,7 +88,7 @@ class Criterion(_Rule, kw_only=True):
     note: str = ""
 
 
-class LawsFile(_Rule, kw_only=True):
+class LawsFile(_Rule, kw_only=True, frozen=True):
     version: str
     zones: dict[str, frozenset[str]]
     adequacy: Adequacy
@@ -95,7 +96,7 @@ class LawsFile(_Rule, kw_only=True):
     laws: dict[str, Law]
 
 
-class CriteriaFile(_Rule, kw_only=True):
+class CriteriaFile(_Rule, kw_only=True, frozen=True):
     version: str
     frameworks: dict[str, Framework]
     criteria: dict[str, Criterion]
@@ -129,10 +130,10 @@ def read_data(name: str) -> str:
 def load_rules() -> Rules:
     """Read and check the shipped laws and criteria (a mistake here is a packaging bug)."""
     laws_text, criteria_text = read_data("laws.yaml"), read_data("criteria.yaml")
-    root, data = yamlio.compose(laws_text, "laws.yaml")
-    laws = yamlio.convert(data, LawsFile, root, "laws.yaml")
-    root, data = yamlio.compose(criteria_text, "criteria.yaml")
-    criteria = yamlio.convert(data, CriteriaFile, root, "criteria.yaml")
+    root, data = yamlfile.compose(laws_text, "laws.yaml")
+    laws = yamlfile.convert(data, LawsFile, root, "laws.yaml", hint="docs/pipes.md")
+    root, data = yamlfile.compose(criteria_text, "criteria.yaml")
+    criteria = yamlfile.convert(data, CriteriaFile, root, "criteria.yaml", hint="docs/pipes.md")
     for law_id, law in laws.laws.items():
         for mitigation in (*law.mitigations_that_count, *law.mitigations_that_do_not):
             if mitigation not in laws.mitigations:

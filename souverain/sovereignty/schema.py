@@ -24,6 +24,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from souverain.terms import LevelName
 from souverain.strict import Strict as Base
 
 T = TypeVar("T")
@@ -285,7 +286,6 @@ class Hop(Base):
 
 # ---- routes ---------------------------------------------------------------------------
 
-LevelName = Literal["none", "eu_resident", "eu_controlled", "sovereign", "in_house"]
 Tristate = bool | Unknown
 
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from souverain.keys.envelope import WrappedKey
-
-TileKey = tuple[int, int]
+from souverain.ledger.tiles import TileKey
 
 
 class StoreError(RuntimeError):
