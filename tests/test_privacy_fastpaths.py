@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from souverain.privacy import Scanner, ScannerConfig, context, keywords, patterns
+from souverain.privacy.detectors import KEYWORDS
 from souverain.privacy.doc import Doc, digit_anchored
 from souverain.privacy.normalise import normalise, runs_above
 from souverain.privacy.numbers import _NUM
@@ -19,7 +20,7 @@ ALPHABET = st.sampled_from(list("0123456789 .-/_()+aZxé٣４\u200b\n") + ["DE",
 @given(st.lists(ALPHABET, max_size=40).map("".join))
 @settings(max_examples=400, deadline=None)
 def test_digit_anchored_search_is_finditer(text: str) -> None:
-    doc = Doc.of(text)
+    doc = Doc.of(text, keywords=KEYWORDS)
     assert [m.span() for m in digit_anchored(_NUM, doc)] == [m.span() for m in _NUM.finditer(text)]
 
 
@@ -40,8 +41,8 @@ def test_bic_search_near_bank_words_finds_what_a_whole_text_search_finds() -> No
     checked = 0
     for _ in range(3000):
         text = " ".join(rng.choice(WORDS) + rng.choice(["", " " * rng.randint(1, 40)]) for _ in range(rng.randint(1, 25)))
-        windowed = list(patterns.bic_hits(Doc.of(text, min_confidence=0.5)))
-        whole = [h for h in patterns.bic_hits(Doc.of(text, min_confidence=0.0)) if h.confidence >= 0.5]
+        windowed = list(patterns.bic_hits(Doc.of(text, min_confidence=0.5, keywords=KEYWORDS)))
+        whole = [h for h in patterns.bic_hits(Doc.of(text, min_confidence=0.0, keywords=KEYWORDS)) if h.confidence >= 0.5]
         assert [h for h in windowed if h.confidence >= 0.5] == whole, text
         checked += bool(whole)
     assert checked > 300  # the sample holds BICs with a bank word near them
@@ -106,7 +107,7 @@ def test_normalised_offsets_lead_back_to_the_piece_each_character_came_from(piec
 @given(st.text(max_size=40))
 @settings(max_examples=400, deadline=None)
 def test_digit_marks_have_one_byte_per_character(text: str) -> None:
-    marks = Doc.of(text).marks
+    marks = Doc.of(text, keywords=KEYWORDS).marks
     assert len(marks) == len(text)
     assert [i for i, b in enumerate(marks) if b == 0x30] == [i for i, c in enumerate(text) if "0" <= c <= "9"]
 
@@ -151,7 +152,7 @@ def test_runs_above_are_the_maximal_runs(text: str) -> None:
 @given(st.text(alphabet=st.characters(max_codepoint=0x17F) | st.sampled_from("ßŉǰ"), max_size=60))
 @settings(max_examples=600, deadline=None)
 def test_upper_twin_keeps_offsets_and_upper_cases_ascii_only_when_upper_would_not(text: str) -> None:
-    up = Doc.of(text).up
+    up = Doc.of(text, keywords=KEYWORDS).up
     assert len(up) == len(text)
     if len(text.upper()) == len(text):
         assert up == text.upper()
@@ -161,5 +162,5 @@ def test_upper_twin_keeps_offsets_and_upper_cases_ascii_only_when_upper_would_no
 
 def test_upper_twin_of_german_and_polish_text_with_sharp_s() -> None:
     # Latin-1 text, then text wider than Latin-1 (the two ways Doc.of takes)
-    assert Doc.of("Grüße aus der Hauptstraße 5").up == "GRüßE AUS DER HAUPTSTRAßE 5"
-    assert Doc.of("Straße: Łódź, ul. Piotrkowska 12").up == "STRAßE: ŁóDź, UL. PIOTRKOWSKA 12"
+    assert Doc.of("Grüße aus der Hauptstraße 5", keywords=KEYWORDS).up == "GRüßE AUS DER HAUPTSTRAßE 5"
+    assert Doc.of("Straße: Łódź, ul. Piotrkowska 12", keywords=KEYWORDS).up == "STRAßE: ŁóDź, UL. PIOTRKOWSKA 12"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from souverain.privacy import scan
-from souverain.privacy.keywords import ANYWHERE, PREFIX, WHOLE, Keywords, fold
+from souverain.privacy import context, detectors, health, names, patterns
+from souverain.privacy.keywords import PREFIX, WHOLE, KeywordList, Keywords, fold
 
 
 def test_fold_keeps_length_and_drops_diacritics() -> None:
@@ -16,14 +17,14 @@ def test_fold_keeps_length_and_drops_diacritics() -> None:
 
 
 def kw() -> Keywords:
-    k = Keywords()
-    k.add(["nir"], "W")  # 3 characters: a whole word
-    k.add(["pesel"], "P")  # 5: starts a word
-    k.add(["versicherungsnummer"], "A")  # 19: anywhere
-    k.add(["diabet"], "H", PREFIX)
-    k.add(["at"], "X", WHOLE)
-    k.add(["registre national"], "R")
-    return k
+    return Keywords([
+        KeywordList(["nir"], "W"),  # 3 characters: a whole word
+        KeywordList(["pesel"], "P"),  # 5: starts a word
+        KeywordList(["versicherungsnummer"], "A"),  # 19: anywhere
+        KeywordList(["diabet"], "H", PREFIX),
+        KeywordList(["at"], "X", WHOLE),
+        KeywordList(["registre national"], "R"),
+    ])
 
 
 @pytest.mark.parametrize(("text", "labels"), [
@@ -46,12 +47,17 @@ def test_positions_are_text_offsets() -> None:
     assert found.between(12, 16) == frozenset()  # a keyword cut by the window does not count
 
 
-def test_late_registration_is_an_error() -> None:
-    k = kw()
-    k.find("x")
-    with pytest.raises(RuntimeError):
-        k.add(["late"], "L")
-    assert ANYWHERE != PREFIX
+def test_the_scanners_automaton_is_built_from_every_declared_list() -> None:
+    """Nothing registers into a shared automaton at import time: the detector modules
+    declare their lists, and detectors.KEYWORDS is built from exactly those."""
+    declared = [*context.KEYWORD_LISTS, *health.KEYWORD_LISTS, *names.KEYWORD_LISTS, *patterns.KEYWORD_LISTS]
+    assert {"PASSPORT", "GENERIC", "NEGATIVE", "IDIOM", "PHONE", "HEALTH", "ICD", "NAME_TRIGGER", "BIC",
+            "EMAIL_OBF", "DOB"} <= {lst.label for lst in declared}
+    assert sorted(detectors.KEYWORDS.keys) == sorted(Keywords(declared).keys)
+    for lst in declared:
+        word = next(iter(lst.words), None)
+        if word is not None and word.strip():
+            assert lst.label in detectors.KEYWORDS.find(f"x {word} x").labels, (lst.label, word)
 
 
 @pytest.mark.parametrize(("text", "found"), [

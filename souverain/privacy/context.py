@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 
 from souverain.privacy.doc import Doc
-from souverain.privacy.keywords import ANYWHERE, KEYWORDS, PREFIX, WHOLE, default_rule
+from souverain.privacy.keywords import ANYWHERE, PREFIX, WHOLE, KeywordList, default_rule
 
 BEFORE = 48  # characters of context read before a match
 AFTER = 24  # ... and after it
@@ -135,27 +135,32 @@ SPECIFIC: dict[str, list[str]] = {
 }
 
 
-# One automaton holds every list (keywords.py): a type's own words under the type's name.
-for _type, _words in SPECIFIC.items():
-    if _type in ("PASSPORT", "ID_CARD"):
-        # document words gate a code search on their own, so short ones must be whole
-        # words: "passi" (Finnish) must not fire on "passion"
-        KEYWORDS.add([w for w in _words if default_rule(w) != ANYWHERE], _type, WHOLE)
-        KEYWORDS.add([w for w in _words if default_rule(w) == ANYWHERE], _type)
-    else:
-        KEYWORDS.add(_words, _type)
-# Verb stems that start longer words: "Rufen Sie ... an", "Llame al ...", "calling".
-KEYWORDS.add(["ruf", "anruf", "llam", "call"], "PHONE", PREFIX)
-KEYWORDS.add(GENERIC_WORDS, "GENERIC")
-KEYWORDS.add(NEGATIVE_WORDS, "NEGATIVE")
-del _type, _words
+# A type's own words under the type's name (one automaton holds every list: keywords.py).
+# Document words gate a code search on their own, so short ones must be whole words:
+# "passi" (Finnish) must not fire on "passion".
+_DOCUMENT_TYPES = ("PASSPORT", "ID_CARD")
+_TYPE_LISTS = tuple(
+    KeywordList(words, type_) for type_, words in SPECIFIC.items() if type_ not in _DOCUMENT_TYPES
+) + tuple(
+    KeywordList([w for w in SPECIFIC[type_] if default_rule(w) != ANYWHERE], type_, WHOLE) for type_ in _DOCUMENT_TYPES
+) + tuple(
+    KeywordList([w for w in SPECIFIC[type_] if default_rule(w) == ANYWHERE], type_) for type_ in _DOCUMENT_TYPES
+)
 
 # Idioms that hold a negative word without labelling the number: "For reference: ..." is
 # "for your information", where "Reference: ..." names a reference number. A negative
 # word inside one of these does not count.
 IDIOMS = ("for reference", "for your reference", "for future reference", "pour référence", "pour mémoire",
           "zur referenz", "zur kenntnis", "per riferimento", "como referencia", "ter referentie", "ter info")
-KEYWORDS.add(IDIOMS, "IDIOM", PREFIX)
+
+KEYWORD_LISTS: tuple[KeywordList, ...] = (
+    *_TYPE_LISTS,
+    # Verb stems that start longer words: "Rufen Sie ... an", "Llame al ...", "calling".
+    KeywordList(["ruf", "anruf", "llam", "call"], "PHONE", PREFIX),
+    KeywordList(GENERIC_WORDS, "GENERIC"),
+    KeywordList(NEGATIVE_WORDS, "NEGATIVE"),
+    KeywordList(IDIOMS, "IDIOM", PREFIX),
+)
 
 
 # A sentence end: ". " before a letter, or a line break. Written to start with one

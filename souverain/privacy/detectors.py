@@ -27,8 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from souverain.privacy import health, numbers, patterns
+from souverain.privacy import context, health, names, numbers, patterns
 from souverain.privacy.doc import Doc, Hit
+from souverain.privacy.keywords import Keywords
 
 Detector = Callable[[Doc], Iterable[Hit]]
 
@@ -42,3 +43,7 @@ BUILTIN: tuple[tuple[str, Detector], ...] = (
     ("health", health.health_hits),
 )
 # Names run after these, with the tenant's name table (scanner.py).
+
+# Every keyword list the detectors declare, in one automaton (keywords.py), built here
+# once; every `Doc` the scanner makes reads it.
+KEYWORDS = Keywords((*context.KEYWORD_LISTS, *health.KEYWORD_LISTS, *names.KEYWORD_LISTS, *patterns.KEYWORD_LISTS))

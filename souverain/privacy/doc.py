@@ -2,7 +2,7 @@
 
 Hits are in normalised offsets; the scanner maps them back to the original text. `Doc`
 also offers `found`, every keyword of the scanner's lists in the text with its position
-and labels (one Aho-Corasick pass, keywords.py, made when a detector first asks): the
+and labels (one pass of the scanner's automaton, keywords.py, made when a detector first asks): the
 keyword-gated detectors test a label before running any regex, so on text without their
 words they cost a set lookup, and context windows are read from it with a bisect.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from souverain.privacy.keywords import EMPTY, KEYWORDS, Found
+from souverain.privacy.keywords import EMPTY, Found, Keywords
 
 
 class Hit(NamedTuple):
@@ -32,6 +32,7 @@ class Doc:
 
     text: str
     up: str
+    keywords: Keywords  # the scanner's one automaton (detectors.KEYWORDS)
     extra: str = ""
     phone_regions: tuple[str, ...] = ()
     # Candidates that could not reach this confidence are not even checked.
@@ -41,7 +42,8 @@ class Doc:
     _marks: bytes | None = None
 
     @classmethod
-    def of(cls, text: str, extra: str = "", phone_regions: tuple[str, ...] = (), min_confidence: float = 0.0) -> Doc:
+    def of(cls, text: str, keywords: Keywords, extra: str = "", phone_regions: tuple[str, ...] = (),
+           min_confidence: float = 0.0) -> Doc:
         up = text.upper()
         if len(up) != len(text):  # "ß" -> "SS": upper-case ASCII only
             try:
@@ -51,21 +53,21 @@ class Doc:
                 up = text.encode("latin-1").upper().decode("latin-1")
             except UnicodeEncodeError:
                 up = text.translate(_ASCII_UPPER)
-        return cls(text, up, extra, phone_regions, min_confidence)
+        return cls(text, up, keywords, extra, phone_regions, min_confidence)
 
     @property
     def found(self) -> Found:
         """Every keyword of the scanner's lists in the text, with positions and labels
-        (one automaton pass, made on first use: keywords.py)."""
+        (one automaton pass, on first use: keywords.py)."""
         if self._found is None:
-            self._found = KEYWORDS.find(self.text)
+            self._found = self.keywords.find(self.text)
         return self._found
 
     @property
     def extra_labels(self) -> frozenset[str]:
         """Labels of the keywords in the outside context (a JSON key)."""
         if self._extra_labels is None:
-            self._extra_labels = KEYWORDS.find(self.extra).labels if self.extra else EMPTY.labels
+            self._extra_labels = self.keywords.find(self.extra).labels if self.extra else EMPTY.labels
         return self._extra_labels
 
     @property

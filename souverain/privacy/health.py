@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 from souverain.privacy.doc import Doc, Hit
-from souverain.privacy.keywords import KEYWORDS, PREFIX, WHOLE
+from souverain.privacy.keywords import PREFIX, WHOLE, KeywordList
 
 _STEMS = """
 diagnos diagnostic diagnoz disease illness sick chronic cancer tumour tumor carcinom leukem leukäm leucem
@@ -35,9 +35,11 @@ _SHORT = frozenset("hiv aids adhd copd".split())
 _STEM_LIST = [w for w in _STEMS if w not in _SHORT]
 
 
-KEYWORDS.add(_STEM_LIST, "HEALTH", PREFIX)  # a stem starts a word: "diabet" in "Diabète"
-KEYWORDS.add(_SHORT, "HEALTH", WHOLE)
-KEYWORDS.add(["icd", "cim", "cie", "icd10"], "ICD", WHOLE)
+KEYWORD_LISTS: tuple[KeywordList, ...] = (
+    KeywordList(_STEM_LIST, "HEALTH", PREFIX),  # a stem starts a word: "diabet" in "Diabète"
+    KeywordList(_SHORT, "HEALTH", WHOLE),
+    KeywordList(["icd", "cim", "cie", "icd10"], "ICD", WHOLE),
+)
 _WORD = re.compile(r"[^\W\d_]+")
 _ICD = re.compile(r"(?:icd|cim|cie)(?:-?10)?(?:-gm)?\s*[:]?\s*([A-TV-Z][0-9]{2}(?:\.[0-9]{1,2})?)", re.IGNORECASE)
 

@@ -2,11 +2,11 @@
 
 The detectors need to know which words are near a candidate: "PESEL" before a number,
 "born" near a date, "passport" before a code, a bank word near a BIC, an honorific before
-a name, a health term anywhere. Asking a regex per candidate cost 7 to 15 µs each
-(`bench/privacy/engines.py` measured a trie-shaped `re` at ~145 µs over a whole 1 KB
-message, an automaton at ~15 µs). So the lists register here, with a label each, and
-`find(text)` walks the text once (pyahocorasick, C) and returns every keyword it holds,
-with its position and labels. A detector then asks for the labels inside a window
+a name, a health term anywhere. One regex per candidate is far slower than one pass over
+the text (bench/HISTORY.md). So each detector module declares its lists (`KEYWORD_LISTS`,
+a label each), `detectors.py` builds one automaton from all of them, and `find(text)`
+walks the text once (pyahocorasick, C) and returns every keyword it holds, with its
+position and labels. A detector then asks for the labels inside a window
 (`Found.between`), which is a bisect and a short loop.
 
 Matching is on a folded copy of the text of the same length: lower case, Latin
@@ -26,10 +26,10 @@ inside "know", so there is nothing to filter afterwards.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import ahocorasick
 
@@ -168,47 +168,51 @@ class Found:
 EMPTY = Found([])
 
 
+class KeywordList(NamedTuple):
+    """Words a detector declares under one label, and how each must sit in a word (WHOLE,
+    PREFIX, ANYWHERE; None: by its length, `default_rule`)."""
+
+    words: Iterable[str]
+    label: str
+    rule: str | None = None
+
+
 class Keywords:
-    """Keyword lists by label; the automaton is built on first use, after every module
-    has registered its lists (registering later is an error)."""
+    """One automaton over every declared list (each detector module's `KEYWORD_LISTS`);
+    the scanner's is built once, explicitly, in `detectors.py`. Immutable once made."""
 
-    def __init__(self) -> None:
-        self._entries: dict[str, set[str]] = {}  # automaton key -> labels
-        self._automaton: ahocorasick.Automaton | None = None
-        self._lock = threading.Lock()
+    __slots__ = ("_entries", "_automaton")
 
-    def add(self, words: Iterable[str], label: str, rule: str | None = None) -> None:
-        if self._automaton is not None:
-            raise RuntimeError("keywords registered after the automaton was built")
-        for word in words:
-            body = " ".join(fold(word).split())
-            if not body:
-                continue
-            r = rule or default_rule(word)
-            key = f" {body} " if r == WHOLE else f" {body}" if r == PREFIX else body
-            self._entries.setdefault(key, set()).add(label)
+    def __init__(self, lists: Iterable[KeywordList]) -> None:
+        self._entries: dict[str, frozenset[str]] = {}  # automaton key -> labels
+        entries: dict[str, set[str]] = {}
+        for words, label, rule in lists:
+            for word in words:
+                body = " ".join(fold(word).split())
+                if not body:
+                    continue
+                r = rule or default_rule(word)
+                key = f" {body} " if r == WHOLE else f" {body}" if r == PREFIX else body
+                entries.setdefault(key, set()).add(label)
+        automaton = ahocorasick.Automaton()
+        for key, labels in entries.items():
+            self._entries[key] = frozenset(labels)
+            lead = len(key) - len(key.lstrip(" "))
+            trail = len(key) - len(key.rstrip(" "))
+            automaton.add_word(key, (len(key), lead, trail, frozenset(labels)))
+        automaton.make_automaton()
+        self._automaton = automaton
 
-    def _build(self) -> ahocorasick.Automaton:
-        with self._lock:
-            if self._automaton is None:
-                a = ahocorasick.Automaton()
-                for key, labels in self._entries.items():
-                    lead = len(key) - len(key.lstrip(" "))
-                    trail = len(key) - len(key.rstrip(" "))
-                    a.add_word(key, (len(key), lead, trail, frozenset(labels)))
-                a.make_automaton()
-                self._automaton = a
-            return self._automaton
+    @property
+    def keys(self) -> list[str]:
+        """The automaton's keys: folded words, padded with a space where a boundary is needed."""
+        return list(self._entries)
 
     def find(self, text: str) -> Found:
         if not text:
             return EMPTY
-        automaton = self._automaton or self._build()
         # Padded with a space at each end, so words at the edges have their boundary;
         # `end` is the padded index of the key's last character.
         hits = [(end - length + lead, end - trail, labels)
-                for end, (length, lead, trail, labels) in automaton.iter(" " + fold(text) + " ")]
+                for end, (length, lead, trail, labels) in self._automaton.iter(" " + fold(text) + " ")]
         return Found(hits) if hits else EMPTY
-
-
-KEYWORDS = Keywords()

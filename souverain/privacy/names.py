@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from souverain.privacy.doc import Doc, Hit
-from souverain.privacy.keywords import KEYWORDS, WHOLE
+from souverain.privacy.keywords import WHOLE, KeywordList
 
 FIRST, LAST, WORD = 1, 2, 4
 
@@ -117,8 +117,10 @@ def _flags(token: str, table: Mapping[str, int]) -> tuple[str, int]:
 
 # Gate: without one of these words (a strong trigger's longest word, an honorific, a
 # greeting) only the name lists can fire.
-KEYWORDS.add({max(t.split(), key=len) for t in _TRIGGERS if t not in _WEAK_TRIGGERS} | _HONORIFICS | _SALUTATIONS,
-             "NAME_TRIGGER", WHOLE)
+KEYWORD_LISTS: tuple[KeywordList, ...] = (
+    KeywordList({max(t.split(), key=len) for t in _TRIGGERS if t not in _WEAK_TRIGGERS} | _HONORIFICS | _SALUTATIONS,
+                "NAME_TRIGGER", WHOLE),
+)
 
 
 # A name followed by a company form or a place word, or after a company word, is an

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from souverain.privacy import context, ids
 from souverain.privacy.doc import Doc, Hit
-from souverain.privacy.keywords import KEYWORDS, WHOLE
+from souverain.privacy.keywords import WHOLE, KeywordList
 
 # ---------------------------------------------------------------------------------------
 # BIC
@@ -40,7 +40,7 @@ _ISO_COUNTRIES = frozenset(
 )
 # The look-behind sits after the first capital, so that `re` can skip to capitals at C speed.
 _BIC = re.compile(r"[A-Z](?<![A-Za-z0-9].)[A-Z]{3}([A-Z]{2})[A-Z0-9]{2}(?:[A-Z0-9]{3})?(?![A-Za-z0-9])")
-KEYWORDS.add(["bankverbindung", "bankleitzahl"], "BIC")
+_BIC_WORDS = KeywordList(["bankverbindung", "bankleitzahl"], "BIC")
 
 
 _BIC_BEFORE, _BIC_AFTER = 64, 24  # where its bank word may be, before or after it
@@ -101,7 +101,7 @@ _EMAIL_OBF = re.compile(
 )
 
 
-KEYWORDS.add(["at", "dot"], "EMAIL_OBF", WHOLE)
+_EMAIL_OBF_WORDS = KeywordList(["at", "dot"], "EMAIL_OBF", WHOLE)
 
 
 def email_hits(doc: Doc) -> Iterator[Hit]:
@@ -200,7 +200,7 @@ født fødsel fødselsdato född födelsedatum syntynyt syntymäaika születés 
 rođen rođena rođenja gimęs gimusi gimimo dzimis dzimusi dzimšanas sündinud sünniaeg
 nascut născut nașterii nascimento nasceu nascido nascida роден родена рождения γεννήθηκε γέννησης
 """.split())
-KEYWORDS.add(_DOB_LIST, "DOB")
+_DOB_WORDS = KeywordList(_DOB_LIST, "DOB")
 _MONTHS = (
     "january february march april may june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec "
     "januar februar märz maerz april mai juni juli august september oktober november dezember jänner "
@@ -304,3 +304,6 @@ def document_hits(doc: Doc) -> Iterator[Hit]:
             if len(code) in (9, 10) and _icao_ok(code):
                 conf, validator = 0.9, "pattern + context + icao 9303 check digit"
             yield Hit(type_, seg_start + m.start(), seg_start + m.end(), conf, validator)
+
+
+KEYWORD_LISTS: tuple[KeywordList, ...] = (_BIC_WORDS, _EMAIL_OBF_WORDS, _DOB_WORDS)

@@ -26,7 +26,7 @@ from typing import Any
 
 from souverain.privacy import names
 from souverain.privacy.config import ScannerConfig
-from souverain.privacy.detectors import BUILTIN
+from souverain.privacy.detectors import BUILTIN, KEYWORDS
 from souverain.privacy.doc import Doc, Hit
 from souverain.classes import DataClass
 from souverain.privacy.findings import Finding, type_info
@@ -74,7 +74,7 @@ class Scanner:
 
     def _scan(self, text: str, context: str) -> list[Finding]:
         norm = normalise(text)
-        doc = Doc.of(norm.text, context, self.config.phone_regions, self._min_confidence)
+        doc = Doc.of(norm.text, KEYWORDS, context, self.config.phone_regions, self._min_confidence)
         hits = list(self._hits(doc))
         if not hits:
             return []
