@@ -19,6 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+# The ledger's and keys' fixtures (PostgreSQL, SoftHSM2, a store of each kind).
+pytest_plugins = ("ledger_fixtures",)
+
 ROOT = Path(__file__).resolve().parent.parent
 SOUVERAIN = [sys.executable, "-m", "souverain"]
 MODEL = "smollm2-135m-instruct"

@@ -1,4 +1,4 @@
-"""Fixtures shared by the ledger and key tests (imported by name from the test modules).
+"""Fixtures shared by the ledger and key tests (a plugin of conftest.py), and helpers they import.
 
 PostgreSQL and SoftHSM2 are real: a test that needs one skips with the reason when it is
 not there, except under CI=true, where a missing service is a failure, so that CI cannot

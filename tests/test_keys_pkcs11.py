@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from test_ledger_fixtures import entry, softhsm  # noqa: F401
+from ledger_fixtures import entry
 
 from souverain.keys import Pkcs11Keys
 from souverain.keys.pkcs11 import Pkcs11KeyProvider

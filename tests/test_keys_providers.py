@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from test_ledger_fixtures import softhsm  # noqa: F401 - fixture
 
 from souverain.keys import (
     ContentError,

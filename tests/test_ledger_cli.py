@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_ledger_fixtures import entry, fill
-
+from ledger_fixtures import entry, fill
 from souverain.ledger import RetentionConfig, SqliteStoreConfig, encode_entry
 from souverain.cli.ledger import add_parser, add_witness_parser
 from souverain.ledger.tiles import decode_bundle, encode_bundle, tile_path
@@ -101,8 +100,7 @@ def test_progress_bar_on_a_terminal(
 def test_verify_against_a_receipt_held_elsewhere(state: Path) -> None:
     import asyncio
 
-    from test_ledger_fixtures import open_ledger
-
+    from ledger_fixtures import open_ledger
     from souverain.ledger.checkpoint import Checkpoint, Receipt, sign_checkpoint
 
     ledger = open_ledger(state / "state", SqliteStoreConfig())

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from test_ledger_fixtures import open_ledger, pg_dsn, pg_store, store_config  # noqa: F401
+from ledger_fixtures import open_ledger
 
 from souverain.ledger import LedgerConfig, decode_entry
 from souverain.ledger.store import open_store
@@ -26,8 +26,7 @@ from souverain.ledger.verify import StoreSource, verify
 CHILD = r"""
 import asyncio, sys, msgspec
 from souverain.ledger import Ledger, LedgerConfig
-from test_ledger_fixtures import entry
-
+from ledger_fixtures import entry
 config = msgspec.json.decode(sys.argv[1].encode(), type=LedgerConfig)
 acks = open(sys.argv[3], "a", buffering=1)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ledger_fixtures import entry, open_ledger, pg_dsn, pg_store, store_config  # noqa: F401
+from ledger_fixtures import entry, open_ledger
 
 from souverain.keys import ContentError, KeyNotFound
 from souverain.ledger import NotFoundError, RetentionConfig

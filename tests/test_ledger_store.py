@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from test_ledger_fixtures import entry, fill, open_ledger, pg_dsn, pg_store, store_config  # noqa: F401
+from ledger_fixtures import entry, fill, open_ledger
 
 from souverain.ledger import (
     Entry,

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from test_ledger_fixtures import entry, fill, pg_dsn, pg_store, store_config  # noqa: F401
+from ledger_fixtures import entry, fill
 
 from souverain.ledger import decode_entry, encode_entry, merkle
 from souverain.ledger.checkpoint import Checkpoint, sign_checkpoint

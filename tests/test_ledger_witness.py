@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_ledger_fixtures import entry, open_ledger
+from ledger_fixtures import entry, open_ledger
 from test_ledger_notes import cosigner, signer
 
 from souverain.ledger import SqliteStoreConfig, WitnessConfig, merkle, open_checkpoint
