@@ -11,15 +11,20 @@ entries), `CLASSES` their order, `highest` the rule that a class can only be rai
 from __future__ import annotations
 
 import enum
-from typing import Literal, get_args
+from typing import Literal, TypeGuard, get_args
 
 DataClassName = Literal["public", "internal", "confidential", "personal", "special"]
 CLASSES: tuple[DataClassName, ...] = get_args(DataClassName)
 
 
-def highest(*names: str) -> DataClassName:
-    """The highest of `names` (each one of `CLASSES`)."""
-    return max(names, key=CLASSES.index)  # type: ignore[return-value]
+def highest(*names: DataClassName) -> DataClassName:
+    """The highest of `names`."""
+    return max(names, key=CLASSES.index)
+
+
+def is_class(name: str) -> TypeGuard[DataClassName]:
+    """Whether `name` is one of `CLASSES` (for text read from a header)."""
+    return name in CLASSES
 
 
 class DataClass(enum.IntEnum):

@@ -39,7 +39,7 @@ class Rules:
 
     floor: DataClassName = "public"  # routing.default_class
     unscannable: DataClassName = "personal"  # routing.unscannable_class
-    declared: str | None = None  # the caller's declared class, if any
+    declared: DataClassName | None = None  # the caller's declared class, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Classified:
 def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = None) -> Classified:
     scan = scan_payload(scanner, payload, memo)
     found = scanner.classify(scan.all)
-    classes: list[str] = [rules.floor, found.data_class.word, rules.declared or "public"]
+    classes: list[DataClassName] = [rules.floor, found.data_class.word, rules.declared or "public"]
     raised = False
     if scan.unscannable and rules.declared is None:
         raised = CLASSES.index(rules.unscannable) > CLASSES.index(highest(*classes))

@@ -43,14 +43,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 
 from souverain.auth import KeyStore, Principal
 from souverain.chat import ChatRequest, EmbeddingRequest
+from souverain.classes import DataClassName
 from souverain.engines import Engine
 from souverain.errors import (
     EngineUnavailable,
@@ -104,10 +105,10 @@ class Exchange(Protocol):
     async def body(self) -> bytes:
         """The request body, bounded (413)."""
 
-    def parse_chat(self, body: bytes) -> tuple[ChatRequest, str | None]:
+    def parse_chat(self, body: bytes) -> tuple[ChatRequest, DataClassName | None]:
         """The internal request and the caller's declared class (may refine `dialect`)."""
 
-    def parse_embeddings(self, body: bytes) -> tuple[EmbeddingRequest, str | None]: ...
+    def parse_embeddings(self, body: bytes) -> tuple[EmbeddingRequest, DataClassName | None]: ...
 
     def watch(self, work: Awaitable[T]) -> Awaitable[T]:
         """`work`, cancelled when the client goes (`ClientGone`) or time is up (504)."""
@@ -135,7 +136,7 @@ class Facts:
     model: str = ""
     route: str = ""
     route_profile: str = ""
-    data_class: str = "public"
+    data_class: DataClassName = "public"
     found: dict[str, int] = field(default_factory=dict)
     decision: str = "allowed"
     reasons: list[str] = field(default_factory=list)
@@ -145,7 +146,7 @@ class Facts:
     classified: bool = False  # whether `data_class` was computed (the request got to classify)
     body: bytes | None = None  # the request as received
     sent: bytes | None = None  # exactly what went to `route`
-    sent_class: str = ""
+    sent_class: DataClassName | Literal[""] = ""  # "": nothing was sent
 
     def failed(self, exc: GatewayError) -> None:
         self.status = exc.status
@@ -168,7 +169,7 @@ class Facts:
             route=safe_ident(self.route or self.model),
             route_profile=self.route_profile,
             model=safe_ident(self.model),
-            data_class=self.data_class,  # type: ignore[arg-type]
+            data_class=self.data_class,
             found=self.found,
             decision=self.decision,
             reasons=[r[:300] for r in self.reasons][:32],
@@ -176,7 +177,7 @@ class Facts:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             latency_ms=int((time.perf_counter() - self.started) * 1000),
-            sent_class=self.sent_class,  # type: ignore[arg-type]
+            sent_class=self.sent_class,
         )
 
     def headers(self, ledger_index: int | None) -> dict[str, str]:
@@ -212,7 +213,7 @@ class Pipeline:
         scanner: Scanner,
         ledger: Ledger | None = None,
         tenant_scanners: Mapping[str, Scanner] | None = None,
-        unscannable_class: str = "personal",
+        unscannable_class: DataClassName = "personal",
     ) -> None:
         self.keys = keys
         self.engines = engines
@@ -229,7 +230,7 @@ class Pipeline:
         try:
             chat, declared = x.parse_chat(await self._receive(x, facts))
             facts.model = chat.model
-            admitted = await self._admit(facts.principal, chat, chat.model, declared, facts)
+            admitted = await self._admit(facts, chat, chat.model, declared)
             if chat.stream:
                 candidate, (first, chunks) = await self._dispatch(
                     facts, admitted, lambda e: e.outbound(admitted.request, stream=True), _open_stream
@@ -260,7 +261,7 @@ class Pipeline:
             req, declared = x.parse_embeddings(await self._receive(x, facts))
             facts.model = req.model
             texts = req.texts()
-            admitted = await self._admit(facts.principal, texts, req.model, declared, facts)
+            admitted = await self._admit(facts, texts, req.model, declared)
             candidate, (vectors, tokens) = await x.watch(
                 self._dispatch(facts, admitted, lambda e: e.outbound_embed(admitted.request), _embed)
             )
@@ -300,11 +301,11 @@ class Pipeline:
         """The scanner with the caller's tenant's settings (built at start: a lookup)."""
         return self.tenant_scanners.get(principal.tenant, self.scanner)
 
-    async def _admit(
-        self, principal: Principal, request: Any, model: str, declared: str | None, facts: Facts
-    ) -> _Admitted:
+    async def _admit(self, facts: Facts, request: Any, model: str, declared: DataClassName | None) -> _Admitted:
+        principal = facts.principal
+        assert principal is not None  # _receive authenticated the caller first
         scanner = self.scanner_for(principal)
-        rules = Rules(self.router.default_class, self.unscannable_class, declared)  # type: ignore[arg-type]
+        rules = Rules(self.router.default_class, self.unscannable_class, declared)
         memo: Memo = {}
         payload = msgspec.to_builtins(request)
         classified = await _off_loop(len(facts.body or b""), classify, scanner, payload, rules, memo)
@@ -328,7 +329,7 @@ class Pipeline:
         # Engines still loading or failed to load are left to the breaker: trying one
         # raises EngineUnavailable at once, with its reason, and the next route is tried.
         ready_since = {name: engine.ready_since for name, engine in self.engines.items()}
-        result = self.router.decide(principal, model, facts.data_class, pseudonymisable, ready_since)  # type: ignore[arg-type]
+        result = self.router.decide(principal, model, facts.data_class, pseudonymisable, ready_since)
         if isinstance(result, Refusal) and result.status == 404:
             # The same answer for unknown and forbidden names, so a key cannot probe for them.
             raise NotFound(result.message, param="model")
@@ -388,7 +389,7 @@ class Pipeline:
         facts: Facts,
         candidate: Candidate,
         first: dict[str, Any],
-        chunks: AsyncIterator[dict[str, Any]],
+        chunks: AsyncGenerator[dict[str, Any], None],
         vault: Vault | None,
         include_usage: bool,
     ) -> AsyncIterator[bytes | GatewayError]:
@@ -437,7 +438,10 @@ class Pipeline:
             self.record_cancelled(facts, x)
             raise
         except Exception as exc:
-            yield await self._recorded(facts, x, exc)  # type: ignore[misc]
+            failure = await self._recorded(facts, x, exc)
+            if not isinstance(failure, GatewayError):
+                raise failure from None
+            yield failure
         finally:
             self.router.health.end(candidate.deployment, ok)
             await chunks.aclose()
@@ -518,7 +522,7 @@ async def _chat(engine: Engine, sealed: Sealed) -> dict[str, Any]:
     return await engine.chat(sealed)
 
 
-async def _open_stream(engine: Engine, sealed: Sealed) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+async def _open_stream(engine: Engine, sealed: Sealed) -> tuple[dict[str, Any], AsyncGenerator[dict[str, Any], None]]:
     """Open a stream and wait for its first chunk: admission errors (busy, unsupported
     field, route down) raise here, before any byte is sent to the client."""
     chunks = engine.stream(sealed)

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from souverain.api import errors, handlers
 from souverain.auth import KeyStore
@@ -172,7 +172,7 @@ def create_app(gateway: Gateway) -> Starlette:
             if gateway.ledger is not None:
                 await gateway.ledger.stop()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", handlers.embeddings, methods=["POST"]),
         Route("/v1/models", handlers.list_models, methods=["GET"]),

@@ -27,7 +27,7 @@ from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge
-from souverain.classes import CLASSES, highest
+from souverain.classes import CLASSES, DataClassName, highest, is_class
 from souverain.pipeline import ClientGone
 
 T = TypeVar("T")
@@ -92,15 +92,16 @@ async def until_disconnect(request: Request, work: Awaitable[T], timeout: float)
 CLASS_HEADER = "x-souverain-data-class"
 
 
-def _declared(request: Request, body_value: str | None) -> str | None:
+def _declared(request: Request, body_value: DataClassName | None) -> DataClassName | None:
     """The caller's declared class: the highest of every class header (repeated, or
     folded into one with commas, as proxies do) and the body field. A declaration can
     only raise the class: a client cannot undercut a minimum that a proxy appends."""
     headers = [v.strip() for raw in request.headers.getlist(CLASS_HEADER) for v in raw.split(",")]
+    given: list[DataClassName] = [body_value] if body_value else []
     for header in headers:
-        if header not in CLASSES:
+        if not is_class(header):
             raise InvalidRequest(f"{CLASS_HEADER} must be one of {', '.join(CLASSES)}", param=CLASS_HEADER)
-    given = [c for c in (*headers, body_value) if c]
+        given.append(header)
     return highest(*given) if given else None
 
 
@@ -125,13 +126,13 @@ class HttpExchange:
     async def body(self) -> bytes:
         return await read_body(self.request, self.gw.config.server.max_body_bytes)
 
-    def parse_chat(self, body: bytes) -> tuple[ChatRequest, str | None]:
+    def parse_chat(self, body: bytes) -> tuple[ChatRequest, DataClassName | None]:
         parsed = decode(body, ChatRequest)
         self.dialect = self.request.state.dialect = dialects.refine(self.dialect, self.request.headers, parsed)
         chat = _budget_from_header(self.request, parsed.normalise())
         return chat, _declared(self.request, chat.data_class)
 
-    def parse_embeddings(self, body: bytes) -> tuple[EmbeddingRequest, str | None]:
+    def parse_embeddings(self, body: bytes) -> tuple[EmbeddingRequest, DataClassName | None]:
         req = decode(body, EmbeddingRequest)
         return req, _declared(self.request, req.data_class)
 

@@ -20,7 +20,7 @@ Rules every engine keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 from souverain.chat import ChatRequest
@@ -75,7 +75,7 @@ class Engine(Protocol):
     async def chat(self, sealed: Sealed) -> dict[str, Any]:
         """A complete OpenAI `chat.completion` dict."""
 
-    def stream(self, sealed: Sealed) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, sealed: Sealed) -> AsyncGenerator[dict[str, Any], None]:
         """OpenAI `chat.completion.chunk` dicts; the last carries `usage`."""
 
     async def embed(self, sealed: Sealed) -> tuple[list[list[float]], int]:

@@ -18,7 +18,7 @@ def completion_id() -> str:
 
 
 def chunk(
-    cid: str, created: int, model: str, delta: dict[str, Any], *, finish: str | None = None, usage: dict | None = None
+    cid: str, created: int, model: str, delta: dict[str, Any], *, finish: str | None = None, usage: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": cid,

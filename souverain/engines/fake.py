@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -89,7 +89,7 @@ class FakeEngine:
         result: dict[str, Any] = await self._call("chat", sealed)
         return result
 
-    async def stream(self, sealed: Sealed) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, sealed: Sealed) -> AsyncGenerator[dict[str, Any], None]:
         result = await self._call("stream", sealed)
         text = result["choices"][0]["message"].get("content") or ""
         for i in range(0, len(text), 3):

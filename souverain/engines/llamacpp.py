@@ -25,7 +25,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,7 @@ class LlamaCppEngine:
         self._admitted += 1
 
     # -- generation ------------------------------------------------------------------
-    async def stream(self, request: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         kwargs, tool_mode, budget = self._generation_args(request)
         self._admit()
         loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import string
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -176,7 +176,7 @@ class OpenAIHTTPEngine:
         self._generated += int(data["usage"].get("completion_tokens") or 0)
         return data
 
-    async def stream(self, sealed: Sealed) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, sealed: Sealed) -> AsyncGenerator[dict[str, Any], None]:
         body = sealed.body_for("stream")
         self._inflight += 1
         try:

@@ -34,7 +34,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +166,11 @@ class WorkerEngine:
     async def chat(self, sealed: Sealed) -> dict[str, Any]:
         return await assemble(self._stream(sealed.body_for("chat")), self.config.name)
 
-    async def stream(self, sealed: Sealed) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, sealed: Sealed) -> AsyncGenerator[dict[str, Any], None]:
         async for item in self._stream(sealed.body_for("stream")):
             yield item
 
-    async def _stream(self, body: bytes) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, body: bytes) -> AsyncGenerator[dict[str, Any], None]:
         await self._admit()
         self._inflight += 1
         try:

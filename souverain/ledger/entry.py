@@ -28,7 +28,7 @@ from msgspec import Meta
 from souverain.classes import DataClassName
 from souverain.ledger.tiles import MAX_ENTRY_SIZE
 
-ENTRY_VERSION = 1
+ENTRY_VERSION: Literal[1] = 1
 
 Ident = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 OptIdent = Annotated[str, Meta(max_length=128, pattern=r"^([A-Za-z0-9][A-Za-z0-9._:/@+-]*)?$")]

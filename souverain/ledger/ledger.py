@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,8 +239,8 @@ class Ledger:
             self._log_reader = LogReader(self._reader_store)
         return self._log_reader
 
-    async def _read(self, fn: Any, *args: Any) -> Any:
-        def call() -> Any:
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        def call() -> T:
             return fn(self._reader(), *args)
 
         return await asyncio.get_running_loop().run_in_executor(self._reader_pool, call)

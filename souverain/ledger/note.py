@@ -244,7 +244,8 @@ class CosignatureVerifier:
 
     @staticmethod
     def timestamp(signature: bytes) -> int:
-        return struct.unpack(">Q", signature[:8])[0]
+        (stamp,) = struct.unpack(">Q", signature[:8])
+        return int(stamp)
 
     @property
     def vkey(self) -> str:

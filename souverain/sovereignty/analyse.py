@@ -189,7 +189,7 @@ def _laws(ctx: RouteContext) -> tuple[LawReach, ...]:
             status = "unknown"
         worst = "established" if not ctx.graph.complete else max((e.worst for e in mine), key=severity)
         hops = tuple(HopReach(hop=e.hop, status=e.status, worst=e.worst) for e in mine)
-        out.append(LawReach(law=law_id, status=status, worst=worst, hops=hops, reason=_reason(ctx, law_id, mine, status)))  # type: ignore[arg-type]
+        out.append(LawReach(law=law_id, status=status, worst=worst, hops=hops, reason=_reason(ctx, law_id, mine, status)))
     return tuple(out)
 
 
@@ -260,8 +260,8 @@ def breaches(profile: RouteProfile, req: Requirements) -> list[str]:
         if verdict not in ("pass", "not_applicable"):
             out.append(f"criterion {crit} is {verdict}, required to pass")
     if req.min_csf_seal is not None and (profile.csf_seal is None or profile.csf_seal < req.min_csf_seal):
-        shown = "unknown" if profile.csf_seal is None else profile.csf_seal
-        out.append(f"CSF SEAL {shown} is below the required {req.min_csf_seal}")
+        seal = "unknown" if profile.csf_seal is None else profile.csf_seal
+        out.append(f"CSF SEAL {seal} is below the required {req.min_csf_seal}")
     if req.no_non_eu_access and profile.non_eu_access != "no":
         out.append(f"a non-EU law may reach plaintext ({profile.non_eu_access}): {profile.non_eu_access_reason or 'unknown'}")
     return out

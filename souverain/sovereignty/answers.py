@@ -6,8 +6,10 @@ directly, hop by hop and with "unknown" where it is, saves a meeting.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from souverain.sovereignty.check_context import RouteContext
-from souverain.sovereignty.facts import FactRef, Lookup
+from souverain.sovereignty.facts import FactRef, Lookup, Trace
 from souverain.sovereignty.results import SEVERITY, Answer, Exposure
 
 QUESTIONS = (
@@ -68,7 +70,7 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
         third = ctx.hf.third_party(_Quiet(lookup), hop)
         if third != "no" or custodian.state != "missing":
             holder = _entity(lookup, pipes, custodian.value) if custodian.usable else _v(custodian)
-            custody = ctx.hf.custody(_Quiet(lookup), hop)  # type: ignore[arg-type]
+            custody = ctx.hf.custody(_Quiet(lookup), hop)
             where = {"provider": "with the provider", "outside": "outside the provider", "unknown": "location unknown"}[custody.key_material]
             decrypt = f"; key material {where}; operator can use it: {custody.provider_can_use}" if third != "no" else ""
             out[QUESTIONS[1]].append(f"{label}: {holder}{decrypt}{tag}")
@@ -79,9 +81,9 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
             )
         stored = get(hop, "data_state.at_rest.stored")
         days = get(hop, "data_state.at_rest.retention_days")
-        where = get(hop, "location.storage_countries")
+        stored_in = get(hop, "location.storage_countries")
         if roles.get(hop) in ("logging_sink", "abuse_monitoring", "telemetry") or (stored.usable and stored.value and third != "no"):
-            out[QUESTIONS[3]].append(f"{label}: {who(hop)}, in {_v(where)}, kept {_v(days)} days{tag}")
+            out[QUESTIONS[3]].append(f"{label}: {who(hop)}, in {_v(stored_in)}, kept {_v(days)} days{tag}")
         if reach[hop] != "no" and third == "no":
             own.append(label)
         elif reach[hop] != "no":
@@ -119,17 +121,8 @@ def _reaching(exposures: list[Exposure], hop: str, pipes) -> str:
     return ", ".join(f"{pipes.rules.laws[e.law].name} ({e.status})" for e in found)
 
 
-class _Quiet:
-    """A Trace stand-in that records nothing (answers cite no facts)."""
+class _Quiet(Trace):
+    """A Trace that records nothing (answers cite no facts)."""
 
-    def __init__(self, lookup: Lookup) -> None:
-        self.lookup = lookup
-
-    def hop(self, id_: str, path: str) -> FactRef:
-        return self.lookup.get("hop", id_, path)
-
-    def entity(self, id_: str, path: str) -> FactRef:
-        return self.lookup.get("entity", id_, path)
-
-    def take(self) -> tuple:
-        return ()
+    def get(self, kind: Literal["entity", "hop"], id_: str, path: str) -> FactRef:
+        return self.lookup.get(kind, id_, path)

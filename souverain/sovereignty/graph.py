@@ -74,6 +74,8 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
             return
         seen.add(hop)
         own = lookup.get("hop", hop, "data_classes")
+        classes: tuple[str, ...] | None
+        possible: tuple[str, ...]
         if own.usable:
             classes, possible = tuple(own.value), ()
         elif own.state == "missing" and inflow is not None and inflow[0] != ():
