@@ -190,7 +190,7 @@ def run_engine_bench(
     # Each round's paths ran back to back, so a per-round ratio cancels slow drifts in
     # background load; its median is the robust figure for the goal.
     paired = {
-        name: round(statistics.median(g / d for g, d in zip(samples[name], samples["direct"])), 3)
+        name: round(statistics.median(g / d for g, d in zip(samples[name], samples["direct"], strict=True)), 3)
         for name in ("gateway", "gateway_stream", "direct_as_engine")
     }
     return {

@@ -364,7 +364,7 @@ def latency(before: Path, after: Path, repeats: int, requests: int, stream_reque
                 row[f"{side}_{field}"] = round(statistics.median(x[field] for x in cell[side]), 3)
             row[f"{side}_runs"] = cell[side]
         for field in ("p50_ms", "p90_ms", "p99_ms"):
-            diffs = [a[field] - b[field] for a, b in zip(cell["after"], cell["before"])]
+            diffs = [a[field] - b[field] for a, b in zip(cell["after"], cell["before"], strict=True)]
             row[f"added_{field}"] = round(statistics.median(diffs), 3)
             row[f"added_{field}_range"] = [round(min(diffs), 3), round(max(diffs), 3)]
         rows.append(row)

@@ -124,7 +124,7 @@ class Answer:
 
     headers: dict[str, str]
     body: bytes = b""
-    events: AsyncIterator[bytes | GatewayError] | None = None
+    events: AsyncGenerator[bytes | GatewayError, None] | None = None
 
 
 @dataclass(slots=True)
@@ -392,7 +392,7 @@ class Pipeline:
         chunks: AsyncGenerator[dict[str, Any], None],
         vault: Vault | None,
         include_usage: bool,
-    ) -> AsyncIterator[bytes | GatewayError]:
+    ) -> AsyncGenerator[bytes | GatewayError, None]:
         """A stream's events: restore and account chunk by chunk; the final chunk (the one
         with `usage`) waits until the entry is durable and then carries its index (the
         response digest covers the events as they were before that field was added). An
@@ -537,7 +537,7 @@ async def _embed(engine: Engine, sealed: Sealed) -> tuple[list[list[float]], int
     return await engine.embed(sealed)
 
 
-async def _achain(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def _achain(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[dict[str, Any], None]:
     yield first
     async for chunk in rest:
         yield chunk

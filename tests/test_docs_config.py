@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import json
 import os
 import re
@@ -106,7 +108,7 @@ def test_reference_tables_list_each_struct_with_its_defaults() -> None:
         definition = schema["$defs"][struct]
         documented = [re.fullmatch(r"`([^`]+)`", row[0]).group(1) for row in rows]
         assert documented == list(definition["properties"]), f"{struct}: table keys differ from the schema"
-        for row, key in zip(rows, documented):
+        for row, key in zip(rows, documented, strict=True):
             prop, default_cell = definition["properties"][key], row[2]
             if key in definition.get("required", []):
                 assert default_cell == "required", f"{struct}.{key} is required"
@@ -235,7 +237,7 @@ def check_transcripts(text: str) -> list[tuple[str, str, list[str]]]:
     `$ souverain config check NAME` whose file is the fenced block just before it."""
     blocks = fences(text)
     found = []
-    for (_, content), (info, body) in zip(blocks, blocks[1:]):
+    for (_, content), (info, body) in pairwise(blocks):
         lines = body.splitlines()
         command = re.fullmatch(r"\$ souverain config check (\S+)", lines[0]) if lines else None
         if info == "console" and command:

@@ -78,7 +78,7 @@ def test_known_answers() -> None:
     leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
     roots = ["6e340b9c", "fac54203", "aeb6bcfe", "d37ee418", "4e3bbb1f", "76e67dad", "ddb89be4", "5dc9da79"]
     tree = merkle.MemoryTree()
-    for leaf, root in zip(leaves, roots):
+    for leaf, root in zip(leaves, roots, strict=True):
         tree.append(bytes.fromhex(leaf))
         assert tree.root().hex().startswith(root), tree.size
     assert tree.root().hex() == "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"

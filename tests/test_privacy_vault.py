@@ -179,7 +179,7 @@ def test_restore_one_character_at_a_time() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=len(ANSWER)), max_size=8))
 def test_restore_any_chunking(cuts: list[int]) -> None:
     cuts = sorted(set(cuts))
-    chunks = [ANSWER[a:b] for a, b in zip([0, *cuts], [*cuts, len(ANSWER)])]
+    chunks = [ANSWER[a:b] for a, b in zip([0, *cuts], [*cuts, len(ANSWER)], strict=True)]
     assert _stream(_vault(), chunks) == RESTORED
 
 
@@ -208,7 +208,7 @@ def test_restore_stream_helpers() -> None:
     v = _vault()
     rng = random.Random(3)
     cuts = sorted(rng.sample(range(1, len(ANSWER)), 10))
-    chunks = [ANSWER[a:b] for a, b in zip([0, *cuts], [*cuts, len(ANSWER)])]
+    chunks = [ANSWER[a:b] for a, b in zip([0, *cuts], [*cuts, len(ANSWER)], strict=True)]
     assert "".join(v.restore_stream(chunks)) == RESTORED
 
     async def agen():
@@ -237,7 +237,7 @@ PIECES = ["Marie Dupont", "IBAN DE89 3704 0044 0532 0130 00", "marie@example.fr"
 def test_pseudonymise_then_restore_gives_back_every_message(contents: list[str], step: int) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": c} for c in contents]}
     new, vault = pseudonymise(body)
-    for old, msg in zip(contents, new["messages"]):
+    for old, msg in zip(contents, new["messages"], strict=True):
         sent = msg["content"]
         assert vault.restore(sent) == old
         # streamed back in chunks of `step` characters, too

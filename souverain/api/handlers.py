@@ -14,7 +14,7 @@ import base64
 import functools
 import secrets
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -164,7 +164,7 @@ def _client_gone() -> Response:
     return Response(status_code=499)
 
 
-async def _sse(events: AsyncIterator[bytes | GatewayError]) -> AsyncIterator[bytes]:
+async def _sse(events: AsyncGenerator[bytes | GatewayError, None]) -> AsyncIterator[bytes]:
     """Server-sent events in OpenAI's framing (Mistral's is the same): each data event as
     it comes, a final error event if the stream failed, else `[DONE]`."""
     failed = False
@@ -177,7 +177,7 @@ async def _sse(events: AsyncIterator[bytes | GatewayError]) -> AsyncIterator[byt
         if not failed:
             yield b"data: [DONE]\n\n"
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
 
 
 @speaks_dialect

@@ -67,6 +67,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._close_after_body = False
 
     # -- connection ------------------------------------------------------------------
+    # uvicorn's protocol declares BaseTransport; a TCP server always hands over a Transport.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self._limits.max_connections:
@@ -124,6 +125,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm(self._limits.body_grace_s, self._body_check)
         super().on_headers_complete()
         if self.cycle is not None:
+            # a stand-in with the transport's methods that closes without resetting (see the class)
             self.cycle.transport = _LingeringClose(self)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:

@@ -7,7 +7,7 @@ documented in `docs/configuration.md`; keep the two in step.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -138,7 +138,7 @@ class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine", kw_only=True)
     reasoning_system_prompt: str | None = None
 
 
-ModelConfig = Union[LlamaCppModel, OpenAIHTTPModel]
+ModelConfig = LlamaCppModel | OpenAIHTTPModel
 
 
 class AirGapConfig(Base):

@@ -64,12 +64,13 @@ def _per_message(llm: Any, template: str | None) -> int:
         return 0
     try:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from llama_cpp.llama_types import ChatCompletionRequestMessage
 
         render = Jinja2ChatFormatter(template=template, eos_token="", bos_token="")
-        one = [{"role": "user", "content": "x"}]
+        one: list[ChatCompletionRequestMessage] = [{"role": "user", "content": "x"}]
         three = one + [{"role": "assistant", "content": "x"}, {"role": "user", "content": "x"}]
 
-        def count(messages: list[dict[str, str]]) -> int:
+        def count(messages: list[ChatCompletionRequestMessage]) -> int:
             prompt = render(messages=messages).prompt
             return len(llm.tokenize(prompt.encode(), add_bos=False, special=True))
 

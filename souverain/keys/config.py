@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
@@ -37,7 +37,7 @@ class Pkcs11Keys(msgspec.Struct, tag="pkcs11", tag_field="provider", forbid_unkn
     pin_env: str | None = None
 
 
-KeysConfig = Union[FileKeys, Pkcs11Keys]
+KeysConfig = FileKeys | Pkcs11Keys
 
 
 def open_provider(config: KeysConfig, base_dir: str | os.PathLike[str] = ".") -> KeyProvider:

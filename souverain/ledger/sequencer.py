@@ -88,7 +88,7 @@ class Sequencer:
                 results = await loop.run_in_executor(self._executor, self._commit, batch)
             except BaseException as exc:  # the executor itself failed (shut down)
                 results = [exc] * len(batch)
-            for pending, result in zip(batch, results):
+            for pending, result in zip(batch, results, strict=True):
                 if pending.future.done():
                     continue
                 if isinstance(result, BaseException):

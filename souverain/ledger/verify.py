@@ -21,6 +21,8 @@ log could alter that too.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -316,7 +318,7 @@ def verify(
 
     # 4. consistency of successive checkpoints, against the tree that matches the latest
     reference = t_tree if tiles_good else (h_tree if entries_match.get(size) else None)
-    for (la, a), (lb, b) in zip(opened, opened[1:]):
+    for (la, a), (lb, b) in pairwise(opened):
         if a.size == b.size:
             if a.root != b.root:
                 report.add("fork", f"{la} and {lb} cannot both be true: size {a.size} with two different roots", a.size)

@@ -26,6 +26,8 @@ raise the class: `PayloadScan.fixed` lists them.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import bisect
 import copy
 import json
@@ -210,7 +212,7 @@ def _seams(scanner: Scans, strings: list[tuple[Piece, list[Finding]]],
     # Seams between the strings that are not tokens, in order: a token between two turns
     # or two parts is read past, and a token's own seams are nobody's text.
     texts = [i for i, (piece, _) in enumerate(strings) if not _TOKEN.fullmatch(piece.text)]
-    pairs = list(zip(texts, texts[1:]))
+    pairs = list(pairwise(texts))
     parts: list[str] = []
     # snippet start, join (end of the left half), start of the right half, snippet end, the two strings
     joins: list[tuple[int, int, int, int, int, int]] = []

@@ -33,11 +33,12 @@ from souverain.sovereignty.results import (
     NodeView,
     RouteAnalysis,
     RouteProfile,
+    tri,
 )
-from souverain.sovereignty.schema import Requirements, Route
+from souverain.sovereignty.schema import Confidence, Requirements, Route
 
 
-def analyse(pipes: Pipes, *, min_confidence: str | None = None, routes: list[str] | None = None) -> Analysis:
+def analyse(pipes: Pipes, *, min_confidence: Confidence | None = None, routes: list[str] | None = None) -> Analysis:
     """Analyse the routes (all by default); `min_confidence` overrides the file's requirement."""
     floor = min_confidence or pipes.requirements.min_confidence or "asserted"
     names = routes if routes is not None else list(pipes.routes)
@@ -57,11 +58,11 @@ def analyse(pipes: Pipes, *, min_confidence: str | None = None, routes: list[str
     )
 
 
-def analyse_route(pipes: Pipes, name: str, route: Route, floor: str = "asserted") -> RouteAnalysis:
+def analyse_route(pipes: Pipes, name: str, route: Route, floor: Confidence = "asserted") -> RouteAnalysis:
     rules = pipes.rules
     if route.requires and route.requires.min_confidence:
         floor = route.requires.min_confidence
-    lookup = Lookup(pipes.entities, pipes.hops, floor)  # type: ignore[arg-type]
+    lookup = Lookup(pipes.entities, pipes.hops, floor)
     hf = HopFacts(pipes, lookup)
     graph = walk(pipes, lookup, route)
     exposures: list[Exposure] = []
@@ -89,7 +90,7 @@ def analyse_route(pipes: Pipes, name: str, route: Route, floor: str = "asserted"
         residency=where,
         verdicts={c.id: c.verdict for c in criteria},
         csf_seal=_csf_seal(criteria),
-        personal_data={True: "yes", False: "no"}.get(route.purpose.personal_data, "unknown"),  # type: ignore[arg-type]
+        personal_data=tri(route.purpose.personal_data),
         facts_digest=_facts_digest(pipes, route, graph, floor),
         rules_digest=rules.digest,
     ).with_digest()

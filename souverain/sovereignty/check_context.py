@@ -35,8 +35,11 @@ ProviderCheck = Callable[[RouteContext, Node, Trace, dict[str, Any]], Outcome]
 RouteCheck = Callable[[RouteContext, Trace, dict[str, Any]], tuple[Verdict, list[str], int | None]]
 
 
+_VERDICT_OF: dict[Tri, Verdict] = {"yes": "pass", "no": "fail", "unknown": "unknown"}
+
+
 def verdict_of(t: Tri) -> Verdict:
-    return {"yes": "pass", "no": "fail", "unknown": "unknown"}[t]  # type: ignore[return-value]
+    return _VERDICT_OF[t]
 
 
 def in_zone(ctx: RouteContext, ref, zone: str) -> Tri:

@@ -123,12 +123,15 @@ def contract_term(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outco
     return ("pass" if ok else "fail"), [describe(ref)]
 
 
+_CUSTODY_VERDICT: dict[str, Verdict] = {"outside": "pass", "provider": "fail", "unknown": "unknown"}
+
+
 def key_custody(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome:
     """Where the key material lives, not who is named custodian (custody.py)."""
     found = ctx.hf.custody(trace, node.hop)
     if found.conflicts:
         return "unknown", [conflict_text(c) for c in found.conflicts]
-    verdict: Verdict = {"outside": "pass", "provider": "fail", "unknown": "unknown"}[found.key_material]  # type: ignore[assignment]
+    verdict = _CUSTODY_VERDICT[found.key_material]
     where = {"outside": "outside the provider", "provider": "with the provider or its group", "unknown": "not known"}[found.key_material]
     return verdict, [f"{node.hop}: key material {where}", *found.reasons]
 

@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from souverain.terms import ASPECTS
-from souverain.sovereignty.results import SEVERITY, Analysis, RouteProfile
+from souverain.sovereignty.results import SEVERITY, Analysis, CountrySet, RouteProfile
 
 _EEA_RANK = {"yes": 2, "unknown": 1, "no": 0}
 
@@ -73,8 +73,7 @@ def _route(name: str, a: RouteProfile, b: RouteProfile) -> RouteDiff:
     for facet in ASPECTS:
         fa, fb = getattr(a.residency, facet), getattr(b.residency, facet)
         if (fa.countries, fa.possible, fa.in_eea) != (fb.countries, fb.possible, fb.in_eea):
-            show = lambda f: f"{', '.join(f.countries) or 'none'}" + (f" (+{', '.join(f.possible)}?)" if f.possible else "") + f" [in EEA: {f.in_eea}]"
-            changes.append(Change(f"residency:{facet}", show(fa), show(fb), _EEA_RANK[fb.in_eea] < _EEA_RANK[fa.in_eea]))
+            changes.append(Change(f"residency:{facet}", _show(fa), _show(fb), _EEA_RANK[fb.in_eea] < _EEA_RANK[fa.in_eea]))
     for crit in sorted(set(a.verdicts) | set(b.verdicts)):
         va, vb = a.verdicts.get(crit, "absent"), b.verdicts.get(crit, "absent")
         if va != vb:
@@ -92,6 +91,11 @@ def _route(name: str, a: RouteProfile, b: RouteProfile) -> RouteDiff:
         lost_sovereignty=lost,
         changes=tuple(changes),
     )
+
+
+def _show(f: CountrySet) -> str:
+    possible = f" (+{', '.join(f.possible)}?)" if f.possible else ""
+    return f"{', '.join(f.countries) or 'none'}{possible} [in EEA: {f.in_eea}]"
 
 
 def _access_rank(value: str) -> int:

@@ -13,14 +13,14 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from souverain import yamlfile
 from souverain.sovereignty.facts import SELF, FactRef, Lookup
 from souverain.sovereignty.loader import Pipes
-from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis
+from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis, tri
 from souverain.sovereignty.rules import read_data
 
 TABLES = ("b_05.01", "b_05.02", "b_02.02")
@@ -75,8 +75,8 @@ class _Facts:
     def __init__(self, pipes: Pipes, lookup: Lookup, gaps: list[str]) -> None:
         self.pipes, self.lookup, self.gaps = pipes, lookup, gaps
 
-    def get(self, kind: str, id_: str, path: str, why: str = "") -> Any:
-        ref: FactRef = self.lookup.get(kind, id_, path)  # type: ignore[arg-type]
+    def get(self, kind: Literal["entity", "hop"], id_: str, path: str, why: str = "") -> Any:
+        ref: FactRef = self.lookup.get(kind, id_, path)
         if ref.usable:
             return ref.value
         if why:
@@ -103,7 +103,7 @@ class _Facts:
 
 def register(analysis: Analysis, pipes: Pipes, taxonomy: str) -> Register:
     reg = Register(taxonomy)
-    lookup = Lookup(pipes.entities, pipes.hops, analysis.min_confidence)  # type: ignore[arg-type]
+    lookup = Lookup(pipes.entities, pipes.hops, analysis.min_confidence)
     facts = _Facts(pipes, lookup, reg.gaps)
     lei = facts.get("entity", SELF, "ids.lei", "B_02.02 c0020 needs the financial entity's LEI") or ""
     routes = [r for name, r in analysis.routes.items() if pipes.routes[name].regimes.dora]
@@ -264,10 +264,10 @@ class Art30Record(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def art30(analysis: Analysis, pipes: Pipes) -> list[Art30Record]:
-    lookup = Lookup(pipes.entities, pipes.hops, analysis.min_confidence)  # type: ignore[arg-type]
+    lookup = Lookup(pipes.entities, pipes.hops, analysis.min_confidence)
 
-    def v(kind: str, id_: str, path: str) -> Any:
-        ref = lookup.get(kind, id_, path)  # type: ignore[arg-type]
+    def v(kind: Literal["entity", "hop"], id_: str, path: str) -> Any:
+        ref = lookup.get(kind, id_, path)
         return ref.value if ref.usable else None
 
     controller = {
@@ -308,7 +308,7 @@ def art30(analysis: Analysis, pipes: Pipes) -> list[Art30Record]:
                 lawful_basis=r.purpose.lawful_basis,
                 data_subjects=tuple(r.purpose.data_subjects),
                 data_categories=tuple(classes),
-                special_categories={True: "yes", False: "no"}.get(r.purpose.special_categories, "unknown"),  # type: ignore[arg-type]
+                special_categories=tri(r.purpose.special_categories),
                 recipients=tuple(
                     Recipient(entity=e, name=pipes.entity_name(e), country=str(v("entity", e, "incorporated_in") or "unknown"), hops=tuple(h))
                     for e, h in recipients.items()

@@ -89,7 +89,8 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
         node = Node(hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible, hosts)
         nodes.append(node)
         passed: Inflow = (classes, possible)
-        for path, edge in (("runs_on", "runs_on"), ("subprocessors", "subprocessor")):
+        edges: tuple[tuple[str, Via], ...] = (("runs_on", "runs_on"), ("subprocessors", "subprocessor"))
+        for path, edge in edges:
             ref = lookup.get("hop", hop, path)
             claimed = ([ref.value] if path == "runs_on" else list(ref.value or ())) if ref.value is not None else []
             if not ref.usable and certain:
@@ -97,7 +98,7 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
             for target in claimed:
                 if target is not None:
                     hosting = edge == "runs_on" and node.holds != "no"
-                    visit(target, depth + 1, edge, node, certain and ref.usable, passed, hosting)  # type: ignore[arg-type]
+                    visit(target, depth + 1, edge, node, certain and ref.usable, passed, hosting)
         telemetry = lookup.get("hop", hop, "telemetry")
         if not telemetry.usable and certain and node.carries != "no":
             # Flows are edges like subprocessors: unstated, they may lead to parties unseen.

@@ -90,7 +90,7 @@ def to_markdown(analysis: Analysis, pipes: Pipes) -> str:
             f"| [{name}](#{_anchor(name)}) | {p.level_name} ({int(p.level)}) | {_cell(access_cell(p))} | "
             f"{_cell(countries(p.residency.processing))} | {len(r.breaches) or '–'} |"
         )
-    for name, r in analysis.routes.items():
+    for r in analysis.routes.values():
         out += ["", *_route(r, pipes)]
     if analysis.evidence:
         out += ["", "## Sources cited", ""]

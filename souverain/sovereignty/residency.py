@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from souverain.terms import ASPECTS
 from souverain.sovereignty.facts import Trace, describe
 from souverain.sovereignty.graph import Graph, HopFacts, Node
-from souverain.sovereignty.results import CountrySet, Residency
+from souverain.sovereignty.results import CountrySet, Residency, Tri
 from souverain.sovereignty.schema import TelemetryFlow
 
 
@@ -51,12 +51,12 @@ def residency(hf: HopFacts, graph: Graph) -> tuple[Residency, dict[str, list[str
     for name, f in facets.items():
         complete = not f.missing and graph.complete
         outside = any(not rules.in_zone(c, "EEA") for c in f.countries)
-        in_eea = "no" if outside else "yes" if complete else "unknown"
+        in_eea: Tri = "no" if outside else "yes" if complete else "unknown"
         out[name] = CountrySet(
             countries=tuple(sorted(f.countries)),
             possible=tuple(sorted(f.possible - f.countries)),
             complete=complete,
-            in_eea=in_eea,  # type: ignore[arg-type]
+            in_eea=in_eea,
         )
     reasons = {name: f.missing for name, f in facets.items()}
     return Residency(**out), reasons

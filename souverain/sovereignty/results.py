@@ -14,7 +14,7 @@ import msgspec
 
 from souverain.terms import Level
 from souverain.sovereignty.facts import FactRef
-from souverain.sovereignty.schema import Evidence, Purpose
+from souverain.sovereignty.schema import Confidence, Evidence, Purpose
 
 PROFILE_SCHEMA = "souverain.pipes.profile/v1"
 
@@ -42,6 +42,11 @@ def t_all(values: list[Tri] | tuple[Tri, ...]) -> Tri:
 
 
 _NOT: dict[Tri, Tri] = {"yes": "no", "no": "yes", "unknown": "unknown"}
+
+
+def tri(value: bool | Literal["unknown"]) -> Tri:
+    """A stated yes/no, or unknown."""
+    return "unknown" if value == "unknown" else "yes" if value else "no"
 
 
 def t_not(value: Tri) -> Tri:
@@ -222,7 +227,7 @@ class Analysis(_Out, kw_only=True, frozen=True, omit_defaults=False):
     sources: tuple[str, ...]
     rules_version: str
     rules_digest: str
-    min_confidence: str
+    min_confidence: Confidence
     routes: dict[str, RouteAnalysis]
     evidence: dict[str, Evidence] = {}  # every source cited by a fact the analysis used
 
