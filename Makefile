@@ -9,7 +9,7 @@ NATIVE := $(VENV)/.compiled
 SCANNER_SOURCES := $(wildcard souverain/privacy/*.py)
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench lock clean
+.PHONY: install run test check format bench lock clean
 
 install: $(NATIVE)
 
@@ -37,8 +37,22 @@ $(NATIVE): $(STAMP) pyproject.toml setup.py $(SCANNER_SOURCES)
 run: install
 	$(BIN)/souverain serve
 
-test: install
+test: install check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The house's gates (settings in pyproject.toml): lint and format (ruff), types (mypy,
+# strict on the spine, routing, the ledger and the engines), and who may import whom
+# (import-linter; the layers are drawn in docs/architecture.md).
+check: install
+	$(BIN)/ruff check souverain tests bench setup.py
+	$(BIN)/ruff format --check souverain tests bench setup.py
+	$(BIN)/python -m mypy souverain
+	$(BIN)/lint-imports
+
+# Apply the formatter and the linter's safe fixes.
+format: install
+	$(BIN)/ruff format souverain tests bench setup.py
+	$(BIN)/ruff check --fix souverain tests bench setup.py
 
 # Benchmarks need a few extra packages (competitors measured against ours), locked apart.
 bench: install
