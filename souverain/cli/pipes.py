@@ -172,5 +172,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dora.add_argument("--list-taxonomies", action="store_true")
     target = dora.add_mutually_exclusive_group()
     target.add_argument("--out", default="dora-register", help="directory for the CSV and Art. 30 files (default: ./dora-register)")
-    target.add_argument("--table", choices=["b_05.01", "b_05.02", "b_02.02", "art30"], help="print one table to standard output")
+    tables = ["b_05.01", "b_05.02", "b_02.02", "art30"]
+    target.add_argument("--table", choices=tables, metavar="TABLE",
+                        help=f"print one table to standard output: {', '.join(tables[:-1])} or {tables[-1]}")
     dora.set_defaults(func=cmd_dora)
