@@ -9,7 +9,7 @@ NATIVE := $(VENV)/.compiled
 SCANNER_SOURCES := $(wildcard souverain/privacy/*.py)
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench lock clean
+.PHONY: install run test bench docs lock clean
 
 install: $(NATIVE)
 
@@ -39,6 +39,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# docs/cli.md, generated from the commands' own --help (tests/test_docs_cli.py checks it).
+docs: install
+	$(BIN)/python -m souverain.cli.reference --write
 
 # Benchmarks need a few extra packages (competitors measured against ours), locked apart.
 bench: install
