@@ -134,3 +134,14 @@ def test_docs_name_real_commands_and_options() -> None:
                 if option not in options:
                     problems.append(f"{page.name}: `souverain {' '.join(path)}` has no option {option}")
     assert not problems, "\n".join(problems)
+
+
+def test_links_into_cli_md_land_on_a_command() -> None:
+    commands_documented = {"-".join(c.split()) for c in documented()}
+    links = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        prefix = r"(?:cli\.md)?" if page == DOC else r"(?:docs/)?cli\.md"
+        links += [(page.name, a) for a in re.findall(rf"\({prefix}#([a-z0-9-]+)\)", page.read_text(encoding="utf-8"))]
+    assert len(links) >= 3 + len(commands_documented) - 1  # the pages' links and cli.md's own list
+    missing = [f"{page}: cli.md#{anchor}" for page, anchor in links if anchor not in commands_documented]
+    assert not missing, missing
