@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from souverain.cli.help import Formatter, commands
 
@@ -26,8 +27,8 @@ REGENERATE = "python -m souverain.cli.reference --write"
 class _Fixed(Formatter):
     """The width argparse picks in an 80-column terminal, whatever this one is."""
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position, COLUMNS - 2)
+    def __init__(self, prog: str, **options: Any) -> None:
+        super().__init__(prog, **{**options, "width": COLUMNS - 2})
 
 
 def help_text(parser: argparse.ArgumentParser) -> str:
@@ -74,7 +75,8 @@ def render(parser: argparse.ArgumentParser | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m souverain.cli.reference", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m souverain.cli.reference",
+                                     description="docs/cli.md, generated from the commands' own --help.")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help=f"rewrite {DOC.name} in the checkout's docs/")
     action.add_argument("--check", action="store_true", help=f"exit 1 if {DOC.name} differs from the commands' help")
