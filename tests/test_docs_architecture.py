@@ -160,7 +160,9 @@ def test_every_path_and_dotted_name_on_the_page_exists() -> None:
 
 def test_the_check_catches_what_is_not_there() -> None:
     """The checker itself: each kind of mistake is reported."""
-    wrong = "`souverain/nowhere.py` `Pipeline._admitt` `outbound.sealed` `server.max_body` `nowhere.py` `_not_a_function`"
+    wrong = (
+        "`souverain/nowhere.py` `Pipeline._admitt` `outbound.sealed` `server.max_body` `nowhere.py` `_not_a_function`"
+    )
     assert len(problems_in(wrong, bare_names=True)) == 6
     right = "`souverain/pipeline.py` `Pipeline._admit` `outbound.seal` `server.max_body_bytes` `setup.py` `no_permitted_route`"
     assert problems_in(right, bare_names=True) == []

@@ -36,10 +36,17 @@ def test_cli_md_is_generated_from_the_parsers() -> None:
     want = reference.render()
     have = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
     if have != want:
-        diff = "".join(list(difflib.unified_diff(
-            have.splitlines(True), want.splitlines(True), "docs/cli.md", "the commands' --help"))[:60])
-        pytest.fail(f"docs/cli.md is out of date with the commands' --help; regenerate it with "
-                    f"`{reference.REGENERATE}` (or `make docs`) and commit it:\n{diff}")
+        diff = "".join(
+            list(
+                difflib.unified_diff(
+                    have.splitlines(True), want.splitlines(True), "docs/cli.md", "the commands' --help"
+                )
+            )[:60]
+        )
+        pytest.fail(
+            f"docs/cli.md is out of date with the commands' --help; regenerate it with "
+            f"`{reference.REGENERATE}` (or `make docs`) and commit it:\n{diff}"
+        )
 
 
 def test_check_option_reports_a_stale_file(tmp_path, monkeypatch, capsys) -> None:
@@ -76,8 +83,15 @@ def test_every_offered_subcommand_has_a_block() -> None:
         for group in re.findall(r"^  \{([a-z0-9_,-]+)\}$", text, re.M):
             for name in group.split(","):
                 assert f"{command} {name}" in blocks, f"`{command} {name}` is offered but not in docs/cli.md"
-    assert {"souverain serve", "souverain keys create", "souverain pipes check", "souverain ledger verify",
-            "souverain witness serve", "souverain privacy scan", "souverain config schema"} <= set(blocks)
+    assert {
+        "souverain serve",
+        "souverain keys create",
+        "souverain pipes check",
+        "souverain ledger verify",
+        "souverain witness serve",
+        "souverain privacy scan",
+        "souverain config schema",
+    } <= set(blocks)
 
 
 @pytest.mark.parametrize("columns", ["40", "200"])
@@ -130,7 +144,9 @@ def test_docs_name_real_commands_and_options() -> None:
                 problems.append(f"{page.name}: `souverain{m[1]}`: no such command")
                 continue
             options = {o for a in tree[path]._actions for o in a.option_strings}
-            for option in re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", m[2] if words == [] else " ".join(words) + m[2]):
+            for option in re.findall(
+                r"(?<![\w-])(--?[a-z][a-z0-9-]*)", m[2] if words == [] else " ".join(words) + m[2]
+            ):
                 if option not in options:
                     problems.append(f"{page.name}: `souverain {' '.join(path)}` has no option {option}")
     assert not problems, "\n".join(problems)

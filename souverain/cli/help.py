@@ -7,7 +7,8 @@ added anywhere in `souverain/cli/` gets the same treatment without doing anythin
   so `souverain keys create --help` says what the command does;
 - it prints options the way Python 3.13 and later do on every supported Python
   (`-c, --config CONFIG`, not `-c CONFIG, --config CONFIG` before 3.13), so the help text,
-  and docs/cli.md generated from it (`cli/reference.py`), do not depend on the version.
+  and docs/cli.md generated from it (`cli/reference.py`), do not depend on the version
+  (a command that sets a formatter of its own keeps it).
 """
 
 from __future__ import annotations
@@ -53,9 +54,8 @@ def _walk(
 def finish(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Give every command in the tree the shared formatter and a description."""
     for _, command, summary in commands(parser):
-        own = command.formatter_class
-        if not issubclass(own, Formatter):  # keep a command's own formatter (raw text, ...)
-            command.formatter_class = Formatter if own is argparse.HelpFormatter else type(own.__name__, (Formatter, own), {})
+        if command.formatter_class is argparse.HelpFormatter:  # one that chose its own keeps it
+            command.formatter_class = Formatter
         if command.description is None and summary:
             command.description = summary[0].upper() + summary[1:] + ("" if summary.endswith(".") else ".")
     return parser

@@ -13,34 +13,39 @@ tests/test_docs_cli.py fails when docs/cli.md and the parsers disagree.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from souverain.cli.help import Formatter, commands
+from souverain.cli.help import commands
 
 COLUMNS = 80
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 REGENERATE = "python -m souverain.cli.reference --write"
 
 
-class _Fixed(Formatter):
-    """The width argparse picks in an 80-column terminal, whatever this one is."""
-
-    def __init__(self, prog: str, **options: Any) -> None:
-        super().__init__(prog, **{**options, "width": COLUMNS - 2})
+@contextmanager
+def _columns(n: int) -> Iterator[None]:
+    """argparse wraps to the terminal's width, which $COLUMNS overrides (shutil.get_terminal_size)."""
+    before = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(n)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = before
 
 
 def help_text(parser: argparse.ArgumentParser) -> str:
-    """`parser`'s `--help`, as printed at 80 columns without colour."""
-    own = parser.formatter_class
-    parser.formatter_class = type("Fixed", (_Fixed, own), {}) if own is not Formatter else _Fixed
+    """`parser`'s `--help`, as printed in an 80-column terminal, without colour."""
     if hasattr(parser, "color"):  # Python 3.14 colours help on a terminal
         parser.color = False
-    try:
+    with _columns(COLUMNS):
         return parser.format_help()
-    finally:
-        parser.formatter_class = own
 
 
 def _anchor(path: tuple[str, ...]) -> str:
@@ -75,8 +80,9 @@ def render(parser: argparse.ArgumentParser | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m souverain.cli.reference",
-                                     description="docs/cli.md, generated from the commands' own --help.")
+    parser = argparse.ArgumentParser(
+        prog="python -m souverain.cli.reference", description="docs/cli.md, generated from the commands' own --help."
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help=f"rewrite {DOC.name} in the checkout's docs/")
     action.add_argument("--check", action="store_true", help=f"exit 1 if {DOC.name} differs from the commands' help")
