@@ -9,7 +9,7 @@ NATIVE := $(VENV)/.compiled
 SCANNER_SOURCES := $(wildcard souverain/privacy/*.py)
 PYTEST_ARGS ?=
 
-.PHONY: install run test check format bench lock clean
+.PHONY: install run test check format bench docs lock clean
 
 install: $(NATIVE)
 
@@ -53,6 +53,10 @@ check: install
 format: install
 	$(BIN)/ruff format souverain tests bench setup.py
 	$(BIN)/ruff check --fix souverain tests bench setup.py
+
+# docs/cli.md, generated from the commands' own --help (tests/test_docs_cli.py checks it).
+docs: install
+	$(BIN)/python -m souverain.cli.reference --write
 
 # Benchmarks need a few extra packages (competitors measured against ours), locked apart.
 bench: install

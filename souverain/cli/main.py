@@ -1,14 +1,10 @@
-"""The `souverain` command.
+"""The `souverain` command: `build_parser()` is the whole command tree, `main()` runs it.
 
-    souverain serve [--config FILE] [--host H] [--port P] [--workers N]
-    souverain keys create --name NAME [--scope inference|auditor|auditor:all|metrics|admin] [--tenant T] [--model M ...]
-    souverain keys list
-    souverain keys revoke KEY_ID
-    souverain config check FILE
-    souverain config schema
-
-The configuration file is --config, else $SOUVERAIN_CONFIG, else ./souverain.yaml when it
-exists, else the built-in defaults (the embedded model, air gap on).
+The commands are listed in one place only, the tree itself: each documents itself with its
+`help=` strings, `souverain --help` and `souverain COMMAND --help` print them, and
+docs/cli.md is generated from them (`python -m souverain.cli.reference > docs/cli.md`, or
+`make docs`; tests/test_docs_cli.py fails when the two disagree). A command group in
+another module registers itself here with its `add_parser(sub)`.
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ import json
 import sys
 from datetime import datetime, timezone
 
+from souverain.cli.help import finish
 from souverain.cli.options import config_path, with_config
 from souverain import __version__
 from souverain.auth import SCOPES
@@ -98,7 +95,15 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="souverain", description="A sovereign, self-hosted AI gateway.")
+    parser = argparse.ArgumentParser(
+        prog="souverain",
+        description="A sovereign, self-hosted AI gateway.",
+        epilog=(
+            "Commands that take --config read the configuration file it names, else $SOUVERAIN_CONFIG, "
+            "else ./souverain.yaml when it exists, else use the built-in defaults (the embedded model, air gap on). "
+            "`souverain COMMAND --help` describes each command; all of them: docs/cli.md."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"souverain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -139,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ledger_parser(sub)
     add_witness_parser(sub)
-    return parser
+    return finish(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,7 @@
 """`souverain pipes`: declare deployment routes as code, and see what they mean.
 
-    souverain pipes check  [FILE]            validate and analyse; exit 1 if a route breaks its requirements
-    souverain pipes report [FILE] --format md|json|html [-o OUT]
-    souverain pipes diff   OLD NEW           what changed; exit 1 if a personal-data route lost sovereignty
-    souverain pipes dora   [FILE] --out DIR  DORA Register of Information rows and GDPR Art. 30 records
-
-FILE is the argument, else $SOUVERAIN_PIPES, else ./pipes.yaml. The shipped catalogue is
-loaded first unless --no-catalogue. Exit status 2 means the file itself is invalid.
+Its subcommands and their options are documented by their `help=` strings below;
+`souverain pipes --help` and docs/cli.md print them.
 """
 
 from __future__ import annotations
@@ -138,7 +133,13 @@ def cmd_dora(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register `souverain pipes ...` on the main parser's subcommands."""
-    pipes = sub.add_parser("pipes", help="analyse deployment routes (pipes as code)")
+    pipes = sub.add_parser(
+        "pipes",
+        help="analyse deployment routes (pipes as code)",
+        description="Analyse deployment routes (pipes as code). FILE is the argument, else $SOUVERAIN_PIPES, "
+        "else ./pipes.yaml. The shipped catalogue is loaded first unless --no-catalogue. "
+        "Exit status 2 means the file itself is invalid.",
+    )
     cmds = pipes.add_subparsers(dest="pipes_command", required=True)
 
     def common(p: argparse.ArgumentParser, file: bool = True) -> argparse.ArgumentParser:
@@ -172,5 +173,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dora.add_argument("--list-taxonomies", action="store_true")
     target = dora.add_mutually_exclusive_group()
     target.add_argument("--out", default="dora-register", help="directory for the CSV and Art. 30 files (default: ./dora-register)")
-    target.add_argument("--table", choices=["b_05.01", "b_05.02", "b_02.02", "art30"], help="print one table to standard output")
+    tables = ["b_05.01", "b_05.02", "b_02.02", "art30"]
+    target.add_argument("--table", choices=tables, metavar="TABLE",
+                        help=f"print one table to standard output: {', '.join(tables[:-1])} or {tables[-1]}")
     dora.set_defaults(func=cmd_dora)

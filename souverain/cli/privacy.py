@@ -1,9 +1,7 @@
 """`souverain privacy`: check text before it is sent anywhere.
 
-    souverain privacy scan [FILE ...]              text, or a chat request (JSON), on stdin or in files
-    souverain privacy scan --jsonl [FILE ...]      one JSON object per line, its "text" field scanned
-    souverain privacy apply --action mask [FILE ...]   print the text with findings masked/redacted/hashed
-    souverain privacy types                        the types it detects, with their data class
+Its subcommands and their options are documented by their `help=` strings below;
+`souverain privacy --help` and docs/cli.md print them.
 
 Findings are printed as JSON: type, category, offsets, validator and confidence, plus a
 summary (data class, counts per type). Values are never printed unless --values is given.
@@ -30,8 +28,13 @@ EXIT_FOUND = 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    privacy = sub.add_parser("privacy", help="find personal data in text or requests").add_subparsers(
-        dest="privacy_command", required=True)
+    privacy = sub.add_parser(
+        "privacy",
+        help="find personal data in text or requests",
+        description="Find personal data in text, or in a chat completion request (JSON), as the gateway would "
+        "for a tenant: the settings are the privacy: section of the gateway's configuration. Findings never "
+        "show the values found unless scan --values asks for them.",
+    ).add_subparsers(dest="privacy_command", required=True)
 
     scan = privacy.add_parser("scan", help="print findings as JSON (never values, unless --values)")
     _common(scan)
