@@ -529,6 +529,27 @@ def test_production_pipes_file_meets_its_requirements(tmp_path: Path) -> None:
     assert re.search(r"cluster-vllm\s+in_house \(4\)\s+non-EU access: no\s+ok", result.stdout)
 
 
+def test_the_single_overlays_configuration_serves_on_a_volume_as_kubernetes_mounts_it(
+    tmp_path: Path, start_server
+) -> None:
+    """The gateway started with the single overlay's ConfigMap, on a state directory
+    shaped like the pod's volume (group-owned, setgid and group-writable: what `fsGroup`
+    makes of it), comes up alive on /healthz and ready on /readyz with the embedded model,
+    and keeps the files it makes private."""
+    import httpx
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    volume.chmod(0o2770)
+    config = gateway_config("single")["souverain.yaml"]
+    server = start_server(config, env={"SOUVERAIN_STATE_DIR": str(volume)}, serve_args=["--host", "127.0.0.1"])
+    assert httpx.get(f"{server.url}/healthz", timeout=60).status_code == 200
+    ready = httpx.get(f"{server.url}/readyz", timeout=60)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    made = [p for p in volume.iterdir() if p.is_file()]
+    assert made and all(p.stat().st_mode & 0o077 == 0 for p in made), [(p.name, oct(p.stat().st_mode)) for p in made]
+
+
 # --- secrets by reference ---------------------------------------------------------------
 
 
