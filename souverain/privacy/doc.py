@@ -47,9 +47,8 @@ class Doc:
         up = text.upper()
         if len(up) != len(text):  # "ß" -> "SS": upper-case ASCII only
             try:
-                # bytes.upper changes ASCII letters only; a dict translate looks every
-                # character up: 42 µs against 0.7 for a German KB with an "ß" (25 of the
-                # 200 dense slices of bench/privacy take this path)
+                # bytes.upper changes ASCII letters only, far faster than a dict
+                # translate (bench/HISTORY.md)
                 up = text.encode("latin-1").upper().decode("latin-1")
             except UnicodeEncodeError:
                 up = text.translate(_ASCII_UPPER)
@@ -88,10 +87,9 @@ def digit_anchored(pattern: re.Pattern[str], doc: Doc) -> Iterator[re.Match[str]
     """What `pattern.finditer(doc.text)` yields, for a pattern that can only start at an
     ASCII digit. The next digit is found with bytes.find in `doc.marks`
     (memchr) and the pattern is tried there only: a regex search tests its first
-    character class at every position, which made text without numbers cost 4 µs more
-    per KB, and text with accents or non-Latin letters (where `re` takes its slower
-    wide-character path) 10 to 15 µs (docs/benchmarks.md). (Tried for the capitalised
-    words of names.py too: slower there, capitals being far more frequent.)"""
+    character class at every position, which costs most on text without numbers and on
+    text with accents or non-Latin letters (bench/HISTORY.md; slower for the capitalised
+    words of names.py, capitals being far more frequent)."""
     marks = doc.marks
     text = doc.text
     i = marks.find(b"0")

@@ -61,12 +61,12 @@ def _fold_table() -> dict[int, int | None]:
 _FOLD = _fold_table()
 
 
-# The same for ASCII, as a byte table: bytes.translate is several times faster.
+# The same for ASCII, as a byte table (bytes.translate is faster: bench/HISTORY.md).
 _ASCII_FOLD = bytes(ord(chr(b).lower()) if chr(b).isalnum() else 0x20 for b in range(256))
 
 
-# Other text: `str.translate` with a dict looks every character up (about 0.5 µs per
-# character). Latin-1 text (French, German, Spanish...) goes through a byte table as
+# Other text: `str.translate` with a dict looks every character up (slow:
+# bench/HISTORY.md). Latin-1 text (French, German, Spanish...) goes through a byte table as
 # ASCII does. Text with wider characters goes through the byte table too, and each run
 # of wider characters is then folded on its own; where there are many runs (Greek,
 # Cyrillic), the whole text is changed by `re`, which copies the runs in between whole:

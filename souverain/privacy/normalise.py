@@ -62,8 +62,7 @@ _CONF_TABLE = str.maketrans(_CONFUSABLES)
 # One search each tells whether the slow path is needed at all (besides the NFKC
 # check): a character of the lists above, or a decimal digit other than 0-9 (`[^\D0-9]`
 # is "a digit and not ASCII"). Two single-class searches: as one alternation
-# (`...|(?![0-9])\d`) `re` tried a branch at every character, 40 µs on a KB of accented
-# text (docs/benchmarks.md).
+# (`...|(?![0-9])\d`) `re` tried a branch at every character (bench/HISTORY.md).
 _SUSPICIOUS_CHAR = re.compile(f"[{re.escape(_DROP + _DASHES + _CONF_CHARS)}]")
 _OTHER_DIGIT = re.compile(r"[^\D0-9]")
 

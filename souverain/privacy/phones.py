@@ -2,8 +2,8 @@
 
 `phonenumbers.is_valid_number` answers from the metadata (libphonenumber's per-region
 number patterns), but walks it in Python: a region lookup, then up to eleven pattern
-descriptions one after the other. That was the single most costly call of the scanner
-(about 10 µs a number). `valid(code, nsn)` gives the same answer from the same metadata:
+descriptions one after the other: the single most costly call of the scanner
+(bench/HISTORY.md). `valid(code, nsn)` gives the same answer from the same metadata:
 for each region of a calling code, the type descriptions (fixed line, mobile, toll free,
 premium, shared cost, VoIP, personal, pager, UAN, voicemail) that allow a number of that
 length are joined into one compiled pattern, built on first use and kept.
