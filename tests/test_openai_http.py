@@ -86,16 +86,21 @@ def test_json_schema_and_embeddings_through_upstream(front: Server) -> None:
     assert len(emb.data) == 2 and len(emb.data[0].embedding) > 100
 
 
-def test_upstream_client_errors_pass_through(front: Server) -> None:
+def test_upstream_client_errors_come_back_as_their_kind(front: Server) -> None:
     client = openai.OpenAI(base_url=f"{front.url}/v1", api_key=front.key, max_retries=0)
-    # The upstream refuses tool_choice auto on its embedded engine; the front says so with a 400.
+    # The upstream refuses tool_choice auto on its embedded engine; the front says it was
+    # refused as invalid (a 400), and keeps the upstream's own words for its log.
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(
             model="relayed",
             messages=[{"role": "user", "content": "x"}],
             tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         )
-    assert "upstream answered 400" in str(err.value)
+    body = err.value.body
+    assert isinstance(body, dict) and body["code"] == "upstream_rejected"
+    assert "route 'undeclared'" in body["message"] and "HTTP 400" in body["message"]
+    assert "choose freely" not in body["message"]
+    assert "choose freely" in front.log.read_text()
 
 
 # -- fault injection ---------------------------------------------------------------------
