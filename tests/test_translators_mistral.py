@@ -39,6 +39,7 @@ def test_translations() -> None:
     assert sent("mistral", CORPUS[16])["safe_prompt"] is True
     assert sent("mistral", {"messages": USER, "prompt_mode": "reasoning"})["prompt_mode"] == "reasoning"
     assert sent("mistral", CORPUS[15])["reasoning_effort"] == "low"
+    assert sent("mistral", CORPUS[18])["messages"][1]["content"][0]["type"] == "thinking"  # Mistral has them
 
 
 def test_tool_call_ids_are_nine_alphanumerics_consistently() -> None:

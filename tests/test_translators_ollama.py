@@ -8,7 +8,7 @@ from translation import CORPUS, SCHEMA, TOOL, USER, openai_chat_schema, sent, va
 from souverain.errors import Unsupported
 
 
-@pytest.mark.parametrize("index", [0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 15, 16, 17])
+@pytest.mark.parametrize("index", [0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 15, 16, 17, 18])
 def test_bodies_are_openai_bodies(index: int) -> None:
     validate(openai_chat_schema(False), sent("ollama", CORPUS[index]))
 

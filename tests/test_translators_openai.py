@@ -74,6 +74,8 @@ def test_passed_as_they_are() -> None:
 def test_mistral_fields_done_by_the_gateway() -> None:
     body = sent("openai", CORPUS[16])
     assert body["messages"][0]["role"] == "system" and body["seed"] == 9
+    # A past turn's thinking (Mistral's content part) is not an OpenAI part: left out.
+    assert sent("openai", CORPUS[18])["messages"][1]["content"] == [{"type": "text", "text": "Let me check."}]
 
 
 def test_refused_before_sending() -> None:

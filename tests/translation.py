@@ -66,6 +66,9 @@ CORPUS: list[dict[str, Any]] = [
     {"messages": USER, "reasoning_effort": "low"},
     {"messages": USER, "safe_prompt": True, "random_seed": 9},
     {"messages": USER, "data_class": "internal"},
+    {"messages": [*USER, {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": [{"type": "text", "text": "Lyon is in France."}]},
+        {"type": "text", "text": "Let me check."}]}, {"role": "user", "content": "Go on."}]},
 ]
 
 

@@ -183,12 +183,18 @@ def budget(request: ChatRequest, target: Target) -> int | None:
     return request.reasoning_budget_tokens
 
 
-def openai_message(m: Message) -> dict[str, Any]:
-    """A message as OpenAI's request schema has it, for each role."""
+def openai_message(m: Message, *, keep_thinking: bool = False) -> dict[str, Any]:
+    """A message as OpenAI's request schema has it, for each role. Mistral's `thinking`
+    parts of past assistant turns are left out (`keep_thinking` for Mistral's API, which
+    has them): other servers have no such part, and a past turn's reasoning is not fed
+    back to a model."""
     out: dict[str, Any] = {"role": m.role}
     if m.role == "assistant":
-        if m.content is not None:
-            out["content"] = m.content
+        content = m.content
+        if isinstance(content, list) and not keep_thinking:
+            content = [part for part in content if part.get("type") != "thinking"] or None
+        if content is not None:
+            out["content"] = content
         if m.tool_calls:
             out["tool_calls"] = [tool_call(c, n) for n, c in enumerate(m.tool_calls)]
     else:
@@ -213,9 +219,10 @@ def tool_call(call: ToolCall, n: int) -> dict[str, Any]:
     }
 
 
-def as_text(m: Message) -> str:
-    """A message's content as one string (for servers that take no content parts there)."""
-    return m.text()
+def as_text(parts: list[dict[str, Any]]) -> str:
+    """Content parts as one string, for servers that take no parts there (text parts
+    only: another kind is a 400, as on the embedded engine)."""
+    return Message(role="user", content=parts).text()
 
 
 def gateway_side_prompts(request: ChatRequest, target: Target, body: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ from souverain.engines.translators.common import Target
 def _message(m: Message) -> dict[str, Any]:
     out = common.system_for_developer(common.openai_message(m))
     if out["role"] != "user" and isinstance(out.get("content"), list):
-        out["content"] = common.as_text(m)
+        out["content"] = common.as_text(out["content"])
     out.pop("name", None)
     return out
 

@@ -40,7 +40,7 @@ def nine_char_id(old: str | None) -> str:
 
 
 def _message(m: Message) -> dict[str, Any]:
-    full = common.openai_message(m)
+    full = common.openai_message(m, keep_thinking=True)
     role = "system" if m.role == "developer" else m.role
     out: dict[str, Any] = {"role": role}
     if "content" in full:
