@@ -50,6 +50,8 @@ def test_required_with_one_tool_names_it() -> None:
 def test_auto_where_the_chat_format_parses_it() -> None:
     body = sent("llama-cpp-python", CORPUS[4], capabilities={"tool_choice": ["auto", "none", "named"]})
     assert body["tool_choice"] == "auto" and "parallel_tool_calls" not in body
+    implicit = sent("llama-cpp-python", CORPUS[3], capabilities={"tool_choice": ["auto", "none", "named"]})
+    assert implicit["tool_choice"] == "auto"  # left out, chatml-function-calling would not call at all
 
 
 def test_messages_in_the_servers_shapes() -> None:

@@ -56,6 +56,7 @@ def test_defaults_are_written_out() -> None:
     fmt = sent("openai", CORPUS[9])["response_format"]
     assert fmt["json_schema"]["name"] == "response" and fmt["json_schema"]["schema"]["required"] == ["ok"]
     assert sent("openai", CORPUS[5])["tool_choice"] == "none"
+    assert sent("openai", CORPUS[3])["tool_choice"] == "auto"  # implicit with tools: written out
     assert sent("openai", {"messages": USER})["stream"] is False
 
 

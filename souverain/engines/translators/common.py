@@ -112,8 +112,9 @@ def tool_choice(request: ChatRequest, target: Target) -> tuple[list[Tool] | None
     named = request.named_tool()
     mode = _mode(request.tool_choice, named)
     if mode in caps.tool_choice:
-        if request.tool_choice is None:
-            return list(tools), None
+        # `auto` is written out when the caller left it implicit: OpenAI's default with
+        # tools, not every server's (llama-cpp-python's chatml-function-calling then
+        # answers without tools; vLLM's field defaults to none).
         return list(tools), {"type": "function", "function": {"name": named}} if named else mode
     if mode == "none":
         return None, None
