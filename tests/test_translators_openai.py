@@ -96,3 +96,30 @@ def test_embeddings_body_validates() -> None:
     with pytest.raises(Unsupported) as err:
         sent_embed("openai", ["un"])
     assert err.value.code == "embeddings_unsupported"
+
+
+def test_every_default_omit_defaults_can_drop_is_accounted_for() -> None:
+    """The fields of the request structs that encoding would drop because they equal a
+    non-null default. Each is either written by the translators (checked above) or never
+    forwarded. A new one fails here until it is put in one of the two lists."""
+    import msgspec
+
+    from souverain import chat
+
+    written = {"FunctionCall.arguments", "ToolCall.type", "FunctionDef.parameters", "Tool.type",
+               "JSONSchemaFormat.name", "ChatRequest.stream", "ChatRequest.safe_prompt"}
+    never_forwarded = {"StreamOptions.include_usage",  # the gateway asks for usage itself
+                       "EmbeddingRequest.encoding_format",  # vectors are encoded by the gateway
+                       "Usage.prompt_tokens", "Usage.completion_tokens", "Usage.total_tokens"}  # not a request
+    found = set()
+    for name in dir(chat):
+        cls = getattr(chat, name)
+        if isinstance(cls, type) and issubclass(cls, chat.Wire) and cls is not chat.Wire:
+            for f in msgspec.structs.fields(cls):
+                default = f.default if f.default is not msgspec.NODEFAULT else (
+                    f.default_factory() if f.default_factory is not msgspec.NODEFAULT else None)
+                if default is not None:
+                    found.add(f"{cls.__name__}.{f.name}")
+    assert found == written | never_forwarded
+    body = sent("openai", {"messages": USER, "safe_prompt": False, "tools": [BARE_TOOL]})
+    assert body["stream"] is False and body["tools"][0]["type"] == "function"
