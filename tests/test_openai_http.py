@@ -199,6 +199,14 @@ def test_upstream_answers_reach_the_caller_as_their_kind(
     assert "literal_error" in fault_front.log.read_text()  # the operator's log has it
 
 
+def test_finish_reasons_outside_openais_enum_are_mapped(fault_front: Server, faulty: FaultServer) -> None:
+    faulty.mode = "model_length"  # Mistral's API: the model's context ran out
+    response = http.post(f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"},
+                         headers=fault_front.headers())
+    faulty.mode = "ok"
+    assert response.json()["choices"][0]["finish_reason"] == "length"
+
+
 @pytest.mark.parametrize("mode", ["token_level", "short", "strings", "no_data"])
 def test_embeddings_of_an_unexpected_shape_are_a_502(fault_front: Server, faulty: FaultServer, mode: str) -> None:
     faulty.mode = mode

@@ -129,6 +129,7 @@ class OpenAIHTTPEngine:
         data["model"] = self.config.name
         for choice in choices:
             _normalise_content(choice["message"])
+            _normalise_finish(choice)
         usage = data.get("usage")
         if not isinstance(usage, dict):
             data["usage"] = usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -176,6 +177,7 @@ class OpenAIHTTPEngine:
                         raise self._shape("a stream chunk without choices", chunk)
                     chunk["model"] = self.config.name
                     for choice in choices:
+                        _normalise_finish(choice)
                         delta = choice.get("delta")
                         if isinstance(delta, dict):
                             _normalise_content(delta)
@@ -320,6 +322,17 @@ def _vectors(data: Any, count: int) -> list[list[float]] | None:
 def _retry_after(response: httpx.Response) -> dict[str, str]:
     value = response.headers.get("retry-after")
     return {"Retry-After": value} if value else {}
+
+
+# Finish reasons some upstreams use that OpenAI's enum lacks: Mistral's API says
+# `model_length` when the model's context (not max_tokens) ran out.
+_FINISH = {"model_length": "length"}
+
+
+def _normalise_finish(choice: dict[str, Any]) -> None:
+    reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason in _FINISH:
+        choice["finish_reason"] = _FINISH[reason]
 
 
 def _normalise_content(message: dict[str, Any]) -> None:
