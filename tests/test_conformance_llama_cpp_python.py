@@ -200,6 +200,26 @@ def test_json_schema(client: openai.OpenAI) -> None:
     assert isinstance(json.loads(out.choices[0].message.content)["ok"], bool)
 
 
+def test_logprobs(client: openai.OpenAI) -> None:
+    out = client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "Say hi"}], max_tokens=4,
+                                         temperature=0, logprobs=True, top_logprobs=2)
+    logprobs = out.choices[0].logprobs
+    assert logprobs is not None and logprobs.content
+    assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in logprobs.content)
+
+
+@pytest.mark.parametrize(("extra", "code", "param"), [
+    ({"n": 2}, "n_unsupported", "n"),
+    ({"reasoning_effort": "low"}, "reasoning_unsupported", "reasoning_effort"),
+])
+def test_what_the_server_ignores_is_refused(client: openai.OpenAI, extra: dict, code: str, param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "Say hi"}], max_tokens=4,
+                                       **extra)
+    body = err.value.body
+    assert isinstance(body, dict) and body["code"] == code and body["param"] == param and "'lcp'" in body["message"]
+
+
 def test_context_overflow_is_a_clear_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "lorem ipsum " * 600}],
@@ -238,6 +258,15 @@ def test_mistral_tool_choice_any(mistral: Mistral) -> None:
     assert err.value.status_code == 400
     body = json.loads(err.value.body)
     assert body["object"] == "error" and body["code"] == "unsupported_tool_choice" and "'lcp'" in body["message"]
+
+
+def test_mistral_tool_call_streamed(mistral: Mistral) -> None:
+    events = list(mistral.chat.stream(model="lcp", messages=WEATHER, tools=[TOOL], tool_choice="any", max_tokens=40,
+                                      temperature=0))
+    calls = [tc for e in events if e.data.choices for tc in (e.data.choices[0].delta.tool_calls or [])]
+    assert calls and calls[0].function.name == "get_weather"
+    ids = {tc.id for tc in calls if tc.id and tc.id != "null"}
+    assert len(ids) == 1 and all(len(i) == 9 and i.isalnum() for i in ids)  # one call, one Mistral id
 
 
 def test_mistral_json_schema(mistral: Mistral) -> None:
