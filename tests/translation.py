@@ -20,7 +20,7 @@ from typing_extensions import is_typeddict
 
 from souverain.chat import ChatRequest, decode
 from souverain.config import OpenAIHTTPModel
-from souverain.config.schema import Capabilities as CapabilityOverrides
+from souverain.config.schema import CapabilityOverrides
 from souverain.engines.openai_http import OpenAIHTTPEngine
 from souverain.engines.translators import Target, target_for
 

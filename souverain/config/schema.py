@@ -112,7 +112,7 @@ Flavor = Literal["openai", "vllm", "mistral", "llama-server", "llama-cpp-python"
 ToolChoiceMode = Literal["auto", "none", "required", "named"]
 
 
-class Capabilities(Base):
+class CapabilityOverrides(Base):
     """What one upstream model can do, where it differs from its flavor's row in the
     capability table (docs/dialects.md). A key left unset keeps the flavor's value."""
 
@@ -170,7 +170,7 @@ class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine", kw_only=True)
     reasoning_system_prompt: str | None = None
     # What this model can do where it differs from its flavor's defaults; a request
     # needing what it cannot do gets a 400 before anything is sent.
-    capabilities: Capabilities | None = None
+    capabilities: CapabilityOverrides | None = None
 
 
 ModelConfig = Union[LlamaCppModel, OpenAIHTTPModel]
