@@ -20,7 +20,10 @@ from souverain.errors import InvalidRequest, ValidationFailed
 
 
 class Wire(msgspec.Struct, kw_only=True, omit_defaults=True):
-    pass
+    """Request structs. `omit_defaults` keeps what the caller did not send out of the
+    classified payload; it also leaves out fields equal to their default (a tool's
+    `type: "function"`), so these structs are never the body sent upstream: the
+    translators (`souverain/engines/translators/`) write that field by field."""
 
 
 class FunctionCall(Wire):
@@ -127,6 +130,9 @@ class ChatRequest(Wire):
     tool_choice: Literal["none", "auto", "required", "any"] | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     n: Annotated[int, Meta(ge=1)] | None = None
+    # Log probabilities of the output tokens, and of the `top_logprobs` likeliest at each.
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
     user: str | None = None

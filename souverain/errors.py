@@ -44,6 +44,17 @@ class ValidationFailed(InvalidRequest):
         self.loc = loc
 
 
+class Unsupported(InvalidRequest):
+    """The request needs something the chosen upstream cannot do (a column of the
+    capability table, docs/dialects.md, named by `capability`). Raised before anything is
+    sent; the pipeline then tries the next allowed route, and answers with the first
+    refusal if none can."""
+
+    def __init__(self, message: str, *, capability: str, param: str, code: str) -> None:
+        super().__init__(message, param=param, code=code)
+        self.capability = capability
+
+
 class Unauthorized(GatewayError):
     status = 401
     type = "authentication_error"

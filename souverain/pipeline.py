@@ -21,7 +21,10 @@ it (`Exchange`) and renders what it returns (`Answer`).
                   the engine sends them. A route failure (502/504, engine down) or a busy
                   engine (429) moves on to the next allowed route, up to
                   `routing.retries`; after the last, its error is the answer. A stream
-                  moves on only before its first chunk.
+                  moves on only before its first chunk. An engine whose upstream cannot
+                  honour the request (`Unsupported`: a capability it lacks) is passed
+                  over before anything is sealed; if no attempt can, the first refusal
+                  (400) is the answer.
  7. restore       original values back into the answer (streams: across chunks).
  8. account       tokens and latency into metrics.
  9. record        one ledger entry per authenticated request, built from `Facts`:
@@ -61,6 +64,7 @@ from souverain.errors import (
     NoRoute,
     NotFound,
     Overloaded,
+    Unsupported,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -352,12 +356,19 @@ class Pipeline:
         choice = admitted.choice
         attempts = [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
         policy = self.router.policy(facts.principal.tenant if facts.principal else "")
+        refused: Unsupported | None = None
         for n, candidate in enumerate(attempts):
             engine = self.engines[candidate.deployment]
+            try:
+                outbound = build(engine)
+            except Unsupported as exc:  # this upstream cannot; another allowed one may
+                refused = refused or exc
+                facts.reasons.append(f"route {candidate.route}: {exc.code}")
+                continue
             sealed = await _off_loop(
                 len(facts.body or b""),
                 seal,
-                build(engine),
+                outbound,
                 route=candidate.route,
                 scanner=admitted.scanner,
                 rules=admitted.rules,
@@ -381,7 +392,8 @@ class Pipeline:
             if send is not _open_stream:  # a stream's route is judged when it ends (_relay)
                 self.router.health.end(candidate.deployment, ok=True)
             return candidate, result
-        raise AssertionError("unreachable: at least one attempt is made")
+        assert refused is not None, "unreachable: an attempt either returns, raises or is refused"
+        raise refused
 
     async def _relay(
         self,

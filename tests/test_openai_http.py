@@ -86,16 +86,21 @@ def test_json_schema_and_embeddings_through_upstream(front: Server) -> None:
     assert len(emb.data) == 2 and len(emb.data[0].embedding) > 100
 
 
-def test_upstream_client_errors_pass_through(front: Server) -> None:
+def test_upstream_client_errors_come_back_as_their_kind(front: Server) -> None:
     client = openai.OpenAI(base_url=f"{front.url}/v1", api_key=front.key, max_retries=0)
-    # The upstream refuses tool_choice auto on its embedded engine; the front says so with a 400.
+    # The upstream refuses tool_choice auto on its embedded engine; the front says it was
+    # refused as invalid (a 400), and keeps the upstream's own words for its log.
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(
             model="relayed",
             messages=[{"role": "user", "content": "x"}],
             tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         )
-    assert "upstream answered 400" in str(err.value)
+    body = err.value.body
+    assert isinstance(body, dict) and body["code"] == "upstream_rejected"
+    assert "route 'undeclared'" in body["message"] and "HTTP 400" in body["message"]
+    assert "choose freely" not in body["message"]
+    assert "choose freely" in front.log.read_text()
 
 
 # -- fault injection ---------------------------------------------------------------------
@@ -114,12 +119,17 @@ def fault_front(faulty: FaultServer, tmp_path_factory: pytest.TempPathFactory) -
     closed.bind(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]
     closed.close()
+    # The breaker would stop forwarding after a few failures in a row: these tests are
+    # about what each failure looks like, so it never opens here.
     config = f"""
+routing:
+  circuit: {{failures: 1000}}
 models:
   - name: flaky
     engine: openai_http
     base_url: http://127.0.0.1:{faulty.port}/v1
     read_timeout_s: 1
+    embeddings: true
   - name: gone
     engine: openai_http
     base_url: http://127.0.0.1:{dead_port}/v1
@@ -165,6 +175,49 @@ def test_upstream_failures_map_to_clear_errors(
     assert http.post(
         f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"}, headers=fault_front.headers()
     ).json()["choices"][0]["message"]["content"] == "fine"
+
+
+@pytest.mark.parametrize(("mode", "status", "code"), [
+    ("validation_dump", 400, "upstream_rejected"),
+    ("context_full", 400, "context_length_exceeded"),
+    ("no_choices", 502, "upstream_bad_response"),
+])
+def test_upstream_answers_reach_the_caller_as_their_kind(
+    fault_front: Server, faulty: FaultServer, mode: str, status: int, code: str
+) -> None:
+    faulty.mode = mode
+    for headers in ({}, {"x-souverain-dialect": "mistral"}):
+        response = http.post(f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"},
+                             headers={**fault_front.headers(), **headers})
+        assert response.status_code == status, response.text
+        error = response.json() if headers else response.json()["error"]
+        assert error["code"] == code
+        # The upstream's body (its validation dump, its file paths) is not in the answer.
+        assert "literal_error" not in response.text and "site-packages" not in response.text
+        assert "Requested tokens" not in response.text and "127.0.0.1" not in response.text
+    faulty.mode = "ok"
+    assert "literal_error" in fault_front.log.read_text()  # the operator's log has it
+
+
+def test_finish_reasons_outside_openais_enum_are_mapped(fault_front: Server, faulty: FaultServer) -> None:
+    faulty.mode = "model_length"  # Mistral's API: the model's context ran out
+    response = http.post(f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"},
+                         headers=fault_front.headers())
+    faulty.mode = "ok"
+    assert response.json()["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize("mode", ["token_level", "short", "strings", "no_data"])
+def test_embeddings_of_an_unexpected_shape_are_a_502(fault_front: Server, faulty: FaultServer, mode: str) -> None:
+    faulty.mode = mode
+    response = http.post(f"{fault_front.url}/v1/embeddings", json={"model": "flaky", "input": ["un", "deux"]},
+                         headers=fault_front.headers())
+    faulty.mode = "ok"
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "upstream_bad_response"
+    ok = http.post(f"{fault_front.url}/v1/embeddings", json={"model": "flaky", "input": ["un", "deux"]},
+                   headers=fault_front.headers())
+    assert ok.status_code == 200 and [d["embedding"] for d in ok.json()["data"]] == [[0.1, 0.2, 0.3]] * 2
 
 
 def test_broken_stream_ends_with_an_error_event(fault_front: Server, faulty: FaultServer) -> None:

@@ -134,7 +134,8 @@ class FaultServer:
     def __init__(self) -> None:
         self.mode = "ok"
         self.seen: list[dict] = []
-        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                                Route("/v1/embeddings", self.embeddings, methods=["POST"])])
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -149,6 +150,17 @@ class FaultServer:
             return JSONResponse({"error": {"message": "boom"}}, status_code=500)
         if self.mode == "rate_limited":
             return JSONResponse({"error": {"message": "slow down"}}, status_code=429, headers={"retry-after": "7"})
+        if self.mode == "validation_dump":  # what a FastAPI server's 422 looks like
+            return JSONResponse({"detail": [{"type": "literal_error", "loc": ["body", "response_format", "type"],
+                                             "msg": "Input should be 'text'", "input": "json_schema",
+                                             "url": "/srv/app/.venv/lib/python3.11/site-packages/x.py"}]},
+                                status_code=422)
+        if self.mode == "context_full":
+            return JSONResponse({"error": {"message": "Requested tokens (900) exceed context window of 512",
+                                           "type": "invalid_request_error", "param": "messages",
+                                           "code": "context_length_exceeded"}}, status_code=400)
+        if self.mode == "no_choices":
+            return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
         if self.mode == "unauthorized":
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         if self.mode == "hang":
@@ -168,10 +180,31 @@ class FaultServer:
                 "object": "chat.completion",
                 "created": 0,
                 "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"},
+                             "finish_reason": "model_length" if self.mode == "model_length" else "stop"}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             }
         )
+
+    async def embeddings(self, request: Request) -> Response:
+        """Embeddings in the shape `mode` names: `ok`, `token_level` (a vector per token,
+        as a server without pooling answers), `short` (one vector fewer than inputs),
+        `strings` (numbers as strings), `no_data`."""
+        body = await request.json()
+        self.seen.append(body)
+        count = len(body["input"])
+        vector: list = [0.1, 0.2, 0.3]
+        items = [{"object": "embedding", "index": i, "embedding": vector} for i in range(count)]
+        if self.mode == "token_level":
+            items = [{"object": "embedding", "index": i, "embedding": [vector, vector]} for i in range(count)]
+        elif self.mode == "short":
+            items = items[:-1]
+        elif self.mode == "strings":
+            items = [{"object": "embedding", "index": i, "embedding": ["0.1", "0.2"]} for i in range(count)]
+        elif self.mode == "no_data":
+            return JSONResponse({"object": "list", "model": body["model"]})
+        return JSONResponse({"object": "list", "model": body["model"], "data": items,
+                             "usage": {"prompt_tokens": count, "total_tokens": count}})
 
     def stop(self) -> None:
         self.server.should_exit = True

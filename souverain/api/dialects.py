@@ -13,8 +13,6 @@ field only Mistral's API has (`random_seed`, `safe_prompt`, `prompt_mode`,
 
 from __future__ import annotations
 
-import hashlib
-import string
 from typing import Any, Protocol
 
 import msgspec
@@ -23,9 +21,9 @@ from starlette.responses import Response
 
 from souverain.api.errors import error_body
 from souverain.chat import ChatRequest
+from souverain.engines.translators.mistral import nine_char_id
 from souverain.errors import GatewayError, ValidationFailed
 
-_ALNUM = string.ascii_letters + string.digits
 _encode = msgspec.json.Encoder().encode
 
 
@@ -103,19 +101,6 @@ def _mistral_message(message: dict[str, Any], *, streaming: bool) -> None:
             message["content"] = [thinking, {"type": "text", "text": text or ""}]
     for call in message.get("tool_calls") or []:
         call["id"] = nine_char_id(call.get("id"))
-
-
-def nine_char_id(old: str | None) -> str:
-    """A Mistral-valid tool-call id: kept when already valid, else derived from the old one
-    (so the same upstream id maps to the same id in every chunk and turn)."""
-    if old and len(old) == 9 and old.isalnum() and old.isascii():
-        return old
-    digest = int.from_bytes(hashlib.sha256((old or "").encode()).digest()[:8], "big")
-    out = []
-    for _ in range(9):
-        digest, r = divmod(digest, 62)
-        out.append(_ALNUM[r])
-    return "".join(out)
 
 
 OPENAI = OpenAIDialect()

@@ -105,6 +105,36 @@ class LlamaCppModel(Base, tag="llamacpp", tag_field="engine", kw_only=True):
     reasoning: ReasoningConfig | None = None
 
 
+# The kinds of OpenAI-compatible server the `openai_http` engine knows the dialect of; each
+# has a translator and a row of capabilities (souverain/engines/translators/, docs/dialects.md).
+Flavor = Literal["openai", "vllm", "mistral", "llama-server", "llama-cpp-python", "tgi", "ollama"]
+ToolChoiceMode = Literal["auto", "none", "required", "named"]
+
+
+class CapabilityOverrides(Base):
+    """What one upstream model can do, where it differs from its flavor's row in the
+    capability table (docs/dialects.md). A key left unset keeps the flavor's value."""
+
+    # The tool_choice modes the upstream honours (`required` is Mistral's `any`; `named`
+    # forces one function), e.g. [auto, none, named] for llama-cpp-python started with
+    # chat_format chatml-function-calling.
+    tool_choice: list[ToolChoiceMode] | None = None
+    # response_format {"type": "json_object"}.
+    json_object: bool | None = None
+    # response_format {"type": "json_schema"} (sent in the upstream's own form).
+    json_schema: bool | None = None
+    # reasoning_effort.
+    reasoning_effort: bool | None = None
+    # A per-request cap on thinking tokens (reasoning_budget_tokens).
+    reasoning_budget: bool | None = None
+    # logprobs and top_logprobs.
+    logprobs: bool | None = None
+    # n > 1 choices.
+    n: bool | None = None
+    # A usage report at the end of a stream (stream_options.include_usage).
+    stream_usage: bool | None = None
+
+
 class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine", kw_only=True):
     """A model reached over HTTP on any OpenAI-compatible server."""
 
@@ -121,8 +151,9 @@ class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine", kw_only=True)
     base_url: str
     # Model name the upstream knows; omitted: `name`.
     upstream_model: str | None = None
-    # What kind of server this is; decides which request fields are translated.
-    flavor: Literal["openai", "vllm", "mistral", "llama-server", "tgi", "ollama"] = "openai"
+    # What kind of server this is; decides how requests are translated, and what the
+    # upstream is known to be able to do (docs/dialects.md).
+    flavor: Flavor = "openai"
     # Bearer token for the upstream. Use ${ENV_VAR} to take it from the environment.
     api_key: str | None = None
     connect_timeout_s: PositiveFloat = 5.0
@@ -136,6 +167,9 @@ class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine", kw_only=True)
     # System prompt added for Mistral's `prompt_mode: "reasoning"` when the upstream is
     # not Mistral's API (which adds its own); unset: such requests get a 400.
     reasoning_system_prompt: str | None = None
+    # What this model can do where it differs from its flavor's defaults; a request
+    # needing what it cannot do gets a 400 before anything is sent.
+    capabilities: CapabilityOverrides | None = None
 
 
 ModelConfig = LlamaCppModel | OpenAIHTTPModel

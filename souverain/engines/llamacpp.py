@@ -286,6 +286,10 @@ class LlamaCppEngine:
 
         if request.n not in (None, 1):
             raise InvalidRequest("n > 1 is not supported by the llamacpp engine", param="n")
+        if request.logprobs or request.top_logprobs:
+            raise InvalidRequest(
+                "logprobs are not reported by the llamacpp engine", param="logprobs", code="logprobs_unsupported"
+            )
         reasoning = self.config.reasoning
         budget_tokens = thinking_budget(request, reasoning, self.config.name)
         messages = [_plain_message(m) for m in with_system_prompts(request, reasoning)]

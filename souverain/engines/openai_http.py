@@ -1,19 +1,19 @@
 """An engine that forwards to any OpenAI-compatible HTTP server.
 
-vLLM, TGI, llama-server, Ollama and Mistral's API all speak a dialect of OpenAI's chat
-completions, each with its own differences. One translator per upstream `flavor` rewrites
-the fields the target understands differently (see docs/dialects.md); everything else
-passes through. Connections are pooled per engine; streams are relayed chunk by chunk as
-they arrive, never buffered; every upstream failure becomes a clear 502/504.
+vLLM, TGI, llama-server, llama-cpp-python, Ollama and Mistral's API all speak a dialect
+of OpenAI's chat completions, each with its own differences and abilities. The flavor's
+translator (`souverain/engines/translators/`) writes the exact body, translating or
+refusing what the upstream cannot do, before it is sealed. Connections are pooled per
+engine; streams are relayed chunk by chunk as they arrive, never buffered. Answers are
+checked for shape; an upstream failure reaches the caller as its kind (400, 429, 502,
+504), its body (validation dumps, file paths) only the operator's log.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
-import string
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -22,11 +22,16 @@ from httpx_aiohttp import HttpxAiohttpClient
 
 from souverain.chat import ChatRequest
 from souverain.config import OpenAIHTTPModel
-from souverain.engines.reasoning import SAFE_PROMPT
-from souverain.errors import GatewayError, InvalidRequest, UpstreamError, UpstreamRateLimited, UpstreamTimeout
+from souverain.engines.translators import target_for, translator_for
+from souverain.errors import (
+    GatewayError,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+)
 from souverain.outbound import Outbound, Sealed
 
-_ALNUM = string.ascii_letters + string.digits
 log = logging.getLogger("souverain.engines.openai_http")
 _JSON = {"content-type": "application/json"}
 
@@ -40,7 +45,8 @@ class OpenAIHTTPEngine:
         # What clients are told of this upstream: its route, never its address (the log
         # has that). An HTTP model without a route is on the built-in `undeclared` one.
         self._label = f"the upstream of route {config.route or 'undeclared'!r}"
-        self._upstream_model = config.upstream_model or config.name
+        self._translator = translator_for(config.flavor)
+        self._target = target_for(config)
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._client = HttpxAiohttpClient(
             headers=headers,
@@ -93,69 +99,17 @@ class OpenAIHTTPEngine:
             return False
         return response.status_code < 500
 
-    # -- translation -----------------------------------------------------------------
+    # -- translation: the flavor's translator, before anything is sealed -----------
     def translate(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        """The body to send upstream, in the dialect of this engine's flavor."""
-        if request.tools and not self.config.tools:
-            raise InvalidRequest(
-                f"model {self.config.name!r} is served without tool support", param="tools", code="tools_unsupported"
-            )
-        body: dict[str, Any] = msgspec.to_builtins(request)
-        body["model"] = self._upstream_model
-        body["stream"] = stream
-        body.pop("stream_options", None)
-        flavor = self.config.flavor
-        if stream and flavor in ("openai", "vllm", "llama-server", "tgi"):
-            body["stream_options"] = {"include_usage": True}
-        if flavor == "mistral":
-            _to_mistral(body)
-            return body
-        self._mistral_fields_elsewhere(body)
-        budget = body.pop("reasoning_budget_tokens", None)
-        if budget is not None:
-            if flavor == "vllm":
-                body["thinking_token_budget"] = budget
-            elif flavor == "llama-server":
-                body["reasoning_budget_tokens"] = budget
-            else:
-                raise InvalidRequest(
-                    f"the upstream of model {self.config.name!r} ({flavor}) has no per-request reasoning budget; "
-                    "use reasoning_effort",
-                    param="reasoning_budget_tokens",
-                    code="reasoning_budget_unsupported",
-                )
-        if flavor == "vllm":
-            if "max_tokens" in body:
-                body.setdefault("max_completion_tokens", body["max_tokens"])
-                del body["max_tokens"]
-        elif flavor in ("ollama", "tgi", "llama-server"):
-            if "max_completion_tokens" in body:
-                body["max_tokens"] = body.pop("max_completion_tokens")
-        return body
-
-    def _mistral_fields_elsewhere(self, body: dict[str, Any]) -> None:
-        """Do for a non-Mistral upstream what Mistral's API does server-side."""
-        prefix = []
-        if body.pop("safe_prompt", False):
-            prefix.append({"role": "system", "content": SAFE_PROMPT})
-        if body.pop("prompt_mode", None) == "reasoning":
-            if not self.config.reasoning_system_prompt:
-                raise InvalidRequest(
-                    f"prompt_mode 'reasoning' needs `reasoning_system_prompt` configured for model {self.config.name!r}",
-                    param="prompt_mode",
-                    code="reasoning_unsupported",
-                )
-            prefix.append({"role": "system", "content": self.config.reasoning_system_prompt})
-        if prefix:
-            body["messages"] = prefix + body["messages"]
+        """The body to send upstream, in the dialect of this engine's flavor (raises
+        `Unsupported` for what the upstream cannot do, before anything is sent)."""
+        return self._translator.chat(request, self._target, stream=stream)
 
     def outbound(self, request: ChatRequest, *, stream: bool) -> Outbound:
         return Outbound("stream" if stream else "chat", self.translate(request, stream=stream))
 
     def outbound_embed(self, texts: list[str]) -> Outbound:
-        if not self.config.embeddings:
-            raise InvalidRequest(f"model {self.config.name!r} does not serve embeddings", param="model")
-        return Outbound("embed", {"model": self._upstream_model, "input": texts})
+        return Outbound("embed", self._translator.embed(texts, self._target))
 
     # -- calls: each sends a sealed payload as it is -----------------------------------
     async def chat(self, sealed: Sealed) -> dict[str, Any]:
@@ -163,17 +117,23 @@ class OpenAIHTTPEngine:
         self._inflight += 1
         try:
             response = await self._send("/chat/completions", body)
-            data = _json(response)
+            data = self._json(response)
         finally:
             self._inflight -= 1
-        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-            raise UpstreamError(f"{self._label} answered without choices")
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not all(
+            isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices
+        ):
+            raise self._shape("a chat completion without choices", data)
+        assert isinstance(data, dict)
         data["model"] = self.config.name
-        for choice in data["choices"]:
-            message = choice.get("message") or {}
-            _normalise_content(message)
-        data.setdefault("usage", {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0})
-        self._generated += int(data["usage"].get("completion_tokens") or 0)
+        for choice in choices:
+            _normalise_content(choice["message"])
+            _normalise_finish(choice)
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            data["usage"] = usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        self._generated += _int(usage.get("completion_tokens"))
         return data
 
     async def stream(self, sealed: Sealed) -> AsyncGenerator[dict[str, Any], None]:
@@ -188,13 +148,14 @@ class OpenAIHTTPEngine:
             try:
                 if response.status_code >= 400:
                     await response.aread()
-                    raise _status_error(response)
+                    raise self._status_error(response)
                 # Content chunks are relayed the moment they arrive. Only the chunk that
                 # carries finish_reason waits, for the usage that upstreams send after it,
                 # so that our final chunk carries usage as the API promises.
                 usage: dict[str, Any] | None = None
                 final: dict[str, Any] | None = None
                 seen: dict[str, Any] | None = None
+                pieces = 0  # content chunks: the estimate for upstreams that report no usage
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -207,14 +168,20 @@ class OpenAIHTTPEngine:
                         raise UpstreamError(f"{self._label} sent a malformed stream event") from None
                     if not isinstance(chunk, dict):
                         continue
-                    if chunk.get("usage"):
+                    if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
                     choices = chunk.get("choices")
                     if not choices:
                         continue  # the usage-only chunk: folded into our final one
+                    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+                        raise self._shape("a stream chunk without choices", chunk)
                     chunk["model"] = self.config.name
                     for choice in choices:
-                        _normalise_content(choice.get("delta") or {})
+                        _normalise_finish(choice)
+                        delta = choice.get("delta")
+                        if isinstance(delta, dict):
+                            _normalise_content(delta)
+                            pieces += bool(delta.get("content") or delta.get("tool_calls"))
                     if final is not None:
                         yield final
                         final = None
@@ -228,8 +195,10 @@ class OpenAIHTTPEngine:
                 if final is None:
                     final = {"id": seen.get("id", ""), "object": "chat.completion.chunk", "model": self.config.name,
                              "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                final["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-                self._generated += int(final["usage"].get("completion_tokens") or 0)
+                # No usage reported (llama-cpp-python's server never sends it): one token per
+                # content chunk, which is how token-by-token servers stream; prompt unknown.
+                final["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": pieces, "total_tokens": pieces}
+                self._generated += _int(final["usage"].get("completion_tokens"))
                 yield final
             except httpx.TimeoutException:
                 raise UpstreamTimeout(f"{self._label} stopped sending") from None
@@ -242,12 +211,12 @@ class OpenAIHTTPEngine:
 
     async def embed(self, sealed: Sealed) -> tuple[list[list[float]], int]:
         response = await self._send("/embeddings", sealed.body_for("embed"))
-        data = _json(response)
-        try:
-            items = sorted(data["data"], key=lambda d: d["index"])
-            return [d["embedding"] for d in items], int((data.get("usage") or {}).get("prompt_tokens", 0))
-        except (KeyError, TypeError):
-            raise UpstreamError(f"{self._label} answered embeddings in an unexpected shape") from None
+        data = self._json(response)
+        vectors = _vectors(data, len(msgspec.json.decode(sealed.body)["input"]))
+        if vectors is None:
+            raise self._shape("embeddings of an unexpected shape (one flat list of numbers per input expected)", data)
+        usage = data.get("usage") if isinstance(data, dict) else None
+        return vectors, _int(usage.get("prompt_tokens")) if isinstance(usage, dict) else 0
 
     async def _send(self, path: str, body: bytes) -> httpx.Response:
         try:
@@ -255,9 +224,52 @@ class OpenAIHTTPEngine:
         except httpx.HTTPError as exc:
             raise _transport_error(self._label, self._base, exc) from None
         if response.status_code >= 400:
-            raise _status_error(response)
+            raise self._status_error(response)
         return response
 
+    # -- what the caller is told of an upstream's failure: its kind; the log: its detail
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            log.warning("%s at %s answered %s with a body that is not JSON: %r", self._label, self._base,
+                        response.status_code, response.content[:500])
+            raise UpstreamError(f"{self._label} answered with a body that is not JSON") from None
+
+    def _shape(self, what: str, data: Any) -> UpstreamError:
+        log.warning("%s at %s answered %s: %.500s", self._label, self._base, what, repr(data))
+        return UpstreamError(f"{self._label} answered {what}", code="upstream_bad_response")
+
+    def _status_error(self, response: httpx.Response) -> GatewayError:
+        """Map an upstream error status to ours. The upstream's body (its validation dump,
+        its file paths) goes to the log only; the caller gets the kind of failure."""
+        status = response.status_code
+        code = _error_code(response.content)
+        log.warning("%s at %s answered %s: %.2000s", self._label, self._base, status,
+                    response.content.decode("utf-8", "replace"))
+        if status == 400 and code == "context_length_exceeded":
+            return InvalidRequest(
+                f"the request does not fit the context window of model {self.config.name!r}; "
+                "send fewer or shorter messages, or a lower max_tokens",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if status in (400, 413, 422):
+            return InvalidRequest(
+                f"{self._label} rejected the request as invalid (HTTP {status}); the gateway's log has its reason",
+                code="upstream_rejected",
+            )
+        if status == 429:
+            return UpstreamRateLimited(f"{self._label} is rate limiting the gateway (HTTP 429)",
+                                       headers=_retry_after(response))
+        if status in (401, 403):
+            return UpstreamError("the upstream rejected the gateway's credentials; check the model's api_key")
+        if status == 404:
+            return UpstreamError(f"{self._label} does not know this model or path (HTTP 404); "
+                                 "check the model's base_url and upstream_model")
+        if status in (408, 504):
+            return UpstreamTimeout(f"{self._label} timed out (HTTP {status})")
+        return UpstreamError(f"{self._label} failed (HTTP {status})")
 
 
 def _transport_error(label: str, base: str, exc: httpx.HTTPError) -> GatewayError:
@@ -270,32 +282,41 @@ def _transport_error(label: str, base: str, exc: httpx.HTTPError) -> GatewayErro
     return UpstreamError(f"cannot reach {label}: {type(exc).__name__}")
 
 
-def _json(response: httpx.Response) -> Any:
+def _error_code(content: bytes) -> str | None:
+    """The `code` of an OpenAI-style error body, if it has one."""
     try:
-        return msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
-        raise UpstreamError(f"upstream answered {response.status_code} with a body that is not JSON") from None
-
-
-def _status_error(response: httpx.Response) -> GatewayError:
-    """Map an upstream error status to ours, keeping the upstream's message."""
-    detail = ""
-    try:
-        body = json.loads(response.content)
-        err = body.get("error", body) if isinstance(body, dict) else body
-        detail = err.get("message") or err.get("detail") if isinstance(err, dict) else str(err)
+        body = json.loads(content)
     except ValueError:
-        detail = response.text[:200]
-    message = f"upstream answered {response.status_code}: {detail or response.reason_phrase}"
-    if response.status_code in (400, 404, 422):
-        return InvalidRequest(message, code="upstream_rejected")
-    if response.status_code == 429:
-        return UpstreamRateLimited(message, headers=_retry_after(response))
-    if response.status_code in (401, 403):
-        return UpstreamError("the upstream rejected the gateway's credentials; check the model's api_key")
-    if response.status_code == 504:
-        return UpstreamTimeout(message)
-    return UpstreamError(message)
+        return None
+    err = body.get("error", body) if isinstance(body, dict) else None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _vectors(data: Any, count: int) -> list[list[float]] | None:
+    """One embedding per input, in input order, each a flat list of numbers of one
+    length; None for any other shape (token-level embeddings from a server without
+    pooling, a missing index, a count that differs from the inputs)."""
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) != count:
+        return None
+    by_index: dict[int, list[float]] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        index, vector = item.get("index", len(by_index)), item.get("embedding")
+        if not isinstance(index, int) or not isinstance(vector, list) or not vector:
+            return None
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
+            return None
+        by_index[index] = [float(x) for x in vector]
+    if sorted(by_index) != list(range(count)) or len({len(v) for v in by_index.values()}) != 1:
+        return None
+    return [by_index[i] for i in range(count)]
 
 
 def _retry_after(response: httpx.Response) -> dict[str, str]:
@@ -303,16 +324,31 @@ def _retry_after(response: httpx.Response) -> dict[str, str]:
     return {"Retry-After": value} if value else {}
 
 
+# Finish reasons some upstreams use that OpenAI's enum lacks: Mistral's API says
+# `model_length` when the model's context (not max_tokens) ran out.
+_FINISH = {"model_length": "length"}
+
+
+def _normalise_finish(choice: dict[str, Any]) -> None:
+    reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason in _FINISH:
+        choice["finish_reason"] = _FINISH[reason]
+
+
 def _normalise_content(message: dict[str, Any]) -> None:
     """Bring upstream shapes to the internal one: Mistral's typed content chunks become a
-    string plus `reasoning_content`; vLLM's `reasoning` (≥ 0.11) is renamed likewise."""
+    string plus `reasoning_content`; vLLM's `reasoning` (≥ 0.11) is renamed likewise;
+    llama-cpp-python's deprecated `function_call` twin of `tool_calls` is dropped."""
+    if message.get("tool_calls"):
+        message.pop("function_call", None)
     if "reasoning" in message:
         reasoning = message.pop("reasoning")
         if reasoning:
             message["reasoning_content"] = reasoning
     content = message.get("content")
     if isinstance(content, list):
-        texts, thinking = [], []
+        texts: list[str] = []
+        thinking: list[str] = []
         for part in content:
             if not isinstance(part, dict):
                 continue
@@ -323,36 +359,3 @@ def _normalise_content(message: dict[str, Any]) -> None:
         message["content"] = "".join(texts)
         if thinking:
             message["reasoning_content"] = "".join(thinking)
-
-
-def _to_mistral(body: dict[str, Any]) -> None:
-    """Internal (OpenAI-named) fields → Mistral's API. Mistral has no token budget."""
-    if body.get("reasoning_budget_tokens") is not None:
-        raise InvalidRequest(
-            "Mistral's API has no per-request reasoning budget; use reasoning_effort",
-            param="reasoning_budget_tokens",
-            code="reasoning_budget_unsupported",
-        )
-    if "seed" in body:
-        body["random_seed"] = body.pop("seed")
-    if body.get("tool_choice") == "required":
-        body["tool_choice"] = "any"
-    if "max_completion_tokens" in body:
-        body["max_tokens"] = body.pop("max_completion_tokens")
-    body.pop("user", None)
-    # Mistral accepts only 9-character alphanumeric tool-call ids; map foreign ids consistently.
-    mapping: dict[str, str] = {}
-
-    def nine(old: str | None) -> str:
-        if old and len(old) == 9 and old.isalnum():
-            return old
-        key = old or ""
-        if key not in mapping:
-            mapping[key] = "".join(secrets.choice(_ALNUM) for _ in range(9))
-        return mapping[key]
-
-    for message in body.get("messages", []):
-        for call in message.get("tool_calls") or []:
-            call["id"] = nine(call.get("id"))
-        if message.get("role") == "tool":
-            message["tool_call_id"] = nine(message.get("tool_call_id"))
