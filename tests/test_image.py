@@ -58,15 +58,31 @@ def _image_id() -> str:
     return found.stdout.split()[0] if found.returncode == 0 and found.stdout.strip() else ""
 
 
+def _stale() -> str:
+    """Why the image is not this checkout's ('' when it is): its revision label against
+    HEAD (a build from a dirty tree counts as stale)."""
+    labels = json.loads(buildah("inspect", "--type", "image", TAG).stdout)["OCIv1"]["config"].get("Labels") or {}
+    built = labels.get("org.opencontainers.image.revision", "")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return "" if built == head else f"{TAG} was built from {built or 'an unknown revision'}, this checkout is {head}"
+
+
 @pytest.fixture(scope="module")
 def image() -> str:
     if shutil.which("buildah") is None:
         _unavailable("buildah is not installed (Debian: apt-get install buildah mmdebstrap); the image is not tested")
     if os.geteuid() != 0:
         _unavailable("the image tests run buildah as root (chroot isolation, overlay mounts)")
-    if not _image_id():
-        if not (CI or os.environ.get("SOUVERAIN_BUILD_IMAGE")):
-            _unavailable(f"no image {TAG}: `make image` builds it (or set SOUVERAIN_BUILD_IMAGE=1)")
+    exists = bool(_image_id())
+    stale = _stale() if exists else f"no image {TAG}"
+    if stale and not CI:
+        if exists:  # a developer's image of another revision: tested, and said so
+            print(f"\nnote: {stale}; testing it anyway (CI builds it again)")
+            stale = ""
+        elif not os.environ.get("SOUVERAIN_BUILD_IMAGE"):
+            _unavailable(f"{stale}: `make image` builds it (or set SOUVERAIN_BUILD_IMAGE=1)")
+    if stale:
+        print(f"\n{stale}: building it")
         if shutil.which("mmdebstrap") is None:
             _unavailable("mmdebstrap is not installed: the image cannot be built")
         started = time.monotonic()
