@@ -47,8 +47,8 @@ bench: install
 
 # The OCI image localhost/souverain:VERSION (docs/deploy.md, "The image"): a Debian base
 # made with mmdebstrap, the wheels of the locks (llama-cpp-python: the build above),
-# buildah; an SBOM and the base's package versions in build/image/. Needs root (or
-# rootless buildah), buildah and mmdebstrap; about 5 minutes once llama.cpp is built.
+# buildah; an SBOM and the base's package versions in build/image/. Needs root,
+# buildah and mmdebstrap (Debian packages); 4 to 6 minutes once llama.cpp is built.
 image: install
 	PYTHON=$(BIN)/python image/build.sh
 

@@ -49,14 +49,15 @@ def buildah(*args: str) -> str:
 
 
 def lscpu_model() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
         if line.startswith("Model name:"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
 
 
 def du_bytes(path: Path) -> int:
-    return int(subprocess.run(["du", "-sb", "-x", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+    done = subprocess.run(["du", "-sb", "-x", str(path)], capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[0])
 
 
 def sizes() -> dict:
@@ -74,7 +75,7 @@ def sizes() -> dict:
         }
         buildah("umount", container)
     finally:
-        subprocess.run(["buildah", "rm", container], capture_output=True, env=ENV)
+        subprocess.run(["buildah", "rm", container], capture_output=True, env=ENV, check=False)
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "souverain.oci.tar"
         started = time.monotonic()
@@ -158,7 +159,7 @@ def cold_starts(runs: int) -> dict:
                 stop(proc)
                 restart_ready.append(round(ready, 2))
             finally:
-                subprocess.run(["buildah", "rm", container], capture_output=True, env=ENV)
+                subprocess.run(["buildah", "rm", container], capture_output=True, env=ENV, check=False)
     return {
         "first_start_listening_s": first_listening,
         "first_start_readyz_s": first_ready,

@@ -23,7 +23,7 @@ import json
 import re
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import Distribution, distributions
 from pathlib import Path
 from urllib.parse import quote
@@ -134,7 +134,7 @@ def sbom(root: Path, name: str, version: str, revision: str, wheels: Path | None
         "serialNumber": f"urn:uuid:{serial}",
         "version": 1,
         "metadata": {
-            "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "tools": {"components": [{"type": "application", "name": "souverain image/sbom.py", "version": version}]},
             "component": {
                 "type": "container", "bom-ref": f"pkg:oci/souverain@{version}", "name": name, "version": version,
