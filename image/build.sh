@@ -92,12 +92,16 @@ for pkg in python3.11-minimal libpython3.11-stdlib; do
     b=$(awk -v p="$pkg" '$1 == p { print $2 }' "$OUT/build-base-packages.txt")
     [ -n "$a" ] && [ "$a" = "$b" ] || { echo "image: $pkg differs between the bases ($a, $b): run again without IMAGE_REUSE_BASE" >&2; exit 1; }
 done
-import_base() { # import_base TARBALL IMAGE
-    local ctr
+import_base() { # import_base TARBALL IMAGE (an image of that name from an earlier build is removed)
+    local ctr old new
+    old=$(buildah images --no-trunc --format '{{.ID}}' "$2" 2>/dev/null || true)
     ctr=$(buildah from scratch)
     buildah add --quiet "$ctr" "$1" / >/dev/null
     buildah config --os linux --arch "$(buildah info --format '{{.host.arch}}')" "$ctr"
-    buildah commit --quiet --rm "$ctr" "$2" >/dev/null
+    new=$(buildah commit --quiet --rm "$ctr" "$2")
+    for id in $old; do
+        [ "$id" = "$new" ] || [ "$id" = "sha256:$new" ] || buildah rmi "$id" >/dev/null 2>&1 || true
+    done
 }
 import_base "$OUT/base.tar" "localhost/souverain-base:$VERSION"
 import_base "$OUT/build-base.tar" "localhost/souverain-build-base:$VERSION"
