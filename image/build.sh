@@ -50,7 +50,8 @@ step() { # step NAME: the time since the previous step, for build.json
 CTX="$OUT/context"
 rm -rf "$CTX"
 mkdir -p "$CTX/wheels" "$CTX/requirements" "$CTX/src"
-LLAMA_WHEEL=$("$PYTHON" souverain/engines/llama_build.py wheel | tail -n 1)
+# (A build, if the wheel is not cached, shows its progress: tee to the terminal.)
+LLAMA_WHEEL=$("$PYTHON" souverain/engines/llama_build.py wheel | tee /dev/stderr | tail -n 1)
 cp "$LLAMA_WHEEL" "$CTX/wheels/"
 # llama-cpp-python's lock entry pins its source archive: its wheel is the one above.
 awk '/^[^ #]/ { skip = /^llama-cpp-python==/ } !skip' requirements/runtime.lock > "$CTX/requirements/runtime-wheels.txt"

@@ -159,11 +159,8 @@ def test_scanner_is_compiled_in_the_image(container: str) -> None:
 def test_image_has_the_llama_wheel_of_make_install(container: str) -> None:
     """The image's llama-cpp-python is the portable wheel llama_build.py built (and
     cached) for the lock, recorded with its hash in the SBOM."""
-    sys.path.insert(0, str(ROOT / "souverain" / "engines"))
-    try:
-        import llama_build
-    finally:
-        sys.path.pop(0)
+    from souverain.engines import llama_build
+
     requirement = llama_build.locked_requirement()
     cached = sorted((llama_build.cache_dir() / llama_build.build_key(requirement)).glob("llama_cpp_python-*.whl"))
     sbom = json.loads(read_in(container, "/usr/share/souverain/sbom.cdx.json"))
