@@ -48,7 +48,7 @@ bench: install
 # The OCI image localhost/souverain:VERSION (docs/deploy.md, "The image"): a Debian base
 # made with mmdebstrap, the wheels of the locks (llama-cpp-python: the build above),
 # buildah; an SBOM and the base's package versions in build/image/. Needs root,
-# buildah and mmdebstrap (Debian packages); 4 to 6 minutes once llama.cpp is built.
+# buildah and mmdebstrap (Debian packages); 3.5 to 6 minutes once llama.cpp is built.
 image: install
 	PYTHON=$(BIN)/python image/build.sh
 

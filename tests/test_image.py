@@ -8,7 +8,7 @@ state volume), the way `podman run` would where it can set rlimits. The Kubernet
 contract (docs/deploy.md, "The image") is checked on the image's configuration.
 
 Needs buildah and root. With CI=true it runs, never skips: a missing image is built
-first (image/build.sh, which also needs mmdebstrap; 4 to 6 minutes once llama.cpp is
+first (image/build.sh, which also needs mmdebstrap; 3.5 to 6 minutes once llama.cpp is
 built). Elsewhere it skips when buildah is missing, or when no image was built
 (`make image`; or set SOUVERAIN_BUILD_IMAGE=1 to build it here). The image under test is
 whatever localhost/souverain:VERSION holds: rebuild it after changing the code.
