@@ -4,14 +4,15 @@ versions of its Debian base.
 
 The gateway runs from the built image with `buildah run --isolation chroot` (the image's
 own environment, user and working directory; host network; a temporary directory as the
-state volume), the way `podman run` would where it can set rlimits. The Kubernetes
-contract (docs/deploy.md, "The image") is checked on the image's configuration.
+state volume), the way `podman run` would where it can set rlimits; and once more on a
+read-only root, set up by hand (buildah run cannot). The Kubernetes contract
+(docs/deploy.md, "The image") is checked on the image's configuration.
 
-Needs buildah and root. With CI=true it runs, never skips: a missing image is built
-first (image/build.sh, which also needs mmdebstrap; 3.5 to 6 minutes once llama.cpp is
-built). Elsewhere it skips when buildah is missing, or when no image was built
-(`make image`; or set SOUVERAIN_BUILD_IMAGE=1 to build it here). The image under test is
-whatever localhost/souverain:VERSION holds: rebuild it after changing the code.
+Needs buildah and root. With CI=true it runs, never skips: a missing image, or one of
+another revision, is built first (image/build.sh, which also needs mmdebstrap; 3.5 to 6
+minutes once llama.cpp is built). Elsewhere it skips when buildah is missing, or when no
+image was built (`make image`; or set SOUVERAIN_BUILD_IMAGE=1 to build it here), and
+tests an image of another revision with a note: rebuild it after changing the code.
 """
 
 from __future__ import annotations
@@ -226,17 +227,7 @@ class Gateway:
             if serve_only and cmdline[1:3] != [b"/opt/souverain/bin/souverain", b"serve"]:
                 continue
             found.append(int(path.parent.name))
-        return [pid for pid in found if self._descends(pid)]
-
-    def _descends(self, pid: int) -> bool:
-        while pid > 1:
-            if pid == self.proc.pid:
-                return True
-            try:
-                pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                return False
-        return False
+        return [pid for pid in found if _descends(pid, self.proc.pid)]
 
     def stop(self) -> None:
         """SIGTERM to the gateway, as a container runtime sends it to PID 1."""
@@ -314,6 +305,100 @@ def test_gateway_from_image_answers_as_non_root_and_writes_only_its_state(contai
     # itself makes (and removes) its mount points under /run, which leaves /run copied up.
     writes = _root_writes(container)
     assert [w for w in writes if w != "run"] == [], f"written outside {STATE}: {writes}"
+
+
+# A container runtime's essentials, by hand, because `buildah run` cannot mount the root
+# read-only: a mount and PID namespace, the image's root filesystem bind-mounted and made
+# read-only, the state volume, /proc and four device nodes mounted into it; then the
+# image's user, environment, working directory and entrypoint. A probe as root first
+# proves the root really is read-only.
+READ_ONLY_RUN = r"""
+set -eu
+root=$1 state=$2 user=$3 workdir=$4
+shift 4
+mount --make-rprivate /
+mount --bind "$root" "$root"
+mount --bind "$state" "$root/var/lib/souverain"
+mount -t proc proc "$root/proc"
+for node in null zero random urandom; do mount --bind "/dev/$node" "$root/dev/$node"; done
+mount -o remount,bind,ro "$root"
+if chroot "$root" /usr/bin/touch /.probe 2>/dev/null; then echo "the root is writable" >&2; exit 99; fi
+echo "root read-only"
+exec chroot --userspec="$user" "$root" /usr/bin/env -i --chdir="$workdir" "$@"
+"""
+
+
+def test_gateway_runs_on_a_read_only_root(image: str, container: str, tmp_path: Path) -> None:
+    for tool in ("unshare", "chroot", "mount"):
+        if shutil.which(tool) is None:
+            _unavailable(f"{tool} is missing: the read-only root cannot be set up")
+    config = json.loads(buildah("inspect", "--type", "image", image).stdout)["OCIv1"]["config"]
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, UID, UID)
+    root = buildah("mount", container).stdout.strip()
+    log_path = tmp_path / "serve.log"
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", READ_ONLY_RUN, "sh",
+             root, str(state), config["User"], config["WorkingDir"], *config["Env"],
+             *config["Entrypoint"], *config["Cmd"], "--port", "0"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        url = ""
+        while time.monotonic() - started < 180:
+            text = log_path.read_text()
+            port = re.search(r"listening on http://\S+:(\d+)", text)
+            if port and not url:
+                url = f"http://127.0.0.1:{port.group(1)}"
+                key = re.search(r"(sk-sv-[A-Za-z0-9_-]+)", text).group(1)
+            if url:
+                try:
+                    if httpx.get(f"{url}/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            assert proc.poll() is None, f"the gateway exited ({proc.returncode}):\n{text}"
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"not ready on a read-only root:\n{log_path.read_text()}")
+        assert log_path.read_text().startswith("root read-only\n")
+        answer = httpx.post(
+            f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=120,
+            json={"model": "smollm2-135m-instruct", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]},
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        for path in Path("/proc").glob("[0-9]*/cmdline"):  # SIGTERM to the gateway, PID 1 of its namespace
+            try:
+                cmdline = path.read_bytes().split(b"\0")
+                pid = int(path.parent.name)
+                if cmdline[1:3] == [b"/opt/souverain/bin/souverain", b"serve"] and _descends(pid, proc.pid):
+                    os.kill(pid, signal.SIGTERM)
+            except (OSError, ValueError):
+                continue
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        buildah("umount", container, check=False)
+    log = log_path.read_text()
+    assert "Traceback" not in log and "Read-only file system" not in log, log
+    assert "Finished server process" in log  # it stopped cleanly on SIGTERM
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 # --- the SBOM and the base's package versions ---------------------------------------------
