@@ -23,6 +23,7 @@ from souverain.cli.options import config_path, with_config
 from souverain import __version__
 from souverain.auth import SCOPES
 from souverain.errors import ConfigError
+from souverain.state.migrate import StateError
 
 
 def _load(arg: str | None):
@@ -32,10 +33,9 @@ def _load(arg: str | None):
 
 
 def _keystore(config):
-    from souverain.auth import KeyStore
-    from souverain.state import connect, state_dir
+    from souverain.state import open_keys
 
-    return KeyStore(connect(state_dir(config)))
+    return open_keys(config)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"souverain: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, StateError) as exc:
         print(f"souverain: {exc}", file=sys.stderr)
         return 1
 
