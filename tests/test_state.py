@@ -90,7 +90,7 @@ def test_an_explicit_ledger_store_still_wins_and_old_configs_keep_working() -> N
 
 def test_a_sqlite_ledger_under_a_postgres_state_is_refused_with_its_line() -> None:
     text = f'state:\n  kind: postgres\n  dsn: "{LOCAL_DSN}"\nledger:\n  store:\n    kind: sqlite\n'
-    with pytest.raises(ConfigError, match=r"^s.yaml:6: ledger.store: a SQLite ledger .* a log of its own"):
+    with pytest.raises(ConfigError, match=r"^s.yaml:5: ledger.store: a SQLite ledger .* a log of its own"):
         parse_config(text, "s.yaml", {})
 
 

@@ -259,7 +259,7 @@ def _check_state(config: Config, filename: str, root: yaml.Node | None) -> None:
     if not isinstance(state, PostgresStateConfig):
         return
     if isinstance(config.ledger.store, SqliteStoreConfig):
-        _, line = _locate(root, ["ledger", "store", "kind"])
+        _, line = _locate(root, ["ledger", "store"])
         raise ConfigError(
             f"{filename}:{line}: ledger.store: a SQLite ledger with `state: {{kind: postgres}}` would give each "
             "replica a log of its own; remove ledger.store (the ledger then lives in the state's database)"
