@@ -14,7 +14,6 @@ PostgreSQL is real: skipped with the reason when absent, a failure under CI=true
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -169,7 +168,7 @@ models:
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip()
         for replica in replicas:
-            until(lambda: status(replica, token)[0] == 200, 1.0, f"the new key accepted by {replica.url}")
+            until(lambda r=replica: status(r, token)[0] == 200, 1.0, f"the new key accepted by {replica.url}")
 
         load = Load(replicas, token)
         until(lambda: load.count() >= 60, 120, "load under way")
@@ -177,7 +176,7 @@ models:
         # Revoked through one, refused by all within 1 s, under load.
         doomed = replicas[0].cli("keys", "create", "--name", "doomed").stdout.strip()
         for replica in replicas:
-            until(lambda: status(replica, doomed)[0] == 200, 1.0, f"the doomed key accepted by {replica.url}")
+            until(lambda r=replica: status(r, doomed)[0] == 200, 1.0, f"the doomed key accepted by {replica.url}")
         revoked = replicas[2].cli("keys", "revoke", doomed.split("-")[2])
         assert revoked.returncode == 0, revoked.stderr
         start = time.monotonic()

@@ -16,7 +16,7 @@ This module imports nothing of the gateway's: the configuration schema imports i
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from msgspec import Meta
 
@@ -41,4 +41,4 @@ class PostgresStateConfig(Base, tag="postgres", tag_field="kind"):
     key_cache_s: Annotated[float, Meta(gt=0, le=60)] = 1.0
 
 
-StateConfig = Union[SqliteStateConfig, PostgresStateConfig]
+StateConfig = SqliteStateConfig | PostgresStateConfig

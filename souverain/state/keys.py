@@ -22,6 +22,7 @@ changes made by other processes (the CLI, other gateway workers, other replicas)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -32,7 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 from souverain.auth import KeyRecord
 from souverain.errors import StateUnavailable
-from souverain.state.migrate import Migration, StateError, migrate_postgres, migrate_sqlite
+from souverain.state.migrate import (
+    Migration,
+    StateError,
+    migrate_postgres,
+    migrate_sqlite,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -228,14 +234,12 @@ class PostgresKeyTable:
                     pass
                 self._reload(db)
                 self._failing = False
-            except Exception as exc:  # noqa: BLE001 - any failure: drop the connection, retry
+            except Exception as exc:
                 self._failing = True
                 log.warning("key store listener: %s; reconnecting", (str(exc).strip() or repr(exc)).splitlines()[0])
                 if db is not None:
-                    try:
+                    with contextlib.suppress(Exception):
                         db.close()
-                    except Exception:  # noqa: BLE001
-                        pass
                 db = None
                 self._stop.wait(period)
         if db is not None:

@@ -25,7 +25,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
@@ -111,7 +111,7 @@ def lock_key(schema: str, purpose: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _postgres_version(db: psycopg.Connection[tuple[object, ...]], schema: str, part: str) -> int:
+def _postgres_version(db: psycopg.Connection[tuple[Any, ...]], schema: str, part: str) -> int:
     (table,) = db.execute("SELECT to_regclass(%s)", (f'"{schema}".souverain_migrations',)).fetchone() or (None,)
     if table is None:
         return 0
@@ -122,7 +122,7 @@ def _postgres_version(db: psycopg.Connection[tuple[object, ...]], schema: str, p
 
 
 def migrate_postgres(
-    db: psycopg.Connection[tuple[object, ...]], schema: str, part: str, migrations: Sequence[Migration]
+    db: psycopg.Connection[tuple[Any, ...]], schema: str, part: str, migrations: Sequence[Migration]
 ) -> int:
     """Bring `part` of `schema` to the last migration's version; returns how many ran.
     `db` must be in autocommit mode; its search_path is left at `schema`."""
@@ -143,7 +143,7 @@ def migrate_postgres(
                 raise _too_new(where, part, current, latest)
             for migration in migrations[current:]:
                 for statement in migration.statements:
-                    db.execute(statement)  # type: ignore[arg-type]  # our own constant SQL
+                    db.execute(statement)
                 db.execute(
                     "INSERT INTO souverain_migrations (part, version, name, applied_at) VALUES (%s, %s, %s, %s)",
                     (part, migration.version, migration.name, time.time()),
