@@ -205,8 +205,11 @@ class PostgresKeyTable:
             raise StateUnavailable("The gateway cannot reach its key store to check API keys; try again shortly.")
         try:
             with self._lock:
+                if self._db.broken:  # lost with a restart of the database: the listener got through again
+                    self._db = self._connect()
+                    self._db.execute(f'SET search_path TO "{self.schema}"')
                 row = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s", (key_id,)).fetchone()
-        except self._psycopg.Error:
+        except (self._psycopg.Error, StateError):
             raise StateUnavailable("The gateway cannot reach its key store to check API keys; try again shortly.") from None
         return KeyRecord(*row) if row else None
 
