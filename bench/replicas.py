@@ -5,7 +5,9 @@
     postgres-3   three `souverain serve` replicas on three ports, one PostgreSQL
                  (`state: {kind: postgres}`), the load spread round-robin over them
 
-Ledger on, as shipped (SQLite ledger.db, or the state's PostgreSQL schema). For each setup:
+Ledger on, as shipped (SQLite ledger.db, or the state's PostgreSQL schema). The setups run
+in turn, `--rounds` times (default 3); each figure is the median over the rounds, and the
+rounds are kept in the JSON. For each setup:
 - saturation: closed loop at concurrency 32 (bench/load.py's request), requests per second;
 - added latency at concurrency 1 (closed loop) and at an open-loop 25 req/s (requests
   sent on a fixed schedule, latency counted from the scheduled time, so a stall is not
@@ -14,7 +16,7 @@ Ledger on, as shipped (SQLite ledger.db, or the state's PostgreSQL schema). For 
 Everything on loopback; the load generator is this process (aiohttp, uvloop), the mock,
 the gateways and PostgreSQL are processes of their own sharing the same cores.
 
-    .venv/bin/python bench/replicas.py [--json bench/results/replicas.json]
+    .venv/bin/python bench/replicas.py [--rounds 3] [--json bench/results/replicas.json]
 
 PostgreSQL: $SOUVERAIN_BENCH_PG_DSN, default host=127.0.0.1 dbname=test user=postgres;
 each run uses a schema of its own, dropped afterwards.
@@ -29,6 +31,7 @@ import json
 import os
 import platform
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -209,13 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--open-seconds", type=float, default=20.0, help="measured seconds of the open loop")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the setups; figures are medians")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
         "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "saturation_concurrency": SATURATION_CONCURRENCY,
         "open_rate": OPEN_RATE,
+        "rounds": args.rounds,
     }
-    waiter = harness.QuietWaiter(20.0)
+    waiter = harness.QuietWaiter(20.0 * args.rounds)
+    rounds: dict[str, list[dict[str, Any]]] = {}
     with harness.mock_upstream() as upstream:
         direct = [f"http://127.0.0.1:{upstream}/v1/chat/completions"]
         setups = {
@@ -223,18 +229,26 @@ def main(argv: list[str] | None = None) -> int:
             "sqlite-2": lambda: sqlite_setup(upstream, 2),
             "postgres-3": lambda: postgres_setup(upstream, 3),
         }
-        for name, setup in setups.items():
-            with setup() as (urls, key):
-                waiter.wait()
-                base = measure(direct, None, args.open_seconds)
-                through = measure(urls, key, args.open_seconds)
-            row = {"direct": base, "gateway": through}
-            for shape in ("c1", "open25"):
-                row[f"added_{shape}_p50_ms"] = round(through[shape]["p50_ms"] - base[shape]["p50_ms"], 3)
-                row[f"added_{shape}_p99_ms"] = round(through[shape]["p99_ms"] - base[shape]["p99_ms"], 3)
-            row["saturation_rps"] = through["saturation"]["rps"]
-            results[name] = row
-            print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+        for n in range(args.rounds):  # setups in turn, so background load hits each alike
+            for name, setup in setups.items():
+                with setup() as (urls, key):
+                    waiter.wait()
+                    base = measure(direct, None, args.open_seconds)
+                    through = measure(urls, key, args.open_seconds)
+                row: dict[str, Any] = {"direct": base, "gateway": through}
+                for shape in ("c1", "open25"):
+                    row[f"added_{shape}_p50_ms"] = round(through[shape]["p50_ms"] - base[shape]["p50_ms"], 3)
+                    row[f"added_{shape}_p99_ms"] = round(through[shape]["p99_ms"] - base[shape]["p99_ms"], 3)
+                row["saturation_rps"] = through["saturation"]["rps"]
+                row["other_processes_cores"] = through["other_processes_cores"]
+                rounds.setdefault(name, []).append(row)
+                print(f"round {n + 1} {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    for name, rows in rounds.items():
+        fields = [k for k in rows[0] if k.startswith(("added_", "saturation_", "other_"))]
+        results[name] = {
+            **{k: round(statistics.median(r[k] for r in rows), 3) for k in fields},
+            "rounds": rows,
+        }
     results["waited_for_quiet_s"] = waiter.waited_s
     print(markdown(results))
     if args.json:
@@ -253,7 +267,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {row['saturation_rps']:,.0f} | {row['added_c1_p50_ms']:+.2f} / {row['added_c1_p99_ms']:+.2f} "
             f"| {row['added_open25_p50_ms']:+.2f} / {row['added_open25_p99_ms']:+.2f} "
-            f"| {row['gateway']['other_processes_cores']:.2f} |"
+            f"| {row['other_processes_cores']:.2f} |"
         )
     return "\n".join(lines)
 
