@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = with_config(keys.add_parser("list", help="list keys (never their secrets)"))
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_keys_list)
-    revoke = with_config(keys.add_parser("revoke", help="revoke a key by id; takes effect on the next request"))
+    revoke = with_config(keys.add_parser("revoke", help="revoke a key by id; refused from the next request on (replicas on PostgreSQL: within state.key_cache_s)"))
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
 
