@@ -226,3 +226,29 @@ models:
     for index in indexes:
         assert index in entries, f"answered request with ledger index {index} has no entry"
         assert entries[index]["key_id"] == load_key and entries[index]["status"] == 200
+
+
+def test_serve_workers_on_postgres_refuse_a_revoked_key(tmp_path: Path, pg_dsn: str, schema: str) -> None:  # noqa: F811
+    """`serve --workers 2` on PostgreSQL state: each forked process keeps its own copy of
+    the keys (and its own listener); a revocation reaches both within 1 s."""
+    upstream = Upstream("upstream")
+    config = f"""
+state: {{kind: postgres, dsn: "{pg_dsn}", schema: {schema}}}
+routing: {{health_interval_s: 0}}
+models:
+  - {{name: assistant, engine: openai_http, base_url: "http://127.0.0.1:{upstream.port}/v1"}}
+"""
+    server = Server(tmp_path, config, serve_args=["--workers", "2"])
+    try:
+        server.wait_ready()
+        token = server.cli("keys", "create", "--name", "w").stdout.strip()
+        until(lambda: all(status(server, token)[0] == 200 for _ in range(6)), 1.0, "the new key accepted")
+        assert server.cli("keys", "revoke", token.split("-")[2]).returncode == 0
+        # Six requests a round, each on a new connection: the processes accept from one
+        # socket in turn as they are free, so both are asked (not guaranteed, likely).
+        until(lambda: all(status(server, token) == (401, "revoked_api_key") for _ in range(6)), 1.0,
+              "the revoked key refused by every process")
+        assert "with 2 gateway processes" in server.log.read_text()
+    finally:
+        server.stop()
+        upstream.stop()
