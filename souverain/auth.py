@@ -15,6 +15,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from souverain.errors import Unauthorized
 
@@ -55,12 +56,62 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """One row of the key table, as every backend stores it."""
+
+    id: str
+    name: str
+    tenant: str
+    scopes: str  # comma-separated
+    models: str | None  # a JSON list, or None for every model
+    secret_hash: str
+    created_at: float
+    revoked_at: float | None
+
+    def info(self) -> KeyInfo:
+        models = json.loads(self.models) if self.models else None
+        return KeyInfo(self.id, self.name, self.tenant, self.scopes.split(","), models, self.created_at, self.revoked_at)
+
+
+class KeyTable(Protocol):
+    """Where keys are kept (souverain/state/keys.py: SQLite, PostgreSQL), and this
+    process's copy of them. `find()` is what authentication calls on every request: it
+    answers from an in-memory copy kept current by the backend's own means, not a database
+    round trip, and raises `StateUnavailable` (503) rather than answer from a copy that it
+    cannot vouch for and a database it cannot reach."""
+
+    kind: str
+
+    def insert(self, record: KeyRecord) -> None: ...
+
+    def revoke(self, key_id: str, at: float) -> bool:
+        """Mark the key revoked if it is active; whether it was. Every process that shares
+        the table stops accepting it within the backend's bound."""
+
+    def records(self) -> list[KeyRecord]:
+        """Every key, read from the database now, oldest first."""
+
+    def find(self, key_id: str) -> KeyRecord | None: ...
+
+    def close(self) -> None: ...
+
+
 class KeyStore:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    """Create, list, revoke and authenticate API keys over a `KeyTable`.
+
+    A bare `sqlite3.Connection` (from `souverain.state.connect`) is accepted too and gets
+    the SQLite table."""
+
+    def __init__(self, table: KeyTable | sqlite3.Connection) -> None:
+        if isinstance(table, sqlite3.Connection):
+            from souverain.state.keys import SqliteKeyTable
+
+            table = SqliteKeyTable(table)
+        self.table: KeyTable = table
 
     def close(self) -> None:
-        self._db.close()
+        self.table.close()
 
     def create(
         self,
@@ -78,32 +129,25 @@ class KeyStore:
                 raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        now = time.time()
-        self._db.execute(
-            "INSERT INTO api_keys (id, name, tenant, scopes, models, secret_hash, created_at) VALUES (?,?,?,?,?,?,?)",
-            (key_id, name, tenant, ",".join(scopes), json.dumps(models) if models is not None else None, _hash(secret), now),
+        record = KeyRecord(
+            key_id, name, tenant, ",".join(scopes), json.dumps(models) if models is not None else None,
+            _hash(secret), time.time(), None,
         )
-        return f"{PREFIX}{key_id}-{secret}", KeyInfo(key_id, name, tenant, list(scopes), models, now, None)
+        self.table.insert(record)
+        return f"{PREFIX}{key_id}-{secret}", record.info()
 
     def list(self) -> list[KeyInfo]:
-        rows = self._db.execute(
-            "SELECT id, name, tenant, scopes, models, created_at, revoked_at FROM api_keys ORDER BY created_at"
-        ).fetchall()
-        return [
-            KeyInfo(r[0], r[1], r[2], r[3].split(","), json.loads(r[4]) if r[4] else None, r[5], r[6]) for r in rows
-        ]
+        return [record.info() for record in self.table.records()]
 
     def revoke(self, key_id: str) -> bool:
-        cur = self._db.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
-        )
-        return cur.rowcount == 1
+        return self.table.revoke(key_id, time.time())
 
     def count_active(self) -> int:
-        return self._db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0]
+        return sum(1 for record in self.table.records() if record.revoked_at is None)
 
     def authenticate(self, authorization: str | None) -> Principal:
-        """Map an `Authorization: Bearer ...` header to a principal, or raise 401."""
+        """Map an `Authorization: Bearer ...` header to a principal, or raise 401. Reads the
+        process's copy of the keys (`KeyTable.find`), not the database."""
         if not authorization:
             raise Unauthorized("Missing API key: send it as `Authorization: Bearer <key>`.")
         scheme, _, token = authorization.partition(" ")
@@ -111,17 +155,13 @@ class KeyStore:
         if scheme.lower() != "bearer" or not token.startswith(PREFIX):
             raise Unauthorized("Invalid API key.")
         key_id, sep, secret = token[len(PREFIX) :].partition("-")
-        row = None
-        if sep and len(key_id) == 12:
-            row = self._db.execute(
-                "SELECT name, tenant, scopes, models, secret_hash, revoked_at FROM api_keys WHERE id = ?", (key_id,)
-            ).fetchone()
+        record = self.table.find(key_id) if sep and len(key_id) == 12 else None
         # Compare even when the row is missing so that timing does not reveal which ids exist.
-        expected = row[4] if row else _hash("")
+        expected = record.secret_hash if record else _hash("")
         matches = hmac.compare_digest(expected, _hash(secret))
-        if row is None or not matches:
+        if record is None or not matches:
             raise Unauthorized("Invalid API key.")
-        if row[5] is not None:
+        if record.revoked_at is not None:
             raise Unauthorized("This API key has been revoked.", code="revoked_api_key")
-        models = frozenset(json.loads(row[3])) if row[3] else None
-        return Principal(key_id, row[0], row[1], frozenset(row[2].split(",")), models)
+        models = frozenset(json.loads(record.models)) if record.models else None
+        return Principal(key_id, record.name, record.tenant, frozenset(record.scopes.split(",")), models)

@@ -133,5 +133,17 @@ class LedgerUnavailable(GatewayError):
     code = "ledger_unavailable"
 
 
+class StateUnavailable(GatewayError):
+    """This process cannot vouch that its copy of the API keys is current (the database
+    has not answered within `state.key_cache_s`): keys are refused until it does."""
+
+    status = 503
+    type = "server_error"
+    code = "state_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "1"})
+
+
 class ConfigError(Exception):
     """A configuration file is invalid; the message names the file, line and key."""

@@ -107,6 +107,12 @@ def dotted(steps: Sequence[str | int]) -> str:
 
 def line_of(root: yaml.Node | None, steps: Sequence[str | int]) -> int:
     """The line of the deepest key along `steps` that the file has (1 for an empty file)."""
+    return locate(root, steps)[1]
+
+
+def locate(root: yaml.Node | None, steps: Sequence[str | int]) -> tuple[yaml.Node | None, int]:
+    """The node of the deepest key along `steps` that the file has, and its line (the value
+    as written, before any `${VAR}` was replaced)."""
     node, line = root, 1 if root is None else root.start_mark.line + 1
     for step in steps:
         if isinstance(node, yaml.MappingNode) and isinstance(step, str):
@@ -115,13 +121,13 @@ def line_of(root: yaml.Node | None, steps: Sequence[str | int]) -> int:
                     node, line = value_node, key_node.start_mark.line + 1
                     break
             else:
-                return line
+                return node, line
         elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
             node = node.value[step]
             line = node.start_mark.line + 1
         else:
-            return line
-    return line
+            return node, line
+    return node, line
 
 
 def _to_python(node: yaml.Node, filename: str, env: dict[str, str], where: str) -> Any:

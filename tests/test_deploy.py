@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from souverain import __version__
+from souverain.state.config import PostgresStateConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -441,7 +442,8 @@ def test_production_egress_reaches_exactly_the_hosts_the_configuration_names(tmp
             and any(p["port"] == pod_port for p in r["ports"])
         ]  # fmt: skip
         assert matching, f"no egress rule reaches {url.hostname}:{url.port}"
-    dsn = conninfo_to_dict(config.ledger.store.dsn)  # type: ignore[union-attr]
+    assert isinstance(config.state, PostgresStateConfig), "production keeps its state in PostgreSQL"
+    dsn = conninfo_to_dict(config.state.dsn)
     assert dsn["host"] in config.air_gap.allowed_hosts
     assert any(int(dsn.get("port", 5432)) == p["port"] for r in rules for p in r["ports"])
 

@@ -19,7 +19,6 @@ from souverain.ledger import (
     LedgerConfig,
     LedgerError,
     NotFoundError,
-    SqliteStoreConfig,
     decode_entry,
     merkle,
     open_checkpoint,
@@ -266,7 +265,7 @@ def test_several_processes_sequence_into_one_store(tmp_path: Path, store_config:
 
 def test_sqlite_is_the_default_store(tmp_path: Path) -> None:
     config = LedgerConfig()
-    assert isinstance(config.store, SqliteStoreConfig)
+    assert config.store is None  # follows `state:`, whose default is SQLite in the state directory
     assert config.retention.content is False and config.retention.days >= 183
     assert config.checkpoint_interval_s <= 1.0
     fill(tmp_path, config.store, [3])

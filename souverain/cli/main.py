@@ -20,6 +20,7 @@ from souverain.cli.options import config_path, with_config
 from souverain import __version__
 from souverain.auth import SCOPES
 from souverain.errors import ConfigError
+from souverain.state.migrate import StateError
 
 
 def _load(arg: str | None):
@@ -29,10 +30,9 @@ def _load(arg: str | None):
 
 
 def _keystore(config):
-    from souverain.auth import KeyStore
-    from souverain.state import connect, state_dir
+    from souverain.state import open_keys
 
-    return KeyStore(connect(state_dir(config)))
+    return open_keys(config)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = with_config(keys.add_parser("list", help="list keys (never their secrets)"))
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_keys_list)
-    revoke = with_config(keys.add_parser("revoke", help="revoke a key by id; takes effect on the next request"))
+    revoke = with_config(keys.add_parser("revoke", help="revoke a key by id; refused from the next request on (replicas on PostgreSQL: within state.key_cache_s)"))
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
 
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"souverain: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, StateError) as exc:
         print(f"souverain: {exc}", file=sys.stderr)
         return 1
 

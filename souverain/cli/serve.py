@@ -3,10 +3,13 @@
 With `--workers N` (N > 1) the process binds the socket, makes the first key, then forks
 N gateway processes that accept on that one socket, and supervises them: a process that
 dies is started again after a second; SIGTERM or SIGINT stops them all. They share the
-state directory: the key store and the SQLite ledger take several writers (WAL, `BEGIN
-IMMEDIATE`, one integrator under a lock), and each embedded model's engine worker is
-started once and shared (`souverain/engines/shared.py`). Each process keeps its own
-metrics: `/metrics` shows the counters of the process that answered it.
+state (`state:`): the key store and the ledger take several writers (SQLite: WAL, `BEGIN
+IMMEDIATE`; PostgreSQL: row locks; one integrator under a lock), and each embedded model's
+engine worker is started once and shared (`souverain/engines/shared.py`). Each process
+keeps its own metrics: `/metrics` shows the counters of the process that answered it.
+
+Replicas (several `souverain serve` on several machines, one PostgreSQL) work the same
+way; the schema is migrated by whichever starts first (souverain/state/migrate.py).
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from souverain.auth import KeyStore
 from souverain.config import Config
 from souverain.errors import ConfigError
 from souverain.ledger import Ledger
-from souverain.state import connect, state_dir
+from souverain.ledger.config import PostgresStoreConfig
+from souverain.ledger.store import StoreError, open_store
+from souverain.state import StateError, describe, open_keys, state_dir
 
 RESTART_DELAY_S = 1.0
 
@@ -38,12 +43,20 @@ def serve(config: Config, workers: int = 1) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per engine health check is noise
     directory = state_dir(config)
-    keys = KeyStore(connect(directory))
+    try:
+        keys = open_keys(config, directory, listen=workers == 1)
+        if config.ledger.enabled:
+            # Migrate (or refuse) the ledger's schema too before listening; the gateway
+            # processes open their own ledger below.
+            open_store(config.ledger.store, directory).close()
+    except (StateError, StoreError) as exc:
+        print(f"souverain: {exc}", file=sys.stderr)
+        return 1
     first_key = None
     if keys.count_active() == 0:
         first_key, _ = keys.create("admin (created on first start)", scopes=("admin",))
     if workers > 1:
-        keys.close()  # the forked processes open their own; a SQLite handle is not to cross a fork
+        keys.close()  # the forked processes open their own; a database handle is not to cross a fork
 
     # Bind the socket ourselves so that port 0 works and the real port can be printed.
     sock = socket.socket(socket.AF_INET6 if ":" in config.server.host else socket.AF_INET, socket.SOCK_STREAM)
@@ -60,7 +73,7 @@ def serve(config: Config, workers: int = 1) -> int:
     host, port = sock.getsockname()[:2]
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     model = config.models[0].name
-    print(f"souverain: state in {directory}; air gap {'on' if config.air_gap.enabled else 'off'}", flush=True)
+    print(f"souverain: state in {describe(config, directory)}; air gap {'on' if config.air_gap.enabled else 'off'}", flush=True)
     if first_key:
         print(
             "\nFirst start: created an admin API key. It is shown once; only its hash is stored.\n\n"
@@ -74,7 +87,7 @@ def serve(config: Config, workers: int = 1) -> int:
         )
     print(f"souverain: listening on {base}" + (f" with {workers} gateway processes" if workers > 1 else ""), flush=True)
     if workers > 1:
-        return _supervise(workers, lambda: _run(config, directory, KeyStore(connect(directory)), sock))
+        return _supervise(workers, lambda: _run(config, directory, open_keys(config, directory, listen=True), sock))
     return _run(config, directory, keys, sock)
 
 
@@ -87,7 +100,8 @@ def _run(config: Config, directory: Path, keys: KeyStore, sock: socket.socket) -
         except Exception as exc:
             print(f"souverain: cannot open the ledger: {exc}", file=sys.stderr)
             return 1
-        print(f"souverain: ledger {ledger.origin} ({type(config.ledger.store).__name__}); verifier key {ledger.vkey}", flush=True)
+        kind = "postgres" if isinstance(config.ledger.store, PostgresStoreConfig) else "sqlite"
+        print(f"souverain: ledger {ledger.origin} ({kind}); verifier key {ledger.vkey}", flush=True)
     try:
         gateway = Gateway(config=config, keys=keys, ledger=ledger, state_dir=directory)
     except ConfigError as exc:
@@ -105,7 +119,10 @@ def _run(config: Config, directory: Path, keys: KeyStore, sock: socket.socket) -
         )
     )
     # Server.run installs the uvloop event loop asked for above; asyncio.run would not.
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        keys.close()
     return 0
 
 

@@ -23,8 +23,9 @@ from souverain import yamlfile
 from souverain.config.schema import Config, OpenAIHTTPModel
 from souverain.privacy.settings import DictionaryFile, PrivacyConfig
 from souverain.errors import ConfigError
-from souverain.ledger.config import PostgresStoreConfig
+from souverain.ledger.config import PostgresStoreConfig, SqliteStoreConfig
 from souverain.privacy.config import SettingError, key_path
+from souverain.state.config import PostgresStateConfig
 
 
 def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Config:
@@ -81,6 +82,7 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
                     f"{filename}:{line}: models[{i}].base_url: air gap is on and {parts.hostname!r} is not a local "
                     "host; add it to air_gap.allowed_hosts if the organisation runs it, or set air_gap.enabled: false"
                 )
+    _check_state(config, filename, root)
     if config.air_gap.enabled:
         _check_ledger_hosts(config, filename, root)
     if not config.models:
@@ -112,8 +114,40 @@ def _absolute(path: str, base_dir: Path) -> str:
     return str(expanded if expanded.is_absolute() else base_dir / expanded)
 
 
+def _check_state(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """`state:` and `ledger.store` agree, and no password is written in the file."""
+    state = config.state
+    if not isinstance(state, PostgresStateConfig):
+        return
+    if isinstance(config.ledger.store, SqliteStoreConfig):
+        line = yamlfile.line_of(root, ["ledger", "store"])
+        raise ConfigError(
+            f"{filename}:{line}: ledger.store: a SQLite ledger with `state: {{kind: postgres}}` would give each "
+            "replica a log of its own; remove ledger.store (the ledger then lives in the state's database)"
+        )
+    node, line = yamlfile.locate(root, ["state", "dsn"])
+    raw = node.value if isinstance(node, yaml.ScalarNode) else state.dsn
+    if _written_password(raw):
+        raise ConfigError(
+            f"{filename}:{line}: state.dsn: a password written in the file; take it from the environment "
+            "(PGPASSWORD, a PGPASSFILE, or ${ENV_VAR} in the DSN)"
+        )
+
+
+def _written_password(dsn: str) -> bool:
+    """Whether a DSN (as written, before ${ENV} substitution) holds a literal password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except Exception:  # noqa: BLE001 - reported as a bad DSN by the host check
+        return False
+    return password is not None and not _ENV.fullmatch(str(password))
+
+
 def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -> None:
-    """The ledger's outbound connections (witnesses, PostgreSQL) obey the air gap too."""
+    """The ledger's and the state's outbound connections (witnesses, PostgreSQL) obey the
+    air gap too."""
     allowed = config.air_gap.allowed_hosts
     for i, witness in enumerate(config.ledger.witnesses):
         host = urlsplit(witness.url).hostname or ""
@@ -123,23 +157,35 @@ def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -
                 f"{filename}:{line}: ledger.witnesses[{i}].url: air gap is on and {host!r} is not a local host; "
                 "add it to air_gap.allowed_hosts"
             )
+    dsns: list[tuple[str, list[str | int]]] = []
+    if isinstance(config.state, PostgresStateConfig):
+        dsns.append((config.state.dsn, ["state", "dsn"]))
     store = config.ledger.store
-    if isinstance(store, PostgresStoreConfig):
-        from psycopg.conninfo import conninfo_to_dict
+    if isinstance(store, PostgresStoreConfig) and not any(dsn == store.dsn for dsn, _ in dsns):
+        dsns.append((store.dsn, ["ledger", "store", "dsn"]))
+    for dsn, steps in dsns:
+        _check_dsn_host(dsn, steps, allowed, filename, root)
 
-        try:
-            hosts = str(conninfo_to_dict(store.dsn).get("host") or "").split(",")
-        except Exception as exc:
-            line = yamlfile.line_of(root, ["ledger", "store", "dsn"])
-            raise ConfigError(f"{filename}:{line}: ledger.store.dsn: not a PostgreSQL connection string: {exc}") from None
-        for host in hosts:
-            # Empty or a directory: a Unix socket on this machine.
-            if host and not host.startswith("/") and not is_local_host(host, allowed):
-                line = yamlfile.line_of(root, ["ledger", "store", "dsn"])
-                raise ConfigError(
-                    f"{filename}:{line}: ledger.store.dsn: air gap is on and {host!r} is not a local host; "
-                    "add it to air_gap.allowed_hosts"
-                )
+
+def _check_dsn_host(
+    dsn: str, steps: list[str | int], allowed: list[str], filename: str, root: yaml.Node | None
+) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    key = ".".join(str(s) for s in steps)
+    try:
+        hosts = str(conninfo_to_dict(dsn).get("host") or "").split(",")
+    except Exception as exc:
+        line = yamlfile.line_of(root, steps)
+        raise ConfigError(f"{filename}:{line}: {key}: not a PostgreSQL connection string: {exc}") from None
+    for host in hosts:
+        # Empty or a directory: a Unix socket on this machine.
+        if host and not host.startswith("/") and not is_local_host(host, allowed):
+            line = yamlfile.line_of(root, steps)
+            raise ConfigError(
+                f"{filename}:{line}: {key}: air gap is on and {host!r} is not a local host; "
+                "add it to air_gap.allowed_hosts"
+            )
 
 
 def is_local_host(host: str, allowed: list[str]) -> bool:

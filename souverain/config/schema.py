@@ -13,9 +13,10 @@ import msgspec
 from msgspec import Meta
 
 from souverain.classes import DataClassName
-from souverain.ledger.config import LedgerConfig
+from souverain.ledger.config import LedgerConfig, PostgresStoreConfig
 from souverain.privacy.settings import PrivacyConfig
 from souverain.routing.policy import Policy
+from souverain.state.config import PostgresStateConfig, SqliteStateConfig, StateConfig
 from souverain.strict import Strict as Base
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
@@ -247,9 +248,13 @@ class Config(Base):
     # Configuration schema version.
     version: Literal[1] = 1
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
-    # Where SQLite state (API keys) lives; relative paths are relative to the working
-    # directory. Overridden by the SOUVERAIN_STATE_DIR environment variable.
+    # The machine's own state: SQLite files (with `state: {kind: sqlite}`), engine worker
+    # sockets, file keys. Relative paths are relative to the working directory.
+    # Overridden by the SOUVERAIN_STATE_DIR environment variable.
     state_dir: str = ".souverain"
+    # Where API keys and the ledger are kept: SQLite in the state directory, or one
+    # PostgreSQL database shared by every replica (docs/deploy.md, "State and replicas").
+    state: StateConfig = msgspec.field(default_factory=SqliteStateConfig)
     air_gap: AirGapConfig = msgspec.field(default_factory=AirGapConfig)
     # The tamper-evident request ledger (docs/ledger.md). On by default: SQLite in the
     # state directory, a file key provider; set enabled: false to run without one.
@@ -263,6 +268,13 @@ class Config(Base):
     # Limits against hostile clients, /metrics exposure, the state directory's mode
     # (docs/configuration.md, "hardening"; docs/security.md).
     hardening: HardeningConfig = msgspec.field(default_factory=HardeningConfig)
+
+    def __post_init__(self) -> None:
+        # The ledger follows `state:` unless `ledger.store` says otherwise: one setting
+        # puts everything in PostgreSQL. (An explicit SQLite ledger store under a
+        # PostgreSQL state is refused by the loader, naming the line.)
+        if self.ledger.store is None and isinstance(self.state, PostgresStateConfig):
+            self.ledger.store = PostgresStoreConfig(dsn=self.state.dsn, schema=self.state.schema)
 
 
 def json_schema() -> dict:

@@ -2,7 +2,8 @@
 
     ledger:
       origin: ledger.bank.example/gateway     # the checkpoint origin line and log key name
-      store: {kind: sqlite, path: ledger.db}   # or {kind: postgres, dsn: ..., schema: ...}
+      store: {kind: sqlite, path: ledger.db}   # or {kind: postgres, dsn: ..., schema: ...};
+                                               # omitted: where `state:` keeps everything
       keys: {provider: file, path: keys}       # or pkcs11 (see souverain.keys.config)
       checkpoint_interval_s: 0.5
       retention: {content: false, days: 184}
@@ -65,7 +66,9 @@ class LedgerConfig(Base):
     origin: Origin = "souverain.local/ledger"
     # Name of the checkpoint signing key in the key provider (made on first start).
     signing_key: KeyName = "souverain-ledger-checkpoint"
-    store: StoreConfig = msgspec.field(default_factory=SqliteStoreConfig)
+    # Omitted: where `state:` says (ledger.db in the state directory, or the state's
+    # PostgreSQL schema); the configuration fills it in when it loads.
+    store: StoreConfig | None = None
     keys: KeysConfig = msgspec.field(default_factory=FileKeys)
     # Seconds between checkpoints while entries arrive (at most 1 s by default).
     checkpoint_interval_s: Annotated[float, Meta(gt=0, le=60)] = 0.5

@@ -11,8 +11,11 @@ from souverain.ledger.store.base import ContentRow, Store, StoreConflict, StoreE
 __all__ = ["ContentRow", "Store", "StoreConflict", "StoreError", "open_store"]
 
 
-def open_store(config: StoreConfig, base_dir: str | os.PathLike[str] = ".") -> Store:
-    """A new store object (one connection); relative SQLite paths are under `base_dir`."""
+def open_store(config: StoreConfig | None, base_dir: str | os.PathLike[str] = ".") -> Store:
+    """A new store object (one connection); relative SQLite paths are under `base_dir`.
+    None: the default, `ledger.db` under `base_dir`."""
+    if config is None:
+        config = SqliteStoreConfig()
     if isinstance(config, SqliteStoreConfig):
         from souverain.ledger.store.sqlite import SqliteStore
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from souverain.keys.envelope import WrappedKey
 from souverain.ledger.store.base import ContentRow, StoreConflict, StoreError, TileKey
+from souverain.state.migrate import Migration, migrate_postgres
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS ledger_data_keys (
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_data_keys_current ON ledger_data_keys (tenant) WHERE retired IS NULL;
 """
 
+# The ledger's schema versions in `souverain_migrations` (souverain/state/migrate.py);
+# append, never edit one that shipped. Version 1 is the schema of the releases before
+# migrations: IF NOT EXISTS and ON CONFLICT make it a no-op on their schemas.
+MIGRATIONS = (Migration(1, "ledger", tuple(s.strip() for s in SCHEMA.split(";") if s.strip())),)
+
 
 def _lock_key(schema: str, purpose: str) -> int:
     digest = hashlib.sha256(f"souverain-ledger:{schema}:{purpose}".encode()).digest()
@@ -73,13 +79,12 @@ class PostgresStore:
         except psycopg.OperationalError as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from None
         self._lock_held = False
-        with self._db.transaction():
-            # Concurrent CREATE ... IF NOT EXISTS can still collide; serialise first starts.
-            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema, "schema"),))
-            self._db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            self._db.execute(f'SET search_path TO "{schema}"')
-            self._db.execute(SCHEMA)
-        self._db.execute(f'SET search_path TO "{schema}"')
+        try:
+            # Versioned, under an advisory lock: concurrent first starts migrate once.
+            migrate_postgres(self._db, schema, "ledger", MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
 
     # -- metadata ------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

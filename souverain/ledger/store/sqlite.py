@@ -19,6 +19,7 @@ from pathlib import Path
 from souverain.keys.envelope import WrappedKey
 from souverain.locks import try_lock
 from souverain.ledger.store.base import ContentRow, StoreConflict, TileKey
+from souverain.state.migrate import Migration, migrate_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,6 +39,11 @@ CREATE TABLE IF NOT EXISTS ledger_data_keys (
 CREATE UNIQUE INDEX IF NOT EXISTS ledger_data_keys_current ON ledger_data_keys (tenant) WHERE retired IS NULL;
 """
 
+# The file's schema versions (PRAGMA user_version); append, never edit one that shipped.
+# Version 1 is the schema of the releases before migrations: IF NOT EXISTS makes it a
+# no-op on their files.
+MIGRATIONS = (Migration(1, "ledger", tuple(s.strip() for s in SCHEMA.split(";") if s.strip())),)
+
 
 class SqliteStore:
     kind = "sqlite"
@@ -49,7 +55,7 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA secure_delete=ON")  # shredded and purged content is overwritten
-        self._db.executescript(SCHEMA)
+        migrate_sqlite(self._db, "ledger", MIGRATIONS, str(self.path))
         self._lock_fd: int | None = None
 
     def _begin(self) -> sqlite3.Cursor:

@@ -1,0 +1,106 @@
+"""The gateway's state: the state directory, and where keys (and the ledger) are kept.
+
+`state:` in the configuration (souverain/state/config.py) picks the backend:
+
+- SQLite (the default): everything in the state directory. `souverain.db` holds the API
+  keys, `ledger.db` the ledger; WAL mode lets the CLI and several gateway processes write
+  while others read.
+- PostgreSQL: the keys, the ledger (unless `ledger.store` names another place) and what
+  later parts add live in one schema of one database, shared by any number of replicas.
+  The state directory then only holds what is the machine's own: the engine workers'
+  sockets and, with the file key provider, the key files.
+
+Each part's schema is versioned and migrated when it is opened (souverain/state/migrate.py);
+`open_keys` is what `souverain serve` and `souverain keys` call.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from souverain.errors import ConfigError
+from souverain.state.config import PostgresStateConfig, SqliteStateConfig, StateConfig
+from souverain.state.migrate import SchemaTooNew, StateError
+
+if TYPE_CHECKING:  # the configuration imports souverain.state.config: no import at run time
+    from souverain.auth import KeyStore
+    from souverain.config import Config
+
+__all__ = [
+    "PostgresStateConfig", "SchemaTooNew", "SqliteStateConfig", "StateConfig", "StateError",
+    "connect", "describe", "open_keys", "state_dir",
+]
+
+
+def state_dir(config: Config) -> Path:
+    """The state directory (SOUVERAIN_STATE_DIR wins over the file's `state_dir`), made
+    when missing. From here on every file the process creates is private to its user
+    (umask 077): the databases hold key hashes, ledger metadata, wrapped data keys and
+    sealed content, and SQLite creates its files (and their -wal, -shm) with the mode
+    the umask leaves. A directory others may read or enter is reported, or refused
+    (`hardening.open_state_dir`); files of ours that an older version left open to
+    others are made private."""
+    os.umask(os.umask(0o077) | 0o077)
+    path = Path(os.environ.get("SOUVERAIN_STATE_DIR") or config.state_dir).expanduser()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        message = (
+            f"the state directory {path} is open to other users (mode {mode:04o}); "
+            f"make it private with `chmod 700 {path}`"
+        )
+        if config.hardening.open_state_dir == "refuse":
+            raise ConfigError(f"{message} (hardening.open_state_dir: refuse)")
+        print(f"souverain: warning: {message}", file=sys.stderr, flush=True)
+    for entry in path.iterdir():
+        info = entry.lstat()
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
+            entry.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+    return path
+
+
+def connect(directory: Path) -> sqlite3.Connection:
+    """The SQLite key database of a state directory (its schema is migrated by the
+    `SqliteKeyTable` that `KeyStore` wraps around it)."""
+    db = sqlite3.connect(directory / "souverain.db", isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+def open_keys(config: Config, directory: Path | None = None, *, listen: bool = False) -> KeyStore:
+    """The key store `state:` names, its schema migrated; SQLite's in `directory` (the
+    state directory when None). `listen`: keep an in-memory copy current for a serving
+    gateway (PostgreSQL; SQLite's copy needs no thread). Raises StateError (SchemaTooNew)
+    with a one-line message for the operator."""
+    from souverain.auth import KeyStore
+    from souverain.state.keys import PostgresKeyTable, SqliteKeyTable
+
+    state = config.state
+    if isinstance(state, PostgresStateConfig):
+        return KeyStore(PostgresKeyTable(state.dsn, state.schema, cache_s=state.key_cache_s, listen=listen))
+    directory = directory if directory is not None else state_dir(config)
+    db = connect(directory)
+    try:
+        return KeyStore(SqliteKeyTable(db, str(directory / "souverain.db")))
+    except BaseException:
+        db.close()
+        raise
+
+
+def describe(config: Config, directory: Path) -> str:
+    """Where the state is, for the start-up line (never the DSN: it may hold a password)."""
+    state = config.state
+    if isinstance(state, PostgresStateConfig):
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(state.dsn)
+        where = f"{info.get('host') or 'local socket'}/{info.get('dbname') or info.get('user') or ''}"
+        return f"PostgreSQL {where} schema {state.schema} (machine files in {directory})"
+    return str(directory)
