@@ -105,10 +105,11 @@ def build_app() -> Starlette:
     from souverain.auth import KeyStore
     from souverain.config import load_config
     from souverain.state import connect, state_dir
+    from souverain.state.keys import SqliteKeyTable
 
     config = load_config(os.environ.get("SOUVERAIN_CONFIG") or None)
     directory = state_dir(config)
-    gateway = Gateway(config=config, keys=KeyStore(connect(directory)), **_ledger(config, directory))
+    gateway = Gateway(config=config, keys=KeyStore(SqliteKeyTable(connect(directory))), **_ledger(config, directory))
     if os.environ.get("BENCH_CLIENT") == "aiohttp":
         _use_aiohttp_transport(gateway)
     return create_app(gateway)

@@ -98,17 +98,11 @@ class KeyTable(Protocol):
 
 
 class KeyStore:
-    """Create, list, revoke and authenticate API keys over a `KeyTable`.
+    """Create, list, revoke and authenticate API keys over a `KeyTable` (the tables are
+    `souverain.state.keys`'s; `souverain.state.open_keys` picks the one `state:` names)."""
 
-    A bare `sqlite3.Connection` (from `souverain.state.connect`) is accepted too and gets
-    the SQLite table."""
-
-    def __init__(self, table: KeyTable | sqlite3.Connection) -> None:
-        if isinstance(table, sqlite3.Connection):
-            from souverain.state.keys import SqliteKeyTable
-
-            table = SqliteKeyTable(table)
-        self.table: KeyTable = table
+    def __init__(self, table: KeyTable) -> None:
+        self.table = table
 
     def close(self) -> None:
         self.table.close()

@@ -32,7 +32,8 @@ from souverain.errors import ConfigError
 T = TypeVar("T")
 Steps = list[str | int]
 
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `${VAR}`: a reference to an environment variable, replaced where the caller passes one.
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PATH_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[\.\.\.\]")
 _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at (?P<key>`key` in )?`(?P<path>\$[^`]*)`)?$", re.S)
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -152,8 +153,8 @@ def _to_python(node: yaml.Node, filename: str, env: dict[str, str], where: str) 
                 )
             return env[name]
 
-        whole = _ENV.fullmatch(value)
-        value = _ENV.sub(substitute, value)
+        whole = ENV_VAR.fullmatch(value)
+        value = ENV_VAR.sub(substitute, value)
         if whole:
             # `port: ${PORT}` should give a number: read the value as a YAML scalar.
             try:

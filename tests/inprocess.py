@@ -18,6 +18,7 @@ from souverain.config.loader import parse_config
 from souverain.engines.fake import FakeEngine
 from souverain.ledger import Ledger
 from souverain.state import connect
+from souverain.state.keys import SqliteKeyTable
 from upstreams import two_routes
 
 T = TypeVar("T")
@@ -60,7 +61,7 @@ def run(
 
     async def main() -> T:
         cfg = parse_config(config, "test.yaml", {}, base_dir=tmp_path)
-        keys = KeyStore(connect(tmp_path))
+        keys = KeyStore(SqliteKeyTable(connect(tmp_path)))
         token, _ = keys.create("test")
         ledger = Ledger.open(cfg.ledger, state_dir=tmp_path)
         gateway = Gateway(config=cfg, keys=keys, ledger=ledger, engines=dict(engines), state_dir=tmp_path)

@@ -14,6 +14,7 @@ import pytest
 from souverain.auth import KeyStore
 from souverain.errors import Unauthorized
 from souverain.state import connect
+from souverain.state.keys import SqliteKeyTable
 
 
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +53,7 @@ def test_only_the_hash_is_stored(tmp_path: Path) -> None:
 
 
 def test_authenticate_rules(tmp_path: Path) -> None:
-    store = KeyStore(connect(tmp_path))
+    store = KeyStore(SqliteKeyTable(connect(tmp_path)))
     token, info = store.create("svc", scopes=("inference",), models=["a"])
     principal = store.authenticate(f"Bearer {token}")
     assert principal.key_id == info.id and principal.may_use("a") and not principal.may_use("b")

@@ -21,6 +21,7 @@ from souverain.config.loader import parse_config
 from souverain.engines.fake import FakeEngine
 from souverain.privacy import Finding, Scanner
 from souverain.state import connect
+from souverain.state.keys import SqliteKeyTable
 
 
 class Reading:
@@ -95,7 +96,7 @@ def texts_in(node: Any) -> list[str]:
 
 def _gateway(tmp_path: Path) -> tuple[Any, str, Reading, dict[str, FakeEngine]]:
     config = parse_config(TWO_ROUTES, "test.yaml", {}, base_dir=tmp_path)
-    keys = KeyStore(connect(tmp_path))
+    keys = KeyStore(SqliteKeyTable(connect(tmp_path)))
     token, _ = keys.create("property")
     fakes = {"assistant-onprem": FakeEngine(), "assistant-cloud": FakeEngine()}
     gateway = Gateway(config=config, keys=keys, engines=dict(fakes), state_dir=tmp_path)

@@ -142,7 +142,7 @@ def _written_password(dsn: str) -> bool:
         password = conninfo_to_dict(dsn).get("password")
     except Exception:  # noqa: BLE001 - reported as a bad DSN by the host check
         return False
-    return password is not None and not _ENV.fullmatch(str(password))
+    return password is not None and not yamlfile.ENV_VAR.fullmatch(str(password))
 
 
 def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -> None:

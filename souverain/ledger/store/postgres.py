@@ -20,9 +20,11 @@ import hashlib
 import re
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from souverain.keys.envelope import WrappedKey
-from souverain.ledger.store.base import ContentRow, StoreConflict, StoreError, TileKey
+from souverain.ledger.store.base import ContentRow, StoreConflict, StoreError
+from souverain.ledger.tiles import TileKey
 from souverain.state.migrate import Migration, migrate_postgres
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -98,10 +100,10 @@ class PostgresStore:
     def sequence(self, leaves: Sequence[bytes], contents: Sequence[ContentRow | None]) -> int:
         db = self._db
         with db.transaction():
-            (end,) = db.execute(
+            (end,) = _row(db.execute(
                 "UPDATE ledger_counter SET value = value + %s WHERE name = 'next' RETURNING value", (len(leaves),)
-            ).fetchone()
-            first = end - len(leaves)
+            ).fetchone())
+            first = int(end) - len(leaves)
             with db.cursor() as cur:
                 with cur.copy("COPY ledger_entries (idx, data) FROM STDIN") as copy:
                     for i, leaf in enumerate(leaves, first):
@@ -114,7 +116,7 @@ class PostgresStore:
         return first
 
     def sequenced_size(self) -> int:
-        return self._db.execute("SELECT value FROM ledger_counter WHERE name = 'next'").fetchone()[0]
+        return int(_row(self._db.execute("SELECT value FROM ledger_counter WHERE name = 'next'").fetchone())[0])
 
     def read_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
         rows = self._db.execute(
@@ -124,7 +126,7 @@ class PostgresStore:
 
     # -- the tree ------------------------------------------------------------------------
     def tree_size(self) -> int:
-        return self._db.execute("SELECT value FROM ledger_counter WHERE name = 'tree'").fetchone()[0]
+        return int(_row(self._db.execute("SELECT value FROM ledger_counter WHERE name = 'tree'").fetchone())[0])
 
     def read_tile(self, level: int, index: int) -> bytes | None:
         row = self._db.execute("SELECT data FROM ledger_tiles WHERE level = %s AND idx = %s", (level, index)).fetchone()
@@ -133,7 +135,7 @@ class PostgresStore:
     def publish(self, old_size: int, new_size: int, tiles: Mapping[TileKey, bytes], checkpoint: str) -> None:
         db = self._db
         with db.transaction():
-            (current,) = db.execute("SELECT value FROM ledger_counter WHERE name = 'tree' FOR UPDATE").fetchone()
+            (current,) = _row(db.execute("SELECT value FROM ledger_counter WHERE name = 'tree' FOR UPDATE").fetchone())
             if current != old_size:
                 raise StoreConflict(f"tree size is {current}, integrator expected {old_size}")
             with db.cursor() as cur:
@@ -167,9 +169,9 @@ class PostgresStore:
 
     def try_lock_integrator(self) -> bool:
         if not self._lock_held:
-            (got,) = self._db.execute(
+            (got,) = _row(self._db.execute(
                 "SELECT pg_try_advisory_lock(%s)", (_lock_key(self.schema, "integrator"),)
-            ).fetchone()
+            ).fetchone())
             self._lock_held = bool(got)
         return self._lock_held
 
@@ -223,3 +225,10 @@ class PostgresStore:
             self._db.close()  # also releases the advisory lock
         finally:
             self._lock_held = False
+
+
+def _row(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """A row the schema always holds (the counters), or a StoreError saying it is gone."""
+    if row is None:
+        raise StoreError("the ledger's counter rows are missing: the schema was changed outside souverain")
+    return row

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from souverain.keys.envelope import WrappedKey
 from souverain.locks import try_lock
-from souverain.ledger.store.base import ContentRow, StoreConflict, TileKey
+from souverain.ledger.store.base import ContentRow, StoreConflict
+from souverain.ledger.tiles import TileKey
 from souverain.state.migrate import Migration, migrate_sqlite
 
 SCHEMA = """
@@ -85,10 +86,10 @@ class SqliteStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return first
+        return int(first)
 
     def sequenced_size(self) -> int:
-        return self._db.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries").fetchone()[0]
+        return int(self._db.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries").fetchone()[0])
 
     def read_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
         rows = self._db.execute(
@@ -99,7 +100,7 @@ class SqliteStore:
 
     # -- the tree ------------------------------------------------------------------------
     def tree_size(self) -> int:
-        return self._db.execute("SELECT coalesce(max(size), -1) FROM ledger_checkpoints").fetchone()[0]
+        return int(self._db.execute("SELECT coalesce(max(size), -1) FROM ledger_checkpoints").fetchone()[0])
 
     def read_tile(self, level: int, index: int) -> bytes | None:
         row = self._db.execute("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)).fetchone()
@@ -126,7 +127,8 @@ class SqliteStore:
             raise
 
     def latest_checkpoint(self) -> tuple[int, str] | None:
-        return self._db.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        row = self._db.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else None
 
     def checkpoint_at(self, size: int) -> str | None:
         row = self._db.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (size,)).fetchone()
