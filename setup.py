@@ -71,13 +71,18 @@ def _extensions() -> list:
     try:
         from mypyc.build import mypycify
     except ImportError:
-        print("souverain: mypy is not installed (requirements/build.lock), the privacy scanner stays pure Python",
-              file=sys.stderr)
+        print(
+            "souverain: mypy is not installed (requirements/build.lock), the privacy scanner stays pure Python",
+            file=sys.stderr,
+        )
         return []
     # The third-party modules the scanner calls (stdnum, phonenumbers, ahocorasick) have
     # no type stubs: mypyc treats what they return as `object` and checks it at run time.
-    return mypycify(["--ignore-missing-imports", "--follow-imports=silent", *_sources()],
-                    opt_level="3", group_name="souverain.privacy._compiled")
+    return mypycify(
+        ["--ignore-missing-imports", "--follow-imports=silent", *_sources()],
+        opt_level="3",
+        group_name="souverain.privacy._compiled",
+    )
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExtWithManifest})

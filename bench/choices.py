@@ -26,8 +26,9 @@ import statistics
 import sys
 import time
 import timeit
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
@@ -38,10 +39,19 @@ import load  # noqa: E402
 CHAT_REQUEST = {
     "model": "mistral-small",
     "messages": [
-        {"role": "system", "content": "You are a careful assistant for a European bank. Answer in the user's language."},
+        {
+            "role": "system",
+            "content": "You are a careful assistant for a European bank. Answer in the user's language.",
+        },
         {"role": "user", "content": "Summarise our data retention policy for customer emails in three bullet points."},
-        {"role": "assistant", "content": "- Emails are kept for 10 years.\n- Access is logged.\n- Deletion is audited."},
-        {"role": "user", "content": "And for phone recordings? Please cite the relevant article of the DORA regulation."},
+        {
+            "role": "assistant",
+            "content": "- Emails are kept for 10 years.\n- Access is logged.\n- Deletion is audited.",
+        },
+        {
+            "role": "user",
+            "content": "And for phone recordings? Please cite the relevant article of the DORA regulation.",
+        },
     ],
     "temperature": 0.2,
     "max_tokens": 512,
@@ -53,12 +63,14 @@ CHAT_RESPONSE = {
     "object": "chat.completion",
     "created": 1732440000,
     "model": "mistral-small",
-    "choices": [{
-        "index": 0,
-        "message": {"role": "assistant", "content": "Phone recordings are kept for five years. " * 12},
-        "finish_reason": "stop",
-        "logprobs": None,
-    }],
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Phone recordings are kept for five years. " * 12},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ],
     "usage": {"prompt_tokens": 96, "completion_tokens": 120, "total_tokens": 216},
 }
 CHAT_CHUNK = {
@@ -99,12 +111,15 @@ def json_bench() -> dict[str, dict[str, float]]:
             out.setdefault(f"{name} encode", {})[lib] = round(_per_op_us(lambda: encode(obj)), 3)
             out.setdefault(f"{name} decode", {})[lib] = round(_per_op_us(lambda: decode(raw)), 3)
     # What the gateway really does with a request body: decode and validate into its struct.
-    from souverain.chat import ChatRequest
     import msgspec
+
+    from souverain.chat import ChatRequest
 
     typed = msgspec.json.Decoder(ChatRequest).decode
     raw = msgspec.json.encode(CHAT_REQUEST)
-    out["request decode into souverain.chat.ChatRequest (validated)"] = {"msgspec": round(_per_op_us(lambda: typed(raw)), 3)}
+    out["request decode into souverain.chat.ChatRequest (validated)"] = {
+        "msgspec": round(_per_op_us(lambda: typed(raw)), 3)
+    }
     return out
 
 
@@ -188,7 +203,9 @@ async def _drive_client(
 
 
 def client_bench(
-    repeats: int = 3, requests: int = 1500, concurrencies: tuple[int, ...] = (16, 64),
+    repeats: int = 3,
+    requests: int = 1500,
+    concurrencies: tuple[int, ...] = (16, 64),
     waiter: harness.QuietWaiter | None = None,
 ) -> list[dict[str, Any]]:
     import uvloop
@@ -208,11 +225,16 @@ def client_bench(
                             runs[kind].append(uvloop.run(_drive_client(kind, url, concurrency, requests, stream)))
                     others.append(round(background.cores, 2))
                 for kind in CLIENTS:
-                    rows.append({
-                        "client": kind, "stream": stream, "concurrency": concurrency, "other_processes_cores": others,
-                        "rps": round(statistics.median(r["rps"] for r in runs[kind])),
-                        "cpu_us_per_request": round(statistics.median(r["cpu_us_per_request"] for r in runs[kind])),
-                    })
+                    rows.append(
+                        {
+                            "client": kind,
+                            "stream": stream,
+                            "concurrency": concurrency,
+                            "other_processes_cores": others,
+                            "rps": round(statistics.median(r["rps"] for r in runs[kind])),
+                            "cpu_us_per_request": round(statistics.median(r["cpu_us_per_request"] for r in runs[kind])),
+                        }
+                    )
     return rows
 
 
@@ -224,7 +246,9 @@ SERVERS = {
 }
 
 
-def server_bench(repeats: int = 3, requests: int = 3000, waiter: harness.QuietWaiter | None = None) -> list[dict[str, Any]]:
+def server_bench(
+    repeats: int = 3, requests: int = 3000, waiter: harness.QuietWaiter | None = None
+) -> list[dict[str, Any]]:
     """A minimal Starlette app under each server; medians over repeats."""
     import uvloop
 
@@ -238,20 +262,30 @@ def server_bench(repeats: int = 3, requests: int = 3000, waiter: harness.QuietWa
                 for _ in range(repeats):
                     waiter.wait()
                     with harness.OtherLoad() as background:
-                        results.append(uvloop.run(load.run_load(
-                            gw.url, concurrency=concurrency, requests=requests, stream=False, time_limit_s=10)))
+                        results.append(
+                            uvloop.run(
+                                load.run_load(
+                                    gw.url, concurrency=concurrency, requests=requests, stream=False, time_limit_s=10
+                                )
+                            )
+                        )
                     others.append(round(background.cores, 2))
-                rows.append({
-                    "server": name, "concurrency": concurrency, "other_processes_cores": others,
-                    "rps": round(statistics.median(r.rps for r in results)),
-                    "p50_ms": round(statistics.median(r.p50_ms for r in results), 3),
-                    "p99_ms": round(statistics.median(r.p99_ms for r in results), 3),
-                    "errors": sum(r.errors for r in results),
-                })
+                rows.append(
+                    {
+                        "server": name,
+                        "concurrency": concurrency,
+                        "other_processes_cores": others,
+                        "rps": round(statistics.median(r.rps for r in results)),
+                        "p50_ms": round(statistics.median(r.p50_ms for r in results), 3),
+                        "p99_ms": round(statistics.median(r.p99_ms for r in results), 3),
+                        "errors": sum(r.errors for r in results),
+                    }
+                )
     return rows
 
 
 # -- report ----------------------------------------------------------------------------
+
 
 def run_choices(repeats: int = 3, quiet_budget_s: float = 30.0) -> dict[str, Any]:
     waiter = harness.QuietWaiter(quiet_budget_s)
@@ -265,17 +299,33 @@ def run_choices(repeats: int = 3, quiet_budget_s: float = 30.0) -> dict[str, Any
 
 def markdown(result: dict[str, Any]) -> str:
     libs = list(_json_codecs())
-    lines = ["JSON, microseconds per operation (median of 7 timeit runs; lower is better):", "",
-             "| operation | " + " | ".join(libs) + " |", "| --- |" + " ---: |" * len(libs)]
+    lines = [
+        "JSON, microseconds per operation (median of 7 timeit runs; lower is better):",
+        "",
+        "| operation | " + " | ".join(libs) + " |",
+        "| --- |" + " ---: |" * len(libs),
+    ]
     for op, by_lib in result["json_us"].items():
         lines.append(f"| {op} | " + " | ".join(f"{by_lib[lib]:.2f}" if lib in by_lib else "–" for lib in libs) + " |")
-    lines += ["", "Upstream client against the mock upstream (medians; CPU is the client process's own):", "",
-              "| mode | concurrency | client | req/s | client CPU µs/request |", "| --- | ---: | --- | ---: | ---: |"]
+    lines += [
+        "",
+        "Upstream client against the mock upstream (medians; CPU is the client process's own):",
+        "",
+        "| mode | concurrency | client | req/s | client CPU µs/request |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
     for row in result["clients"]:
         mode = "stream" if row["stream"] else "non-stream"
-        lines.append(f"| {mode} | {row['concurrency']} | {row['client']} | {row['rps']} | {row['cpu_us_per_request']} |")
-    lines += ["", "HTTP server, minimal Starlette app (one POST route, fixed JSON), load from bench/load.py:", "",
-              "| server | concurrency | req/s | p50 ms | p99 ms |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines.append(
+            f"| {mode} | {row['concurrency']} | {row['client']} | {row['rps']} | {row['cpu_us_per_request']} |"
+        )
+    lines += [
+        "",
+        "HTTP server, minimal Starlette app (one POST route, fixed JSON), load from bench/load.py:",
+        "",
+        "| server | concurrency | req/s | p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for row in result["servers"]:
         lines.append(f"| {row['server']} | {row['concurrency']} | {row['rps']} | {row['p50_ms']} | {row['p99_ms']} |")
     return "\n".join(lines)

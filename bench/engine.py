@@ -88,7 +88,10 @@ def direct_as_engine(llm: Any, max_tokens: int) -> tuple[float, int, str]:
     started = time.perf_counter()
     parts = []
     for chunk in llm.create_chat_completion(
-        messages=MESSAGES, max_tokens=max_tokens, temperature=0, stream=True,
+        messages=MESSAGES,
+        max_tokens=max_tokens,
+        temperature=0,
+        stream=True,
         logits_processor=LogitsProcessorList([counter]),
     ):
         text = chunk["choices"][0]["delta"].get("content")
@@ -100,7 +103,9 @@ def direct_as_engine(llm: Any, max_tokens: int) -> tuple[float, int, str]:
 
 def _post(gw: harness.Gateway, body: dict) -> urllib.request.Request:
     return urllib.request.Request(
-        gw.url, data=json.dumps(body).encode(), method="POST",
+        gw.url,
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"authorization": f"Bearer {gw.key}", "content-type": "application/json"},
     )
 
@@ -116,8 +121,14 @@ def via_gateway(gw: harness.Gateway, max_tokens: int) -> tuple[float, int, str]:
 
 def via_gateway_stream(gw: harness.Gateway, max_tokens: int) -> tuple[float, int, str, float]:
     """Streaming through the gateway; also returns the time to the first content chunk."""
-    body = {"model": MODEL, "messages": MESSAGES, "max_tokens": max_tokens, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "model": MODEL,
+        "messages": MESSAGES,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     started = time.perf_counter()
     ttft, parts, tokens = 0.0, [], 0
     with urllib.request.urlopen(_post(gw, body), timeout=300) as response:
@@ -136,8 +147,12 @@ def via_gateway_stream(gw: harness.Gateway, max_tokens: int) -> tuple[float, int
 
 
 def run_engine_bench(
-    rounds: int = 5, max_tokens: int = 128, threads: int | None = None, embeddings: bool = True,
-    quiet_budget_s: float = 30.0, time_budget_s: float = 150.0,
+    rounds: int = 5,
+    max_tokens: int = 128,
+    threads: int | None = None,
+    embeddings: bool = True,
+    quiet_budget_s: float = 30.0,
+    time_budget_s: float = 150.0,
 ) -> dict[str, Any]:
     """`threads` None: the engine's default on both sides; a number is set on both sides
     too (in the gateway through the model's `n_threads`). `embeddings` False drops the
@@ -173,7 +188,7 @@ def run_engine_bench(
             if i >= 2 and time.monotonic() > deadline:
                 break  # a loaded machine makes rounds slow; keep `make bench` bounded
             load.append(os.getloadavg()[0])
-            for name in order[i % 4:] + order[: i % 4]:  # rotate, so no path always runs first
+            for name in order[i % 4 :] + order[: i % 4]:  # rotate, so no path always runs first
                 waiter.wait()
                 with harness.OtherLoad() as background:
                     if name == "gateway_stream":

@@ -72,21 +72,28 @@ def run(rounds: int, max_tokens: int) -> dict[str, Any]:
     from llama_cpp import Llama
 
     threads = os.cpu_count() or 1
-    llm = Llama(model_path=str(engine.gguf_path()), n_ctx=engine.N_CTX, n_threads=threads, n_threads_batch=threads,
-                verbose=False)
+    llm = Llama(
+        model_path=str(engine.gguf_path()),
+        n_ctx=engine.N_CTX,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+    )
     paths = {"main thread": main_thread, "worker": worker, "worker+loop": worker_loop}
     samples: dict[str, list[float]] = {name: [] for name in paths}
     names = list(paths)
     with ThreadPoolExecutor(max_workers=1) as pool:
         main_thread(llm, 8, pool)
         for i in range(rounds):
-            for name in names[i % 3:] + names[: i % 3]:
+            for name in names[i % 3 :] + names[: i % 3]:
                 started = time.perf_counter()
                 paths[name](llm, max_tokens, pool)
                 samples[name].append(max_tokens / (time.perf_counter() - started))
     base = statistics.median(samples["main thread"])
     return {
-        "n_threads": threads, "max_tokens": max_tokens, "rounds": rounds,
+        "n_threads": threads,
+        "max_tokens": max_tokens,
+        "rounds": rounds,
         "tokens_per_s": {k: [round(v, 1) for v in vs] for k, vs in samples.items()},
         "median_tokens_per_s": {k: round(statistics.median(vs), 1) for k, vs in samples.items()},
         "vs_main_thread": {k: round(statistics.median(vs) / base, 3) for k, vs in samples.items()},

@@ -82,7 +82,9 @@ def _get(url: str, timeout: float = 5) -> int:
 def _chat(gw: harness.Gateway, max_tokens: int = 4) -> bool:
     body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": max_tokens})
     request = urllib.request.Request(
-        gw.url, data=body.encode(), method="POST",
+        gw.url,
+        data=body.encode(),
+        method="POST",
         headers={"authorization": f"Bearer {gw.key}", "content-type": "application/json"},
     )
     try:
@@ -148,9 +150,17 @@ def memory() -> dict[str, Any]:
             _chat(gw, 16)
             out[f"embeddings={embeddings}"] = {"gateway": memory_of(gw.pid), "worker": memory_of(worker_of(gw.pid))}
     bare = subprocess.Popen(
-        [sys.executable, "-c", DIRECT + "\nimport os, time\nprint('loaded', flush=True)\ntime.sleep(30)",
-         str(ROOT), "1", "16", "1"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            DIRECT + "\nimport os, time\nprint('loaded', flush=True)\ntime.sleep(30)",
+            str(ROOT),
+            "1",
+            "16",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert bare.stdout is not None
     for line in bare.stdout:
@@ -187,15 +197,22 @@ def builds(baseline: str, n_threads: int, max_tokens: int, rounds: int) -> dict[
 def _direct(python: str, threads: int, max_tokens: int, rounds: int) -> list[dict[str, Any]]:
     run = subprocess.run(
         [python, "-c", DIRECT, str(ROOT), str(threads), str(max_tokens), str(rounds)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [json.loads(x) for x in run.stdout.splitlines() if x.startswith("{")]
 
 
 def _serve(state: Path, config: Path) -> tuple[subprocess.Popen[bytes], int]:
     env = {**os.environ, "SOUVERAIN_STATE_DIR": str(state)}
-    proc = subprocess.Popen([harness.SOUVERAIN, "serve", "--config", str(config), "--port", "0"], env=env,
-                            cwd=state.parent, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [harness.SOUVERAIN, "serve", "--config", str(config), "--port", "0"],
+        env=env,
+        cwd=state.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     port = harness._wait_port(proc, "souverain serve")
     harness._wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
     return proc, port
@@ -206,8 +223,11 @@ def shared() -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     config_text = f"models:\n  - name: {MODEL}\n    engine: llamacpp\n    embeddings: false\n"
-    for label, gateways, one_dir in (("1 gateway", 1, True), ("4 gateways, one state directory", 4, True),
-                                     ("4 gateways, 4 state directories", 4, False)):
+    for label, gateways, one_dir in (
+        ("1 gateway", 1, True),
+        ("4 gateways, one state directory", 4, True),
+        ("4 gateways, 4 state directories", 4, False),
+    ):
         with tempfile.TemporaryDirectory(prefix="souverain-bench-") as tmp:
             config = Path(tmp) / "souverain.yaml"
             config.write_text(config_text)
@@ -225,8 +245,12 @@ def shared() -> dict[str, Any]:
                         pass
                 gw = [memory_of(pid)["pss"] for pid in pids]
                 wk = [memory_of(pid)["pss"] for pid in workers]
-                out[label] = {"gateway_pss_mib": gw, "worker_pss_mib": wk, "workers": len(workers),
-                              "total_pss_mib": round(sum(gw) + sum(wk), 1)}
+                out[label] = {
+                    "gateway_pss_mib": gw,
+                    "worker_pss_mib": wk,
+                    "workers": len(workers),
+                    "total_pss_mib": round(sum(gw) + sum(wk), 1),
+                }
             finally:
                 for proc in procs:
                     harness._stop(proc)

@@ -128,7 +128,11 @@ def gateway(config_yaml: str | None, command: list[str] | None = None) -> Iterat
             config_args = ["--config", str(config_path)]
         key = subprocess.run(
             [SOUVERAIN, "keys", "create", "--name", "bench", *config_args],
-            env=env, cwd=tmp, check=True, capture_output=True, text=True,
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         argv = (command or [SOUVERAIN, "serve"]) + [*config_args, "--port", "0"]
         log = Path(tmp) / "server.log"

@@ -90,9 +90,24 @@ def start(container: str, state: Path, log: Path) -> tuple[float, float, subproc
     started = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            ["buildah", "run", "--network", "host", "-v", f"{state}:/var/lib/souverain", container, "--",
-             "souverain", "serve", "--port", "0"],
-            stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True,
+            [
+                "buildah",
+                "run",
+                "--network",
+                "host",
+                "-v",
+                f"{state}:/var/lib/souverain",
+                container,
+                "--",
+                "souverain",
+                "serve",
+                "--port",
+                "0",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=ENV,
+            start_new_session=True,
         )
     listening = url = None
     while time.monotonic() - started < 300:
@@ -130,8 +145,9 @@ def stop(proc: subprocess.Popen) -> None:
         try:
             cmdline = path.read_bytes().split(b"\0")
             pid = int(path.parent.name)
-            if cmdline[:3] == [b"/opt/souverain/bin/python", b"/opt/souverain/bin/souverain", b"serve"] \
-                    and descends(pid, proc.pid):
+            if cmdline[:3] == [b"/opt/souverain/bin/python", b"/opt/souverain/bin/souverain", b"serve"] and descends(
+                pid, proc.pid
+            ):
                 os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError, IndexError):
             continue

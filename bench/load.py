@@ -106,7 +106,9 @@ def _has_content(line: bytes) -> bool:
     return False
 
 
-async def _one(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict, stream: bool) -> tuple[float, float | None]:
+async def _one(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict, stream: bool
+) -> tuple[float, float | None]:
     """Send one request; return (latency, ttft) in seconds. Raises on a non-200 answer."""
     started = time.perf_counter()
     ttft = None

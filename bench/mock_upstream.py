@@ -24,7 +24,7 @@ import argparse
 import asyncio
 import socket
 import sys
-from functools import lru_cache
+from functools import cache
 
 import httptools
 import msgspec
@@ -39,27 +39,37 @@ _encode = msgspec.json.Encoder().encode
 
 def _http(status: str, content_type: bytes, body: bytes) -> bytes:
     return (
-        b"HTTP/1.1 " + status.encode() + b"\r\ncontent-type: " + content_type
-        + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\ncontent-type: "
+        + content_type
+        + b"\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def completion_response(tokens: int) -> bytes:
     """A non-streaming chat completion: `tokens` words of content and matching usage."""
-    body = _encode({
-        "id": "chatcmpl-mock",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": MODEL,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": " ".join(["token"] * tokens)},
-            "finish_reason": "stop",
-            "logprobs": None,
-        }],
-        "usage": {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens},
-    })
+    body = _encode(
+        {
+            "id": "chatcmpl-mock",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": " ".join(["token"] * tokens)},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {"prompt_tokens": 12, "completion_tokens": tokens, "total_tokens": 12 + tokens},
+        }
+    )
     return _http("200 OK", b"application/json", body)
 
 
@@ -72,7 +82,7 @@ def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None, ch
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-@lru_cache(maxsize=None)
+@cache
 def stream_response(tokens: int, include_usage: bool) -> tuple[bytes, ...]:
     """A streamed completion as separate writes: headers, one HTTP chunk per SSE event."""
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"

@@ -91,8 +91,10 @@ SENTENCES = [
     "Suppliers are asked to confirm their business continuity arrangements as part of the annual assessment.",
     "The new expense policy simplifies approvals for travel within the European Union.",
 ]
-PERSONAL = ("Please transfer the deposit to IBAN FR76 3000 6000 0112 3456 7890 189 and send the confirmation "
-            "to claire.moreau@example.com before Friday.")
+PERSONAL = (
+    "Please transfer the deposit to IBAN FR76 3000 6000 0112 3456 7890 189 and send the confirmation "
+    "to claire.moreau@example.com before Friday."
+)
 SYSTEM = "You are a helpful assistant for the operations team of a European bank. Answer briefly."
 
 
@@ -117,6 +119,7 @@ def business_text(size: int, *, personal: bool, every: int = 10 * 1024, seed: in
 def gateway_body(*, personal: bool, stream: bool, size: int = 1024) -> bytes:
     """A chat request: system prompt + business text; `size` bytes when not streaming (the
     streaming body carries the same text, plus `stream_options`)."""
+
     def body(text: str, stream: bool) -> bytes:
         doc: dict[str, Any] = {
             "model": "mock",
@@ -135,8 +138,11 @@ def gateway_body(*, personal: bool, stream: bool, size: int = 1024) -> bytes:
 
 def scan_body(size: int) -> bytes:
     """A chat request with one user message of `size` bytes (a personal sentence every 10 KB)."""
-    doc = {"model": "mock", "messages": [{"role": "user", "content": business_text(size, personal=True)}],
-           "max_tokens": 16}
+    doc = {
+        "model": "mock",
+        "messages": [{"role": "user", "content": business_text(size, personal=True)}],
+        "max_tokens": 16,
+    }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -196,8 +202,14 @@ def gateway(name: str, tree: Path, config_yaml: str) -> Iterator[Gateway]:
         env = tree_env(tree, SOUVERAIN_STATE_DIR=str(Path(tmp) / "state"))
         config = Path(tmp) / "souverain.yaml"
         config.write_text(config_yaml)
-        key = subprocess.run([SOUVERAIN, "keys", "create", "--name", "bench", "--config", str(config)],
-                             env=env, cwd=tmp, check=True, capture_output=True, text=True).stdout.strip()
+        key = subprocess.run(
+            [SOUVERAIN, "keys", "create", "--name", "bench", "--config", str(config)],
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         log = Path(tmp) / "server.log"
         argv = [SOUVERAIN, "serve", "--config", str(config), "--port", "0"]
         with log.open("wb") as stderr:
@@ -222,15 +234,20 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(ms: list[float]) -> dict[str, Any]:
-    return {"n": len(ms), "p50_ms": round(pct(ms, 0.5), 3), "p90_ms": round(pct(ms, 0.9), 3),
-            "p99_ms": round(pct(ms, 0.99), 3)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(pct(ms, 0.5), 3),
+        "p90_ms": round(pct(ms, 0.9), 3),
+        "p99_ms": round(pct(ms, 0.99), 3),
+    }
 
 
 async def _send(session: Any, gw: Gateway, body: bytes, stream: bool) -> tuple[float, float | None, Any]:
     started = time.perf_counter()
     ttft = None
-    async with session.post(gw.url, data=body, headers={"content-type": "application/json",
-                                                        "authorization": f"Bearer {gw.key}"}) as response:
+    async with session.post(
+        gw.url, data=body, headers={"content-type": "application/json", "authorization": f"Bearer {gw.key}"}
+    ) as response:
         if response.status != 200:
             raise RuntimeError(f"{gw.name}: HTTP {response.status}: {(await response.read())[:300]!r}")
         if stream:
@@ -253,7 +270,7 @@ async def closed_pair(gws: dict[str, Gateway], body: bytes, stream: bool, pairs:
     try:
         sides = list(gws)
         for i in range(warmup + pairs):
-            for side in (sides if i % 2 == 0 else sides[::-1]):
+            for side in sides if i % 2 == 0 else sides[::-1]:
                 latency, ttft, _ = await _send(sessions[side], gws[side], body, stream)
                 if i >= warmup:
                     latencies[side].append((ttft if stream else latency) * 1000)  # type: ignore[operator]
@@ -263,8 +280,9 @@ async def closed_pair(gws: dict[str, Gateway], body: bytes, stream: bool, pairs:
     return {side: summary(ms) for side, ms in latencies.items()}
 
 
-async def open_pair(gws: dict[str, Gateway], body: bytes, rate: float, seconds: float, warmup: int,
-                    flip: bool) -> dict[str, Any]:
+async def open_pair(
+    gws: dict[str, Gateway], body: bytes, rate: float, seconds: float, warmup: int, flip: bool
+) -> dict[str, Any]:
     """Each gateway gets `rate` req/s on a fixed schedule, whatever its answers do, the two
     schedules interleaved half a period apart (which one leads flips with `flip`); latency
     from the scheduled send time to the last byte."""
@@ -317,21 +335,35 @@ def probe(gw: Gateway, body: bytes) -> dict[str, str]:
     return uvloop.run(run())
 
 
-def latency(before: Path, after: Path, repeats: int, requests: int, stream_requests: int, open_seconds: float,
-            quiet_budget_s: float) -> dict[str, Any]:
+def latency(
+    before: Path,
+    after: Path,
+    repeats: int,
+    requests: int,
+    stream_requests: int,
+    open_seconds: float,
+    quiet_budget_s: float,
+) -> dict[str, Any]:
     import uvloop
 
-    bodies = {kind: {s: gateway_body(personal=kind == "personal", stream=s) for s in (False, True)}
-              for kind in ("public", "personal")}
+    bodies = {
+        kind: {s: gateway_body(personal=kind == "personal", stream=s) for s in (False, True)}
+        for kind in ("public", "personal")
+    }
     cells: dict[tuple[str, str], dict[str, list]] = {}
     waiter = harness.QuietWaiter(quiet_budget_s)
     with harness.mock_upstream() as upstream:
-        pipes = {side: tree / "examples" / "pipes" / "pipes.yaml" for side, tree in (("before", before), ("after", after))}
-        with gateway("before", before, gateway_config(upstream, pipes["before"])) as gb, \
-                gateway("after", after, gateway_config(upstream, pipes["after"])) as ga:
+        pipes = {
+            side: tree / "examples" / "pipes" / "pipes.yaml" for side, tree in (("before", before), ("after", after))
+        }
+        with (
+            gateway("before", before, gateway_config(upstream, pipes["before"])) as gb,
+            gateway("after", after, gateway_config(upstream, pipes["after"])) as ga,
+        ):
             gateways = {"before": gb, "after": ga}
-            decisions = {f"{side}/{kind}": probe(gw, bodies[kind][False])
-                         for side, gw in gateways.items() for kind in bodies}
+            decisions = {
+                f"{side}/{kind}": probe(gw, bodies[kind][False]) for side, gw in gateways.items() for kind in bodies
+            }
             for where, headers in decisions.items():
                 wanted = where.split("/")[1]
                 if headers.get("x-souverain-data-class") != wanted or headers.get("x-souverain-decision") != "allowed":
@@ -349,8 +381,9 @@ def latency(before: Path, after: Path, repeats: int, requests: int, stream_reque
                             elif mode == "c1-stream":
                                 res = uvloop.run(closed_pair(gateways, bodies[kind][True], True, stream_requests, 20))
                             else:
-                                res = uvloop.run(open_pair(gateways, bodies[kind][False], OPEN_RATE, open_seconds,
-                                                           20, flip % 2 == 1))
+                                res = uvloop.run(
+                                    open_pair(gateways, bodies[kind][False], OPEN_RATE, open_seconds, 20, flip % 2 == 1)
+                                )
                         for side in ("before", "after"):
                             cell[side].append(res[side])
                         cell["others"].append(round(background.cores, 2))
@@ -368,10 +401,17 @@ def latency(before: Path, after: Path, repeats: int, requests: int, stream_reque
             row[f"added_{field}"] = round(statistics.median(diffs), 3)
             row[f"added_{field}_range"] = [round(min(diffs), 3), round(max(diffs), 3)]
         rows.append(row)
-    return {"body_bytes": {k: len(v[False]) for k, v in bodies.items()}, "decisions": decisions,
-            "scanner_extension": scanner_so, "rows": rows, "waited_for_quiet_s": waiter.waited_s,
-            "requests_c1": requests, "requests_stream": stream_requests, "open_rate": OPEN_RATE,
-            "open_seconds": open_seconds}
+    return {
+        "body_bytes": {k: len(v[False]) for k, v in bodies.items()},
+        "decisions": decisions,
+        "scanner_extension": scanner_so,
+        "rows": rows,
+        "waited_for_quiet_s": waiter.waited_s,
+        "requests_c1": requests,
+        "requests_stream": stream_requests,
+        "open_rate": OPEN_RATE,
+        "open_seconds": open_seconds,
+    }
 
 
 # -- scan time (runs inside the tree under test) ----------------------------------------
@@ -400,8 +440,12 @@ def _median_us(fn: Any, repeats: int, budget_s: float) -> dict[str, Any]:
         wall.append((time.perf_counter_ns() - w) / 1000 / batch)
         if time.perf_counter() > deadline and len(cpu) >= 3:
             break
-    return {"cpu_us": round(statistics.median(cpu), 1), "wall_us": round(statistics.median(wall), 1),
-            "n": len(cpu), "batch": batch}
+    return {
+        "cpu_us": round(statistics.median(cpu), 1),
+        "wall_us": round(statistics.median(wall), 1),
+        "n": len(cpu),
+        "batch": batch,
+    }
 
 
 def scan_worker(side: str) -> dict[str, Any]:
@@ -414,8 +458,7 @@ def scan_worker(side: str) -> dict[str, Any]:
     from souverain.privacy.scanner import default_scanner
 
     scanner = default_scanner()
-    out: dict[str, Any] = {"souverain_file": souverain.__file__, "native": [native.ACTIVE, native.REASON],
-                           "sizes": {}}
+    out: dict[str, Any] = {"souverain_file": souverain.__file__, "native": [native.ACTIVE, native.REASON], "sizes": {}}
     bodies = {name: scan_body(size) for name, size in SCAN_SIZES.items()}
     bodies["gw-1KB-public"] = gateway_body(personal=False, stream=False)
     bodies["gw-1KB-personal"] = gateway_body(personal=True, stream=False)
@@ -427,6 +470,7 @@ def scan_worker(side: str) -> dict[str, Any]:
         budget = 40.0 if name == "1MB" else 20.0
         row: dict[str, Any] = {"body_bytes": len(body)}
         if side == "before":
+
             def before_stage() -> Any:
                 findings = scanner.scan_request(request)
                 return scanner.classify(findings)
@@ -438,9 +482,18 @@ def scan_worker(side: str) -> dict[str, Any]:
             from souverain.engines.openai_http import OpenAIHTTPEngine
             from souverain.outbound import Rules, classify, seal
 
-            engine = OpenAIHTTPEngine(msgspec.convert(
-                {"name": "mock", "engine": "openai_http", "base_url": "http://127.0.0.1:9/v1", "flavor": "openai",
-                 "route": "a-onprem"}, OpenAIHTTPModel))
+            engine = OpenAIHTTPEngine(
+                msgspec.convert(
+                    {
+                        "name": "mock",
+                        "engine": "openai_http",
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "flavor": "openai",
+                        "route": "a-onprem",
+                    },
+                    OpenAIHTTPModel,
+                )
+            )
             outbound = engine.outbound(request, stream=False)
             rules = Rules()
             memo: dict = {}  # what classify of this very request leaves for seal
@@ -489,7 +542,9 @@ def breakdown(scanner: Any, request: Any, outbound: Any, n: int) -> dict[str, An
     return {
         "walk_pieces_us": cpu(lambda: pieces(payload)),
         "pieces": len(found),
-        "scan_texts_over_64_chars_us": round(sum(cpu(lambda p=p: scanner.scan(p.text, context=p.key)) for p in longer), 1),
+        "scan_texts_over_64_chars_us": round(
+            sum(cpu(lambda p=p: scanner.scan(p.text, context=p.key)) for p in longer), 1
+        ),
         "texts_over_64_chars": len(longer),
         "scan_short_pieces_us": round(sum(cpu(lambda p=p: scanner.scan(p.text, context=p.key)) for p in short), 1),
         "short_pieces": [p.text for p in short],
@@ -504,8 +559,14 @@ def breakdown(scanner: Any, request: Any, outbound: Any, n: int) -> dict[str, An
 def scan_times(before: Path, after: Path, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for side, tree in (("before", before), ("after", after)):
-        proc = subprocess.run([PYTHON, str(Path(__file__).resolve()), "--scan-worker", side],
-                              env=tree_env(tree), cwd=tempfile.gettempdir(), capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [PYTHON, str(Path(__file__).resolve()), "--scan-worker", side],
+            env=tree_env(tree),
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"scan worker ({side}) failed:\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout)
@@ -525,7 +586,8 @@ def markdown(report: dict[str, Any]) -> str:
         lat = report["latency"]
         lines += [
             f"Gateway, 1 KB chat body ({lat['body_bytes']['public']} bytes), medians of {report['repeats']} repeats; "
-            "added = after − before (median of per-repeat differences, [min..max]):", "",
+            "added = after − before (median of per-repeat differences, [min..max]):",
+            "",
             "| body | mode | before p50 / p90 / p99 ms | after p50 / p90 / p99 ms | added p50 ms | added p99 ms |",
             "| --- | --- | ---: | ---: | ---: | ---: |",
         ]
@@ -533,15 +595,19 @@ def markdown(report: dict[str, Any]) -> str:
             b = " / ".join(f"{row[f'before_{f}']:.2f}" for f in ("p50_ms", "p90_ms", "p99_ms"))
             a = " / ".join(f"{row[f'after_{f}']:.2f}" for f in ("p50_ms", "p90_ms", "p99_ms"))
             r50, r99 = row["added_p50_ms_range"], row["added_p99_ms_range"]
-            lines.append(f"| {row['body']} | {MODES[row['mode']]} | {b} | {a} "
-                         f"| {row['added_p50_ms']:+.3f} [{r50[0]:+.3f}..{r50[1]:+.3f}] "
-                         f"| {row['added_p99_ms']:+.2f} [{r99[0]:+.2f}..{r99[1]:+.2f}] |")
+            lines.append(
+                f"| {row['body']} | {MODES[row['mode']]} | {b} | {a} "
+                f"| {row['added_p50_ms']:+.3f} [{r50[0]:+.3f}..{r50[1]:+.3f}] "
+                f"| {row['added_p99_ms']:+.2f} [{r99[0]:+.2f}..{r99[1]:+.2f}] |"
+            )
         others = [x for row in lat["rows"] for x in row["other_processes_cores"]]
         lines.append(f"\nOther processes: median {statistics.median(others):.2f} cores, max {max(others):.2f}.")
     if "scan" in report:
         sb, sa = report["scan"]["before"]["sizes"], report["scan"]["after"]["sizes"]
         lines += [
-            "", "Scan time, one core, median µs (µs per KB of body):", "",
+            "",
+            "Scan time, one core, median µs (µs per KB of body):",
+            "",
             "| request | class | before scan_request | after classify | seal, memo | seal, no memo | classify + seal |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
         ]
@@ -553,12 +619,16 @@ def markdown(report: dict[str, Any]) -> str:
                 return f"{m['cpu_us']:,.0f} ({m['cpu_us'] / kb:.1f})"
 
             both = {"cpu_us": a["classify"]["cpu_us"] + a["seal_memo"]["cpu_us"]}
-            lines.append(f"| {name} | {a['class']} | {cell(b['scan_request'])} | {cell(a['classify'])} "
-                         f"| {cell(a['seal_memo'])} | {cell(a['seal_cold'])} | {cell(both)} |")
+            lines.append(
+                f"| {name} | {a['class']} | {cell(b['scan_request'])} | {cell(a['classify'])} "
+                f"| {cell(a['seal_memo'])} | {cell(a['seal_cold'])} | {cell(both)} |"
+            )
         for name, a in sa.items():
             if "breakdown" in a:
-                lines.append(f"\n{name}, where classify and seal spend their time (CPU µs): "
-                             + json.dumps({k: v for k, v in a["breakdown"].items() if k != "short_pieces"}))
+                lines.append(
+                    f"\n{name}, where classify and seal spend their time (CPU µs): "
+                    + json.dumps({k: v for k, v in a["breakdown"].items() if k != "short_pieces"})
+                )
     return "\n".join(lines)
 
 
@@ -578,8 +648,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=500, help="measured requests per gateway per c=1 run")
     parser.add_argument("--stream-requests", type=int, default=300)
     parser.add_argument("--open-seconds", type=float, default=10.0, help="length of each open-loop run")
-    parser.add_argument("--quiet-budget", type=float, default=60.0,
-                        help="seconds the run may wait in all for the rest of the machine to go quiet")
+    parser.add_argument(
+        "--quiet-budget",
+        type=float,
+        default=60.0,
+        help="seconds the run may wait in all for the rest of the machine to go quiet",
+    )
     parser.add_argument("--only", choices=["latency", "scan"], action="append")
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--scan-worker", choices=["before", "after"], help=argparse.SUPPRESS)
@@ -591,23 +665,35 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     report: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"cpu": lscpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "before": tree_info(before), "after": tree_info(after), "repeats": args.repeats,
+        "machine": {
+            "cpu": lscpu_model(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "before": tree_info(before),
+        "after": tree_info(after),
+        "repeats": args.repeats,
     }
     suites = args.only or ["latency", "scan"]
     if "scan" in suites:
         report["scan"] = scan_times(before, after, args.repeats)
     if "latency" in suites:
-        report["latency"] = latency(before, after, args.repeats, args.requests, args.stream_requests,
-                                    args.open_seconds, args.quiet_budget)
+        report["latency"] = latency(
+            before, after, args.repeats, args.requests, args.stream_requests, args.open_seconds, args.quiet_budget
+        )
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     print(markdown(report))
-    print(f"\n{report['elapsed_s']:.0f} s; before {report['before']['commit']}, after {report['after']['commit']}"
-          + (f" (uncommitted: {', '.join(report['after']['dirty_souverain_files'])})"
-             if report["after"]["dirty_souverain_files"] else ""))
+    print(
+        f"\n{report['elapsed_s']:.0f} s; before {report['before']['commit']}, after {report['after']['commit']}"
+        + (
+            f" (uncommitted: {', '.join(report['after']['dirty_souverain_files'])})"
+            if report["after"]["dirty_souverain_files"]
+            else ""
+        )
+    )
     return 0
 
 

@@ -62,7 +62,9 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes, headers: 
             raise RuntimeError(f"{url}: HTTP {response.status}")
 
 
-async def closed_loop(urls: list[str], key: str | None, concurrency: int, requests: int, time_limit_s: float = 60) -> dict[str, Any]:
+async def closed_loop(
+    urls: list[str], key: str | None, concurrency: int, requests: int, time_limit_s: float = 60
+) -> dict[str, Any]:
     """`concurrency` clients, each sending its next request when the last is answered,
     client i to urls[i % len(urls)]; after a warm-up of 4×concurrency (at least 50)."""
     body = load.chat_body(stream=False)
@@ -168,13 +170,15 @@ def postgres_setup(upstream: int, replicas: int) -> Iterator[tuple[list[str], st
         config = Path(tmp) / "souverain.yaml"
         config.write_text(
             f'state: {{kind: postgres, dsn: "{PG_DSN}", schema: {schema}}}\n'
-            f"ledger:\n  keys: {{provider: file, path: {Path(tmp) / 'ledger-keys'}}}\n"
-            + harness.mock_config(upstream)
+            f"ledger:\n  keys: {{provider: file, path: {Path(tmp) / 'ledger-keys'}}}\n" + harness.mock_config(upstream)
         )
         try:
             key = subprocess.run(
                 [harness.SOUVERAIN, "keys", "create", "--name", "bench", "--config", str(config)],
-                cwd=tmp, check=True, capture_output=True, text=True,
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout.strip()
             urls = []
             for i in range(replicas):
@@ -183,7 +187,10 @@ def postgres_setup(upstream: int, replicas: int) -> Iterator[tuple[list[str], st
                 with log.open("wb") as stderr:
                     proc = subprocess.Popen(
                         [harness.SOUVERAIN, "serve", "--config", str(config), "--port", "0"],
-                        env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=stderr,
+                        env=env,
+                        cwd=tmp,
+                        stdout=subprocess.PIPE,
+                        stderr=stderr,
                     )
                 procs.append(proc)
                 port = harness._wait_port(proc, f"replica {i}")

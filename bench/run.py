@@ -48,12 +48,19 @@ GATEWAY_SERVER = str(harness.ROOT / "bench" / "gateway_server.py")
 VARIANTS: dict[str, tuple[str, list[str] | None]] = {
     "serve": ("`souverain serve` (as shipped)", None),
     "uvloop": ("gateway app on uvicorn, uvloop running", [harness.PYTHON, GATEWAY_SERVER]),
-    "nodelay": ("gateway app on uvicorn, stdlib loop as shipped but TCP_NODELAY set",
-                [harness.PYTHON, GATEWAY_SERVER, "--loop", "asyncio"]),
-    "aiohttp": ("gateway app on uvicorn + uvloop, aiohttp transport", [harness.PYTHON, GATEWAY_SERVER, "--client", "aiohttp"]),
+    "nodelay": (
+        "gateway app on uvicorn, stdlib loop as shipped but TCP_NODELAY set",
+        [harness.PYTHON, GATEWAY_SERVER, "--loop", "asyncio"],
+    ),
+    "aiohttp": (
+        "gateway app on uvicorn + uvloop, aiohttp transport",
+        [harness.PYTHON, GATEWAY_SERVER, "--client", "aiohttp"],
+    ),
     "granian": ("gateway app on granian", [harness.PYTHON, GATEWAY_SERVER, "--server", "granian"]),
-    "proxy": ("floor: bare pass-through proxy, Starlette + aiohttp on uvicorn + uvloop (not the gateway)",
-              [harness.PYTHON, GATEWAY_SERVER, "--app", "proxy"]),
+    "proxy": (
+        "floor: bare pass-through proxy, Starlette + aiohttp on uvicorn + uvloop (not the gateway)",
+        [harness.PYTHON, GATEWAY_SERVER, "--app", "proxy"],
+    ),
 }
 CONCURRENCY = (1, 16, 64)
 REQUESTS = {1: 500, 16: 1500, 64: 2000}
@@ -62,10 +69,17 @@ P50_GOAL_MS, P99_GOAL_MS = 1.0, 5.0
 
 
 def _measure(url: str, key: str | None, concurrency: int, stream: bool, time_limit_s: float) -> dict[str, Any]:
-    result = uvloop.run(load.run_load(
-        url, concurrency=concurrency, requests=REQUESTS[concurrency], stream=stream, key=key,
-        max_tokens=STREAM_CHUNKS, time_limit_s=time_limit_s,
-    ))
+    result = uvloop.run(
+        load.run_load(
+            url,
+            concurrency=concurrency,
+            requests=REQUESTS[concurrency],
+            stream=stream,
+            key=key,
+            max_tokens=STREAM_CHUNKS,
+            time_limit_s=time_limit_s,
+        )
+    )
     if result.errors:
         raise RuntimeError(f"{result.errors} failed requests against {url}: {result.first_error}")
     out = asdict(result)
@@ -119,14 +133,20 @@ def overhead_markdown(results: dict[str, Any], repeats: int) -> str:
         f"streams carry {STREAM_CHUNKS} content chunks; for streams the latency compared is the time to "
         f"the first content chunk, TTFT). Goal: added p50 ≤ {P50_GOAL_MS:g} ms and p99 ≤ {P99_GOAL_MS:g} ms.",
     ]
-    others = [x for name, rows in results.items() if name in VARIANTS for row in rows for x in row["other_processes_cores"]]
-    lines.append(f"Other processes on the machine used {statistics.median(others):.2f} cores in the median "
-                 f"measurement (max {max(others):.2f}).")
+    others = [
+        x for name, rows in results.items() if name in VARIANTS for row in rows for x in row["other_processes_cores"]
+    ]
+    lines.append(
+        f"Other processes on the machine used {statistics.median(others):.2f} cores in the median "
+        f"measurement (max {max(others):.2f})."
+    )
     for name, rows in results.items():
         if name not in VARIANTS:
             continue
         lines += [
-            "", f"**{VARIANTS[name][0]}**", "",
+            "",
+            f"**{VARIANTS[name][0]}**",
+            "",
             "| mode | conc. | direct req/s | gateway req/s | direct p50 / p99 ms | gateway p50 / p99 ms "
             "| added p50 ms | added p99 ms | goal |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -145,15 +165,26 @@ def overhead_markdown(results: dict[str, Any], repeats: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=["overhead", "engine", "choices"],
-                        help="run only these suites (repeatable); default all")
-    parser.add_argument("--variants", default="serve,uvloop,aiohttp,granian,proxy",
-                        help=f"comma-separated gateway variants for the overhead suite: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["overhead", "engine", "choices"],
+        help="run only these suites (repeatable); default all",
+    )
+    parser.add_argument(
+        "--variants",
+        default="serve,uvloop,aiohttp,granian,proxy",
+        help=f"comma-separated gateway variants for the overhead suite: {', '.join(VARIANTS)}",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (medians reported)")
     parser.add_argument("--engine-rounds", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=3.0, help="seconds per load run at most")
-    parser.add_argument("--quiet-budget", type=float, default=20.0,
-                        help="seconds each suite may wait for the rest of the machine to go quiet")
+    parser.add_argument(
+        "--quiet-budget",
+        type=float,
+        default=20.0,
+        help="seconds each suite may wait for the rest of the machine to go quiet",
+    )
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args(argv)
     suites = args.only or ["overhead", "engine", "choices"]
@@ -168,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "repeats": args.repeats,
     }
-    print(f"# Souverain benchmarks, {report['started']}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n",
-          flush=True)
+    print(
+        f"# Souverain benchmarks, {report['started']}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n",
+        flush=True,
+    )
     if "overhead" in suites:
         report["overhead"] = overhead(variants, args.repeats, args.time_limit, args.quiet_budget)
         print("## Gateway overhead\n\n" + overhead_markdown(report["overhead"], args.repeats) + "\n", flush=True)
@@ -180,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         report["choices"] = choices.run_choices(args.repeats, args.quiet_budget)
         print("## Component choices\n\n" + choices.markdown(report["choices"]) + "\n", flush=True)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
-    print(f"Total time: {report['elapsed_s']:.0f} s; load average at the end: "
-          f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(
+        f"Total time: {report['elapsed_s']:.0f} s; load average at the end: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -27,9 +27,23 @@ def main() -> int:
                 with harness.gateway(harness.mock_config(upstream), command) as gw:
                     for concurrency in (1, 16):
                         run = subprocess.run(
-                            [sys.executable, LOAD, "--url", gw.url, "--concurrency", str(concurrency),
-                             "--requests", "1500", "--key", gw.key, "--time-limit", "40"],
-                            capture_output=True, text=True, check=True,
+                            [
+                                sys.executable,
+                                LOAD,
+                                "--url",
+                                gw.url,
+                                "--concurrency",
+                                str(concurrency),
+                                "--requests",
+                                "1500",
+                                "--key",
+                                gw.key,
+                                "--time-limit",
+                                "40",
+                            ],
+                            capture_output=True,
+                            text=True,
+                            check=True,
                         )
                         result = json.loads(run.stdout.strip().splitlines()[-1])
                         out.setdefault(f"workers={workers} c={concurrency}", []).append(

@@ -12,7 +12,6 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,7 +70,9 @@ class KeyRecord:
 
     def info(self) -> KeyInfo:
         models = json.loads(self.models) if self.models else None
-        return KeyInfo(self.id, self.name, self.tenant, self.scopes.split(","), models, self.created_at, self.revoked_at)
+        return KeyInfo(
+            self.id, self.name, self.tenant, self.scopes.split(","), models, self.created_at, self.revoked_at
+        )
 
 
 class KeyTable(Protocol):
@@ -117,15 +118,23 @@ class KeyStore:
     ) -> tuple[str, KeyInfo]:
         """Make a key; the full token is returned here and never again."""
         if not TENANT.fullmatch(tenant):
-            raise ValueError(f"tenant {tenant!r} must be letters, digits and . _ : / @ + - (starting with a letter or digit)")
+            raise ValueError(
+                f"tenant {tenant!r} must be letters, digits and . _ : / @ + - (starting with a letter or digit)"
+            )
         for scope in scopes:
             if scope not in SCOPES:
                 raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         record = KeyRecord(
-            key_id, name, tenant, ",".join(scopes), json.dumps(models) if models is not None else None,
-            _hash(secret), time.time(), None,
+            key_id,
+            name,
+            tenant,
+            ",".join(scopes),
+            json.dumps(models) if models is not None else None,
+            _hash(secret),
+            time.time(),
+            None,
         )
         self.table.insert(record)
         return f"{PREFIX}{key_id}-{secret}", record.info()

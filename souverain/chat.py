@@ -161,7 +161,12 @@ class ChatRequest(Wire):
         return msgspec.structs.replace(self, **changes) if changes else self
 
     def uses_mistral_fields(self) -> bool:
-        return self.random_seed is not None or self.safe_prompt or self.prompt_mode is not None or self.tool_choice == "any"
+        return (
+            self.random_seed is not None
+            or self.safe_prompt
+            or self.prompt_mode is not None
+            or self.tool_choice == "any"
+        )
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

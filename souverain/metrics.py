@@ -29,7 +29,9 @@ class _EngineCollector(Collector):
         depth = GaugeMetricFamily(
             "souverain_queue_depth", "Requests admitted to a model and not finished", labels=["model"]
         )
-        state = GaugeMetricFamily("souverain_engine_state", "1 for the engine's current state", labels=["model", "state"])
+        state = GaugeMetricFamily(
+            "souverain_engine_state", "1 for the engine's current state", labels=["model", "state"]
+        )
         for name, engine in self._engines().items():
             depth.add_metric([name], engine.queue_depth)
             for s in ENGINE_STATES:
@@ -45,7 +47,8 @@ class _EngineCollector(Collector):
             labels=["model"],
         )
         variant = GaugeMetricFamily(
-            "souverain_engine_cpu_variant", "1 for the llama.cpp CPU variant an embedded model runs on",
+            "souverain_engine_cpu_variant",
+            "1 for the llama.cpp CPU variant an embedded model runs on",
             labels=["model", "variant"],
         )
         for name, engine in self._engines().items():
@@ -62,7 +65,8 @@ class _EngineCollector(Collector):
         # compiler at install, a stale build, SOUVERAIN_PURE_PYTHON): same findings, about
         # half the speed (docs/privacy.md).
         scanner = GaugeMetricFamily(
-            "souverain_privacy_scanner_compiled", "1 when the privacy scanner runs compiled (mypyc), 0 as pure Python",
+            "souverain_privacy_scanner_compiled",
+            "1 when the privacy scanner runs compiled (mypyc), 0 as pure Python",
             labels=["reason"],
         )
         scanner.add_metric([native.REASON], 1.0 if native.ACTIVE else 0.0)
@@ -75,19 +79,29 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._models = frozenset(models) | {"-"}
         self.requests = Counter(
-            "souverain_requests", "Requests by endpoint, model and status", ["endpoint", "model", "status"],
+            "souverain_requests",
+            "Requests by endpoint, model and status",
+            ["endpoint", "model", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "souverain_request_duration_seconds", "Time until the response is complete", ["endpoint", "model"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "souverain_request_duration_seconds",
+            "Time until the response is complete",
+            ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.ttft = Histogram(
-            "souverain_time_to_first_token_seconds", "Streaming: time until the first content chunk", ["model"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "souverain_time_to_first_token_seconds",
+            "Streaming: time until the first content chunk",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.tokens = Counter(
-            "souverain_tokens", "Tokens processed, by model and kind (prompt, completion)", ["model", "kind"],
+            "souverain_tokens",
+            "Tokens processed, by model and kind (prompt, completion)",
+            ["model", "kind"],
             registry=self.registry,
         )
         self.registry.register(_EngineCollector(engines))

@@ -55,8 +55,11 @@ class Classified:
     def pseudonymisable(self) -> bool:
         """Whether placeholders can take out everything that made the class personal:
         findings only in string values, nothing unscannable in the way."""
-        return (bool(self.scan.findings) and not self.unscannable_counts
-                and CLASSES.index(self.fixed_class) < CLASSES.index("personal"))
+        return (
+            bool(self.scan.findings)
+            and not self.unscannable_counts
+            and CLASSES.index(self.fixed_class) < CLASSES.index("personal")
+        )
 
 
 def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = None) -> Classified:
@@ -69,8 +72,9 @@ def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = N
         classes.append(rules.unscannable)
     data_class = highest(*classes)
     fixed = scanner.classify(scan.fixed).data_class.word if scan.fixed else "public"
-    return Classified(data_class, dict(found.counts), scan, raised,
-                      bool(scan.unscannable) and rules.declared is None, fixed)
+    return Classified(
+        data_class, dict(found.counts), scan, raised, bool(scan.unscannable) and rules.declared is None, fixed
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +147,11 @@ def unscannable_note(classified: Classified, rules: Rules) -> str:
     """A sentence for a refusal whose class came from unscannable content."""
     if not classified.raised_by_unscannable:
         return ""
-    return (f" The request holds content that cannot be scanned ({classified.scan.where()}), which counts as "
-            f"{rules.unscannable} data (routing.unscannable_class); declare a class with the x-souverain-data-class "
-            "header to route it otherwise.")
+    return (
+        f" The request holds content that cannot be scanned ({classified.scan.where()}), which counts as "
+        f"{rules.unscannable} data (routing.unscannable_class); declare a class with the x-souverain-data-class "
+        "header to route it otherwise."
+    )
 
 
 __all__ = ["Classified", "Outbound", "Rules", "Sealed", "classify", "seal", "unscannable_note"]

@@ -257,7 +257,9 @@ class Pipeline:
         except BaseException as exc:
             raise await self._recorded(facts, x, exc) from None
 
-    async def embeddings(self, x: Exchange, render: Callable[[EmbeddingRequest, list[list[float]], dict[str, int]], bytes]) -> Answer:
+    async def embeddings(
+        self, x: Exchange, render: Callable[[EmbeddingRequest, list[list[float]], dict[str, int]], bytes]
+    ) -> Answer:
         """`render`: the embeddings response body (the same shape in both dialects;
         raises `InvalidRequest` for dimensions the vectors do not have)."""
         facts = Facts("embeddings")
@@ -494,8 +496,9 @@ class Pipeline:
             if not isinstance(exc, Exception):
                 return exc  # KeyboardInterrupt, SystemExit: not a request's outcome
             log.error("unexpected error in the %s spine", facts.endpoint, exc_info=exc)
-            exc = GatewayError("The gateway hit an internal error; the operator's log has the details.",
-                               code="internal_error")
+            exc = GatewayError(
+                "The gateway hit an internal error; the operator's log has the details.", code="internal_error"
+            )
         await self.record_failure(facts, exc)
         return exc
 

@@ -56,8 +56,15 @@ def compose(text: str, filename: str, env: dict[str, str] | None = None) -> tupl
     return root, data
 
 
-def convert(data: Any, type_: type[T], root: yaml.Node | None, filename: str, prefix: Sequence[str | int] = (),
-            *, hint: str = "docs/configuration.md") -> T:
+def convert(
+    data: Any,
+    type_: type[T],
+    root: yaml.Node | None,
+    filename: str,
+    prefix: Sequence[str | int] = (),
+    *,
+    hint: str = "docs/configuration.md",
+) -> T:
     """`msgspec.convert`, with an error naming the line; `prefix` is where `data` sits in the
     file, `hint` where the allowed keys are documented."""
     try:
@@ -66,8 +73,15 @@ def convert(data: Any, type_: type[T], root: yaml.Node | None, filename: str, pr
         raise ConfigError(explain(str(exc), root, filename, list(prefix), data, type_, hint)) from None
 
 
-def explain(message: str, root: yaml.Node | None, filename: str, prefix: Steps, data: Any = None,
-            type_: Any = None, hint: str = "docs/configuration.md") -> str:
+def explain(
+    message: str,
+    root: yaml.Node | None,
+    filename: str,
+    prefix: Steps,
+    data: Any = None,
+    type_: Any = None,
+    hint: str = "docs/configuration.md",
+) -> str:
     """msgspec's validation message → `file:line: key: message`."""
     match = _MSGSPEC_AT.match(message)
     if match is None:  # the pattern's groups are all optional: it matches any text

@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +31,11 @@ class Server:
     """A gateway process. `key` is the admin key it printed on first start."""
 
     def __init__(
-        self, tmp: Path, config: str | None = None, env: dict[str, str] | None = None, preexec_fn=None,
+        self,
+        tmp: Path,
+        config: str | None = None,
+        env: dict[str, str] | None = None,
+        preexec_fn=None,
         serve_args: list[str] | None = None,
     ) -> None:
         self.tmp = tmp
@@ -142,7 +146,10 @@ def start_server(tmp_path: Path) -> Iterator:
     servers: list[Server] = []
 
     def start(
-        config: str | None = None, env: dict[str, str] | None = None, ready: bool = True, preexec_fn=None,
+        config: str | None = None,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        preexec_fn=None,
         serve_args: list[str] | None = None,
     ) -> Server:
         folder = tmp_path / f"s{len(servers)}"
@@ -194,8 +201,12 @@ def routed(upstreams: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory)
     from upstreams import two_routes
 
     onprem, cloud = upstreams
-    config = two_routes(f"http://127.0.0.1:{onprem.port}/v1", f"http://127.0.0.1:{cloud.port}/v1",
-                        routing="  circuit: {failures: 2, cooldown_s: 0.5}\n", onprem="    read_timeout_s: 0.5\n")
+    config = two_routes(
+        f"http://127.0.0.1:{onprem.port}/v1",
+        f"http://127.0.0.1:{cloud.port}/v1",
+        routing="  circuit: {failures: 2, cooldown_s: 0.5}\n",
+        onprem="    read_timeout_s: 0.5\n",
+    )
     server = Server(tmp_path_factory.mktemp("routed"), config)
     server.wait_ready()
     yield server

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from upstreams import two_routes
 
 from souverain.api.app import Gateway, create_app
 from souverain.auth import KeyStore
@@ -19,14 +20,16 @@ from souverain.engines.fake import FakeEngine
 from souverain.ledger import Ledger
 from souverain.state import connect
 from souverain.state.keys import SqliteKeyTable
-from upstreams import two_routes
 
 T = TypeVar("T")
 
 # One model served over two routes: on-premises (may carry personal data under the
 # default policy) and a US hyperscaler's EU region (may not).
-TWO_ROUTES = two_routes("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1",
-                        routing="  circuit: {failures: 100, cooldown_s: 0.5}\n  health_interval_s: 0\n")
+TWO_ROUTES = two_routes(
+    "http://127.0.0.1:9/v1",
+    "http://127.0.0.1:9/v1",
+    routing="  circuit: {failures: 100, cooldown_s: 0.5}\n  health_interval_s: 0\n",
+)
 
 
 class InProcess:

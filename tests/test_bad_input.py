@@ -5,13 +5,14 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-
 from conftest import MODEL, Server, http
 
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
 
-def post(server: Server, body: bytes | dict, key: str | None = None, path: str = "/v1/chat/completions") -> httpx.Response:
+def post(
+    server: Server, body: bytes | dict, key: str | None = None, path: str = "/v1/chat/completions"
+) -> httpx.Response:
     headers = server.headers(key)
     if isinstance(body, dict):
         return http.post(f"{server.url}{path}", json=body, headers=headers, timeout=60)

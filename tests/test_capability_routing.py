@@ -29,8 +29,11 @@ def pair() -> Iterator[tuple[Upstream, Upstream]]:
 @pytest.fixture(scope="module")
 def gateway_pair(pair: tuple[Upstream, Upstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     onprem, cloud = pair
-    config = two_routes(f"http://127.0.0.1:{onprem.port}/v1", f"http://127.0.0.1:{cloud.port}/v1",
-                        onprem="    flavor: llama-cpp-python\n")
+    config = two_routes(
+        f"http://127.0.0.1:{onprem.port}/v1",
+        f"http://127.0.0.1:{cloud.port}/v1",
+        onprem="    flavor: llama-cpp-python\n",
+    )
     server = Server(tmp_path_factory.mktemp("capabilities"), config)
     server.wait_ready()
     yield server
@@ -57,8 +60,11 @@ def test_no_route_can_is_a_400_naming_the_capability(gateway_pair: Server, pair:
     onprem, cloud = pair
     before = len(onprem.received), len(cloud.received)
     for dialect in ("openai", "mistral"):
-        response = http.post(f"{gateway_pair.url}/v1/chat/completions", json=ask(reasoning_budget_tokens=64),
-                             headers={**gateway_pair.headers(), "x-souverain-dialect": dialect})
+        response = http.post(
+            f"{gateway_pair.url}/v1/chat/completions",
+            json=ask(reasoning_budget_tokens=64),
+            headers={**gateway_pair.headers(), "x-souverain-dialect": dialect},
+        )
         assert response.status_code == 400
         error = response.json() if dialect == "mistral" else response.json()["error"]
         assert error["code"] == "reasoning_budget_unsupported" and error["param"] == "reasoning_budget_tokens"

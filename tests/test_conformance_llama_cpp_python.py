@@ -35,17 +35,27 @@ from mistralai.client.errors import SDKError
 
 from souverain.engines.llamacpp import bundled_model_path
 
-TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                        "required": ["city"]}}}
-OTHER = {"type": "function", "function": {"name": "get_time", "description": "Time in a city",
-                                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                         "required": ["city"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+OTHER = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Time in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 WEATHER = [{"role": "user", "content": "What is the weather in Lyon?"}]
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 N_CTX = 512
 # What an upstream's error body holds and a caller must never see.
-INTERNALS = ("Traceback", "site-packages", "pydantic", ".py\"", "literal_error", "input_value")
+INTERNALS = ("Traceback", "site-packages", "pydantic", '.py"', "literal_error", "input_value")
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +68,16 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp_path_factory.mktemp("lcp") / "server.log").open("w")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "llama_cpp_python_server.py"), str(port), str(bundled_model_path()),
-         str(N_CTX)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            str(ROOT / "tests" / "llama_cpp_python_server.py"),
+            str(port),
+            str(bundled_model_path()),
+            str(N_CTX),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
@@ -136,15 +153,23 @@ def clean(message: str) -> None:
 
 
 def test_chat(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "Say hi"}],
-                                         max_tokens=8, temperature=0, seed=1)
+    out = client.chat.completions.create(
+        model="lcp", messages=[{"role": "user", "content": "Say hi"}], max_tokens=8, temperature=0, seed=1
+    )
     assert out.model == "lcp" and out.choices[0].message.content
     assert out.usage is not None and out.usage.completion_tokens > 0 and out.usage.prompt_tokens > 0
 
 
 def test_stream(client: openai.OpenAI) -> None:
-    chunks = list(client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "Count to five."}],
-                                                 max_tokens=8, temperature=0, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="lcp",
+            messages=[{"role": "user", "content": "Count to five."}],
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text and all(c.model == "lcp" for c in chunks)
     # The server reports no usage in streams: the gateway counts the content chunks.
@@ -153,7 +178,11 @@ def test_stream(client: openai.OpenAI) -> None:
 
 def test_named_tool(client: openai.OpenAI) -> None:
     out = client.chat.completions.create(
-        model="lcp", messages=WEATHER, tools=[TOOL, OTHER], max_tokens=40, temperature=0,
+        model="lcp",
+        messages=WEATHER,
+        tools=[TOOL, OTHER],
+        max_tokens=40,
+        temperature=0,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )
     call = out.choices[0].message.tool_calls[0]
@@ -162,27 +191,39 @@ def test_named_tool(client: openai.OpenAI) -> None:
 
 
 def test_required_with_one_tool(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(model="lcp", messages=WEATHER, tools=[TOOL], tool_choice="required",
-                                         max_tokens=40, temperature=0)
+    out = client.chat.completions.create(
+        model="lcp", messages=WEATHER, tools=[TOOL], tool_choice="required", max_tokens=40, temperature=0
+    )
     assert out.choices[0].message.tool_calls[0].function.name == "get_weather"
 
 
 def test_named_tool_streamed(client: openai.OpenAI) -> None:
-    chunks = list(client.chat.completions.create(
-        model="lcp", messages=WEATHER, tools=[TOOL], max_tokens=40, temperature=0, stream=True,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="lcp",
+            messages=WEATHER,
+            tools=[TOOL],
+            max_tokens=40,
+            temperature=0,
+            stream=True,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        )
+    )
     calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
     assert calls and calls[0].function.name == "get_weather"
     assert json.loads("".join(tc.function.arguments or "" for tc in calls))["city"]
 
 
-@pytest.mark.parametrize(("tools", "choice", "what"), [
-    ([TOOL, OTHER], "required", "tool_choice 'required'"),
-    ([TOOL], None, "tool_choice 'auto'"),
-])
-def test_tool_choice_the_server_cannot_honour_is_refused(client: openai.OpenAI, tools: list, choice: str | None,
-                                                         what: str) -> None:
+@pytest.mark.parametrize(
+    ("tools", "choice", "what"),
+    [
+        ([TOOL, OTHER], "required", "tool_choice 'required'"),
+        ([TOOL], None, "tool_choice 'auto'"),
+    ],
+)
+def test_tool_choice_the_server_cannot_honour_is_refused(
+    client: openai.OpenAI, tools: list, choice: str | None, what: str
+) -> None:
     extra = {"tool_choice": choice} if choice else {}
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(model="lcp", messages=WEATHER, tools=tools, max_tokens=40, **extra)
@@ -193,65 +234,85 @@ def test_tool_choice_the_server_cannot_honour_is_refused(client: openai.OpenAI, 
 
 def test_json_schema(client: openai.OpenAI) -> None:
     out = client.chat.completions.create(
-        model="lcp", messages=[{"role": "user", "content": "Is Paris in France? Answer in JSON."}],
+        model="lcp",
+        messages=[{"role": "user", "content": "Is Paris in France? Answer in JSON."}],
         response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}},
-        max_tokens=40, temperature=0,
+        max_tokens=40,
+        temperature=0,
     )
     assert isinstance(json.loads(out.choices[0].message.content)["ok"], bool)
 
 
 def test_logprobs(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "Say hi"}], max_tokens=4,
-                                         temperature=0, logprobs=True, top_logprobs=2)
+    out = client.chat.completions.create(
+        model="lcp",
+        messages=[{"role": "user", "content": "Say hi"}],
+        max_tokens=4,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+    )
     logprobs = out.choices[0].logprobs
     assert logprobs is not None and logprobs.content
     assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in logprobs.content)
 
 
-@pytest.mark.parametrize(("extra", "code", "param"), [
-    ({"n": 2}, "n_unsupported", "n"),
-    ({"reasoning_effort": "low"}, "reasoning_unsupported", "reasoning_effort"),
-])
+@pytest.mark.parametrize(
+    ("extra", "code", "param"),
+    [
+        ({"n": 2}, "n_unsupported", "n"),
+        ({"reasoning_effort": "low"}, "reasoning_unsupported", "reasoning_effort"),
+    ],
+)
 def test_what_the_server_ignores_is_refused(client: openai.OpenAI, extra: dict, code: str, param: str) -> None:
     with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "Say hi"}], max_tokens=4,
-                                       **extra)
+        client.chat.completions.create(
+            model="lcp", messages=[{"role": "user", "content": "Say hi"}], max_tokens=4, **extra
+        )
     body = err.value.body
     assert isinstance(body, dict) and body["code"] == code and body["param"] == param and "'lcp'" in body["message"]
 
 
 def test_context_overflow_is_a_clear_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(model="lcp", messages=[{"role": "user", "content": "lorem ipsum " * 600}],
-                                       max_tokens=8)
+        client.chat.completions.create(
+            model="lcp", messages=[{"role": "user", "content": "lorem ipsum " * 600}], max_tokens=8
+        )
     body = err.value.body
     assert isinstance(body, dict) and body["code"] == "context_length_exceeded" and "'lcp'" in body["message"]
     clean(body["message"])
 
 
 def test_mistral_client(mistral: Mistral) -> None:
-    out = mistral.chat.complete(model="lcp", messages=[{"role": "user", "content": "Say bonjour."}], max_tokens=8,
-                                random_seed=3)
+    out = mistral.chat.complete(
+        model="lcp", messages=[{"role": "user", "content": "Say bonjour."}], max_tokens=8, random_seed=3
+    )
     assert isinstance(out.choices[0].message.content, str) and out.choices[0].message.content
     assert out.usage.completion_tokens > 0
-    events = list(mistral.chat.stream(model="lcp", messages=[{"role": "user", "content": "Count to three."}],
-                                      max_tokens=8))
+    events = list(
+        mistral.chat.stream(model="lcp", messages=[{"role": "user", "content": "Count to three."}], max_tokens=8)
+    )
     assert "".join(e.data.choices[0].delta.content or "" for e in events if e.data.choices)
     assert events[-1].data.usage is not None and events[-1].data.usage.completion_tokens > 0
 
 
 def test_mistral_tool_choice_any(mistral: Mistral) -> None:
-    out = mistral.chat.complete(model="lcp", messages=WEATHER, tools=[TOOL], tool_choice="any", max_tokens=40,
-                                temperature=0)
+    out = mistral.chat.complete(
+        model="lcp", messages=WEATHER, tools=[TOOL], tool_choice="any", max_tokens=40, temperature=0
+    )
     call = out.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and len(call.id) == 9 and call.id.isalnum()
     args = call.function.arguments if isinstance(call.function.arguments, dict) else json.loads(call.function.arguments)
     # The call and its result go back in the history, as Mistral clients send them.
-    follow = mistral.chat.complete(model="lcp", max_tokens=8, messages=[
-        *WEATHER,
-        {"role": "assistant", "content": "", "tool_calls": [call.model_dump()]},
-        {"role": "tool", "tool_call_id": call.id, "name": "get_weather", "content": f"Sunny in {args['city']}"},
-    ])
+    follow = mistral.chat.complete(
+        model="lcp",
+        max_tokens=8,
+        messages=[
+            *WEATHER,
+            {"role": "assistant", "content": "", "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "name": "get_weather", "content": f"Sunny in {args['city']}"},
+        ],
+    )
     assert follow.choices[0].message.content
     with pytest.raises(SDKError) as err:
         mistral.chat.complete(model="lcp", messages=WEATHER, tools=[TOOL, OTHER], tool_choice="any", max_tokens=40)
@@ -261,8 +322,11 @@ def test_mistral_tool_choice_any(mistral: Mistral) -> None:
 
 
 def test_mistral_tool_call_streamed(mistral: Mistral) -> None:
-    events = list(mistral.chat.stream(model="lcp", messages=WEATHER, tools=[TOOL], tool_choice="any", max_tokens=40,
-                                      temperature=0))
+    events = list(
+        mistral.chat.stream(
+            model="lcp", messages=WEATHER, tools=[TOOL], tool_choice="any", max_tokens=40, temperature=0
+        )
+    )
     calls = [tc for e in events if e.data.choices for tc in (e.data.choices[0].delta.tool_calls or [])]
     assert calls and calls[0].function.name == "get_weather"
     ids = {tc.id for tc in calls if tc.id and tc.id != "null"}
@@ -271,7 +335,9 @@ def test_mistral_tool_call_streamed(mistral: Mistral) -> None:
 
 def test_mistral_json_schema(mistral: Mistral) -> None:
     out = mistral.chat.complete(
-        model="lcp", messages=[{"role": "user", "content": "Is Paris in France? Answer in JSON."}], max_tokens=40,
+        model="lcp",
+        messages=[{"role": "user", "content": "Is Paris in France? Answer in JSON."}],
+        max_tokens=40,
         temperature=0,
         response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}},
     )
@@ -286,7 +352,9 @@ def test_upstream_failure_is_not_relayed_raw(client: openai.OpenAI, front: Serve
     # 500 with its validation dump and a file path of its code in the body.
     with pytest.raises(openai.APIStatusError) as err:
         client.chat.completions.create(
-            model="lcp-as-openai", messages=[{"role": "user", "content": "Answer in JSON."}], max_tokens=8,
+            model="lcp-as-openai",
+            messages=[{"role": "user", "content": "Answer in JSON."}],
+            max_tokens=8,
             response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}},
         )
     assert err.value.status_code == 502
@@ -301,15 +369,20 @@ def test_upstream_failure_is_not_relayed_raw(client: openai.OpenAI, front: Serve
 
 def test_auto_tool_choice_where_declared(client: openai.OpenAI, mistral: Mistral) -> None:
     # tool_choice left implicit: auto, which this chat format parses (the model may call).
-    out = client.chat.completions.create(model="lcp-fc", messages=WEATHER, tools=[TOOL], max_tokens=40,
-                                         temperature=0)
+    out = client.chat.completions.create(model="lcp-fc", messages=WEATHER, tools=[TOOL], max_tokens=40, temperature=0)
     # The model chooses: a call, or an answer. (When it answers, this handler of the server
     # returns an empty message: its follow-up grammar allows only a call or the end.)
     choice = out.choices[0]
     assert choice.finish_reason in ("stop", "tool_calls", "length")
     assert all(c.function.name == "get_weather" for c in choice.message.tool_calls or [])
-    forced = mistral.chat.complete(model="lcp-fc", messages=WEATHER, tools=[TOOL, OTHER], max_tokens=40,
-                                   temperature=0, tool_choice={"type": "function", "function": {"name": "get_time"}})
+    forced = mistral.chat.complete(
+        model="lcp-fc",
+        messages=WEATHER,
+        tools=[TOOL, OTHER],
+        max_tokens=40,
+        temperature=0,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+    )
     call = forced.choices[0].message.tool_calls[0]
     assert call.function.name == "get_time" and len(call.id) == 9
 

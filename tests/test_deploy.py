@@ -38,7 +38,16 @@ GATEWAY_LABELS = {"app.kubernetes.io/name": "souverain", "app.kubernetes.io/comp
 IMAGE_UID = 10001
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"}
 # Volume types Pod Security "restricted" allows.
-RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|PIN|CREDENTIAL", re.IGNORECASE)
 
@@ -135,7 +144,9 @@ def placeholders(text: str) -> dict[str, str]:
     return {name: "placeholder-not-a-secret" for name in ENV_REF.findall(text)}
 
 
-def souverain(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def souverain(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, "-m", "souverain", *args], capture_output=True, text=True, check=False, cwd=cwd,
@@ -167,7 +178,9 @@ def test_every_object_is_valid_for_the_documented_kubernetes_version(overlay: st
         try:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{overlay}: {obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.absolute_path)}")
+            pytest.fail(
+                f"{overlay}: {obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.absolute_path)}"
+            )
 
 
 def test_the_schema_check_rejects_what_it_should() -> None:
@@ -244,7 +257,9 @@ def test_no_container_can_escalate_privileges(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_uses_the_runtime_default_seccomp_profile(overlay: str) -> None:
     for where, pod, c in containers(overlay):
-        profile = c.get("securityContext", {}).get("seccompProfile") or pod.get("securityContext", {}).get("seccompProfile")
+        profile = c.get("securityContext", {}).get("seccompProfile") or pod.get("securityContext", {}).get(
+            "seccompProfile"
+        )
         assert profile == {"type": "RuntimeDefault"}, where
 
 
@@ -355,7 +370,9 @@ def test_the_service_reaches_the_gateways_port(overlay: str) -> None:
     service = one(overlay, "Service", "souverain")
     deployment, _, c = gateway(overlay)
     assert service["spec"]["selector"] == GATEWAY_LABELS
-    assert labels_match({"matchLabels": service["spec"]["selector"]}, deployment["spec"]["template"]["metadata"]["labels"])
+    assert labels_match(
+        {"matchLabels": service["spec"]["selector"]}, deployment["spec"]["template"]["metadata"]["labels"]
+    )
     (port,) = service["spec"]["ports"]
     assert _probe_port(c, {"httpGet": {"port": port["targetPort"]}}) == 8080
 
@@ -393,7 +410,9 @@ def test_production_egress_goes_only_to_dns_postgres_and_the_model_endpoint() ->
         assert rule.get("ports"), f"an egress rule without `ports` allows every port: {rule}"
         for peer in rule["to"]:
             assert "ipBlock" not in peer, f"production allows an address block: {peer}"
-            ns = peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name", "souverain")
+            ns = (
+                peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name", "souverain")
+            )
             pods = tuple(sorted(peer["podSelector"]["matchLabels"].items()))
             for port in rule["ports"]:
                 allowed.add((ns, pods, port["port"], port["protocol"]))
@@ -401,7 +420,12 @@ def test_production_egress_goes_only_to_dns_postgres_and_the_model_endpoint() ->
         ("kube-system", (("k8s-app", "kube-dns"),), 53, "UDP"),
         ("kube-system", (("k8s-app", "kube-dns"),), 53, "TCP"),
         ("souverain", (("app.kubernetes.io/name", "postgresql"),), 5432, "TCP"),
-        ("souverain-vllm", (("app.kubernetes.io/component", "engine"), ("app.kubernetes.io/name", "vllm")), 8000, "TCP"),
+        (
+            "souverain-vllm",
+            (("app.kubernetes.io/component", "engine"), ("app.kubernetes.io/name", "vllm")),
+            8000,
+            "TCP",
+        ),
     }
 
 
@@ -456,7 +480,9 @@ def test_vllm_accepts_connections_only_from_the_gateway() -> None:
     for rule in ingress:
         assert rule.get("from") and rule.get("ports")
         for peer in rule["from"]:
-            assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": deployment["metadata"]["namespace"]}
+            assert peer["namespaceSelector"]["matchLabels"] == {
+                "kubernetes.io/metadata.name": deployment["metadata"]["namespace"]
+            }
             assert labels_match(peer["podSelector"], gateway_labels)
 
 
@@ -578,7 +604,9 @@ def test_every_variable_the_configuration_names_is_set_from_a_secret(overlay: st
     text = gateway_config(overlay)["souverain.yaml"]
     env = env_of(gateway(overlay)[2])
     for name in ENV_REF.findall(text):
-        assert "secretKeyRef" in env.get(name, {}).get("valueFrom", {}), f"{overlay}: ${{{name}}} is not set from a Secret"
+        assert "secretKeyRef" in env.get(name, {}).get("valueFrom", {}), (
+            f"{overlay}: ${{{name}}} is not set from a Secret"
+        )
 
 
 def test_the_database_password_is_not_in_the_dsn() -> None:
@@ -719,9 +747,15 @@ def test_argocd_applications_deploy_the_overlays() -> None:
         assert spec["source"]["repoURL"] in project["spec"]["sourceRepos"] and spec["source"]["targetRevision"]
         # The destination is the overlay's namespace, and the project allows it.
         assert _overlay_namespaces(spec["source"]["path"]) == {spec["destination"]["namespace"]}
-        assert {"server": spec["destination"]["server"], "namespace": spec["destination"]["namespace"]} in project["spec"]["destinations"]
+        assert {"server": spec["destination"]["server"], "namespace": spec["destination"]["namespace"]} in project[
+            "spec"
+        ]["destinations"]
         assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
-    waves = {a["metadata"]["name"]: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for a in apps if "annotations" in a["metadata"]}
+    waves = {
+        a["metadata"]["name"]: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for a in apps
+        if "annotations" in a["metadata"]
+    }
     assert waves["souverain-vllm"] < waves["souverain-production"]
 
 
@@ -777,7 +811,9 @@ def test_the_gate_fails_when_a_change_lowers_a_personal_data_routes_sovereignty(
     global deployment (level eu_resident → none), on a route that carries personal data."""
     base, head = _tree(tmp_path, "base"), _tree(tmp_path, "head")
     example = head / "examples" / "pipes" / "pipes.yaml"
-    example.write_text(example.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global"))
+    example.write_text(
+        example.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global")
+    )
     result = _gate(base, head)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "LOST SOVEREIGNTY" in result.stdout
@@ -792,7 +828,10 @@ def test_the_gate_fails_when_the_production_route_leaves_the_house(tmp_path: Pat
     pipes.write_text(pipes.read_text().replace("template: onprem-vllm", "template: azure-foundry-mistral-eu"))
     result = _gate(base, head)
     assert result.returncode == 1
-    assert "FAIL: deploy/overlays/production/pipes.yaml: a route that may carry personal data lost sovereignty" in result.stdout
+    assert (
+        "FAIL: deploy/overlays/production/pipes.yaml: a route that may carry personal data lost sovereignty"
+        in result.stdout
+    )
 
 
 def test_the_gate_fails_on_an_invalid_configuration(tmp_path: Path) -> None:

@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import json
 import os
 import re
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,9 @@ SOUVERAIN = [sys.executable, "-m", "souverain"]
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 FENCE = re.compile(r"^```(?P<info>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
-ERROR_LINE = re.compile(r"^souverain: configuration error: (?P<file>[^:\n]+):(?P<line>\d+): (?P<key>[^:\n]+): (?P<msg>.+)$")
+ERROR_LINE = re.compile(
+    r"^souverain: configuration error: (?P<file>[^:\n]+):(?P<line>\d+): (?P<key>[^:\n]+): (?P<msg>.+)$"
+)
 
 
 def doc_text() -> str:
@@ -214,7 +215,9 @@ BROKEN = [
 
 
 @pytest.mark.parametrize(("content", "line", "key", "message"), BROKEN)
-def test_config_check_reports_file_line_key_message(tmp_path: Path, content: str, line: int, key: str, message: str) -> None:
+def test_config_check_reports_file_line_key_message(
+    tmp_path: Path, content: str, line: int, key: str, message: str
+) -> None:
     (tmp_path / "broken.yaml").write_text(content)
     result = run_cli("config", "check", "broken.yaml", cwd=tmp_path)
     assert result.returncode == 2

@@ -8,7 +8,6 @@ import socket
 import time
 
 import httpx
-
 from conftest import MODEL, Server, http
 
 from souverain.privacy import native
@@ -29,7 +28,9 @@ def test_full_queue_answers_429_with_retry_after(start_server) -> None:
     )
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [
-            pool.submit(httpx.post, f"{server.url}/v1/chat/completions", json=LONG, headers=server.headers(), timeout=120)
+            pool.submit(
+                httpx.post, f"{server.url}/v1/chat/completions", json=LONG, headers=server.headers(), timeout=120
+            )
             for _ in range(6)
         ]
         responses = [f.result() for f in futures]
@@ -79,7 +80,7 @@ def test_slow_client_does_not_block_others(gateway: Server) -> None:
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer " + gateway.key.encode() + b"\r\nContent-Length: 1000\r\n\r\n{\"model\":"
+            b"Authorization: Bearer " + gateway.key.encode() + b'\r\nContent-Length: 1000\r\n\r\n{"model":'
         )
         ok = http.post(
             f"{gateway.url}/v1/chat/completions",
@@ -92,7 +93,10 @@ def test_slow_client_does_not_block_others(gateway: Server) -> None:
 
 def test_model_that_fails_to_load(start_server, tmp_path) -> None:
     missing = tmp_path / "nope.gguf"
-    server = start_server(f"hardening:\n  metrics: open\nmodels:\n  - name: broken\n    engine: llamacpp\n    path: {missing}\n", ready=False)
+    server = start_server(
+        f"hardening:\n  metrics: open\nmodels:\n  - name: broken\n    engine: llamacpp\n    path: {missing}\n",
+        ready=False,
+    )
     deadline = time.monotonic() + 30
     while (r := http.get(f"{server.url}/readyz")).json()["models"]["broken"] == "loading":
         assert time.monotonic() < deadline
@@ -131,7 +135,9 @@ def test_health_and_metrics(gateway: Server) -> None:
 
 
 def test_request_timeout_is_a_504_and_frees_the_engine(start_server) -> None:
-    server = start_server(f"server:\n  request_timeout_s: 0.3\nhardening:\n  metrics: open\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n")
+    server = start_server(
+        f"server:\n  request_timeout_s: 0.3\nhardening:\n  metrics: open\nmodels:\n  - name: {MODEL}\n    engine: llamacpp\n"
+    )
     response = http.post(f"{server.url}/v1/chat/completions", json=LONG, headers=server.headers(), timeout=60)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "request_timeout"

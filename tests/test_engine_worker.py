@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import MODEL, SOUVERAIN, Server, http
 
 OTHER = "other-model"
@@ -73,7 +72,9 @@ def chat(server: Server, model: str, *, stream: bool, max_tokens: int = 300) -> 
             if not stream or r.status_code != 200:
                 r.read()
                 return {"status": r.status_code, "body": r.json()}
-            events = [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:") and "[DONE]" not in line]
+            events = [
+                json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:") and "[DONE]" not in line
+            ]
             return {"status": r.status_code, "events": events}
 
 
@@ -150,7 +151,11 @@ def test_worker_crash_under_load(start_server, sig: signal.Signals) -> None:
     server.stop()
     verify = subprocess.run(
         [*SOUVERAIN, "ledger", "verify", "--config", str(server.config_path)],
-        capture_output=True, text=True, env=server.env, cwd=server.tmp, timeout=300,
+        capture_output=True,
+        text=True,
+        env=server.env,
+        cwd=server.tmp,
+        timeout=300,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
@@ -355,6 +360,10 @@ def test_serve_workers_share_one_engine_worker_and_replace_a_dead_process(start_
     assert server.proc.returncode == 0
     verify = subprocess.run(
         [*SOUVERAIN, "ledger", "verify", "--config", str(server.config_path)],
-        capture_output=True, text=True, env=server.env, cwd=server.tmp, timeout=300,
+        capture_output=True,
+        text=True,
+        env=server.env,
+        cwd=server.tmp,
+        timeout=300,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr

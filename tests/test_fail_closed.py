@@ -37,11 +37,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from mistralai.client import Mistral
-
 from conftest import Server, http
+from mistralai.client import Mistral
 from upstreams import Upstream
-
 
 # -- canaries: values the scanner detects (valid check digits), as a person would write them
 EMAIL = "marie.dubois@exemple.fr"
@@ -71,8 +69,24 @@ WAV = b64(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00" + f"transcript: my car
 PDF = b64(f"%PDF-1.4\n1 0 obj << >> stream\nBT (Statement for {NAME}, IBAN {IBAN}) Tj ET\nendstream".encode())
 BLOB = b64(SECRET_SENTENCE)
 
-CANARIES = (EMAIL, IBAN, PHONE, CARD, NIR, STEUER_ID, DNI, CODICE_FISCALE, NAME,
-            IMAGE_URL, DOCUMENT_URL, FILE_ID, PNG, WAV, PDF, BLOB)
+CANARIES = (
+    EMAIL,
+    IBAN,
+    PHONE,
+    CARD,
+    NIR,
+    STEUER_ID,
+    DNI,
+    CODICE_FISCALE,
+    NAME,
+    IMAGE_URL,
+    DOCUMENT_URL,
+    FILE_ID,
+    PNG,
+    WAV,
+    PDF,
+    BLOB,
+)
 
 
 # -- where the canaries go -------------------------------------------------------------
@@ -96,20 +110,28 @@ def text(t: str, **extra: Any) -> dict[str, Any]:
     return {"type": "text", "text": t, **extra}
 
 
-def tool_turn(arguments: Any, name: str = "lookup", call_id: str = "call_1", result: str = "done") -> list[dict[str, Any]]:
+def tool_turn(
+    arguments: Any, name: str = "lookup", call_id: str = "call_1", result: str = "done"
+) -> list[dict[str, Any]]:
     """A user turn, the assistant's tool call with `arguments`, and the tool's answer."""
     return [
         user("Look the customer up, please."),
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}],
+        },
         {"role": "tool", "tool_call_id": call_id, "content": result},
         user("Thanks, now summarise."),
     ]
 
 
 def tools_with(function: dict[str, Any]) -> list[dict[str, Any]]:
-    base = {"name": "lookup", "description": "Look a record up.",
-            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}
+    base = {
+        "name": "lookup",
+        "description": "Look a record up.",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
     return [{"type": "function", "function": {**base, **function}}]
 
 
@@ -125,105 +147,306 @@ JSON_ESCAPED_EMAIL = EMAIL.replace("@", "\\u0040")
 PLACEMENTS: list[Placement] = [
     # Message content (the scanner has always looked here: these guard against regressions).
     Placement("content string", {"messages": [user(f"Please e-mail {EMAIL} today")]}, mistral=True),
-    Placement("system content", {"messages": [{"role": "system", "content": f"Le client s'appelle {NAME}, NIR {NIR}."}, *ASK]}, mistral=True),
+    Placement(
+        "system content",
+        {"messages": [{"role": "system", "content": f"Le client s'appelle {NAME}, NIR {NIR}."}, *ASK]},
+        mistral=True,
+    ),
     Placement("text part", {"messages": [user([text(f"Pay to IBAN {IBAN}")])]}, mistral=True),
-    Placement("national ids in text", {"messages": [user(
-        f"Mi DNI es {DNI}. Codice fiscale {CODICE_FISCALE}. Meine Steuer-ID lautet {STEUER_ID}.")]}, mistral=True),
+    Placement(
+        "national ids in text",
+        {"messages": [user(f"Mi DNI es {DNI}. Codice fiscale {CODICE_FISCALE}. Meine Steuer-ID lautet {STEUER_ID}.")]},
+        mistral=True,
+    ),
     Placement("message name", {"messages": [user("Hello", name=EMAIL)]}),
     Placement("tool message content", {"messages": tool_turn("{}", result=f"Customer phone {PHONE}")}),
-    Placement("mistral thinking part", {"messages": [
-        user("Plan the payment."),
-        {"role": "assistant", "content": [{"type": "thinking", "thinking": [text(f"The IBAN is {IBAN}")]}, text("Planned.")]},
-        user("Go on."),
-    ]}),
+    Placement(
+        "mistral thinking part",
+        {
+            "messages": [
+                user("Plan the payment."),
+                {
+                    "role": "assistant",
+                    "content": [{"type": "thinking", "thinking": [text(f"The IBAN is {IBAN}")]}, text("Planned.")],
+                },
+                user("Go on."),
+            ]
+        },
+    ),
     # Tool calls: values and keys, JSON string and object, names and ids.
     Placement("tool_call arguments JSON value", {"messages": tool_turn(json.dumps({"iban": IBAN_COMPACT}))}),
     Placement("tool_call arguments object value", {"messages": tool_turn({"iban": IBAN_COMPACT})}, mistral=True),
-    Placement("tool_call arguments JSON key", {"messages": tool_turn(json.dumps({EMAIL: "primary contact"}))}, mistral=True),
+    Placement(
+        "tool_call arguments JSON key", {"messages": tool_turn(json.dumps({EMAIL: "primary contact"}))}, mistral=True
+    ),
     Placement("tool_call arguments object key", {"messages": tool_turn({EMAIL: "primary contact"})}, mistral=True),
-    Placement("tool_call arguments nested key", {"messages": tool_turn(json.dumps({"accounts": {IBAN_COMPACT: {"amount": 12}}}))}),
+    Placement(
+        "tool_call arguments nested key",
+        {"messages": tool_turn(json.dumps({"accounts": {IBAN_COMPACT: {"amount": 12}}}))},
+    ),
     Placement("tool_call function name", {"messages": tool_turn("{}", name=IBAN_COMPACT)}),
     Placement("tool_call id", {"messages": tool_turn("{}", call_id=EMAIL)}),
     # Tool definitions.
-    Placement("tools description", {"messages": ASK, "tools": tools_with({"description": f"Find {NAME}, {EMAIL}"})}, mistral=True),
-    Placement("tools parameter description", {"messages": ASK, "tools": tools_with({"parameters": {
-        "type": "object", "properties": {"account": {"type": "string", "description": f"Always use IBAN {IBAN}"}}}})}, mistral=True),
-    Placement("tools parameter enum", {"messages": ASK, "tools": tools_with({"parameters": {
-        "type": "object", "properties": {"to": {"type": "string", "enum": [EMAIL, "nobody"]}}}})}, mistral=True),
-    Placement("tools parameter default", {"messages": ASK, "tools": tools_with({"parameters": {
-        "type": "object", "properties": {"phone": {"type": "string", "default": PHONE, "examples": [PHONE]}}}})}),
-    Placement("tools property name", {"messages": ASK, "tools": tools_with({"parameters": {
-        "type": "object", "properties": {EMAIL: {"type": "string"}}, "required": [EMAIL]}})}, mistral=True),
+    Placement(
+        "tools description",
+        {"messages": ASK, "tools": tools_with({"description": f"Find {NAME}, {EMAIL}"})},
+        mistral=True,
+    ),
+    Placement(
+        "tools parameter description",
+        {
+            "messages": ASK,
+            "tools": tools_with(
+                {
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"account": {"type": "string", "description": f"Always use IBAN {IBAN}"}},
+                    }
+                }
+            ),
+        },
+        mistral=True,
+    ),
+    Placement(
+        "tools parameter enum",
+        {
+            "messages": ASK,
+            "tools": tools_with(
+                {"parameters": {"type": "object", "properties": {"to": {"type": "string", "enum": [EMAIL, "nobody"]}}}}
+            ),
+        },
+        mistral=True,
+    ),
+    Placement(
+        "tools parameter default",
+        {
+            "messages": ASK,
+            "tools": tools_with(
+                {
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"phone": {"type": "string", "default": PHONE, "examples": [PHONE]}},
+                    }
+                }
+            ),
+        },
+    ),
+    Placement(
+        "tools property name",
+        {
+            "messages": ASK,
+            "tools": tools_with(
+                {"parameters": {"type": "object", "properties": {EMAIL: {"type": "string"}}, "required": [EMAIL]}}
+            ),
+        },
+        mistral=True,
+    ),
     Placement("tools function name", {"messages": ASK, "tools": tools_with({"name": IBAN_COMPACT})}, mistral=True),
-    Placement("tool_choice function name", {"messages": ASK, "tools": tools_with({"name": IBAN_COMPACT}),
-              "tool_choice": {"type": "function", "function": {"name": IBAN_COMPACT}}}),
+    Placement(
+        "tool_choice function name",
+        {
+            "messages": ASK,
+            "tools": tools_with({"name": IBAN_COMPACT}),
+            "tool_choice": {"type": "function", "function": {"name": IBAN_COMPACT}},
+        },
+    ),
     # response_format.
     Placement("response_format schema name", {"messages": ASK, "response_format": schema_format(name=EMAIL)}),
-    Placement("response_format description", {"messages": ASK, "response_format": schema_format(description=f"Invoice for IBAN {IBAN}")}, mistral=True),
-    Placement("response_format property description", {"messages": ASK, "response_format": schema_format(schema={
-        "type": "object", "properties": {"a": {"type": "string", "description": f"Call {PHONE} first"}}})}, mistral=True),
-    Placement("response_format enum", {"messages": ASK, "response_format": schema_format(schema={
-        "type": "object", "properties": {"a": {"type": "string", "enum": [EMAIL]}}})}, mistral=True),
-    Placement("response_format property name", {"messages": ASK, "response_format": schema_format(schema={
-        "type": "object", "properties": {IBAN_COMPACT: {"type": "number"}}})}, mistral=True),
-    Placement("response_format json_object schema", {"messages": ASK, "response_format": {"type": "json_object", "schema": {
-        "type": "object", "properties": {"a": {"type": "string", "description": f"Mail {EMAIL}"}}}}}),
+    Placement(
+        "response_format description",
+        {"messages": ASK, "response_format": schema_format(description=f"Invoice for IBAN {IBAN}")},
+        mistral=True,
+    ),
+    Placement(
+        "response_format property description",
+        {
+            "messages": ASK,
+            "response_format": schema_format(
+                schema={"type": "object", "properties": {"a": {"type": "string", "description": f"Call {PHONE} first"}}}
+            ),
+        },
+        mistral=True,
+    ),
+    Placement(
+        "response_format enum",
+        {
+            "messages": ASK,
+            "response_format": schema_format(
+                schema={"type": "object", "properties": {"a": {"type": "string", "enum": [EMAIL]}}}
+            ),
+        },
+        mistral=True,
+    ),
+    Placement(
+        "response_format property name",
+        {
+            "messages": ASK,
+            "response_format": schema_format(
+                schema={"type": "object", "properties": {IBAN_COMPACT: {"type": "number"}}}
+            ),
+        },
+        mistral=True,
+    ),
+    Placement(
+        "response_format json_object schema",
+        {
+            "messages": ASK,
+            "response_format": {
+                "type": "json_object",
+                "schema": {"type": "object", "properties": {"a": {"type": "string", "description": f"Mail {EMAIL}"}}},
+            },
+        },
+    ),
     # stop, user, unknown and dialect-specific fields.
     Placement("stop string", {"messages": ASK, "stop": EMAIL}, mistral=True),
     Placement("stop list", {"messages": ASK, "stop": ["\n\n", f"IBAN {IBAN}"]}, mistral=True),
     Placement("stop name with context", {"messages": ASK, "stop": [f"je m'appelle {NAME}"]}),
     Placement("user", {"messages": ASK, "user": EMAIL}),
     Placement("metadata", {"messages": ASK, "metadata": {"customer_email": EMAIL}}, mistral=True),
-    Placement("prediction", {"messages": ASK, "prediction": {"type": "content", "content": f"IBAN {IBAN}"}}, mistral=True),
+    Placement(
+        "prediction", {"messages": ASK, "prediction": {"type": "content", "content": f"IBAN {IBAN}"}}, mistral=True
+    ),
     Placement("unknown top-level field", {"messages": ASK, "x_customer": {"iban": IBAN_COMPACT, "phone": PHONE}}),
     Placement("unknown message field", {"messages": [user("Hello", metadata={"email": EMAIL})]}),
     Placement("content part extra value", {"messages": [user([text("Hello", note=f"from {EMAIL}")])]}),
     Placement("content part extra key", {"messages": [user([text("Hello", **{EMAIL: "sender"})])]}),
     Placement("content part type", {"messages": [user([{"type": EMAIL, "text": "Hello"}])]}),
     # Split: half in one turn or part, half in the next.
-    Placement("split IBAN across turns", {"messages": [
-        user("What is the customer's IBAN?"),
-        {"role": "assistant", "content": "The customer's IBAN is FR76 3000 6000"},
-        user("0112 3456 7890 189, yes. Please confirm the transfer."),
-    ]}, mistral=True),
-    Placement("split e-mail across turns", {"messages": [
-        user("Where do I send it?"),
-        {"role": "assistant", "content": "Send it to marie.dubois"},
-        user("@exemple.fr, the usual address."),
-    ]}, mistral=True),
-    Placement("split card across text parts", {"messages": [user([text("Card number 4970 1012"), text(" 3456 7893, expiry 12/27")])]}, mistral=True),
+    Placement(
+        "split IBAN across turns",
+        {
+            "messages": [
+                user("What is the customer's IBAN?"),
+                {"role": "assistant", "content": "The customer's IBAN is FR76 3000 6000"},
+                user("0112 3456 7890 189, yes. Please confirm the transfer."),
+            ]
+        },
+        mistral=True,
+    ),
+    Placement(
+        "split e-mail across turns",
+        {
+            "messages": [
+                user("Where do I send it?"),
+                {"role": "assistant", "content": "Send it to marie.dubois"},
+                user("@exemple.fr, the usual address."),
+            ]
+        },
+        mistral=True,
+    ),
+    Placement(
+        "split card across text parts",
+        {"messages": [user([text("Card number 4970 1012"), text(" 3456 7893, expiry 12/27")])]},
+        mistral=True,
+    ),
     # JSON escapes in JSON text.
     Placement("arguments JSON with \\u00a0 escapes", {"messages": tool_turn('{"card": "' + JSON_ESCAPED_CARD + '"}')}),
-    Placement("arguments JSON inside JSON with escapes", {"messages": tool_turn(json.dumps({"payload": '{"card": "' + JSON_ESCAPED_CARD + '"}'}))}),
-    Placement("arguments broken JSON with \\u0040", {"messages": tool_turn('{"contact": "' + JSON_ESCAPED_EMAIL + '", "note": ')}),
-    Placement("content JSON text with \\u0040", {"messages": [user('{"contact": "' + JSON_ESCAPED_EMAIL + '"}')]}, mistral=True),
-    Placement("content JSON text with \\u00a0 card", {"messages": [user('{"payment": {"card": "' + JSON_ESCAPED_CARD + '"}}')]}, mistral=True),
+    Placement(
+        "arguments JSON inside JSON with escapes",
+        {"messages": tool_turn(json.dumps({"payload": '{"card": "' + JSON_ESCAPED_CARD + '"}'}))},
+    ),
+    Placement(
+        "arguments broken JSON with \\u0040",
+        {"messages": tool_turn('{"contact": "' + JSON_ESCAPED_EMAIL + '", "note": ')},
+    ),
+    Placement(
+        "content JSON text with \\u0040",
+        {"messages": [user('{"contact": "' + JSON_ESCAPED_EMAIL + '"}')]},
+        mistral=True,
+    ),
+    Placement(
+        "content JSON text with \\u00a0 card",
+        {"messages": [user('{"payment": {"card": "' + JSON_ESCAPED_CARD + '"}}')]},
+        mistral=True,
+    ),
     # Text that looks like data.
-    Placement("text part starting with data:", {"messages": [user([text(f"data: customer IBAN {IBAN}")])]}, mistral=True),
-    Placement("text part data URL", {"messages": [user([text("data:text/plain;base64," + BLOB)])]}, mistral=True, unscannable=True),
+    Placement(
+        "text part starting with data:", {"messages": [user([text(f"data: customer IBAN {IBAN}")])]}, mistral=True
+    ),
+    Placement(
+        "text part data URL",
+        {"messages": [user([text("data:text/plain;base64," + BLOB)])]},
+        mistral=True,
+        unscannable=True,
+    ),
     Placement("content string starting with data:", {"messages": [user(f"data: {EMAIL}")]}, mistral=True),
     # Base64-encoded text.
     Placement("base64 content", {"messages": [user(BLOB)]}, mistral=True, unscannable=True),
     Placement("base64 text part", {"messages": [user([text("decode: " + BLOB)])]}, mistral=True, unscannable=True),
     Placement("base64 in tool arguments", {"messages": tool_turn(json.dumps({"blob": BLOB}))}, unscannable=True),
     # Media and files: unscannable, so personal unless the caller declared a class.
-    Placement("image_url data URL", {"messages": [user([text("What does this scan say?"),
-              {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}}])]}, mistral=True, unscannable=True),
-    Placement("image_url https URL", {"messages": [user([text("Read this document."),
-              {"type": "image_url", "image_url": {"url": IMAGE_URL}}])]}, mistral=True, unscannable=True),
-    Placement("image_url as a string", {"messages": [user([text("Read it."),
-              {"type": "image_url", "image_url": "data:image/png;base64," + PNG}])]}, unscannable=True),
-    Placement("input_audio", {"messages": [user([text("Transcribe."),
-              {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}}])]}, mistral=True, unscannable=True),
-    Placement("file part data", {"messages": [user([text("Summarise the statement."),
-              {"type": "file", "file": {"filename": "statement.pdf", "file_data": "data:application/pdf;base64," + PDF}}])]}, unscannable=True),
-    Placement("file part id", {"messages": [user([text("Summarise the file."), {"type": "file", "file": {"file_id": FILE_ID}}])]}, unscannable=True),
-    Placement("document_url", {"messages": [user([text("Summarise."), {"type": "document_url", "document_url": DOCUMENT_URL}])]},
-              mistral=True, unscannable=True),
+    Placement(
+        "image_url data URL",
+        {
+            "messages": [
+                user(
+                    [
+                        text("What does this scan say?"),
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PNG}},
+                    ]
+                )
+            ]
+        },
+        mistral=True,
+        unscannable=True,
+    ),
+    Placement(
+        "image_url https URL",
+        {"messages": [user([text("Read this document."), {"type": "image_url", "image_url": {"url": IMAGE_URL}}])]},
+        mistral=True,
+        unscannable=True,
+    ),
+    Placement(
+        "image_url as a string",
+        {"messages": [user([text("Read it."), {"type": "image_url", "image_url": "data:image/png;base64," + PNG}])]},
+        unscannable=True,
+    ),
+    Placement(
+        "input_audio",
+        {
+            "messages": [
+                user([text("Transcribe."), {"type": "input_audio", "input_audio": {"data": WAV, "format": "wav"}}])
+            ]
+        },
+        mistral=True,
+        unscannable=True,
+    ),
+    Placement(
+        "file part data",
+        {
+            "messages": [
+                user(
+                    [
+                        text("Summarise the statement."),
+                        {
+                            "type": "file",
+                            "file": {"filename": "statement.pdf", "file_data": "data:application/pdf;base64," + PDF},
+                        },
+                    ]
+                )
+            ]
+        },
+        unscannable=True,
+    ),
+    Placement(
+        "file part id",
+        {"messages": [user([text("Summarise the file."), {"type": "file", "file": {"file_id": FILE_ID}}])]},
+        unscannable=True,
+    ),
+    Placement(
+        "document_url",
+        {"messages": [user([text("Summarise."), {"type": "document_url", "document_url": DOCUMENT_URL}])]},
+        mistral=True,
+        unscannable=True,
+    ),
     # Embeddings.
     Placement("embeddings string", {"input": f"Customer e-mail {EMAIL}"}, endpoint="embeddings"),
     Placement("embeddings list", {"input": ["hello", f"IBAN {IBAN}"]}, endpoint="embeddings"),
-    Placement("embeddings JSON text with \\u0040", {"input": '{"contact": "' + JSON_ESCAPED_EMAIL + '"}'}, endpoint="embeddings"),
+    Placement(
+        "embeddings JSON text with \\u0040",
+        {"input": '{"contact": "' + JSON_ESCAPED_EMAIL + '"}'},
+        endpoint="embeddings",
+    ),
     Placement("embeddings base64", {"input": BLOB}, endpoint="embeddings", unscannable=True),
 ]
 CHAT = [p for p in PLACEMENTS if p.endpoint == "chat"]
@@ -324,8 +547,11 @@ def tagged(p: Placement, tag: str, stream: bool = False) -> dict[str, Any]:
 
 
 def public_body(i: int, stream: bool = False) -> dict[str, Any]:
-    return {"model": "assistant", "stream": stream, "messages": [
-        {"role": "system", "content": f"Ticket P{i:05d}."}, user(f"Tell me a fact, number {i}")]}
+    return {
+        "model": "assistant",
+        "stream": stream,
+        "messages": [{"role": "system", "content": f"Ticket P{i:05d}."}, user(f"Tell me a fact, number {i}")],
+    }
 
 
 def path(p: Placement) -> str:
@@ -350,7 +576,9 @@ def wait_for_onprem(server: Server, timeout: float = 15) -> None:
     """Until a personal request is answered on-premises again (breaker closed)."""
     deadline = time.monotonic() + timeout
     while True:
-        r = http.post(f"{server.url}/v1/chat/completions", json=tagged(PLACEMENTS[0], "T-wait"), headers=server.headers())
+        r = http.post(
+            f"{server.url}/v1/chat/completions", json=tagged(PLACEMENTS[0], "T-wait"), headers=server.headers()
+        )
         if r.status_code == 200 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -415,7 +643,9 @@ class TestEachPlacementWithTheAllowedRouteDown:
         onprem, cloud = upstreams
         before = len(cloud.received)
         r = http.post(f"{routed.url}{path(placement)}", json=tagged(placement, "T-one"), headers=routed.headers())
-        assert not leaked(cloud, before), f"{placement.name}: the excluded route c-azure-eu received {leaked(cloud, before)}"
+        assert not leaked(cloud, before), (
+            f"{placement.name}: the excluded route c-azure-eu received {leaked(cloud, before)}"
+        )
         outcome = (r.status_code, r.headers.get("x-souverain-route"), r.text[:300])
         if forwarded[placement.name]:
             # Refused or failed, never rerouted (not even without the field).
@@ -446,7 +676,9 @@ class Outcome:
     declared_public: bool = False
 
 
-def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Server, upstreams, forwarded: dict[str, bool]) -> None:
+def test_under_fault_injection_no_canary_reaches_the_excluded_route(
+    routed: Server, upstreams, forwarded: dict[str, bool]
+) -> None:
     onprem, cloud = upstreams
     wait_for_onprem(routed)
     cloud_before = len(cloud.received)
@@ -479,10 +711,26 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
 
             async def via_openai(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, str]:
                 body = dict(body)
-                known = {k: body.pop(k) for k in ("model", "messages", "stream", "stop", "tools", "tool_choice",
-                                                   "response_format", "user", "metadata", "prediction") if k in body}
+                known = {
+                    k: body.pop(k)
+                    for k in (
+                        "model",
+                        "messages",
+                        "stream",
+                        "stop",
+                        "tools",
+                        "tool_choice",
+                        "response_format",
+                        "user",
+                        "metadata",
+                        "prediction",
+                    )
+                    if k in body
+                }
                 try:
-                    raw = await oai.chat.completions.with_raw_response.create(**known, extra_body=body or None, extra_headers=headers)
+                    raw = await oai.chat.completions.with_raw_response.create(
+                        **known, extra_body=body or None, extra_headers=headers
+                    )
                     parsed = raw.parse()  # the raw (legacy) response parses synchronously
                     if known.get("stream"):
                         async for _ in parsed:
@@ -503,7 +751,9 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
                     else:
                         await mistral.chat.complete_async(**body, http_headers=headers)
                 except Exception as exc:  # the SDK's error types; the status is in the kept headers
-                    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "raw_response", None), "status_code", None)
+                    status = getattr(exc, "status_code", None) or getattr(
+                        getattr(exc, "raw_response", None), "status_code", None
+                    )
                     if status is None:
                         raise
                     kept = mistral_headers.get(ticket, httpx.Headers())
@@ -544,7 +794,9 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
                         status, route = await via_mistral(body, headers, f"T{i:05d}")
                     else:
                         status, route = await via_httpx(p, body, headers)
-                outcomes.append(Outcome(f"T{i:05d}", p.name if p else "public", client_name, status, route, declared_public))
+                outcomes.append(
+                    Outcome(f"T{i:05d}", p.name if p else "public", client_name, status, route, declared_public)
+                )
                 done += 1
 
             try:
@@ -556,8 +808,12 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
         # Driven by progress, not the clock, so that every phase overlaps the load however
         # fast this machine is: stop the allowed upstream, restart it, slow it past the
         # gateway's read timeout (0.5 s), heal it; three times.
-        steps = [("stop", onprem.stop), ("start", onprem.start),
-                 ("slow", lambda: setattr(onprem, "delay", 1.0)), ("heal", lambda: setattr(onprem, "delay", 0.0))]
+        steps = [
+            ("stop", onprem.stop),
+            ("start", onprem.start),
+            ("slow", lambda: setattr(onprem, "delay", 1.0)),
+            ("heal", lambda: setattr(onprem, "delay", 0.0)),
+        ]
         marks = [int(TOTAL * (k + 1) / 14) for k in range(12)]
         for k, mark in enumerate(marks):
             while done < mark and not finished.is_set():
@@ -582,8 +838,10 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
     elapsed = time.monotonic() - started
 
     statuses = Counter(o.status for o in outcomes)
-    print(f"{TOTAL} requests in {elapsed:.1f} s; statuses {dict(statuses)}; phases {phases}; "
-          f"clients {dict(Counter(o.client for o in outcomes))}")
+    print(
+        f"{TOTAL} requests in {elapsed:.1f} s; statuses {dict(statuses)}; phases {phases}; "
+        f"clients {dict(Counter(o.client for o in outcomes))}"
+    )
     assert len(outcomes) == TOTAL
     assert phases.count("stop") >= 3 and phases.count("slow") >= 3, f"the chaos did not overlap the load: {phases}"
 
@@ -591,7 +849,8 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
     leaks = leaked(cloud, cloud_before)
     by_ticket = {o.ticket: o for o in outcomes}
     by_placement = Counter(
-        f"{by_ticket[t].kind}{' (declared public)' if by_ticket[t].declared_public else ''}" if t in by_ticket
+        f"{by_ticket[t].kind}{' (declared public)' if by_ticket[t].declared_public else ''}"
+        if t in by_ticket
         else t.partition(" #")[0]
         for t in leaks
     )
@@ -601,12 +860,19 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
     #    (A placement whose field the gateway does not forward carries nothing personal
     #    out of it: see `forwarded`; its leaks are caught by 1.)
     personal = [o for o in outcomes if o.kind != "public" and forwarded[o.kind]]
-    wrong = Counter((o.kind, o.client, o.declared_public, o.status, o.route) for o in personal
-                    if not ((o.status == 200 and o.route == "a-onprem")
-                            or (o.status in (502, 503, 504) and o.route in ("none", "a-onprem"))))
+    wrong = Counter(
+        (o.kind, o.client, o.declared_public, o.status, o.route)
+        for o in personal
+        if not (
+            (o.status == 200 and o.route == "a-onprem")
+            or (o.status in (502, 503, 504) and o.route in ("none", "a-onprem"))
+        )
+    )
     assert not wrong, f"personal requests answered otherwise: {dict(wrong)}"
     assert any(o.status == 200 for o in personal), "no personal request was ever served"
-    assert any(o.status == 503 for o in personal), f"the chaos never left personal data without a route: {dict(statuses)}"
+    assert any(o.status == 503 for o in personal), (
+        f"the chaos never left personal data without a route: {dict(statuses)}"
+    )
 
     # 3. No 500s, nothing but answers and route failures.
     assert set(statuses) <= {200, 502, 503, 504}, dict(statuses)
@@ -615,4 +881,3 @@ def test_under_fault_injection_no_canary_reaches_the_excluded_route(routed: Serv
     public_on_cloud = [o for o in outcomes if o.kind == "public" and o.status == 200 and o.route == "c-azure-eu"]
     assert public_on_cloud, "no public request used the cloud route: the test proves nothing"
     assert any(re.search(rb"Ticket P\d+", raw) for raw in cloud.received[cloud_before:])
-

@@ -8,9 +8,7 @@ import re
 import shutil
 import subprocess
 
-import httpx
 import pytest
-
 from conftest import MODEL, Server, http
 
 

@@ -12,8 +12,8 @@ import time
 
 import httpx
 import pytest
-
 from conftest import MODEL, SOUVERAIN, Server, http
+
 from souverain.auth import Principal
 from souverain.errors import LedgerUnavailable
 from souverain.pipeline import Facts, Pipeline
@@ -61,7 +61,9 @@ def test_each_request_is_recorded_without_its_content(gateway: Server) -> None:
     assert SECRET not in json.dumps(found)
     # An inference key may not read entries; checkpoints are public (hashes only).
     inference = gateway.cli("keys", "create", "--name", "app").stdout.strip()
-    denied = http.get(f"{gateway.url}/ledger/entries", params={"start": 0, "end": 1}, headers=gateway.headers(inference))
+    denied = http.get(
+        f"{gateway.url}/ledger/entries", params={"start": 0, "end": 1}, headers=gateway.headers(inference)
+    )
     assert denied.status_code == 403
     assert http.get(f"{gateway.url}/ledger/entries", params={"start": 0, "end": 1}).status_code == 401
     assert http.get(f"{gateway.url}/ledger/checkpoint").text.startswith("souverain.local/ledger\n")
@@ -69,7 +71,11 @@ def test_each_request_is_recorded_without_its_content(gateway: Server) -> None:
 
 def test_streamed_response_carries_its_index(gateway: Server) -> None:
     with httpx.stream(
-        "POST", f"{gateway.url}/v1/chat/completions", json={**CHAT, "stream": True}, headers=gateway.headers(), timeout=60
+        "POST",
+        f"{gateway.url}/v1/chat/completions",
+        json={**CHAT, "stream": True},
+        headers=gateway.headers(),
+        timeout=60,
     ) as response:
         events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
@@ -86,7 +92,9 @@ def test_ledger_failure_withholds_the_answer() -> None:
             raise OSError("disk full")
 
     pipeline = Pipeline(keys=None, engines={}, metrics=None, router=None, scanner=None, ledger=BrokenLedger())  # type: ignore[arg-type]
-    facts = Facts("chat", principal=Principal("k", "n", "default", frozenset({"inference"}), None), model="m", body=b"{}")
+    facts = Facts(
+        "chat", principal=Principal("k", "n", "default", frozenset({"inference"}), None), model="m", body=b"{}"
+    )
     import asyncio
 
     with pytest.raises(LedgerUnavailable):
@@ -118,8 +126,11 @@ def test_kill_9_under_load_loses_no_answered_request(start_server) -> None:
     server.proc.wait()
     assert 20 <= len(answered) < 200
     # Restart on the same state: every answered request is in the log, and it verifies.
-    again = Server(server.tmp, None if server.config_path is None else server.config_path.read_text(),
-                   {"SOUVERAIN_STATE_DIR": str(server.state)})
+    again = Server(
+        server.tmp,
+        None if server.config_path is None else server.config_path.read_text(),
+        {"SOUVERAIN_STATE_DIR": str(server.state)},
+    )
     try:
         again.wait_ready()
         auditor = auditor_key(again)
@@ -131,7 +142,11 @@ def test_kill_9_under_load_loses_no_answered_request(start_server) -> None:
     env = {**os.environ, "SOUVERAIN_STATE_DIR": str(server.state)}
     verify = subprocess.run(
         [*SOUVERAIN, "ledger", "verify", "--config", str(server.config_path)],
-        capture_output=True, text=True, env=env, cwd=server.tmp, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=server.tmp,
+        timeout=300,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from conftest import SOUVERAIN, Server, http
 from upstreams import FaultServer
 
@@ -100,8 +99,9 @@ def test_silent_and_slow_clients_are_closed_and_do_not_lock_others_out(upstream,
     """With a low open-file limit, more silent connections than the limit would allow:
     the gateway caps them (503), closes every one at the header deadline, and serves."""
     low = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (320, 320))  # noqa: E731
-    server = start_server(config(upstream, "header_timeout_s: 3\nbody_grace_s: 1\nbody_min_rate_bytes_s: 100"),
-                          preexec_fn=low)
+    server = start_server(
+        config(upstream, "header_timeout_s: 3\nbody_grace_s: 1\nbody_min_rate_bytes_s: 100"), preexec_fn=low
+    )
     assert "serving at most 64 connections" in server.log.read_text()
     silent = [connect(server) for _ in range(400)]  # more than the gateway may open files
     answers = [closed_by_server(sock) for sock in silent]
@@ -172,11 +172,20 @@ def test_metrics_labels_come_from_the_configuration(upstream, start_server) -> N
     names = ["m" * (1024 * 1024)] + [f"no-such-model-{i}" for i in range(200)]
     with httpx.Client(timeout=WAIT) as client:
         for name in names:
-            response = client.post(f"{server.url}/v1/chat/completions", headers=server.headers(),
-                                   json={"model": name, "messages": [{"role": "user", "content": "hi"}]})
+            response = client.post(
+                f"{server.url}/v1/chat/completions",
+                headers=server.headers(),
+                json={"model": name, "messages": [{"role": "user", "content": "hi"}]},
+            )
             assert response.status_code == 404
-        assert client.post(f"{server.url}/v1/chat/completions", headers=server.headers(),
-                           json={"model": "up", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+        assert (
+            client.post(
+                f"{server.url}/v1/chat/completions",
+                headers=server.headers(),
+                json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
+            ).status_code
+            == 200
+        )
         text = client.get(f"{server.url}/metrics").text
     assert "no-such-model" not in text and "mmmm" not in text
     assert 'souverain_requests_total{endpoint="chat",model="_unknown",status="404"} 201.0' in text
@@ -204,8 +213,14 @@ def test_state_files_are_private_in_an_open_directory(upstream, start_server, tm
     state.mkdir(mode=0o755)
     state.chmod(0o755)
     server = start_server(config(upstream), env={"SOUVERAIN_STATE_DIR": str(state)})
-    assert http.post(f"{server.url}/v1/chat/completions", headers=server.headers(),
-                     json={"model": "up", "messages": [{"role": "user", "content": "hi"}]}).status_code == 200
+    assert (
+        http.post(
+            f"{server.url}/v1/chat/completions",
+            headers=server.headers(),
+            json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
+        ).status_code
+        == 200
+    )
     assert "is open to other users (mode 0755)" in server.log.read_text()
     made = [p for p in state.rglob("*") if p.is_file()]
     assert {"souverain.db", "ledger.db"} <= {p.name for p in made}
@@ -224,8 +239,11 @@ def test_upstream_failure_names_the_route_not_the_address(upstream, start_server
     address = re.search(r"name: gone\n    engine: openai_http\n    base_url: (\S+)", server.config_path.read_text())
     assert address
     for stream in (False, True):
-        response = http.post(f"{server.url}/v1/chat/completions", headers=server.headers(),
-                             json={"model": "gone", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+        response = http.post(
+            f"{server.url}/v1/chat/completions",
+            headers=server.headers(),
+            json={"model": "gone", "stream": stream, "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert response.status_code == 502, response.text
         message = response.json()["error"]["message"]
         # `gone` has no route of its own: it is on the built-in `undeclared` one.
@@ -252,13 +270,17 @@ def test_an_auditor_reads_only_its_own_tenants_entries(upstream, start_server) -
     auditor_a = key("--tenant", "tenant-a", "--scope", "auditor")
     auditor_all = key("--scope", "auditor:all")
     for app in (app_a, app_b, app_b):
-        response = http.post(f"{server.url}/v1/chat/completions", headers=server.headers(app),
-                             json={"model": "up", "messages": [{"role": "user", "content": "hi"}]})
+        response = http.post(
+            f"{server.url}/v1/chat/completions",
+            headers=server.headers(app),
+            json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert response.status_code == 200, response.text
 
     def tenants(auditor: str) -> list[str]:
-        response = http.get(f"{server.url}/ledger/entries", params={"start": 0, "end": 3},
-                            headers=server.headers(auditor))
+        response = http.get(
+            f"{server.url}/ledger/entries", params={"start": 0, "end": 3}, headers=server.headers(auditor)
+        )
         assert response.status_code == 200, response.text
         return sorted(e["entry"]["tenant"] for e in response.json()["entries"])
 
@@ -284,8 +306,12 @@ def test_client_leaving_a_non_streamed_request_logs_no_traceback(upstream, start
     upstream.mode = "hang"
     try:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(f"{server.url}/v1/chat/completions", headers=server.headers(), timeout=1,
-                       json={"model": "up", "messages": [{"role": "user", "content": "hi"}]})
+            httpx.post(
+                f"{server.url}/v1/chat/completions",
+                headers=server.headers(),
+                timeout=1,
+                json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
+            )
         auditor = server.cli("keys", "create", "--name", "a", "--scope", "auditor:all").stdout.strip()
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:  # the cancellation is recorded once noticed
@@ -306,16 +332,24 @@ def test_over_long_body_gets_its_413_not_a_reset(upstream, start_server) -> None
     gateway discards the rest) and then read the 413, with or without keep-alive."""
     server = start_server(config(upstream, extra="server:\n  max_body_bytes: 65536\n"))
     body = b'{"model": "up", "messages": [' + b" " * (8 * 1024 * 1024) + b"]}"
-    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 65536]), body[i : i + 65536])
-                       for i in range(0, len(body), 65536)) + b"0\r\n\r\n"
+    chunked = (
+        b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 65536]), body[i : i + 65536]) for i in range(0, len(body), 65536))
+        + b"0\r\n\r\n"
+    )
     # `Connection: close` (urllib sends it, for one) is where closing at once reset.
     for connection in (b"keep-alive", b"close"):
         for framing, payload in ((b"Content-Length: %d" % len(body), body), (b"Transfer-Encoding: chunked", chunked)):
             sock = connect(server)
             sock.sendall(
                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Authorization: Bearer " + server.key.encode() + b"\r\nConnection: " + connection + b"\r\n"
-                + framing + b"\r\n\r\n" + payload
+                b"Authorization: Bearer "
+                + server.key.encode()
+                + b"\r\nConnection: "
+                + connection
+                + b"\r\n"
+                + framing
+                + b"\r\n\r\n"
+                + payload
             )
             answer = sock.recv(65536)
             assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]

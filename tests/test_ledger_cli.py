@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from ledger_fixtures import entry, fill
-from souverain.ledger import RetentionConfig, SqliteStoreConfig, encode_entry
+
 from souverain.cli.ledger import add_parser, add_witness_parser
+from souverain.ledger import RetentionConfig, SqliteStoreConfig, encode_entry
 from souverain.ledger.tiles import decode_bundle, encode_bundle, tile_path
 
 
@@ -101,6 +102,7 @@ def test_verify_against_a_receipt_held_elsewhere(state: Path) -> None:
     import asyncio
 
     from ledger_fixtures import open_ledger
+
     from souverain.ledger.checkpoint import Checkpoint, Receipt, sign_checkpoint
 
     ledger = open_ledger(state / "state", SqliteStoreConfig())

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ledger_fixtures import fill, open_ledger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.testclient import TestClient
-from ledger_fixtures import fill, open_ledger
+
 from souverain.ledger import SqliteStoreConfig, decode_entry, merkle, open_checkpoint, verify_receipt
 from souverain.ledger.http import AUDIT, routes
 from souverain.ledger.tiles import TileNodes, decode_bundle, tile_width

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
+from conftest import MODEL, Server, http
 from mistralai.client import Mistral
 from mistralai.client.errors import HTTPValidationError, SDKError
 
-from conftest import MODEL, Server, http
 from souverain.engines.reasoning import SAFE_PROMPT
 
 
@@ -33,7 +32,9 @@ def test_chat_complete(mistral: Mistral) -> None:
 
 
 def test_chat_stream(mistral: Mistral) -> None:
-    events = list(mistral.chat.stream(model=MODEL, messages=[{"role": "user", "content": "Count to three."}], max_tokens=12))
+    events = list(
+        mistral.chat.stream(model=MODEL, messages=[{"role": "user", "content": "Count to three."}], max_tokens=12)
+    )
     assert len(events) >= 3
     text = "".join(e.data.choices[0].delta.content or "" for e in events if e.data.choices)
     assert text
@@ -134,7 +135,9 @@ def test_dialects_are_told_apart(gateway: Server) -> None:
     ok = {"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "random_seed": 1}
     by_field = http.post(url, json=ok, headers=gateway.headers())
     assert by_field.status_code == 200 and by_field.headers["x-souverain-dialect"] == "mistral"
-    forced = http.post(url, json=bad, headers={**gateway.headers(), "x-souverain-dialect": "openai", "user-agent": "mistralai"})
+    forced = http.post(
+        url, json=bad, headers={**gateway.headers(), "x-souverain-dialect": "openai", "user-agent": "mistralai"}
+    )
     assert forced.status_code == 400
     plain = http.post(url, json={**ok, "random_seed": None, "seed": 1}, headers=gateway.headers())
     assert plain.headers["x-souverain-dialect"] == "openai"

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-
 from conftest import MODEL, Server, http
 from upstreams import FaultServer
+
 from souverain.chat import ChatRequest, decode
 from souverain.config import OpenAIHTTPModel
 from souverain.engines.openai_http import OpenAIHTTPEngine
@@ -172,23 +172,32 @@ def test_upstream_failures_map_to_clear_errors(
         if mode == "rate_limited":
             assert response.headers["retry-after"] == "7"
     faulty.mode = "ok"
-    assert http.post(
-        f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"}, headers=fault_front.headers()
-    ).json()["choices"][0]["message"]["content"] == "fine"
+    assert (
+        http.post(
+            f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"}, headers=fault_front.headers()
+        ).json()["choices"][0]["message"]["content"]
+        == "fine"
+    )
 
 
-@pytest.mark.parametrize(("mode", "status", "code"), [
-    ("validation_dump", 400, "upstream_rejected"),
-    ("context_full", 400, "context_length_exceeded"),
-    ("no_choices", 502, "upstream_bad_response"),
-])
+@pytest.mark.parametrize(
+    ("mode", "status", "code"),
+    [
+        ("validation_dump", 400, "upstream_rejected"),
+        ("context_full", 400, "context_length_exceeded"),
+        ("no_choices", 502, "upstream_bad_response"),
+    ],
+)
 def test_upstream_answers_reach_the_caller_as_their_kind(
     fault_front: Server, faulty: FaultServer, mode: str, status: int, code: str
 ) -> None:
     faulty.mode = mode
     for headers in ({}, {"x-souverain-dialect": "mistral"}):
-        response = http.post(f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"},
-                             headers={**fault_front.headers(), **headers})
+        response = http.post(
+            f"{fault_front.url}/v1/chat/completions",
+            json={**CHAT, "model": "flaky"},
+            headers={**fault_front.headers(), **headers},
+        )
         assert response.status_code == status, response.text
         error = response.json() if headers else response.json()["error"]
         assert error["code"] == code
@@ -201,8 +210,9 @@ def test_upstream_answers_reach_the_caller_as_their_kind(
 
 def test_finish_reasons_outside_openais_enum_are_mapped(fault_front: Server, faulty: FaultServer) -> None:
     faulty.mode = "model_length"  # Mistral's API: the model's context ran out
-    response = http.post(f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"},
-                         headers=fault_front.headers())
+    response = http.post(
+        f"{fault_front.url}/v1/chat/completions", json={**CHAT, "model": "flaky"}, headers=fault_front.headers()
+    )
     faulty.mode = "ok"
     assert response.json()["choices"][0]["finish_reason"] == "length"
 
@@ -210,13 +220,19 @@ def test_finish_reasons_outside_openais_enum_are_mapped(fault_front: Server, fau
 @pytest.mark.parametrize("mode", ["token_level", "short", "strings", "no_data"])
 def test_embeddings_of_an_unexpected_shape_are_a_502(fault_front: Server, faulty: FaultServer, mode: str) -> None:
     faulty.mode = mode
-    response = http.post(f"{fault_front.url}/v1/embeddings", json={"model": "flaky", "input": ["un", "deux"]},
-                         headers=fault_front.headers())
+    response = http.post(
+        f"{fault_front.url}/v1/embeddings",
+        json={"model": "flaky", "input": ["un", "deux"]},
+        headers=fault_front.headers(),
+    )
     faulty.mode = "ok"
     assert response.status_code == 502, response.text
     assert response.json()["error"]["code"] == "upstream_bad_response"
-    ok = http.post(f"{fault_front.url}/v1/embeddings", json={"model": "flaky", "input": ["un", "deux"]},
-                   headers=fault_front.headers())
+    ok = http.post(
+        f"{fault_front.url}/v1/embeddings",
+        json={"model": "flaky", "input": ["un", "deux"]},
+        headers=fault_front.headers(),
+    )
     assert ok.status_code == 200 and [d["embedding"] for d in ok.json()["data"]] == [[0.1, 0.2, 0.3]] * 2
 
 
@@ -249,7 +265,10 @@ def test_mistral_flavor_translation() -> None:
         {
             "messages": [
                 {"role": "user", "content": "x"},
-                {"role": "assistant", "tool_calls": [{"id": "call_abc-123", "function": {"name": "f", "arguments": "{}"}}]},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "call_abc-123", "function": {"name": "f", "arguments": "{}"}}],
+                },
                 {"role": "tool", "tool_call_id": "call_abc-123", "content": "r"},
             ],
             "seed": 4,

@@ -6,7 +6,6 @@ import json
 
 import openai
 import pytest
-
 from conftest import MODEL, Server
 
 
@@ -53,9 +52,17 @@ def test_seed_makes_sampling_repeatable(client: openai.OpenAI) -> None:
 
 
 def test_stop_sequence(client: openai.OpenAI) -> None:
-    base = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}], max_tokens=24, temperature=0, seed=3
-    ).choices[0].message.content
+    base = (
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}],
+            max_tokens=24,
+            temperature=0,
+            seed=3,
+        )
+        .choices[0]
+        .message.content
+    )
     assert base and len(base) > 3
     stop_at = base[2:4]
     out = client.chat.completions.create(
@@ -89,7 +96,11 @@ def test_streaming(client: openai.OpenAI, gateway: Server) -> None:
     assert last.usage is not None and last.usage.completion_tokens > 0
     # The same prompt without streaming gives the same text (temperature 0).
     whole = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Tell me about Paris."}], max_tokens=20, temperature=0, seed=7
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me about Paris."}],
+        max_tokens=20,
+        temperature=0,
+        seed=7,
     )
     assert whole.choices[0].message.content == text
     assert whole.usage.completion_tokens == last.usage.completion_tokens
@@ -207,7 +218,11 @@ def test_tool_result_round_trip(client: openai.OpenAI) -> None:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                    }
                 ],
             },
             {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 21 C"},

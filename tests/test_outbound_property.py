@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from inprocess import TWO_ROUTES
+
 from souverain.api.app import Gateway, create_app
 from souverain.auth import KeyStore
 from souverain.config.loader import parse_config
@@ -40,24 +40,43 @@ class Reading:
 
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
-scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), text)
-json_value = st.recursive(scalar, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                         st.dictionaries(text, inner, max_size=4)), max_leaves=12)
+scalar = st.one_of(st.none(), st.booleans(), st.integers(-(10**12), 10**12), text)
+json_value = st.recursive(
+    scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text, inner, max_size=4)),
+    max_leaves=12,
+)
 # A JSON text inside a string (as tool-call arguments are), sometimes not JSON at all.
 json_text = st.one_of(json_value.map(lambda v: json.dumps(v, ensure_ascii=False)), text)
 
 
 @st.composite
 def bodies(draw: st.DrawFn) -> dict[str, Any]:
-    content = draw(st.one_of(text, st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": text}), min_size=1,
-                                            max_size=3),
-                             st.lists(st.dictionaries(text, json_value, max_size=3), min_size=1, max_size=2)))
+    content = draw(
+        st.one_of(
+            text,
+            st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": text}), min_size=1, max_size=3),
+            st.lists(st.dictionaries(text, json_value, max_size=3), min_size=1, max_size=2),
+        )
+    )
     messages: list[dict[str, Any]] = [{"role": "user", "content": content}]
     if draw(st.booleans()):
-        messages.append({"role": "assistant", "name": draw(text),
-                         "tool_calls": [{"id": draw(text), "type": "function",
-                                         "function": {"name": "f", "arguments": draw(st.one_of(
-                                             json_text, st.dictionaries(text, json_value, max_size=3)))}}]})
+        messages.append(
+            {
+                "role": "assistant",
+                "name": draw(text),
+                "tool_calls": [
+                    {
+                        "id": draw(text),
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "arguments": draw(st.one_of(json_text, st.dictionaries(text, json_value, max_size=3))),
+                        },
+                    }
+                ],
+            }
+        )
         messages.append({"role": "tool", "tool_call_id": draw(text), "content": draw(text)})
     body: dict[str, Any] = {"model": "assistant", "messages": messages}
     if draw(st.booleans()):
@@ -65,11 +84,25 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         body["user"] = draw(text)
     if draw(st.booleans()):
-        body["tools"] = [{"type": "function", "function": {"name": "f", "description": draw(text),
-                                                           "parameters": draw(st.dictionaries(text, json_value, max_size=3))}}]
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "description": draw(text),
+                    "parameters": draw(st.dictionaries(text, json_value, max_size=3)),
+                },
+            }
+        ]
     if draw(st.booleans()):
-        body["response_format"] = {"type": "json_schema", "json_schema": {
-            "name": "r", "description": draw(text), "schema": draw(st.dictionaries(text, json_value, max_size=3))}}
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "r",
+                "description": draw(text),
+                "schema": draw(st.dictionaries(text, json_value, max_size=3)),
+            },
+        }
     if draw(st.booleans()):
         body["tool_choice"] = draw(st.sampled_from(["auto", "none", "required"]))
     return body

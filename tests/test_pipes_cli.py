@@ -97,7 +97,11 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_diff_exits_1_when_a_personal_data_route_loses_sovereignty(tmp_path: Path, capsys) -> None:
     old = write(tmp_path, "old.yaml", EXAMPLE.read_text())
-    new = write(tmp_path, "new.yaml", EXAMPLE.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global"))
+    new = write(
+        tmp_path,
+        "new.yaml",
+        EXAMPLE.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global"),
+    )
     code, out, _ = run(["pipes", "diff", str(old), str(new)], capsys)
     assert code == 1
     assert "c-azure-eu: changed — LOST SOVEREIGNTY (personal data: yes)" in out
@@ -114,12 +118,19 @@ def test_diff_exits_0_for_improvements_and_non_personal_routes(tmp_path: Path, c
     code, out, _ = run(["pipes", "diff", str(old), str(same)], capsys)
     assert code == 0 and "No route changed." in out
     # The reverse change is an improvement.
-    worse = write(tmp_path, "worse.yaml", EXAMPLE.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global"))
+    worse = write(
+        tmp_path,
+        "worse.yaml",
+        EXAMPLE.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global"),
+    )
     code, out, _ = run(["pipes", "diff", str(worse), str(old), "--format", "md"], capsys)
     assert code == 0 and "### c-azure-eu: changed" in out
     # A route that carries no personal data may lose sovereignty without blocking the change.
     text = EXAMPLE.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global")
-    text = text.replace("    purpose: *triage\n    regimes: {gdpr: true, dora: true, ai_act: true}\n\n  d-bedrock", "    purpose: {name: Public FAQ drafting, personal_data: false}\n\n  d-bedrock")
+    text = text.replace(
+        "    purpose: *triage\n    regimes: {gdpr: true, dora: true, ai_act: true}\n\n  d-bedrock",
+        "    purpose: {name: Public FAQ drafting, personal_data: false}\n\n  d-bedrock",
+    )
     old_public = write(tmp_path, "old-public.yaml", EXAMPLE.read_text().replace(
         "    purpose: *triage\n    regimes: {gdpr: true, dora: true, ai_act: true}\n\n  d-bedrock", "    purpose: {name: Public FAQ drafting, personal_data: false}\n\n  d-bedrock"))  # fmt: skip
     new_public = write(tmp_path, "new-public.yaml", text)
@@ -135,7 +146,13 @@ def test_dora_register_and_art30(tmp_path: Path, capsys) -> None:
     code, _, err = run(["pipes", "dora", str(EXAMPLE), "--out", str(out_dir)], capsys)
     assert code == 0 and "taxonomy its-2024-2956" in err
     assert "gap: entity microsoft-ireland: no LEI" in err  # never invented
-    assert sorted(p.name for p in out_dir.iterdir()) == ["art30.json", "art30.md", "b_02.02.csv", "b_05.01.csv", "b_05.02.csv"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "art30.json",
+        "art30.md",
+        "b_02.02.csv",
+        "b_05.01.csv",
+        "b_05.02.csv",
+    ]
     providers = list(csv.reader(io.StringIO((out_dir / "b_05.01.csv").read_text())))
     assert providers[0] == [f"c{n:04d}" for n in range(10, 130, 10)]
     names = {row[4]: row for row in providers[1:]}
@@ -145,7 +162,12 @@ def test_dora_register_and_art30(tmp_path: Path, capsys) -> None:
     assert {row["c0050"] for row in chain} == {"1"}  # the unverified rank-2 Mistral subprocessors are left out
     specific = list(csv.DictReader(io.StringIO((out_dir / "b_02.02.csv").read_text())))
     bedrock = next(r for r in specific if r["c0030"] == "(aws-emea-sarl)")
-    assert (bedrock["c0020"], bedrock["c0050"], bedrock["c0140"], bedrock["c0160"]) == ("969500EXAMPLEBANK039", "F7", "eba_BT:x29", "eba_GA:DE")
+    assert (bedrock["c0020"], bedrock["c0050"], bedrock["c0140"], bedrock["c0160"]) == (
+        "969500EXAMPLEBANK039",
+        "F7",
+        "eba_BT:x29",
+        "eba_GA:DE",
+    )
     records = json.loads((out_dir / "art30.json").read_text())
     assert [r["route"] for r in records] == ["a-onprem", "b-mistral-direct", "c-azure-eu", "d-bedrock-fra", "e-ovh-snc"]
     azure = next(r for r in records if r["route"] == "c-azure-eu")
@@ -156,7 +178,9 @@ def test_dora_register_and_art30(tmp_path: Path, capsys) -> None:
 def test_dora_taxonomies_are_pinned_by_name(capsys) -> None:
     code, out, _ = run(["pipes", "dora", "--list-taxonomies"], capsys)
     assert code == 0 and "its-2024-2956 (default)" in out and "eba-xls-master-2025" in out
-    code, out, _ = run(["pipes", "dora", str(EXAMPLE), "--taxonomy", "eba-xls-master-2025", "--table", "b_05.01"], capsys)
+    code, out, _ = run(
+        ["pipes", "dora", str(EXAMPLE), "--taxonomy", "eba-xls-master-2025", "--table", "b_05.01"], capsys
+    )
     header = out.splitlines()[0].split(",")
     assert header == [f"c{n:04d}" for n in range(10, 100, 10)]
     code, _, err = run(["pipes", "dora", str(EXAMPLE), "--taxonomy", "nope", "--table", "b_05.01"], capsys)
@@ -166,10 +190,19 @@ def test_dora_taxonomies_are_pinned_by_name(capsys) -> None:
 def test_the_installed_command_runs_the_example() -> None:
     """The README promise, end to end in a fresh process."""
     result = subprocess.run(
-        [sys.executable, "-m", "souverain", "pipes", "report", "--format", "json", str(EXAMPLE)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "souverain", "pipes", "report", "--format", "json", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert set(json.loads(result.stdout)["routes"]) == {"a-onprem", "b-mistral-direct", "c-azure-eu", "d-bedrock-fra", "e-ovh-snc"}
+    assert set(json.loads(result.stdout)["routes"]) == {
+        "a-onprem",
+        "b-mistral-direct",
+        "c-azure-eu",
+        "d-bedrock-fra",
+        "e-ovh-snc",
+    }
 
 
 @pytest.mark.parametrize("cmd", ["check", "report", "diff", "dora"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from souverain.cli.main import main
@@ -33,7 +32,12 @@ def test_every_schema_key_is_documented(struct) -> None:
 def test_yaml_examples_are_valid_pipes() -> None:
     checked = 0
     for info, body in ((m["info"].strip(), m["body"]) for m in FENCE.finditer(DOC)):
-        if info != "yaml" or "..." in body or "bank/" in body or not re.match(r"^(evidence|requirements|entities|hops|routes):", body):
+        if (
+            info != "yaml"
+            or "..." in body
+            or "bank/" in body
+            or not re.match(r"^(evidence|requirements|entities|hops|routes):", body)
+        ):
             continue
         parse_pipes(body, "doc.yaml")
         checked += 1
@@ -41,7 +45,9 @@ def test_yaml_examples_are_valid_pipes() -> None:
 
 
 def test_check_transcript_matches(capsys, monkeypatch) -> None:
-    block = next(m["body"] for m in FENCE.finditer(DOC) if m["info"].strip() == "console" and "pipes check examples" in m["body"])
+    block = next(
+        m["body"] for m in FENCE.finditer(DOC) if m["info"].strip() == "console" and "pipes check examples" in m["body"]
+    )
     documented = [line for line in block.splitlines()[1:] if not line.startswith("$") and "..." not in line]
     monkeypatch.chdir(ROOT)
     assert main(["pipes", "check", "examples/pipes/pipes.yaml"]) == 1

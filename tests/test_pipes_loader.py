@@ -52,17 +52,40 @@ def test_minimal_file_without_catalogue_is_in_house() -> None:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        (MINIMAL.replace("[FR], non_eu_fallback", "[UK], non_eu_fallback"), "p.yaml:10: hops.gw.location.processing_countries: 'UK' is not an ISO"),
+        (
+            MINIMAL.replace("[FR], non_eu_fallback", "[UK], non_eu_fallback"),
+            "p.yaml:10: hops.gw.location.processing_countries: 'UK' is not an ISO",
+        ),
         (MINIMAL.replace("role: api_gateway", "role: gateway"), "p.yaml:5: hops.gw.role: Invalid enum value 'gateway'"),
-        (MINIMAL.replace("    telemetry: []", "    telemetry: []\n    colour: red"), "p.yaml:14: hops.gw.colour: unknown key"),
+        (
+            MINIMAL.replace("    telemetry: []", "    telemetry: []\n    colour: red"),
+            "p.yaml:14: hops.gw.colour: unknown key",
+        ),
         (MINIMAL.replace("operator: self", "operator: acme"), "p.yaml:6: hops.gw.operator: no entity 'acme'"),
         (MINIMAL.replace("runs_on: null", "runs_on: rack"), "p.yaml:7: hops.gw.runs_on: no hop 'rack'"),
         (MINIMAL.replace("  r: {hops: [gw]}", "  r: {hops: [gw, nope]}"), "p.yaml:15: routes.r.hops[1]: no hop 'nope'"),
-        (MINIMAL.replace("  r: {hops: [gw]}", "  r: {template: nope}"), "p.yaml:15: routes.r.template: no template 'nope'"),
-        (MINIMAL.replace("incorporated_in: FR}", "incorporated_in: FR, ids: {lei: 969500EXAMPLEBANK038}}"), "p.yaml:2: entities.self.ids.lei: '969500EXAMPLEBANK038' is not a valid LEI"),
-        (MINIMAL.replace("name: Org,", "name: Org, incorporated_in: {value: FR, evidence: [ev-x]},").replace(", incorporated_in: FR}", "}"), "p.yaml:2: entities.self.incorporated_in: no evidence 'ev-x'"),
-        (MINIMAL.replace("entities:", "version: 2\nentities:"), "p.yaml:1: version: unsupported pipes schema version 2"),
-        (MINIMAL + "requirements: {criteria: [snc-99]}\n", "p.yaml:16: requirements.criteria[0]: no criterion 'snc-99'"),
+        (
+            MINIMAL.replace("  r: {hops: [gw]}", "  r: {template: nope}"),
+            "p.yaml:15: routes.r.template: no template 'nope'",
+        ),
+        (
+            MINIMAL.replace("incorporated_in: FR}", "incorporated_in: FR, ids: {lei: 969500EXAMPLEBANK038}}"),
+            "p.yaml:2: entities.self.ids.lei: '969500EXAMPLEBANK038' is not a valid LEI",
+        ),
+        (
+            MINIMAL.replace("name: Org,", "name: Org, incorporated_in: {value: FR, evidence: [ev-x]},").replace(
+                ", incorporated_in: FR}", "}"
+            ),
+            "p.yaml:2: entities.self.incorporated_in: no evidence 'ev-x'",
+        ),
+        (
+            MINIMAL.replace("entities:", "version: 2\nentities:"),
+            "p.yaml:1: version: unsupported pipes schema version 2",
+        ),
+        (
+            MINIMAL + "requirements: {criteria: [snc-99]}\n",
+            "p.yaml:16: requirements.criteria[0]: no criterion 'snc-99'",
+        ),
         ("hops:\n  x: {operator: self}\nentities: {self: {}}\n", "p.yaml:2: hops.x: missing required key `role`"),
         ("hops:\n  Bad Id: {role: compute}\n", "p.yaml:2: hops[Bad Id]: Expected `str` matching regex"),
         ("routes: [1, 2]\n", "p.yaml:1: routes: Expected `object`, got `array`"),
@@ -76,7 +99,9 @@ def test_cycles_are_refused() -> None:
     text = MINIMAL.replace("runs_on: null", "runs_on: rack") + (
         "  rack: {role: compute, operator: self, runs_on: gw}\n".replace("  rack", "hops2")
     )
-    text = MINIMAL.replace("runs_on: null", "runs_on: rack").replace("routes:", "  rack: {role: compute, operator: self, runs_on: gw}\nroutes:")
+    text = MINIMAL.replace("runs_on: null", "runs_on: rack").replace(
+        "routes:", "  rack: {role: compute, operator: self, runs_on: gw}\nroutes:"
+    )
     assert "cycle: gw → rack → gw" in error_of(text) or "cycle: rack → gw → rack" in error_of(text)
 
 
@@ -102,7 +127,10 @@ def test_catalogue_ids_do_not_collide_across_files() -> None:
     doubled = [*texts, ("catalogue/zz-dup.yaml", "hops:\n  aws/bedrock-eu-central-1: {role: compute}\n")]
     from souverain.sovereignty.loader import build
 
-    with pytest.raises(ConfigError, match=r"catalogue/zz-dup.yaml:2: hops\[aws/bedrock-eu-central-1\]: also defined in catalogue/aws.yaml"):
+    with pytest.raises(
+        ConfigError,
+        match=r"catalogue/zz-dup.yaml:2: hops\[aws/bedrock-eu-central-1\]: also defined in catalogue/aws.yaml",
+    ):
         build(doubled, load_rules())
 
 

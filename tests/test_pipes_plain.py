@@ -29,7 +29,11 @@ US_LOGS = "[{name: error reports, enabled: true, destination: logco, countries: 
 def cases():
     yield "example", load_pipes(EXAMPLE)
     yield "catalogue", templates_as_routes(load_pipes(None))
-    for name, text in (("mixed", MIXED), ("flow", flow_route(US_LOGS)), ("cvm", pipes(VLLM, cvm("cloud-eu"), routes="  r: {hops: [gw, vllm]}\n"))):
+    for name, text in (
+        ("mixed", MIXED),
+        ("flow", flow_route(US_LOGS)),
+        ("cvm", pipes(VLLM, cvm("cloud-eu"), routes="  r: {hops: [gw, vllm]}\n")),
+    ):
         yield name, parse_pipes(text, catalogue=False)
     for seed in range(0, 300, 3):
         yield f"seed {seed}", generate(seed)[0]
@@ -66,8 +70,16 @@ def test_no_summary_sentence_contradicts_its_tables(name: str, pipes_) -> None:
         reach = [row[-1] for row in table(own, "### The pipe")]
         if "Nothing leaves the EEA" in text:
             assert all(row[2] == "yes" for row in residency.values()), (route, residency)
-        for facet, where in re.findall(r"(\w+) to ([A-Z, ]+?)(?:;|\.)", text.split("Data leaves the EEA: ", 1)[-1]) if "Data leaves" in text else ():
-            assert residency[facet][2] == "no" and all(c in residency[facet][1] for c in where.split(", ")), (route, facet, residency[facet])
+        for facet, where in (
+            re.findall(r"(\w+) to ([A-Z, ]+?)(?:;|\.)", text.split("Data leaves the EEA: ", 1)[-1])
+            if "Data leaves" in text
+            else ()
+        ):
+            assert residency[facet][2] == "no" and all(c in residency[facet][1] for c in where.split(", ")), (
+                route,
+                facet,
+                residency[facet],
+            )
         unknown = re.search(r"Not known to stay in the EEA: ([a-z, ]+)\.", text)
         for facet in unknown.group(1).split(", ") if unknown else ():
             assert residency[facet][2] == "unknown", (route, facet)
@@ -79,11 +91,17 @@ def test_no_summary_sentence_contradicts_its_tables(name: str, pipes_) -> None:
             "yes": "A non-EU law can compel plaintext:" in text,
             "unknown": "Whether a non-EU law can compel plaintext is unknown" in text,
         }
-        assert [k for k, v in said.items() if v] == [summary_row[2].split(" ")[0].rstrip(":")], (route, said, summary_row[2])
+        assert [k for k, v in said.items() if v] == [summary_row[2].split(" ")[0].rstrip(":")], (
+            route,
+            said,
+            summary_row[2],
+        )
         if "No non-EU law can compel plaintext" in text:
             assert all(cell == "none" for cell in reach) and summary_row[2] == "no", (route, reach)
         if "only through a contested, residual reach" in text:
-            assert summary_row[2].startswith("residual") and not any("established" in cell and "at worst" not in cell for cell in reach)
+            assert summary_row[2].startswith("residual") and not any(
+                "established" in cell and "at worst" not in cell for cell in reach
+            )
             assert any("residual" in cell for cell in reach)
         if "A non-EU law can compel plaintext:" in text:
             assert summary_row[2].startswith("yes") and any("(established)" in cell for cell in reach), (route, reach)

@@ -32,7 +32,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pipes" / "pipes
 BASE = load_pipes(EXAMPLE)
 EMPTY = parse_pipes("", "empty.yaml", catalogue=False)
 ACCESS_RANK = {"no": 0, "residual": 1, "unknown": 2, "yes": 3}
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 EVIDENCE = {
     f"ev-{c}": Evidence(source=f"test:{c}", retrieved="2026-01-01", confidence=c)  # type: ignore[arg-type]
@@ -78,7 +80,10 @@ class _Gen:
         f, later = self.fact, ENTITY_IDS[index + 1 :]
         return {
             "incorporated_in": f(self.pick(["FR", "DE", "IE", "LU", "US", "CA"])),
-            "hq": {k: f(self.pick(["FR", "DE", "IE", "US", "EU"])) for k in ("registered_office", "central_administration", "principal_establishment")},
+            "hq": {
+                k: f(self.pick(["FR", "DE", "IE", "US", "EU"]))
+                for k in ("registered_office", "central_administration", "principal_establishment")
+            },
             "parent_chain": f(self.some(later, 2)),
             "non_eu_shareholding": {
                 "max_individual_pct": f(self.pick([0, 10, 24, 30, 60, 100])),
@@ -86,7 +91,9 @@ class _Gen:
                 "veto_rights": f(self.pick([True, False])),
                 "appoints_board_majority": f(self.pick([True, False])),
             },
-            "foreign_presence": {k: f(self.some(COUNTRIES)) for k in ("subsidiaries_in", "offices_in", "targets_customers_in")},
+            "foreign_presence": {
+                k: f(self.some(COUNTRIES)) for k in ("subsidiaries_in", "offices_in", "targets_customers_in")
+            },
             "service_class": f(self.some(["ECS", "RCS", "ECSP"])),
             "dora_ctpp": f(self.pick([True, False])),
             "dpf_certified": f(self.pick([True, False])),
@@ -173,7 +180,14 @@ def generate(seed: int) -> tuple[Pipes, str]:
         Route,
     )
     pipes = dataclasses.replace(
-        EMPTY, entities=entities, hops=hops, hop_roles=roles, evidence=dict(EVIDENCE), routes={"r": route}, entity_names={}, hop_titles=titles
+        EMPTY,
+        entities=entities,
+        hops=hops,
+        hop_roles=roles,
+        evidence=dict(EVIDENCE),
+        routes={"r": route},
+        entity_names={},
+        hop_titles=titles,
     )
     return pipes, "r"
 
@@ -198,7 +212,9 @@ us_hop = st.fixed_dictionaries(
     {
         "incorporated_in": st.sampled_from(["IE", "LU", "DE", "FR", "US", "NL"]),
         "processing": st.lists(st.sampled_from(["FR", "DE", "IE", "EU", "US", "ANY"]), min_size=1, max_size=3),
-        "classes": st.lists(st.sampled_from(["prompt", "completion", "content_logs", "files"]), min_size=1, max_size=3, unique=True),
+        "classes": st.lists(
+            st.sampled_from(["prompt", "completion", "content_logs", "files"]), min_size=1, max_size=3, unique=True
+        ),
         "stored": st.booleans(),
         "service": st.sampled_from([["RCS"], ["ECS", "RCS", "ECSP"], []]),
         "attach": st.sampled_from(["route_end", "route_start", "subprocessor", "runs_on"]),
@@ -209,8 +225,14 @@ us_hop = st.fixed_dictionaries(
 def add_us_hop(pipes: Pipes, route: str, spec: dict, anchor: int) -> Pipes:
     entities = dict(pipes.entities)
     hops = {h: dict(f) for h, f in pipes.hops.items()}
-    entities["prop-us-parent"] = flatten(msgspec.convert({"incorporated_in": "US", "parent_chain": []}, Entity), {}, "prop")
-    operator = {"incorporated_in": spec["incorporated_in"], "parent_chain": ["prop-us-parent"], "service_class": spec["service"]}
+    entities["prop-us-parent"] = flatten(
+        msgspec.convert({"incorporated_in": "US", "parent_chain": []}, Entity), {}, "prop"
+    )
+    operator = {
+        "incorporated_in": spec["incorporated_in"],
+        "parent_chain": ["prop-us-parent"],
+        "service_class": spec["service"],
+    }
     entities["prop-us-op"] = flatten(msgspec.convert(operator, Entity), {}, "prop")
     new_hop = {
         "role": "compute",
@@ -219,7 +241,11 @@ def add_us_hop(pipes: Pipes, route: str, spec: dict, anchor: int) -> Pipes:
         "subprocessors": [],
         "data_classes": spec["classes"],
         "data_state": {"in_use": "plaintext", "at_rest": {"stored": spec["stored"], "retention_days": 30}},
-        "location": {"processing_countries": spec["processing"], "storage_countries": spec["processing"], "non_eu_fallback": False},
+        "location": {
+            "processing_countries": spec["processing"],
+            "storage_countries": spec["processing"],
+            "non_eu_fallback": False,
+        },
         "telemetry": [],
     }
     hops["prop/us-hop"] = flatten(msgspec.convert(new_hop, Hop), {}, "prop")
@@ -243,7 +269,9 @@ def add_us_hop(pipes: Pipes, route: str, spec: dict, anchor: int) -> Pipes:
             facts[path] = Fact("prop/us-hop", True, old.confidence, old.evidence)
         else:
             routes[route] = msgspec.structs.replace(decl, hops=[*decl.hops, "prop/us-hop"])
-    return dataclasses.replace(pipes, entities=entities, hops=hops, routes=routes, hop_roles={**pipes.hop_roles, "prop/us-hop": "compute"})
+    return dataclasses.replace(
+        pipes, entities=entities, hops=hops, routes=routes, hop_roles={**pipes.hop_roles, "prop/us-hop": "compute"}
+    )
 
 
 @SETTINGS
@@ -266,7 +294,12 @@ def removable(pipes: Pipes, route: str) -> list[tuple[str, str, str]]:
     """The facts this route's analysis reads: its hops', and their operators' and parents'."""
     nodes = analyse(pipes, routes=[route]).routes[route].nodes
     hop_facts = [("hop", n.hop, p) for n in nodes for p in pipes.hops[n.hop]]
-    named = {f.value for n in nodes for p, f in pipes.hops[n.hop].items() if p in ("operator", "keys.custodian") and isinstance(f.value, str)}
+    named = {
+        f.value
+        for n in nodes
+        for p, f in pipes.hops[n.hop].items()
+        if p in ("operator", "keys.custodian") and isinstance(f.value, str)
+    }
     for e in list(named):
         chain = pipes.entities.get(e, {}).get("parent_chain")
         named.update(chain.value if chain is not None and isinstance(chain.value, list) else [])
@@ -283,7 +316,9 @@ def remove(pipes: Pipes, picks: list) -> Pipes:
         if fact is None:
             continue
         if how == "strip":  # the source goes; the statement stays, unsourced
-            table[path] = Fact(fact.value, fact.known, "asserted" if fact.confidence != "unverified" else "unverified", (), fact.note)
+            table[path] = Fact(
+                fact.value, fact.known, "asserted" if fact.confidence != "unverified" else "unverified", (), fact.note
+            )
         elif how == "unknown":
             table[path] = Fact(None, False, fact.confidence, (), fact.note)
         elif how == "unverify":
@@ -309,7 +344,12 @@ MODES = ["strip", "unknown", "unverify", "drop"]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(case=any_route, mode=st.sampled_from(MODES), floor=st.sampled_from(["asserted", "secondary", "verified"]), seed=st.integers(0, 2**16))
+@given(
+    case=any_route,
+    mode=st.sampled_from(MODES),
+    floor=st.sampled_from(["asserted", "secondary", "verified"]),
+    seed=st.integers(0, 2**16),
+)
 def test_removing_any_one_fact_never_turns_fail_or_unknown_into_pass(case, mode: str, floor: str, seed: int) -> None:
     """Each fact the route reads (60 of them, drawn at random), removed one at a time."""
     pipes, route = case

@@ -42,7 +42,9 @@ flow_spec = st.fixed_dictionaries(
 def add_recipient(pipes: Pipes, route: str, spec: dict, anchor: int) -> tuple[Pipes, str]:
     entities = dict(pipes.entities)
     hops = {h: dict(f) for h, f in pipes.hops.items()}
-    entities["prop-flow-parent"] = flatten(msgspec.convert({"incorporated_in": "US", "parent_chain": []}, Entity), {}, "prop")
+    entities["prop-flow-parent"] = flatten(
+        msgspec.convert({"incorporated_in": "US", "parent_chain": []}, Entity), {}, "prop"
+    )
     chain = ["prop-flow-parent"] if spec["incorporated_in"] == "IE" else []
     raw = {"incorporated_in": spec["incorporated_in"], "parent_chain": chain, "service_class": ["RCS"]}
     entities["prop-flow-to"] = flatten(msgspec.convert(raw, Entity), {}, "prop")
@@ -51,10 +53,18 @@ def add_recipient(pipes: Pipes, route: str, spec: dict, anchor: int) -> tuple[Pi
     sender = reached[anchor % len(reached)]
     old = hops[sender].get("telemetry")
     flows = list(old.value) if old is not None and isinstance(old.value, list) else []
-    flow = TelemetryFlow(name="prop flow", enabled=spec["enabled"], destination="prop-flow-to", countries=spec["countries"], content=spec["content"])
+    flow = TelemetryFlow(
+        name="prop flow",
+        enabled=spec["enabled"],
+        destination="prop-flow-to",
+        countries=spec["countries"],
+        content=spec["content"],
+    )
     # Appended to what the hop already says; a hop that said nothing now says this one flow.
     known = old is not None and old.known
-    hops[sender]["telemetry"] = Fact([*flows, flow], True, old.confidence if known else "asserted", old.evidence if known else ())
+    hops[sender]["telemetry"] = Fact(
+        [*flows, flow], True, old.confidence if known else "asserted", old.evidence if known else ()
+    )
     titles, roles = dict(pipes.hop_titles), dict(pipes.hop_roles)
     add_recipients(hops, titles, roles)  # as the loader does after merging
     recipient = f"{sender}#{len(flows)}"
@@ -80,7 +90,11 @@ def test_adding_a_non_eu_flow_recipient_never_raises_the_level(case, spec: dict,
 
 # ---- property 4: contradictory custody is always an error ------------------------------------
 
-IN_PROVIDER, NEVER_USED, OUTSIDE = {"none", "provider_managed", "cmk_in_provider_kms"}, {"hyok", "client_side"}, {"external_kms_byok", "hyok", "client_side"}
+IN_PROVIDER, NEVER_USED, OUTSIDE = (
+    {"none", "provider_managed", "cmk_in_provider_kms"},
+    {"hyok", "client_side"},
+    {"external_kms_byok", "hyok", "client_side"},
+)
 CUSTODIANS = {"self": "outside", "other": "outside", "host": "group", "host-parent": "group"}
 
 
@@ -133,7 +147,13 @@ def test_a_contradictory_custody_declaration_is_always_an_error(spec: dict) -> N
         texts = [("base.yaml", BASE + "  api:\n" + encryption), ("user.yaml", "hops:\n  api:\n" + keys)]
     else:
         texts = [("user.yaml", BASE + "  api:\n" + encryption + keys)]
-    texts[0] = (texts[0][0], texts[0][1].replace("  api: {role: model_inference, operator: host}\n  api:\n", "  api:\n    role: model_inference\n    operator: host\n"))
+    texts[0] = (
+        texts[0][0],
+        texts[0][1].replace(
+            "  api: {role: model_inference, operator: host}\n  api:\n",
+            "  api:\n    role: model_inference\n    operator: host\n",
+        ),
+    )
     expected = contradictory(spec["encryption"], spec["can_decrypt"], spec["custodian"])
     if not expected:
         build(texts, load_rules())

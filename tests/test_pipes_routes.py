@@ -195,7 +195,9 @@ def test_rules_found_by_the_property_tests() -> None:
     base = analyse(parse_pipes(BASE_HOP, catalogue=False)).profile("r")
     assert base.level == Level.IN_HOUSE
     # A hop that says it carries nothing still has to say what it runs on.
-    text = BASE_HOP.replace("    runs_on: null\n    subprocessors: []\n    data_classes: [prompt]", "    data_classes: []", 1)
+    text = BASE_HOP.replace(
+        "    runs_on: null\n    subprocessors: []\n    data_classes: [prompt]", "    data_classes: []", 1
+    )
     text = text.replace("  r: {hops: [gw]}", "  r: {hops: [gw]}")
     r = analyse(parse_pipes(text, catalogue=False)).routes["r"]
     assert r.gaps and r.profile.level == Level.NONE
@@ -203,17 +205,28 @@ def test_rules_found_by_the_property_tests() -> None:
     r = analyse(parse_pipes(BASE_HOP.replace("    telemetry: []\n", ""), catalogue=False)).routes["r"]
     assert r.profile.residency.processing.complete is False and r.profile.level == Level.NONE
     # Admin access is required of the organisation's own hops too.
-    r = analyse(parse_pipes(BASE_HOP.replace("    access: {admin_access_from: [FR], support_access_from: []}\n", ""), catalogue=False)).routes["r"]
+    r = analyse(
+        parse_pipes(
+            BASE_HOP.replace("    access: {admin_access_from: [FR], support_access_from: []}\n", ""), catalogue=False
+        )
+    ).routes["r"]
     assert r.profile.level == Level.EU_CONTROLLED and any("admin" in b for b in r.profile.blocked_by)
     # `processing_scope` is descriptive; the countries are the fact.
     scoped = BASE_HOP.replace("processing_countries: [FR],", "processing_countries: [FR], processing_scope: global,")
     assert analyse(parse_pipes(scoped, catalogue=False)).profile("r").residency.processing.countries == ("FR",)
     # Keys held outside a provider whose parents are not stated: cannot pass external key management.
-    provider = BASE_HOP.replace("  r: {hops: [gw]}", "  r: {hops: [gw, api]}").replace(
-        "routes:",
-        "  api:\n    role: model_inference\n    operator: acme\n    runs_on: null\n    subprocessors: []\n"
-        "    keys: {custodian: vendor}\n    data_state: {in_use: plaintext, at_rest: {stored: false, encryption: external_kms_byok}}\n    telemetry: []\nroutes:",
-    ).replace("  self: {incorporated_in: FR}", "  self: {incorporated_in: FR}\n  vendor: {incorporated_in: DE, parent_chain: []}")
+    provider = (
+        BASE_HOP.replace("  r: {hops: [gw]}", "  r: {hops: [gw, api]}")
+        .replace(
+            "routes:",
+            "  api:\n    role: model_inference\n    operator: acme\n    runs_on: null\n    subprocessors: []\n"
+            "    keys: {custodian: vendor}\n    data_state: {in_use: plaintext, at_rest: {stored: false, encryption: external_kms_byok}}\n    telemetry: []\nroutes:",
+        )
+        .replace(
+            "  self: {incorporated_in: FR}",
+            "  self: {incorporated_in: FR}\n  vendor: {incorporated_in: DE, parent_chain: []}",
+        )
+    )
     assert analyse(parse_pipes(provider, catalogue=False)).profile("r").verdicts["c3a-sov-3-02"] == "pass"
     unstated = provider.replace("         parent_chain: [], ", "         ")
     assert analyse(parse_pipes(unstated, catalogue=False)).profile("r").verdicts["c3a-sov-3-02"] == "unknown"

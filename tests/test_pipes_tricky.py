@@ -52,8 +52,20 @@ EU_ACCESS = "access: {admin_access_from: [DE], support_access_from: [DE], suppor
 CONTRACT = "contract: {reference: C-1, governing_law: DE, dpa_art28: true, location_change_notice: true, control_change_notice_days: 90, transfer_mechanisms: []}"
 
 
-def hop(name: str, role: str, operator: str, *, runs_on: str = "null", classes: str = "", state: str, keys: str = "", where: str = "[DE]",
-        access: str = EU_ACCESS, telemetry: str = "[]", subprocessors: str = "[]") -> str:
+def hop(
+    name: str,
+    role: str,
+    operator: str,
+    *,
+    runs_on: str = "null",
+    classes: str = "",
+    state: str,
+    keys: str = "",
+    where: str = "[DE]",
+    access: str = EU_ACCESS,
+    telemetry: str = "[]",
+    subprocessors: str = "[]",
+) -> str:
     lines = [
         f"  {name}:",
         f"    role: {role}",
@@ -76,8 +88,16 @@ OWN_ACCESS = "access: {admin_access_from: [FR], support_access_from: []}"
 
 def pipes(*hops: str, routes: str, telemetry: str = "[]") -> str:
     """The bank's own gateway (whose flows are `telemetry`), then the given hops."""
-    gateway = hop("gw", "api_gateway", "self", classes="[prompt, completion]", state="{in_use: plaintext, at_rest: {stored: false}}",
-                  where="[FR]", access=OWN_ACCESS, telemetry=telemetry)
+    gateway = hop(
+        "gw",
+        "api_gateway",
+        "self",
+        classes="[prompt, completion]",
+        state="{in_use: plaintext, at_rest: {stored: false}}",
+        where="[FR]",
+        access=OWN_ACCESS,
+        telemetry=telemetry,
+    )
     return ENTITIES + "hops:\n" + gateway + "".join(hops) + "routes:\n" + routes
 
 
@@ -136,7 +156,11 @@ def test_a_custodian_label_alone_passes_nothing() -> None:
         ("hyok", "{custodian: self, provider_can_decrypt: true}", ("encryption", "provider_can_decrypt")),
         ("client_side", "{custodian: self, provider_can_decrypt: true}", ("encryption", "provider_can_decrypt")),
         # A key in the provider's KMS (or no encryption at all) is one the provider can use.
-        ("cmk_in_provider_kms", "{custodian: self, provider_can_decrypt: false}", ("encryption", "provider_can_decrypt")),
+        (
+            "cmk_in_provider_kms",
+            "{custodian: self, provider_can_decrypt: false}",
+            ("encryption", "provider_can_decrypt"),
+        ),
         ("none", "{custodian: self, provider_can_decrypt: false}", ("encryption", "provider_can_decrypt")),
         # A provider-managed key is held by the provider, not by the bank.
         ("provider_managed", "{custodian: self, provider_can_decrypt: true}", ("encryption", "custodian")),
@@ -146,7 +170,9 @@ def test_a_custodian_label_alone_passes_nothing() -> None:
         ("unknown", "{custodian: eu-host, provider_can_decrypt: false}", ("custodian", "provider_can_decrypt")),
     ],
 )
-def test_contradictory_custody_is_an_error_naming_both_facts(encryption: str, keys: str, named: tuple[str, str]) -> None:
+def test_contradictory_custody_is_an_error_naming_both_facts(
+    encryption: str, keys: str, named: tuple[str, str]
+) -> None:
     with pytest.raises(ConfigError) as err:
         parse_pipes(custody_route(encryption, keys), "p.yaml", catalogue=False)
     message = str(err.value)
@@ -165,11 +191,19 @@ def test_a_contradiction_across_the_catalogue_and_the_file_names_both_files() ->
 
 # ---- 2. data flows make their recipients parties of the route -------------------------------
 
-EU_API = hop("api", "model_inference", "eu-host", state="{in_use: plaintext, at_rest: {stored: false}}", keys="{custodian: eu-host, provider_can_decrypt: true}")
+EU_API = hop(
+    "api",
+    "model_inference",
+    "eu-host",
+    state="{in_use: plaintext, at_rest: {stored: false}}",
+    keys="{custodian: eu-host, provider_can_decrypt: true}",
+)
 
 
 def flow_route(flow: str) -> str:
-    return pipes(EU_API, routes="  r: {hops: [gw, api], purpose: {personal_data: true}, regimes: {dora: true}}\n", telemetry=flow)
+    return pipes(
+        EU_API, routes="  r: {hops: [gw, api], purpose: {personal_data: true}, regimes: {dora: true}}\n", telemetry=flow
+    )
 
 
 def test_error_reports_with_prompts_to_a_us_company_are_a_us_reach_and_a_transfer() -> None:
@@ -223,8 +257,14 @@ def test_a_flow_to_a_declared_hop_is_analysed_with_that_hops_facts() -> None:
     # The logs go to an EU company with no non-EU presence, declared as a hop: nothing
     # non-EU reaches them and the route can be sovereign (a third party sees plaintext, so
     # not in-house). The same logs copied to LogCo in the US bring the CLOUD Act back.
-    logs = hop("eu-logs", "logging_sink", "eu-host", state="{in_use: plaintext, at_rest: {stored: true, retention_days: 30, encryption: external_kms_byok}}",
-               keys="{custodian: self, provider_can_decrypt: true}")
+    logs = hop(
+        "eu-logs",
+        "logging_sink",
+        "eu-host",
+        state="{in_use: plaintext, at_rest: {stored: true, retention_days: 30, encryption: external_kms_byok}}",
+        keys="{custodian: self, provider_can_decrypt: true}",
+    )
+
     def text(flows: str) -> str:
         return pipes(EU_API, logs, routes="  r: {hops: [gw, api]}\n", telemetry=flows)
 
@@ -237,14 +277,27 @@ def test_a_flow_to_a_declared_hop_is_analysed_with_that_hops_facts() -> None:
 
 # ---- 3. levels follow who controls the infrastructure ----------------------------------------
 
-VLLM = hop("vllm", "model_inference", "self", runs_on="cvm", classes="[prompt, completion]", state="{in_use: plaintext, at_rest: {stored: false}}",
-           keys="{custodian: self}", access=OWN_ACCESS)
+VLLM = hop(
+    "vllm",
+    "model_inference",
+    "self",
+    runs_on="cvm",
+    classes="[prompt, completion]",
+    state="{in_use: plaintext, at_rest: {stored: false}}",
+    keys="{custodian: self}",
+    access=OWN_ACCESS,
+)
 
 
 def cvm(operator: str) -> str:
     # A confidential VM: attested memory encryption, disks under the bank's HSM key.
-    return hop("cvm", "compute", operator, state="{in_use: tee_attested, at_rest: {stored: true, retention_days: 0, encryption: hyok}}",
-               keys="{custodian: self, hsm_country: FR, provider_can_decrypt: false}")
+    return hop(
+        "cvm",
+        "compute",
+        operator,
+        state="{in_use: tee_attested, at_rest: {stored: true, retention_days: 0, encryption: hyok}}",
+        keys="{custodian: self, hsm_country: FR, provider_can_decrypt: false}",
+    )
 
 
 @pytest.mark.parametrize(
@@ -282,8 +335,21 @@ def test_a_host_that_says_it_carries_nothing_is_still_judged() -> None:
 # ---- 4. residual is said as residual, hop by hop ---------------------------------------------
 
 MIXED = pipes(
-    hop("front", "api_gateway", "cloud-eu", subprocessors="[back]", state="{in_use: plaintext, at_rest: {stored: false}}", keys="{custodian: cloud-eu, provider_can_decrypt: true}"),
-    hop("back", "model_inference", "eu-host-abroad", state="{in_use: plaintext, at_rest: {stored: false}}", keys="{custodian: eu-host-abroad, provider_can_decrypt: true}"),
+    hop(
+        "front",
+        "api_gateway",
+        "cloud-eu",
+        subprocessors="[back]",
+        state="{in_use: plaintext, at_rest: {stored: false}}",
+        keys="{custodian: cloud-eu, provider_can_decrypt: true}",
+    ),
+    hop(
+        "back",
+        "model_inference",
+        "eu-host-abroad",
+        state="{in_use: plaintext, at_rest: {stored: false}}",
+        keys="{custodian: eu-host-abroad, provider_can_decrypt: true}",
+    ),
     routes="  r: {hops: [gw, front]}\n  eu: {hops: [gw, back]}\n",
 )
 
@@ -296,7 +362,9 @@ def test_each_hop_keeps_its_own_status_under_one_law() -> None:
     r = a.routes["r"]
     assert law(r, "us-cloud-act") == {"front": "established", "back": "residual"}
     assert r.profile.non_eu_access == "yes"
-    row = next(line for line in to_markdown(a, parse_pipes(MIXED, catalogue=False)).splitlines() if line.startswith("| back"))
+    row = next(
+        line for line in to_markdown(a, parse_pipes(MIXED, catalogue=False)).splitlines() if line.startswith("| back")
+    )
     assert "residual" in row and "established" not in row
     governs = next(x for x in r.answers if x.question == "Which law governs each provider?").answers
     assert any("EU Host with a US subsidiary" in x and "(residual)" in x and "(established)" not in x for x in governs)

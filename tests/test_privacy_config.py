@@ -42,7 +42,9 @@ def test_operator_dictionary_from_a_file(tmp_path: Path) -> None:
     (tmp_path / "customers.txt").write_text("# customers\nZyx Qwerty\nAnna-Lena Ölçek\n", encoding="utf-8")
     (tmp_path / "tenant.yaml").write_text(
         "privacy:\n  threshold: 0.6\n  dictionaries:\n    PERSON: {file: customers.txt}\n"
-        "    PROJECT: [Apollo]\n  classes: {PROJECT: internal}\n", encoding="utf-8")
+        "    PROJECT: [Apollo]\n  classes: {PROJECT: internal}\n",
+        encoding="utf-8",
+    )
     config = load_config(tmp_path / "tenant.yaml")
     assert config.threshold == 0.6
     s = Scanner(config)
@@ -60,15 +62,24 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         ScannerConfig.from_mapping({"classes": {"X": "secret"}})
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    # a mistake of shape: the shared YAML loader's schema check, with the line
-    ("privacy:\n  threshold: 0.5\n  thresholds: {PERSON: 2}\n", "tenant.yaml:3: privacy.thresholds.PERSON: Expected"),
-    ("privacy:\n  treshold: 0.5\n", "tenant.yaml:2: privacy.treshold: unknown key"),
-    # what a schema cannot say: the settings' own checks, at the key's line
-    ("threshold: 0.5\n\ndisabled: [IBAN, PERSNO]\n", "tenant.yaml:3: disabled[1]: unknown type 'PERSNO'"),
-    ("privacy:\n  dictionaries:\n    PERSON: {file: missing.txt}\n", "tenant.yaml:3: privacy.dictionaries.PERSON.file: cannot read"),
-    ("privacy:\n  threshold: 0.5\n  threshold: 0.6\n", "tenant.yaml:3: privacy.threshold: duplicate key"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a mistake of shape: the shared YAML loader's schema check, with the line
+        (
+            "privacy:\n  threshold: 0.5\n  thresholds: {PERSON: 2}\n",
+            "tenant.yaml:3: privacy.thresholds.PERSON: Expected",
+        ),
+        ("privacy:\n  treshold: 0.5\n", "tenant.yaml:2: privacy.treshold: unknown key"),
+        # what a schema cannot say: the settings' own checks, at the key's line
+        ("threshold: 0.5\n\ndisabled: [IBAN, PERSNO]\n", "tenant.yaml:3: disabled[1]: unknown type 'PERSNO'"),
+        (
+            "privacy:\n  dictionaries:\n    PERSON: {file: missing.txt}\n",
+            "tenant.yaml:3: privacy.dictionaries.PERSON.file: cannot read",
+        ),
+        ("privacy:\n  threshold: 0.5\n  threshold: 0.6\n", "tenant.yaml:3: privacy.threshold: duplicate key"),
+    ],
+)
 def test_a_privacy_file_is_read_by_the_shared_loader_with_lines(tmp_path: Path, text: str, expected: str) -> None:
     from souverain.errors import ConfigError
 
@@ -81,7 +92,8 @@ def test_a_privacy_file_is_read_by_the_shared_loader_with_lines(tmp_path: Path, 
 def test_mask_redact_hash() -> None:
     findings = scan(TEXT)
     assert mask(TEXT, findings) == (
-        "Kontakt: **** ******, ****.*******@*******.**, IBAN **** **** **** **** **30 00, Projekt Apollo.")
+        "Kontakt: **** ******, ****.*******@*******.**, IBAN **** **** **** **** **30 00, Projekt Apollo."
+    )
     assert redact(TEXT, findings) == "Kontakt: [PERSON], [EMAIL], IBAN [IBAN], Projekt Apollo."
     hashed = hash_values(TEXT, findings, key=b"k1")
     assert hashed.count("[IBAN:") == 1 and "3704" not in hashed
@@ -93,8 +105,9 @@ def test_mask_redact_hash() -> None:
 
 # -- the command line -------------------------------------------------------------------
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "souverain", "privacy", *args], input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "souverain", "privacy", *args], input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_scan_text_without_values() -> None:
@@ -102,8 +115,16 @@ def test_cli_scan_text_without_values() -> None:
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["kind"] == "text"
-    assert out["findings"] == [{"type": "FR_NIR", "category": "national_id", "start": 12, "end": 33,
-                                "validator": "stdnum.fr.nir", "confidence": 0.99}]
+    assert out["findings"] == [
+        {
+            "type": "FR_NIR",
+            "category": "national_id",
+            "start": 12,
+            "end": 33,
+            "validator": "stdnum.fr.nir",
+            "confidence": 0.99,
+        }
+    ]
     assert out["summary"]["data_class"] == "personal"
     assert "417" not in p.stdout
     p = run("scan", "--values", stdin="Mon NIR est 1 52 01 74 417 776 79.")
@@ -134,8 +155,9 @@ def test_cli_jsonl_keeps_order_and_reports_bad_lines() -> None:
 
 def test_cli_apply_and_config(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text("privacy:\n  allow: [marie@example.fr]\n")
-    p = run("apply", "--action", "redact", "--config", str(tmp_path / "t.yaml"),
-            stdin="Marie Dupont <marie@example.fr>")
+    p = run(
+        "apply", "--action", "redact", "--config", str(tmp_path / "t.yaml"), stdin="Marie Dupont <marie@example.fr>"
+    )
     assert p.stdout == "[PERSON] <marie@example.fr>"
     p = run("apply", "--action", "hash", stdin="x")
     assert p.returncode != 0 and "key" in p.stderr

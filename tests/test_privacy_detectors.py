@@ -60,7 +60,7 @@ def test_national_identifier_found_with_its_span(type_: str, template: str, numb
     hits = [f for f in scan(text) if f.category == "national_id"]
     assert [(f.type, f.value) for f in hits] == [(type_, number)]
     f = hits[0]
-    assert text[f.start:f.end] == number
+    assert text[f.start : f.end] == number
     assert f.validator.startswith(("stdnum", "mod 11"))
 
 
@@ -77,7 +77,7 @@ def test_national_identifier_with_a_wrong_check_digit_is_not_found(type_: str, t
     i = max(i for i, c in enumerate(number) if c.isalnum())
     bad = None
     for c in "0123456789" if number[i].isdigit() else "ABCDEFGHJKLMNPRSTVWXYZ":
-        candidate = number[:i] + c + number[i + 1:]
+        candidate = number[:i] + c + number[i + 1 :]
         if candidate != number and type_ not in types(template.format(candidate)):
             bad = candidate
             break
@@ -121,20 +121,32 @@ def test_context_of_one_sentence_does_not_leak_into_the_next() -> None:
 
 
 # -- financial ------------------------------------------------------------------------
-@pytest.mark.parametrize("iban", [
-    "DE89 3704 0044 0532 0130 00", "FR76 3000 6000 0112 3456 7890 189", "NL91ABNA0417164300",
-    "IT60 X054 2811 1010 0000 0123 456", "ES91 2100 0418 4502 0005 1332", "PL61 1090 1014 0000 0712 1981 2874",
-    "BE68 5390 0754 7034", "AT61 1904 3002 3457 3201", "de89370400440532013000",
-])
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "DE89 3704 0044 0532 0130 00",
+        "FR76 3000 6000 0112 3456 7890 189",
+        "NL91ABNA0417164300",
+        "IT60 X054 2811 1010 0000 0123 456",
+        "ES91 2100 0418 4502 0005 1332",
+        "PL61 1090 1014 0000 0712 1981 2874",
+        "BE68 5390 0754 7034",
+        "AT61 1904 3002 3457 3201",
+        "de89370400440532013000",
+    ],
+)
 def test_iban(iban: str) -> None:
     assert found(f"Please pay to {iban} today.") == [("IBAN", iban)]
 
 
-@pytest.mark.parametrize("not_iban", [
-    "DE89 3704 0044 0532 0130 01",  # mod 97 fails
-    "DE89 3704 0044 0532 0130",  # too short for DE
-    "XX89 3704 0044 0532 0130 00",  # no such country
-])
+@pytest.mark.parametrize(
+    "not_iban",
+    [
+        "DE89 3704 0044 0532 0130 01",  # mod 97 fails
+        "DE89 3704 0044 0532 0130",  # too short for DE
+        "XX89 3704 0044 0532 0130 00",  # no such country
+    ],
+)
 def test_iban_lookalikes(not_iban: str) -> None:
     assert "IBAN" not in types(f"Please pay to {not_iban} today.")
 
@@ -145,31 +157,40 @@ def test_bic_needs_a_bank_word() -> None:
     assert types("Send it to DEUTDEFF by Monday") == set()  # no bank word, so not reported
 
 
-@pytest.mark.parametrize(("text", "card"), [
-    ("Visa 4111 1111 1111 1111 exp 12/27", "4111 1111 1111 1111"),
-    ("Ma carte bancaire : 5500-0000-0000-0004", "5500-0000-0000-0004"),
-    ("Kreditkarte 378282246310005", "378282246310005"),
-])
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        ("Visa 4111 1111 1111 1111 exp 12/27", "4111 1111 1111 1111"),
+        ("Ma carte bancaire : 5500-0000-0000-0004", "5500-0000-0000-0004"),
+        ("Kreditkarte 378282246310005", "378282246310005"),
+    ],
+)
 def test_card(text: str, card: str) -> None:
     assert ("CARD", card) in found(text)
 
 
-@pytest.mark.parametrize("text", [
-    "Visa 4111 1111 1111 1112",  # Luhn fails
-    "Tracking number 9400111899223197428490",  # too long
-    "Order 4111111111111111 shipped",  # a Luhn-valid number after an order word
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Visa 4111 1111 1111 1112",  # Luhn fails
+        "Tracking number 9400111899223197428490",  # too long
+        "Order 4111111111111111 shipped",  # a Luhn-valid number after an order word
+    ],
+)
 def test_card_lookalikes(text: str) -> None:
     assert "CARD" not in types(text)
 
 
-@pytest.mark.parametrize(("text", "vat"), [
-    ("USt-IdNr.: DE136695976", "DE136695976"),
-    ("N° TVA FR40303265045", "FR40303265045"),
-    ("Partita IVA IT00743110157", "IT00743110157"),
-    ("BTW NL004495445B01", "NL004495445B01"),
-    ("UID ATU13585627", "ATU13585627"),
-])
+@pytest.mark.parametrize(
+    ("text", "vat"),
+    [
+        ("USt-IdNr.: DE136695976", "DE136695976"),
+        ("N° TVA FR40303265045", "FR40303265045"),
+        ("Partita IVA IT00743110157", "IT00743110157"),
+        ("BTW NL004495445B01", "NL004495445B01"),
+        ("UID ATU13585627", "ATU13585627"),
+    ],
+)
 def test_vat(text: str, vat: str) -> None:
     assert ("VAT", vat) in found(text)
 
@@ -179,34 +200,43 @@ def test_vat_with_a_bad_check_digit() -> None:
 
 
 # -- contact and online -----------------------------------------------------------------
-@pytest.mark.parametrize(("text", "phone"), [
-    ("Appelez-moi au 06 12 34 56 78.", "06 12 34 56 78"),
-    ("Telefon: +49 30 12345678", "+49 30 12345678"),
-    ("Chiamami al +39 06 1234 5678", "+39 06 1234 5678"),
-    ("Mi móvil: 612 34 56 78", "612 34 56 78"),
-    ("Tel. +48 601 234 567", "+48 601 234 567"),
-    ("Bel me op 0612345678", "0612345678"),
-    ("Call 0044 20 7946 0958", "0044 20 7946 0958"),
-    ("Ruf an: +49 (0)30 12345678", "+49 (0)30 12345678"),
-])
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        ("Appelez-moi au 06 12 34 56 78.", "06 12 34 56 78"),
+        ("Telefon: +49 30 12345678", "+49 30 12345678"),
+        ("Chiamami al +39 06 1234 5678", "+39 06 1234 5678"),
+        ("Mi móvil: 612 34 56 78", "612 34 56 78"),
+        ("Tel. +48 601 234 567", "+48 601 234 567"),
+        ("Bel me op 0612345678", "0612345678"),
+        ("Call 0044 20 7946 0958", "0044 20 7946 0958"),
+        ("Ruf an: +49 (0)30 12345678", "+49 (0)30 12345678"),
+    ],
+)
 def test_phone(text: str, phone: str) -> None:
     assert ("PHONE", phone) in found(text)
 
 
-@pytest.mark.parametrize("text", [
-    "+33 0 00 00 00 00 is not a number",
-    "The build took 0612 seconds",
-    "Version 2024.11.15 released",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+33 0 00 00 00 00 is not a number",
+        "The build took 0612 seconds",
+        "Version 2024.11.15 released",
+    ],
+)
 def test_phone_lookalikes(text: str) -> None:
     assert "PHONE" not in types(text)
 
 
-@pytest.mark.parametrize(("text", "email"), [
-    ("Écrivez à marie.dupont@example.fr !", "marie.dupont@example.fr"),
-    ("Mail: hans-peter.mueller+work@firma.co.uk.", "hans-peter.mueller+work@firma.co.uk"),
-    ("jan [at] example [dot] pl", "jan [at] example [dot] pl"),
-])
+@pytest.mark.parametrize(
+    ("text", "email"),
+    [
+        ("Écrivez à marie.dupont@example.fr !", "marie.dupont@example.fr"),
+        ("Mail: hans-peter.mueller+work@firma.co.uk.", "hans-peter.mueller+work@firma.co.uk"),
+        ("jan [at] example [dot] pl", "jan [at] example [dot] pl"),
+    ],
+)
 def test_email(text: str, email: str) -> None:
     assert found(text) == [("EMAIL", email)]
 
@@ -216,33 +246,46 @@ def test_email_lookalikes(text: str) -> None:
     assert "EMAIL" not in types(text)
 
 
-@pytest.mark.parametrize(("text", "ip"), [
-    ("The client connected from 84.17.45.10 at noon", "84.17.45.10"),
-    ("internal host 10.0.12.7", "10.0.12.7"),
-    ("IPv6 2a01:e0a:1f3:8c0::1 seen", "2a01:e0a:1f3:8c0::1"),
-    ("fe80::1ff:fe23:4567:890a%eth0", "fe80::1ff:fe23:4567:890a"),
-])
+@pytest.mark.parametrize(
+    ("text", "ip"),
+    [
+        ("The client connected from 84.17.45.10 at noon", "84.17.45.10"),
+        ("internal host 10.0.12.7", "10.0.12.7"),
+        ("IPv6 2a01:e0a:1f3:8c0::1 seen", "2a01:e0a:1f3:8c0::1"),
+        ("fe80::1ff:fe23:4567:890a%eth0", "fe80::1ff:fe23:4567:890a"),
+    ],
+)
 def test_ip(text: str, ip: str) -> None:
     assert ("IP_ADDRESS", ip) in found(text)
 
 
-@pytest.mark.parametrize("text", [
-    "localhost is 127.0.0.1", "bind to 0.0.0.0", "version 1.2.3.4 is out", "999.1.1.1", "at 12:30:45 sharp",
-    "MAC 00:1A:2B:3C:4D:5E",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "localhost is 127.0.0.1",
+        "bind to 0.0.0.0",
+        "version 1.2.3.4 is out",
+        "999.1.1.1",
+        "at 12:30:45 sharp",
+        "MAC 00:1A:2B:3C:4D:5E",
+    ],
+)
 def test_ip_lookalikes(text: str) -> None:
     assert "IP_ADDRESS" not in types(text)
 
 
 # -- dates of birth, documents ----------------------------------------------------------
-@pytest.mark.parametrize(("text", "date"), [
-    ("Né le 12/03/1985 à Lyon", "12/03/1985"),
-    ("geboren am 3. März 1979 in Köln", "3. März 1979"),
-    ("nato il 10 dicembre 1985", "10 dicembre 1985"),
-    ("nacida el 5 de mayo de 1990", "5 de mayo de 1990"),
-    ("Date of birth: 1990-05-17", "1990-05-17"),
-    ("urodzony 14.02.1978", "14.02.1978"),
-])
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("Né le 12/03/1985 à Lyon", "12/03/1985"),
+        ("geboren am 3. März 1979 in Köln", "3. März 1979"),
+        ("nato il 10 dicembre 1985", "10 dicembre 1985"),
+        ("nacida el 5 de mayo de 1990", "5 de mayo de 1990"),
+        ("Date of birth: 1990-05-17", "1990-05-17"),
+        ("urodzony 14.02.1978", "14.02.1978"),
+    ],
+)
 def test_date_of_birth(text: str, date: str) -> None:
     assert ("DATE_OF_BIRTH", date) in found(text)
 
@@ -251,58 +294,73 @@ def test_a_date_alone_is_not_a_date_of_birth() -> None:
     assert "DATE_OF_BIRTH" not in types("The meeting is on 12/03/2025 and the invoice is dated 1 March 2024.")
 
 
-@pytest.mark.parametrize(("text", "type_", "code"), [
-    ("Reisepassnummer: C01X00T47", "PASSPORT", "C01X00T47"),
-    ("numéro de passeport 12AB34567", "PASSPORT", "12AB34567"),
-    ("Personalausweis T22000129", "ID_CARD", "T22000129"),
-    ("carta d'identità CA00000AA", "ID_CARD", "CA00000AA"),
-])
+@pytest.mark.parametrize(
+    ("text", "type_", "code"),
+    [
+        ("Reisepassnummer: C01X00T47", "PASSPORT", "C01X00T47"),
+        ("numéro de passeport 12AB34567", "PASSPORT", "12AB34567"),
+        ("Personalausweis T22000129", "ID_CARD", "T22000129"),
+        ("carta d'identità CA00000AA", "ID_CARD", "CA00000AA"),
+    ],
+)
 def test_documents_need_their_word(text: str, type_: str, code: str) -> None:
     assert (type_, code) in found(text)
     assert types(code) == set()
 
 
-@pytest.mark.parametrize(("text", "code"), [
-    ("Numéro de carte d'identité : 880692310285", "880692310285"),  # French CNI, 12 digits
-    ("Identiteitskaart nr. 591191706458", "591191706458"),
-    ("ID card number 928374651", "928374651"),
-])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Numéro de carte d'identité : 880692310285", "880692310285"),  # French CNI, 12 digits
+        ("Identiteitskaart nr. 591191706458", "591191706458"),
+        ("ID card number 928374651", "928374651"),
+    ],
+)
 def test_all_digit_identity_cards_right_after_their_word(text: str, code: str) -> None:
     assert ("ID_CARD", code) in found(text)
     assert types(code) == set()
 
 
-@pytest.mark.parametrize("text", [
-    "Carte d'identité expirée le 20250101",  # a date, 8 digits
-    "Personalausweis beantragt; die Bearbeitung dauert laut Amt 123456789 Sekunden",  # far from the word
-    "Mój dowód osobisty i PESEL 44051401359",  # a valid PESEL keeps its own type
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Carte d'identité expirée le 20250101",  # a date, 8 digits
+        "Personalausweis beantragt; die Bearbeitung dauert laut Amt 123456789 Sekunden",  # far from the word
+        "Mój dowód osobisty i PESEL 44051401359",  # a valid PESEL keeps its own type
+    ],
+)
 def test_digits_near_an_identity_card_word_that_are_not_one(text: str) -> None:
     assert "ID_CARD" not in types(text)
 
 
 # -- names -----------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "name"), [
-    ("Bonjour, je m'appelle Marie Dupont et j'habite à Lyon.", "Marie Dupont"),
-    ("Sehr geehrte Frau Schneider, vielen Dank.", "Schneider"),
-    ("Il signor Mario Rossi ha chiamato.", "Mario Rossi"),
-    ("Me llamo Lucía Fernández.", "Lucía Fernández"),
-    ("Mijn naam is Jan de Vries.", "Jan de Vries"),
-    ("Nazywam się Katarzyna Kowalska.", "Katarzyna Kowalska"),
-    ("Contract signed by Hans Müller yesterday.", "Hans Müller"),
-    ("Name: Zbigniew Qwertyuiop", "Zbigniew Qwertyuiop"),  # unknown surname after a trigger
-    ("DUPONT Marie, 12 rue de la Paix", "DUPONT Marie"),
-])
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Bonjour, je m'appelle Marie Dupont et j'habite à Lyon.", "Marie Dupont"),
+        ("Sehr geehrte Frau Schneider, vielen Dank.", "Schneider"),
+        ("Il signor Mario Rossi ha chiamato.", "Mario Rossi"),
+        ("Me llamo Lucía Fernández.", "Lucía Fernández"),
+        ("Mijn naam is Jan de Vries.", "Jan de Vries"),
+        ("Nazywam się Katarzyna Kowalska.", "Katarzyna Kowalska"),
+        ("Contract signed by Hans Müller yesterday.", "Hans Müller"),
+        ("Name: Zbigniew Qwertyuiop", "Zbigniew Qwertyuiop"),  # unknown surname after a trigger
+        ("DUPONT Marie, 12 rue de la Paix", "DUPONT Marie"),
+    ],
+)
 def test_person_names(text: str, name: str) -> None:
     assert ("PERSON", name) in found(text)
 
 
-@pytest.mark.parametrize("text", [
-    "Paris is lovely in May.",
-    "Dear Customer, your order has shipped.",
-    "The Berlin office opens on Monday.",
-    "We use Python and Rust at Mozilla.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Paris is lovely in May.",
+        "Dear Customer, your order has shipped.",
+        "The Berlin office opens on Monday.",
+        "We use Python and Rust at Mozilla.",
+    ],
+)
 def test_not_names(text: str) -> None:
     assert "PERSON" not in types(text)
 
@@ -329,15 +387,18 @@ def test_findings_hide_values_from_repr_and_dicts() -> None:
     assert f.to_dict(include_value=True)["value"] == "marie.dupont@example.fr"
 
 
-@pytest.mark.parametrize("text", [
-    "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-    "commit 3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345",
-    "uuid 123e4567-e89b-12d3-a456-426614174000",
-    "SKU AB-1234-XY and EAN 4006381333931",
-    "timestamp 1700000000123 and 2024-11-24T10:15:30Z",
-    "Invoice INV-2024-000123, order #123456789, ticket 98765432",
-    "The build 10.0.19045.2965 is installed",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "commit 3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345",
+        "uuid 123e4567-e89b-12d3-a456-426614174000",
+        "SKU AB-1234-XY and EAN 4006381333931",
+        "timestamp 1700000000123 and 2024-11-24T10:15:30Z",
+        "Invoice INV-2024-000123, order #123456789, ticket 98765432",
+        "The build 10.0.19045.2965 is installed",
+    ],
+)
 def test_lookalikes_do_not_fire(text: str) -> None:
     assert found(text) == []
 
@@ -408,7 +469,7 @@ def test_a_birth_date_in_the_future_or_too_long_ago_is_no_one_s() -> None:
 
 
 def test_a_number_valid_for_another_scheme_than_the_one_named_is_not_reported_as_it() -> None:
-    """"Mon numéro fiscal est X": X is meant to be a French tax number; one that fails that
+    """ "Mon numéro fiscal est X": X is meant to be a French tax number; one that fails that
     check but passes the Bulgarian EGN's is far more likely a typo than an EGN."""
     egn = "831107411"  # 1983-11-07
     egn += _bg_egn.calc_check_digit(egn)
@@ -419,7 +480,7 @@ def test_a_number_valid_for_another_scheme_than_the_one_named_is_not_reported_as
 
 
 def test_telephone_verbs_are_context_for_a_phone_number() -> None:
-    """"Rufen Sie ... an" and "Llame al" say a telephone number follows: an 11-digit
+    """ "Rufen Sie ... an" and "Llame al" say a telephone number follows: an 11-digit
     German number that also passes the PESEL check is a telephone number there."""
     number = "07121280056"
     assert _pl_pesel.is_valid(number)

@@ -22,13 +22,19 @@ EVASIONS = [
     # (type, text containing the evasive spelling, the evasive spelling itself)
     ("IBAN", f"IBAN DE89{ZW}3704{ZW}0044{ZW}0532{ZW}0130{ZW}00 bitte", f"DE89{ZW}3704{ZW}0044{ZW}0532{ZW}0130{ZW}00"),
     ("IBAN", f"IBAN {fullwidth('DE89370400440532013000')} bitte", fullwidth("DE89370400440532013000")),
-    ("IBAN", f"IBAN DE89{NBSP}3704{NBSP}0044{NBSP}0532{NBSP}0130{NBSP}00 bitte",
-     f"DE89{NBSP}3704{NBSP}0044{NBSP}0532{NBSP}0130{NBSP}00"),
+    (
+        "IBAN",
+        f"IBAN DE89{NBSP}3704{NBSP}0044{NBSP}0532{NBSP}0130{NBSP}00 bitte",
+        f"DE89{NBSP}3704{NBSP}0044{NBSP}0532{NBSP}0130{NBSP}00",
+    ),
     ("CARD", f"carte 4111{SHY}1111{SHY}1111{SHY}1111 merci", f"4111{SHY}1111{SHY}1111{SHY}1111"),
     ("CARD", "card 4111 1111\u20131111\u20141111 ok", "4111 1111\u20131111\u20141111"),  # en and em dashes
     ("CARD", "card 4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1 ok", "4-1-1-1-1-1-1-1-1-1-1-1-1-1-1-1"),
-    ("PL_PESEL", "PESEL \u0668\u0664\u0660\u0662\u0662\u0664\u0668\u0664\u0661\u0668\u0661 .",
-     "\u0668\u0664\u0660\u0662\u0662\u0664\u0668\u0664\u0661\u0668\u0661"),  # Arabic-Indic digits
+    (
+        "PL_PESEL",
+        "PESEL \u0668\u0664\u0660\u0662\u0662\u0664\u0668\u0664\u0661\u0668\u0661 .",
+        "\u0668\u0664\u0660\u0662\u0662\u0664\u0668\u0664\u0661\u0668\u0661",
+    ),  # Arabic-Indic digits
     ("PL_PESEL", f"PESEL {fullwidth('84022484181')} .", fullwidth("84022484181")),
     ("EMAIL", "mail: m\u0430rie.dupont@ex\u0430mple.fr", "m\u0430rie.dupont@ex\u0430mple.fr"),  # Cyrillic а
     ("EMAIL", f"mail: marie{ZW}.dupont@example{SHY}.fr", f"marie{ZW}.dupont@example{SHY}.fr"),
@@ -45,7 +51,7 @@ def test_evasion_is_undone_and_offsets_cover_the_original(type_: str, text: str,
     hits = [f for f in scan(text) if f.type == type_]
     assert len(hits) == 1, scan(text)
     f = hits[0]
-    assert text[f.start:f.end] == f.value == spelling
+    assert text[f.start : f.end] == f.value == spelling
 
 
 def test_plain_text_is_not_copied() -> None:
@@ -78,11 +84,13 @@ def test_span_map_is_monotonic_and_in_bounds(text: str) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("DE89 3704 0044 0532 0130 00 Marie Dupont@x.fr+49\u200b\u00ad")), max_size=80))
+@given(
+    st.text(alphabet=st.sampled_from(list("DE89 3704 0044 0532 0130 00 Marie Dupont@x.fr+49\u200b\u00ad")), max_size=80)
+)
 def test_findings_are_ordered_disjoint_slices_of_the_input(text: str) -> None:
     findings = scan(text)
     end = 0
     for f in findings:
         assert f.start >= end
-        assert text[f.start:f.end] == f.value
+        assert text[f.start : f.end] == f.value
         end = f.end

@@ -30,8 +30,28 @@ def test_ascii_fold_is_the_general_fold(text: str) -> None:
     assert keywords.fold(text) == text.lower().translate(keywords._FOLD)
 
 
-WORDS = ["BIC", "bank", "IBAN", "swift", "COBADEFFXXX", "DEUTDEFF", "BNPAFRPPXXX", "CUSTOMER", "DEUTDEFF500",
-         "the", "account", "is", "at", "and", "XDEUTDEFF", "RABONL2U", "ING", ".", ",", "\n"]
+WORDS = [
+    "BIC",
+    "bank",
+    "IBAN",
+    "swift",
+    "COBADEFFXXX",
+    "DEUTDEFF",
+    "BNPAFRPPXXX",
+    "CUSTOMER",
+    "DEUTDEFF500",
+    "the",
+    "account",
+    "is",
+    "at",
+    "and",
+    "XDEUTDEFF",
+    "RABONL2U",
+    "ING",
+    ".",
+    ",",
+    "\n",
+]
 
 
 def test_bic_search_near_bank_words_finds_what_a_whole_text_search_finds() -> None:
@@ -40,9 +60,13 @@ def test_bic_search_near_bank_words_finds_what_a_whole_text_search_finds() -> No
     rng = random.Random(5)
     checked = 0
     for _ in range(3000):
-        text = " ".join(rng.choice(WORDS) + rng.choice(["", " " * rng.randint(1, 40)]) for _ in range(rng.randint(1, 25)))
+        text = " ".join(
+            rng.choice(WORDS) + rng.choice(["", " " * rng.randint(1, 40)]) for _ in range(rng.randint(1, 25))
+        )
         windowed = list(patterns.bic_hits(Doc.of(text, min_confidence=0.5, keywords=KEYWORDS)))
-        whole = [h for h in patterns.bic_hits(Doc.of(text, min_confidence=0.0, keywords=KEYWORDS)) if h.confidence >= 0.5]
+        whole = [
+            h for h in patterns.bic_hits(Doc.of(text, min_confidence=0.0, keywords=KEYWORDS)) if h.confidence >= 0.5
+        ]
         assert [h for h in windowed if h.confidence >= 0.5] == whole, text
         checked += bool(whole)
     assert checked > 300  # the sample holds BICs with a bank word near them
@@ -54,8 +78,10 @@ def test_a_bic_without_a_bank_word_still_counts_under_a_low_threshold() -> None:
     assert Scanner(ScannerConfig(threshold=0.5)).scan(text) == []
 
 
-@given(st.text(alphabet=st.characters(max_codepoint=0x3100), max_size=60)
-       | st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=60))
+@given(
+    st.text(alphabet=st.characters(max_codepoint=0x3100), max_size=60)
+    | st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=60)
+)
 @settings(max_examples=600, deadline=None)
 def test_fold_of_any_text_is_the_table_fold(text: str) -> None:
     """Latin-1 text goes through a byte table and wider text through two regex passes;
@@ -82,8 +108,22 @@ def test_fold_of_text_with_many_runs_of_wider_characters() -> None:
 
 # (written, normalised): what each piece becomes; the map must send every normalised
 # character back to the piece it came from.
-PIECES = [("a", "a"), ("7", "7"), (" ", " "), ("é", "é"), ("\u200b", ""), ("\u00ad", ""), ("４", "4"),
-          ("٣", "3"), ("e\u0301", "é"), ("ﬁ", "fi"), ("\u00a0", " "), ("\u2013", "-"), ("ł", "ł"), ("Ａ", "A")]
+PIECES = [
+    ("a", "a"),
+    ("7", "7"),
+    (" ", " "),
+    ("é", "é"),
+    ("\u200b", ""),
+    ("\u00ad", ""),
+    ("４", "4"),
+    ("٣", "3"),
+    ("e\u0301", "é"),
+    ("ﬁ", "fi"),
+    ("\u00a0", " "),
+    ("\u2013", "-"),
+    ("ł", "ł"),
+    ("Ａ", "A"),
+]
 
 
 @given(st.lists(st.sampled_from(PIECES), max_size=30))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from souverain.privacy import scan
-from souverain.privacy import context, detectors, health, names, patterns
+from souverain.privacy import context, detectors, health, names, patterns, scan
 from souverain.privacy.keywords import PREFIX, WHOLE, KeywordList, Keywords, fold
 
 
@@ -17,22 +16,37 @@ def test_fold_keeps_length_and_drops_diacritics() -> None:
 
 
 def kw() -> Keywords:
-    return Keywords([
-        KeywordList(["nir"], "W"),  # 3 characters: a whole word
-        KeywordList(["pesel"], "P"),  # 5: starts a word
-        KeywordList(["versicherungsnummer"], "A"),  # 19: anywhere
-        KeywordList(["diabet"], "H", PREFIX),
-        KeywordList(["at"], "X", WHOLE),
-        KeywordList(["registre national"], "R"),
-    ])
+    return Keywords(
+        [
+            KeywordList(["nir"], "W"),  # 3 characters: a whole word
+            KeywordList(["pesel"], "P"),  # 5: starts a word
+            KeywordList(["versicherungsnummer"], "A"),  # 19: anywhere
+            KeywordList(["diabet"], "H", PREFIX),
+            KeywordList(["at"], "X", WHOLE),
+            KeywordList(["registre national"], "R"),
+        ]
+    )
 
 
-@pytest.mark.parametrize(("text", "labels"), [
-    ("NIR: 1", {"W"}), ("le nir", {"W"}), ("nirvana", set()), ("manir", set()),
-    ("PESEL 4405", {"P"}), ("Peselnummer", {"P"}), ("xpesel", set()),
-    ("Sozialversicherungsnummer", {"A"}), ("Diabète de type 2", {"H"}), ("prediabetes", set()),
-    ("look at this", {"X"}), ("cat", set()), ("REGISTRE\u00a0NATIONAL", {"R"}), ("Registre-national", {"R"}),
-])
+@pytest.mark.parametrize(
+    ("text", "labels"),
+    [
+        ("NIR: 1", {"W"}),
+        ("le nir", {"W"}),
+        ("nirvana", set()),
+        ("manir", set()),
+        ("PESEL 4405", {"P"}),
+        ("Peselnummer", {"P"}),
+        ("xpesel", set()),
+        ("Sozialversicherungsnummer", {"A"}),
+        ("Diabète de type 2", {"H"}),
+        ("prediabetes", set()),
+        ("look at this", {"X"}),
+        ("cat", set()),
+        ("REGISTRE\u00a0NATIONAL", {"R"}),
+        ("Registre-national", {"R"}),
+    ],
+)
 def test_boundary_rules(text: str, labels: set[str]) -> None:
     assert set(kw().find(text).labels) == labels
 
@@ -51,8 +65,19 @@ def test_the_scanners_automaton_is_built_from_every_declared_list() -> None:
     """Nothing registers into a shared automaton at import time: the detector modules
     declare their lists, and detectors.KEYWORDS is built from exactly those."""
     declared = [*context.KEYWORD_LISTS, *health.KEYWORD_LISTS, *names.KEYWORD_LISTS, *patterns.KEYWORD_LISTS]
-    assert {"PASSPORT", "GENERIC", "NEGATIVE", "IDIOM", "PHONE", "HEALTH", "ICD", "NAME_TRIGGER", "BIC",
-            "EMAIL_OBF", "DOB"} <= {lst.label for lst in declared}
+    assert {
+        "PASSPORT",
+        "GENERIC",
+        "NEGATIVE",
+        "IDIOM",
+        "PHONE",
+        "HEALTH",
+        "ICD",
+        "NAME_TRIGGER",
+        "BIC",
+        "EMAIL_OBF",
+        "DOB",
+    } <= {lst.label for lst in declared}
     assert sorted(detectors.KEYWORDS.keys) == sorted(Keywords(declared).keys)
     for lst in declared:
         word = next(iter(lst.words), None)
@@ -60,23 +85,29 @@ def test_the_scanners_automaton_is_built_from_every_declared_list() -> None:
             assert lst.label in detectors.KEYWORDS.find(f"x {word} x").labels, (lst.label, word)
 
 
-@pytest.mark.parametrize(("text", "found"), [
-    ("For reference: 850101-1234", True),  # an idiom: "for your information"
-    ("For future reference, my number is 850101-1234.", True),
-    ("Reference: 850101-1234", False),  # names a reference number
-    ("Ref. 850101-1234", False),
-    ("Order no. 850101-1234", False),
-    ("For reference, order no. 850101-1234", False),  # the order word still counts
-])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("For reference: 850101-1234", True),  # an idiom: "for your information"
+        ("For future reference, my number is 850101-1234.", True),
+        ("Reference: 850101-1234", False),  # names a reference number
+        ("Ref. 850101-1234", False),
+        ("Order no. 850101-1234", False),
+        ("For reference, order no. 850101-1234", False),  # the order word still counts
+    ],
+)
 def test_negative_words_inside_idioms_do_not_count(text: str, found: bool) -> None:
     assert any(f.type == "BG_EGN" for f in scan(text)) is found
 
 
-@pytest.mark.parametrize(("text", "found"), [
-    ("Spectacle passion. Votre commande n° d2006f1b-7d3a", False),  # "passi" inside "passion"
-    ("Passi: P1234567", True),
-    ("Mein Ausweis: L01X00T47", True),
-    ("Ausweisnummer L01X00T47", True),
-])
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Spectacle passion. Votre commande n° d2006f1b-7d3a", False),  # "passi" inside "passion"
+        ("Passi: P1234567", True),
+        ("Mein Ausweis: L01X00T47", True),
+        ("Ausweisnummer L01X00T47", True),
+    ],
+)
 def test_document_words_are_whole_words(text: str, found: bool) -> None:
     assert any(f.type in ("PASSPORT", "ID_CARD") for f in scan(text)) is found

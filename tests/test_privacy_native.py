@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import souverain.privacy
-from souverain.privacy import ScannerConfig, Scanner, native
+from souverain.privacy import Scanner, ScannerConfig, native
 from souverain.privacy import numbers as numbers_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,11 +86,14 @@ def test_an_edited_source_turns_the_whole_build_off(tmp_path: Path) -> None:
     assert "ids.py changed" in reason and "make install" in reason
 
 
-@pytest.mark.parametrize(("kwargs", "environ", "words"), [
-    ({"manifest": False}, {}, "cannot be checked"),
-    ({"skip": "names"}, {}, "missing (names)"),
-    ({}, {native.ENV: "1"}, native.ENV),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "environ", "words"),
+    [
+        ({"manifest": False}, {}, "cannot be checked"),
+        ({"skip": "names"}, {}, "missing (names)"),
+        ({}, {native.ENV: "1"}, native.ENV),
+    ],
+)
 def test_an_unverifiable_or_refused_build_is_not_used(tmp_path: Path, kwargs: dict, environ: dict, words: str) -> None:
     active, reason, shadowed = native.decide(fake_build(tmp_path, **kwargs), environ)
     assert (active, shadowed) == (False, True)
@@ -104,8 +107,10 @@ def test_no_build_at_all_is_plain_pure_python(tmp_path: Path) -> None:
 
 
 # -- end to end: a copy of the installed build, edited --------------------------------------
-PROBE = ("import sys; import souverain.privacy.native as n, souverain.privacy.numbers as m; "
-         "print(n.ACTIVE, m.__file__, getattr(m, 'EDITED', None))")
+PROBE = (
+    "import sys; import souverain.privacy.native as n, souverain.privacy.numbers as m; "
+    "print(n.ACTIVE, m.__file__, getattr(m, 'EDITED', None))"
+)
 
 
 def run_copy(copy: Path) -> tuple[list[str], str]:
@@ -131,19 +136,46 @@ def test_an_edit_after_the_build_runs_the_edited_source(tmp_path: Path) -> None:
 
 # -- the compiled scanner finds what the pure-Python one finds -------------------------------
 FRAGMENTS = [
-    "Mój PESEL to 84022484181.", "PESEL 44051401359", "Steuer-ID 59 378 910 647", "BSN 111222333",
-    "Mijn BSN is 395297709.", "CNP-ul meu este 2911102304895.", "Il mio codice fiscale è VCTVFR97L05C860U.",
-    "Henkilötunnus: 131052-308T", "Rodné číslo: 541027/1823", "IBAN DE89 3704 0044 0532 0130 00",
-    "FR14 2004 1010 0505 0001 3M02 606", "Tel. +48 601 234 567", "appelez le 06 12 34 56 78",
-    "Rufen Sie bitte 07121280056 an", "card 4111 1111 1111 1111", "USt-IdNr. DE136695976",
-    "BIC COBADEFFXXX at the bank", "jan.kowalski@example.pl", "marie [at] example [dot] fr",
-    "server 10.1.2.3 and 2001:db8::1", "born on 12 March 1984", "geboren am 3. Mai 1980",
-    "Passport number: X1234567", "Herr Müller", "Dear Marie Dupont,", "avec Xavière Qzulnik hier",
-    "Jan Kowalski", "order 123456789", "invoice 2024-00017", "tracking 1Z999AA10123456784",
-    "Dupont et Fils SA", "the patient has diabetes", "Minu isikukood on 48907160641.",
-    "Ｐ\u200bESEL ４４０５１４０１３５９", "DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000",
-    "j\u0430n.kowalski@ex\u0430mple.pl", "The quarterly review covers the migration.",
-    "median went from 41 ms to 38 ms", "version 1.2.3.4", "Clients/Poland/2019",
+    "Mój PESEL to 84022484181.",
+    "PESEL 44051401359",
+    "Steuer-ID 59 378 910 647",
+    "BSN 111222333",
+    "Mijn BSN is 395297709.",
+    "CNP-ul meu este 2911102304895.",
+    "Il mio codice fiscale è VCTVFR97L05C860U.",
+    "Henkilötunnus: 131052-308T",
+    "Rodné číslo: 541027/1823",
+    "IBAN DE89 3704 0044 0532 0130 00",
+    "FR14 2004 1010 0505 0001 3M02 606",
+    "Tel. +48 601 234 567",
+    "appelez le 06 12 34 56 78",
+    "Rufen Sie bitte 07121280056 an",
+    "card 4111 1111 1111 1111",
+    "USt-IdNr. DE136695976",
+    "BIC COBADEFFXXX at the bank",
+    "jan.kowalski@example.pl",
+    "marie [at] example [dot] fr",
+    "server 10.1.2.3 and 2001:db8::1",
+    "born on 12 March 1984",
+    "geboren am 3. Mai 1980",
+    "Passport number: X1234567",
+    "Herr Müller",
+    "Dear Marie Dupont,",
+    "avec Xavière Qzulnik hier",
+    "Jan Kowalski",
+    "order 123456789",
+    "invoice 2024-00017",
+    "tracking 1Z999AA10123456784",
+    "Dupont et Fils SA",
+    "the patient has diabetes",
+    "Minu isikukood on 48907160641.",
+    "Ｐ\u200bESEL ４４０５１４０１３５９",
+    "DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000",
+    "j\u0430n.kowalski@ex\u0430mple.pl",
+    "The quarterly review covers the migration.",
+    "median went from 41 ms to 38 ms",
+    "version 1.2.3.4",
+    "Clients/Poland/2019",
 ]
 
 
@@ -171,11 +203,19 @@ def test_compiled_and_pure_python_find_the_same() -> None:
     items = texts()
     here = scan_all(items)
     assert sum(map(len, here)) > len(items)  # the sample holds personal data
-    script = ("import json, sys\nsys.path.insert(0, sys.argv[1])\nfrom test_privacy_native import scan_all\n"
-              "import souverain.privacy.numbers as m\nassert m.__file__.endswith('.py'), m.__file__\n"
-              "print(json.dumps(scan_all(json.load(sys.stdin))))")
+    script = (
+        "import json, sys\nsys.path.insert(0, sys.argv[1])\nfrom test_privacy_native import scan_all\n"
+        "import souverain.privacy.numbers as m\nassert m.__file__.endswith('.py'), m.__file__\n"
+        "print(json.dumps(scan_all(json.load(sys.stdin))))"
+    )
     env = dict(os.environ, **{native.ENV: "1"})
-    p = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)], input=json.dumps(items),
-                       env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", script, str(Path(__file__).parent)],
+        input=json.dumps(items),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == here

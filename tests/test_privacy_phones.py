@@ -18,10 +18,22 @@ from phonenumbers import PhoneMetadata, PhoneNumber
 
 from souverain.privacy import phones
 
-REGIONS = ("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK "
-           "GB CH NO IS LI MC AD SM VA GG JE IM US CA RU KZ RE YT GP BL MF SJ").split()
-TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "voip", "personal_number",
-         "pager", "uan", "voicemail")
+REGIONS = (
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK "
+    "GB CH NO IS LI MC AD SM VA GG JE IM US CA RU KZ RE YT GP BL MF SJ"
+).split()
+TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
 
 
 def reference(code: int, nsn: str) -> bool:

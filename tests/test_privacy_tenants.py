@@ -15,7 +15,6 @@ settings fails both ways.
 from __future__ import annotations
 
 import importlib.util
-
 import json
 import os
 import subprocess
@@ -24,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import SOUVERAIN, Server, http
 from upstreams import Upstream
 
@@ -98,8 +96,11 @@ class Tenants:
         """The types and counts the ledger entry at `index` records."""
         deadline = time.monotonic() + 10
         while True:
-            r = http.get(f"{self.server.url}/ledger/entries", params={"start": index, "end": index + 1},
-                         headers=self.server.headers(self.auditor))
+            r = http.get(
+                f"{self.server.url}/ledger/entries",
+                params={"start": index, "end": index + 1},
+                headers=self.server.headers(self.auditor),
+            )
             assert r.status_code == 200, r.text
             if r.json()["entries"] or time.monotonic() > deadline:
                 return r.json()["entries"][0]["entry"].get("found", {})
@@ -174,8 +175,10 @@ def scan_cli(config: Path, tenant: str | None, body: dict, cwd: Path) -> dict:
 
 
 def test_cli_with_config_and_tenant_finds_what_the_gateway_finds(tenants: Tenants, tmp_path: Path) -> None:
-    text = ("Apollo: Marie Dupont (marie.dubois@exemple.fr) and Zyx Qwerty. "
-            "Ask Marie tomorrow. IBAN FR7630006000011234567890189.")
+    text = (
+        "Apollo: Marie Dupont (marie.dubois@exemple.fr) and Zyx Qwerty. "
+        "Ask Marie tomorrow. IBAN FR7630006000011234567890189."
+    )
     body = {"model": "echo", "messages": [{"role": "user", "content": text}]}
     seen = {}
     for tenant in ("default", *TENANTS):
@@ -191,8 +194,14 @@ def test_cli_with_config_and_tenant_finds_what_the_gateway_finds(tenants: Tenant
     assert "EMAIL" not in seen["lenient"] and seen["default"]["EMAIL"] == 1
     assert seen["nodict"]["PERSON"] == seen["default"]["PERSON"] - 1
     # An unlisted tenant gets the default settings, and is told so.
-    p = subprocess.run([*SOUVERAIN, "privacy", "scan", "--config", str(tenants.config), "--tenant", "nobody"],
-                       input=text, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    p = subprocess.run(
+        [*SOUVERAIN, "privacy", "scan", "--config", str(tenants.config), "--tenant", "nobody"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0 and "no privacy settings of its own" in p.stderr
     assert json.loads(p.stdout)["summary"]["counts"] == seen["default"]
 
@@ -200,26 +209,55 @@ def test_cli_with_config_and_tenant_finds_what_the_gateway_finds(tenants: Tenant
 # -- configuration errors ---------------------------------------------------------------
 
 BROKEN = [
-    ("privacy:\n  tenants:\n    hr:\n      thresholds: {PERSNO: 0.7}\n", 4,
-     "privacy.tenants.hr.thresholds.PERSNO", "unknown type 'PERSNO'"),
+    (
+        "privacy:\n  tenants:\n    hr:\n      thresholds: {PERSNO: 0.7}\n",
+        4,
+        "privacy.tenants.hr.thresholds.PERSNO",
+        "unknown type 'PERSNO'",
+    ),
     ("privacy:\n  disabled: [IBAN, EMAIL_ADDRESS]\n", 2, "privacy.disabled[1]", "unknown type 'EMAIL_ADDRESS'"),
     ("privacy:\n  classes: {PROJECT: internal}\n", 2, "privacy.classes.PROJECT", "unknown type 'PROJECT'"),
-    ("privacy:\n  tenants:\n    a: {}\n    b:\n      threshold: 1.5\n", 5,
-     "privacy.tenants.b.threshold", "Expected `float` <= 1.0"),
+    (
+        "privacy:\n  tenants:\n    a: {}\n    b:\n      threshold: 1.5\n",
+        5,
+        "privacy.tenants.b.threshold",
+        "Expected `float` <= 1.0",
+    ),
     ("privacy:\n  classes:\n    VAT: secret\n", 3, "privacy.classes.VAT", "Invalid enum value 'secret'"),
-    ("privacy:\n  allow:\n    - Jean Monnet\n    - 're:(DE89'\n", 4,
-     "privacy.allow[1]", "not a valid regular expression"),
-    ("privacy:\n  tenants:\n    hr:\n      dictionaries:\n        STAFF: {file: lists/staff.txt}\n", 5,
-     "privacy.tenants.hr.dictionaries.STAFF.file", "cannot read {conf}/lists/staff.txt: No such file or directory"),
+    (
+        "privacy:\n  allow:\n    - Jean Monnet\n    - 're:(DE89'\n",
+        4,
+        "privacy.allow[1]",
+        "not a valid regular expression",
+    ),
+    (
+        "privacy:\n  tenants:\n    hr:\n      dictionaries:\n        STAFF: {file: lists/staff.txt}\n",
+        5,
+        "privacy.tenants.hr.dictionaries.STAFF.file",
+        "cannot read {conf}/lists/staff.txt: No such file or directory",
+    ),
     ("privacy:\n  names_table: lists/names.tsv\n", 2, "privacy.names_table", "cannot read {conf}/lists/names.tsv"),
     # spaCy itself is installed only with the benchmark's extra packages
-    ("privacy:\n  spacy_model: xx_no_such_model\n", 2, "privacy.spacy_model",
-     "spaCy model 'xx_no_such_model' is not installed" if importlib.util.find_spec("spacy")
-     else "spaCy is not installed"),
-    ("privacy:\n  tenants:\n    hr:\n      deny: [x]\n    ops:\n      treshold: 0.3\n", 6,
-     "privacy.tenants.ops.treshold", "unknown key"),
-    ("privacy:\n  dictionaries:\n    'code name': [Apollo]\n", 3,
-     "privacy.dictionaries.code name", "a dictionary's type"),
+    (
+        "privacy:\n  spacy_model: xx_no_such_model\n",
+        2,
+        "privacy.spacy_model",
+        "spaCy model 'xx_no_such_model' is not installed"
+        if importlib.util.find_spec("spacy")
+        else "spaCy is not installed",
+    ),
+    (
+        "privacy:\n  tenants:\n    hr:\n      deny: [x]\n    ops:\n      treshold: 0.3\n",
+        6,
+        "privacy.tenants.ops.treshold",
+        "unknown key",
+    ),
+    (
+        "privacy:\n  dictionaries:\n    'code name': [Apollo]\n",
+        3,
+        "privacy.dictionaries.code name",
+        "a dictionary's type",
+    ),
     ("privacy:\n  phone_regions: [FR, EU]\n", 2, "privacy.phone_regions[1]", "unknown region 'EU'"),
 ]
 
@@ -233,8 +271,9 @@ def test_config_check_names_file_line_and_key(tmp_path: Path, content: str, line
     (cwd / "lists" / "staff.txt").write_text("Zyx Qwerty\n")
     (cwd / "lists" / "names.tsv").write_text("marie\t1\n")
     (conf / "broken.yaml").write_text(content)
-    p = subprocess.run([*SOUVERAIN, "config", "check", "../conf/broken.yaml"], cwd=cwd,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*SOUVERAIN, "config", "check", "../conf/broken.yaml"], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 2 and p.stdout == ""
     expected = f"souverain: configuration error: ../conf/broken.yaml:{line}: {key}: {message.format(conf=conf)}"
     assert p.stderr.startswith(expected), p.stderr
@@ -248,23 +287,31 @@ def test_the_same_files_are_found_next_to_the_config(tmp_path: Path) -> None:
     (conf / "lists" / "names.tsv").write_text("# token, flags\nmarie\t1\n")
     (conf / "ok.yaml").write_text(
         "privacy:\n  names_table: lists/names.tsv\n  tenants:\n    hr:\n      dictionaries:\n"
-        "        STAFF: {file: lists/staff.txt}\n      classes: {STAFF: personal}\n")
-    p = subprocess.run([*SOUVERAIN, "config", "check", str(conf / "ok.yaml")], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=60)
+        "        STAFF: {file: lists/staff.txt}\n      classes: {STAFF: personal}\n"
+    )
+    p = subprocess.run(
+        [*SOUVERAIN, "config", "check", str(conf / "ok.yaml")], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, p.stderr
     bad = conf / "lists" / "names.tsv"
     bad.write_text("marie\tfirst\n")
-    p = subprocess.run([*SOUVERAIN, "config", "check", str(conf / "ok.yaml")], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*SOUVERAIN, "config", "check", str(conf / "ok.yaml")], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 2
     assert f"ok.yaml:2: privacy.names_table: {bad}:1: expected TOKEN<TAB>FLAGS" in p.stderr
 
 
 def test_serve_refuses_to_start_with_the_same_message(tmp_path: Path) -> None:
     (tmp_path / "souverain.yaml").write_text(BROKEN[0][0])
-    p = subprocess.run([*SOUVERAIN, "serve", "--port", "0", "--config", "souverain.yaml"], cwd=tmp_path,
-                       env={**os.environ, "SOUVERAIN_STATE_DIR": str(tmp_path / "state")},
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [*SOUVERAIN, "serve", "--port", "0", "--config", "souverain.yaml"],
+        cwd=tmp_path,
+        env={**os.environ, "SOUVERAIN_STATE_DIR": str(tmp_path / "state")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 2
     assert p.stderr.strip() == (
         "souverain: configuration error: souverain.yaml:4: privacy.tenants.hr.thresholds.PERSNO: "

@@ -23,11 +23,27 @@ def request(**extra) -> ChatRequest:
         "messages": [
             {"role": "system", "content": "You are a bank assistant."},
             {"role": "user", "content": f"Je suis Marie Dupont, IBAN {IBAN}, mail marie@example.fr"},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
-                "name": "pay",
-                "arguments": json.dumps({"iban": "FR7630006000011234567890189", "beneficiary": {"name": "Marie Dupont"},
-                                         "bsn": "395297709", "amount": 12}),
-            }}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {
+                            "name": "pay",
+                            "arguments": json.dumps(
+                                {
+                                    "iban": "FR7630006000011234567890189",
+                                    "beneficiary": {"name": "Marie Dupont"},
+                                    "bsn": "395297709",
+                                    "amount": 12,
+                                }
+                            ),
+                        },
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": "ok"},
             {"role": "user", "content": [{"type": "text", "text": "Rappelez-moi au 06 12 34 56 78, Marie Dupont"}]},
         ],
@@ -54,13 +70,26 @@ def test_scan_request_reports_where_each_finding_is() -> None:
 
 
 def test_dict_arguments_and_tools_and_name_are_scanned() -> None:
-    req = msgspec.convert({
-        "model": "m",
-        "messages": [{"role": "user", "name": "x", "content": "hi"},
-                     {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": {"phone": "+33 6 12 34 56 78"}}}]}],
-        "tools": [{"type": "function", "function": {"name": "lookup", "description": "Look up customers like hans@example.de"}}],
-        "user": "marie.dupont@example.fr",
-    }, ChatRequest)
+    req = msgspec.convert(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "user", "name": "x", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"function": {"name": "f", "arguments": {"phone": "+33 6 12 34 56 78"}}}],
+                },
+            ],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": "lookup", "description": "Look up customers like hans@example.de"},
+                }
+            ],
+            "user": "marie.dupont@example.fr",
+        },
+        ChatRequest,
+    )
     found = {(f.location, f.type) for f in scan_request(req)}
     assert ("messages[1].tool_calls[0].function.arguments.phone", "PHONE") in found
     assert ("tools[0].function.description", "EMAIL") in found
@@ -68,10 +97,18 @@ def test_dict_arguments_and_tools_and_name_are_scanned() -> None:
 
 
 def test_media_parts_are_left_alone() -> None:
-    body = {"model": "m", "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "Who is on this photo? Call +33 6 12 34 56 78."},
-        {"type": "image_url", "image_url": {"url": "https://cdn.example.com/u/0612345678/p.jpg"}},
-    ]}]}
+    body = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Who is on this photo? Call +33 6 12 34 56 78."},
+                    {"type": "image_url", "image_url": {"url": "https://cdn.example.com/u/0612345678/p.jpg"}},
+                ],
+            }
+        ],
+    }
     assert [f.location for f in scan_request(body)] == ["messages[0].content[0].text"]
     new, _ = pseudonymise(body)
     assert new["messages"][0]["content"][1] == body["messages"][0]["content"][1]
@@ -111,13 +148,21 @@ def test_pseudonymise_is_consistent_and_reversible() -> None:
     # The original request is untouched, and the answer is restored.
     assert req.messages[1].content.startswith("Je suis Marie Dupont")
     answer = "Bonjour [PERSON_1], le virement vers [IBAN_1] est prêt; je vous appelle au [PHONE_1]."
-    assert vault.restore(answer) == f"Bonjour Marie Dupont, le virement vers {IBAN} est prêt; je vous appelle au 06 12 34 56 78."
+    assert (
+        vault.restore(answer)
+        == f"Bonjour Marie Dupont, le virement vers {IBAN} est prêt; je vous appelle au 06 12 34 56 78."
+    )
     assert "Marie" not in repr(vault)
 
 
 def test_placeholders_already_in_the_request_are_not_reused() -> None:
-    req = msgspec.convert({"model": "m", "messages": [
-        {"role": "user", "content": "Template: Dear [PERSON_1]. Now write to Hans Müller."}]}, ChatRequest)
+    req = msgspec.convert(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "Template: Dear [PERSON_1]. Now write to Hans Müller."}],
+        },
+        ChatRequest,
+    )
     new, vault = pseudonymise(req)
     assert new.messages[0].content == "Template: Dear [PERSON_1]. Now write to [PERSON_2]."
     assert vault.restore("[PERSON_1] and [PERSON_2]") == "[PERSON_1] and Hans Müller"
@@ -227,13 +272,29 @@ def test_restore_passes_other_text_through(text: str) -> None:
     assert _vault().restore(text) == text
 
 
-PIECES = ["Marie Dupont", "IBAN DE89 3704 0044 0532 0130 00", "marie@example.fr", "Tel. +49 30 12345678",
-          "BSN 395297709", "le 12 mars", "[PERSON_1]", "[x]", "Bonjour", "et", "42", "Herr Müller", ", ", "\n"]
+PIECES = [
+    "Marie Dupont",
+    "IBAN DE89 3704 0044 0532 0130 00",
+    "marie@example.fr",
+    "Tel. +49 30 12345678",
+    "BSN 395297709",
+    "le 12 mars",
+    "[PERSON_1]",
+    "[x]",
+    "Bonjour",
+    "et",
+    "42",
+    "Herr Müller",
+    ", ",
+    "\n",
+]
 
 
 @settings(max_examples=120, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(PIECES), max_size=8).map(" ".join), min_size=1, max_size=4),
-       st.integers(min_value=1, max_value=7))
+@given(
+    st.lists(st.lists(st.sampled_from(PIECES), max_size=8).map(" ".join), min_size=1, max_size=4),
+    st.integers(min_value=1, max_value=7),
+)
 def test_pseudonymise_then_restore_gives_back_every_message(contents: list[str], step: int) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": c} for c in contents]}
     new, vault = pseudonymise(body)
@@ -241,5 +302,5 @@ def test_pseudonymise_then_restore_gives_back_every_message(contents: list[str],
         sent = msg["content"]
         assert vault.restore(sent) == old
         # streamed back in chunks of `step` characters, too
-        chunks = [sent[i:i + step] for i in range(0, len(sent), step)]
+        chunks = [sent[i : i + step] for i in range(0, len(sent), step)]
         assert "".join(vault.restore_stream(chunks)) == old

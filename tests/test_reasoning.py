@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import numpy as np
 import openai
 import pytest
+from conftest import Server, http
 from mistralai.client import Mistral
 
-from conftest import Server, http
 from souverain.engines.reasoning import BudgetProcessor, ThinkSplitter
 
 THINK = "smollm2-think"
@@ -162,7 +161,14 @@ def client_tokens(server: Server, text: str) -> list[int]:
 def test_effort_maps_to_the_configured_budget(thinker: Server, effort: str, budget: int) -> None:
     response = http.post(
         f"{thinker.url}/v1/chat/completions",
-        json={"model": THINK, "messages": QUESTION, "max_tokens": 80, "temperature": 0, "seed": 1, "reasoning_effort": effort},
+        json={
+            "model": THINK,
+            "messages": QUESTION,
+            "max_tokens": 80,
+            "temperature": 0,
+            "seed": 1,
+            "reasoning_effort": effort,
+        },
         headers=thinker.headers(),
         timeout=60,
     ).json()
@@ -185,7 +191,12 @@ def test_streamed_thinking_then_answer(thinker: Server) -> None:
     client = openai.OpenAI(base_url=f"{thinker.url}/v1", api_key=thinker.key, max_retries=0)
     chunks = list(
         client.chat.completions.create(
-            model=THINK, messages=QUESTION, max_tokens=40, temperature=0, seed=1, stream=True,
+            model=THINK,
+            messages=QUESTION,
+            max_tokens=40,
+            temperature=0,
+            seed=1,
+            stream=True,
             extra_body={"reasoning_budget_tokens": 8},
         )
     )
@@ -206,7 +217,11 @@ def test_streamed_thinking_then_answer(thinker: Server) -> None:
 def test_mistral_sdk_gets_thinking_chunks(thinker: Server) -> None:
     mistral = Mistral(api_key=thinker.key, server_url=thinker.url)
     out = mistral.chat.complete(
-        model=THINK, messages=QUESTION, max_tokens=40, temperature=0, random_seed=1,
+        model=THINK,
+        messages=QUESTION,
+        max_tokens=40,
+        temperature=0,
+        random_seed=1,
         http_headers={"x-souverain-reasoning-budget": "4"},
     )
     content = out.choices[0].message.content
@@ -214,7 +229,11 @@ def test_mistral_sdk_gets_thinking_chunks(thinker: Server) -> None:
     assert content[0].thinking[0].text and content[1].text
     events = list(
         mistral.chat.stream(
-            model=THINK, messages=QUESTION, max_tokens=30, temperature=0, reasoning_effort="minimal",
+            model=THINK,
+            messages=QUESTION,
+            max_tokens=30,
+            temperature=0,
+            reasoning_effort="minimal",
         )
     )
     deltas = [e.data.choices[0].delta.content for e in events if e.data.choices and e.data.choices[0].delta.content]

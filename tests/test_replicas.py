@@ -53,8 +53,9 @@ def until(check: Callable[[], bool], deadline_s: float, what: str) -> None:
 
 
 def status(replica: Server, token: str) -> tuple[int, str]:
-    response = httpx.post(f"{replica.url}/v1/chat/completions", json=CHAT,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response = httpx.post(
+        f"{replica.url}/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
     code = response.json().get("error", {}).get("code", "") if response.status_code != 200 else ""
     return response.status_code, code or ""
 
@@ -107,8 +108,11 @@ class Load:
                 replica = self.replicas[n]
                 i += 1
                 try:
-                    response = client.post(f"{replica.url}/v1/chat/completions", json=CHAT,
-                                           headers={"Authorization": f"Bearer {self.token}"})
+                    response = client.post(
+                        f"{replica.url}/v1/chat/completions",
+                        json=CHAT,
+                        headers={"Authorization": f"Bearer {self.token}"},
+                    )
                 except httpx.HTTPError:
                     with self.lock:
                         self.failed += 1  # the killed replica: not answered
@@ -210,8 +214,14 @@ models:
     config_path = str(replicas[0].config_path)
 
     def ledger(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "souverain", "ledger", *args, "--config", config_path],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "souverain", "ledger", *args, "--config", config_path],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     vkey = ledger("key")
     assert vkey.returncode == 0, vkey.stderr
@@ -246,8 +256,11 @@ models:
         assert server.cli("keys", "revoke", token.split("-")[2]).returncode == 0
         # Six requests a round, each on a new connection: the processes accept from one
         # socket in turn as they are free, so both are asked (not guaranteed, likely).
-        until(lambda: all(status(server, token) == (401, "revoked_api_key") for _ in range(6)), 1.0,
-              "the revoked key refused by every process")
+        until(
+            lambda: all(status(server, token) == (401, "revoked_api_key") for _ in range(6)),
+            1.0,
+            "the revoked key refused by every process",
+        )
         assert "with 2 gateway processes" in server.log.read_text()
     finally:
         server.stop()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide, unmet
 from souverain.classes import CLASSES
+from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide, unmet
 from souverain.routing.policy import ClassRule, Policy
 from souverain.sovereignty import CountrySet, HopReach, LawReach, Level, Residency, RouteProfile
 
@@ -26,14 +26,24 @@ def country_sets(draw) -> CountrySet:
 def profiles(draw, name: str) -> RouteProfile:
     access = draw(st.sampled_from(["yes", "residual", "no", "unknown"]))
     status = "residual" if access == "residual" else "established"
-    laws = () if access == "no" else (LawReach(law="us-cloud-act", status=status, worst=status, hops=(HopReach(hop="h", status=status, worst=status),)),)
+    laws = (
+        ()
+        if access == "no"
+        else (
+            LawReach(
+                law="us-cloud-act", status=status, worst=status, hops=(HopReach(hop="h", status=status, worst=status),)
+            ),
+        )
+    )
     return RouteProfile(
         route=name,
         level=Level(draw(st.integers(0, 4))),
         level_name="x",
         non_eu_access=access,
         laws=laws,
-        residency=Residency(**{a: draw(country_sets()) for a in ("processing", "storage", "fallback", "support", "admin", "telemetry")}),
+        residency=Residency(
+            **{a: draw(country_sets()) for a in ("processing", "storage", "fallback", "support", "admin", "telemetry")}
+        ),
         verdicts={"c1": draw(st.sampled_from(["pass", "fail", "partial", "unknown"]))},
         personal_data=draw(TRI),
         facts_digest="f",
@@ -57,7 +67,13 @@ def scenarios(draw):
     policy = Policy(classes={c: draw(rules()) for c in CLASSES})
     n = draw(st.integers(1, 5))
     candidates = [
-        Candidate(f"d{i}", draw(st.sampled_from(["m", "m", "other"])), f"r{i}", draw(profiles(f"r{i}")), draw(st.integers(0, 2)))
+        Candidate(
+            f"d{i}",
+            draw(st.sampled_from(["m", "m", "other"])),
+            f"r{i}",
+            draw(profiles(f"r{i}")),
+            draw(st.integers(0, 2)),
+        )
         for i in range(n)
     ]
     health = {c.deployment: Health(draw(st.booleans()), draw(st.integers(0, 5))) for c in candidates}
@@ -112,9 +128,19 @@ def test_health_never_widens_the_allowed_set(scenario) -> None:
 def test_strict_default_keeps_personal_data_off_exposed_routes() -> None:
     def profile(level: Level, access: str, eea: str) -> RouteProfile:
         where = CountrySet(countries=("FR",) if eea == "yes" else ("US",), complete=True, in_eea=eea)
-        return RouteProfile(route="r", level=level, level_name="x", non_eu_access=access,
-                            residency=Residency(**dict.fromkeys(("processing", "storage", "fallback", "support", "admin", "telemetry"), where)),
-                            verdicts={}, personal_data="yes", facts_digest="f", rules_digest="r")
+        return RouteProfile(
+            route="r",
+            level=level,
+            level_name="x",
+            non_eu_access=access,
+            residency=Residency(
+                **dict.fromkeys(("processing", "storage", "fallback", "support", "admin", "telemetry"), where)
+            ),
+            verdicts={},
+            personal_data="yes",
+            facts_digest="f",
+            rules_digest="r",
+        )
 
     onprem = Candidate("onprem", "m", "onprem", profile(Level.IN_HOUSE, "no", "yes"), priority=0)
     cloud = Candidate("cloud", "m", "hyperscaler-eu", profile(Level.EU_RESIDENT, "yes", "yes"), priority=1)
@@ -131,7 +157,12 @@ def test_strict_default_keeps_personal_data_off_exposed_routes() -> None:
     assert isinstance(only_cloud, Refusal) and only_cloud.status == 403
     assert "non-EU law can compel" in only_cloud.message and "below sovereign" in only_cloud.message
     # Pseudonymise-then-forward, where the policy allows it.
-    lenient = Policy(classes={**Policy().classes, "personal": ClassRule(min_level="sovereign", no_non_eu_access=True, pseudonymise_to="internal")})
+    lenient = Policy(
+        classes={
+            **Policy().classes,
+            "personal": ClassRule(min_level="sovereign", no_non_eu_access=True, pseudonymise_to="internal"),
+        }
+    )
     chosen = decide(RequestFacts("m", "personal", pseudonymisable=True), lenient, [cloud], up)
     assert isinstance(chosen, Choice) and chosen.pseudonymise and chosen.data_class == "internal"
     assert isinstance(decide(RequestFacts("m", "personal", pseudonymisable=False), lenient, [cloud], up), Refusal)

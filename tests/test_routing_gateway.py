@@ -14,10 +14,10 @@ import time
 import httpx
 import openai
 import pytest
-
 from conftest import Server, http
-from souverain.privacy import default_scanner
 from upstreams import PIPES
+
+from souverain.privacy import default_scanner
 
 EMAIL, IBAN, PHONE = "marie.dubois@exemple.fr", "FR7630006000011234567890189", "+33 6 12 34 56 78"
 
@@ -98,7 +98,11 @@ models:
     base_url: http://127.0.0.1:{cloud.port}/v1
     route: c-azure-eu
 """)
-    response = http.post(f"{server.url}/v1/chat/completions", json={**ask(f"mail {EMAIL}"), "model": "only-cloud"}, headers=server.headers())
+    response = http.post(
+        f"{server.url}/v1/chat/completions",
+        json={**ask(f"mail {EMAIL}"), "model": "only-cloud"},
+        headers=server.headers(),
+    )
     assert response.status_code == 403
     error = response.json()["error"]
     assert error["code"] == "no_permitted_route" and "c-azure-eu" in error["message"]
@@ -114,8 +118,17 @@ def personal_request(i: int, stream: bool) -> dict:
     elif kind == 1:
         messages = [
             {"role": "user", "content": "Pay the invoice"},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
-             "function": {"name": "pay", "arguments": json.dumps({"iban": IBAN, "amount": 12})}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "pay", "arguments": json.dumps({"iban": IBAN, "amount": 12})},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "done"},
         ]
     elif kind == 2:
@@ -142,7 +155,11 @@ def test_fault_injection_no_personal_data_reaches_the_excluded_route(routed: Ser
 
             async def one(i: int) -> None:
                 personal = rng.random() < 0.5
-                body = personal_request(i, i % 3 == 0) if personal else ask(f"Tell me a fact number {i}", stream=i % 3 == 0)
+                body = (
+                    personal_request(i, i % 3 == 0)
+                    if personal
+                    else ask(f"Tell me a fact number {i}", stream=i % 3 == 0)
+                )
                 async with sem:
                     r = await client.post(f"{routed.url}/v1/chat/completions", json=body)
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
@@ -195,13 +212,17 @@ models:
     try:
         before = len(cloud.received)
         prompt = f"Remind {EMAIL} that IBAN {IBAN} is due"
-        whole = http.post(f"{server.url}/v1/chat/completions", json={**ask(prompt), "model": "helper"}, headers=server.headers())
+        whole = http.post(
+            f"{server.url}/v1/chat/completions", json={**ask(prompt), "model": "helper"}, headers=server.headers()
+        )
         assert whole.status_code == 200, whole.text
         assert whole.headers["x-souverain-decision"] == "pseudonymised"
         assert whole.headers["x-souverain-data-class"] == "personal"
         assert whole.json()["choices"][0]["message"]["content"] == f"Noted: {prompt}"
         streamed = http.post(
-            f"{server.url}/v1/chat/completions", json={**ask(prompt), "model": "helper", "stream": True}, headers=server.headers()
+            f"{server.url}/v1/chat/completions",
+            json={**ask(prompt), "model": "helper", "stream": True},
+            headers=server.headers(),
         )
         text = "".join(
             (json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
@@ -262,20 +283,27 @@ def test_a_repeated_class_header_can_only_raise_the_class(routed: Server) -> Non
         assert response.status_code == 200, response.text
         assert response.headers["x-souverain-data-class"] == "confidential", extra
     in_body = httpx.post(
-        url, json=ask("Quarterly numbers", data_class="confidential"),
-        headers={"authorization": f"Bearer {key}", "x-souverain-data-class": "public"}, timeout=60,
+        url,
+        json=ask("Quarterly numbers", data_class="confidential"),
+        headers={"authorization": f"Bearer {key}", "x-souverain-data-class": "public"},
+        timeout=60,
     )
     assert in_body.headers["x-souverain-data-class"] == "confidential"
-    bad = httpx.post(url, content=body, timeout=60, headers=[
-        ("authorization", f"Bearer {key}"), ("x-souverain-data-class", "public"), ("x-souverain-data-class", "secret"),
-    ])
+    bad = httpx.post(
+        url,
+        content=body,
+        timeout=60,
+        headers=[
+            ("authorization", f"Bearer {key}"),
+            ("x-souverain-data-class", "public"),
+            ("x-souverain-data-class", "secret"),
+        ],
+    )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "x-souverain-data-class"
 
 
 def test_an_error_before_classification_claims_no_class(routed: Server) -> None:
-    response = http.post(
-        f"{routed.url}/v1/chat/completions", json=ask("hi", temperature=7), headers=routed.headers()
-    )
+    response = http.post(f"{routed.url}/v1/chat/completions", json=ask("hi", temperature=7), headers=routed.headers())
     assert response.status_code == 400
     assert response.headers["x-souverain-decision"] == "refused"
     assert response.headers["x-souverain-route"] == "none"

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from inprocess import InProcess, chat, run
 from upstreams import PIPES
+
 from souverain.engines.fake import FakeEngine, answer
 from souverain.errors import Overloaded, UpstreamError
 from souverain.outbound import Outbound, Rules, Sealed, seal
@@ -37,8 +37,10 @@ def tool(parameters: dict[str, Any], description: str = "Look up an order") -> l
 def call_args(arguments: Any) -> list[dict[str, Any]]:
     return [
         {"role": "user", "content": "Look it up"},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-                                              "function": {"name": "lookup", "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": arguments}}],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "done"},
     ]
 
@@ -52,34 +54,66 @@ PLACEMENTS: dict[str, dict[str, Any]] = {
     "stop list": chat("Hello", stop=["END", f"IBAN {IBAN}"]),
     "user": chat("Hello", user=EMAIL),
     "message name": {"model": "assistant", "messages": [{"role": "user", "name": "x", "content": f"mail {EMAIL}"}]},
-    "schema description": chat("Hello", response_format={"type": "json_schema", "json_schema": {
-        "name": "r", "schema": {"type": "object", "description": f"Reply to {EMAIL}", "properties": {}}}}),
-    "schema enum": chat("Hello", response_format={"type": "json_schema", "json_schema": {
-        "name": "r", "schema": {"type": "string", "enum": [IBAN]}}}),
-    "schema property name": chat("Hello", response_format={"type": "json_schema", "json_schema": {
-        "name": "r", "schema": {"type": "object", "properties": {EMAIL: {"type": "string"}}}}}),
+    "schema description": chat(
+        "Hello",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "r",
+                "schema": {"type": "object", "description": f"Reply to {EMAIL}", "properties": {}},
+            },
+        },
+    ),
+    "schema enum": chat(
+        "Hello",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "r", "schema": {"type": "string", "enum": [IBAN]}},
+        },
+    ),
+    "schema property name": chat(
+        "Hello",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "r", "schema": {"type": "object", "properties": {EMAIL: {"type": "string"}}}},
+        },
+    ),
     "tool description": chat("Hello", tools=tool({"type": "object", "properties": {}}, f"Mail {EMAIL} first")),
-    "tool parameter default": chat("Hello", tools=tool(
-        {"type": "object", "properties": {"iban": {"type": "string", "default": IBAN}}})),
+    "tool parameter default": chat(
+        "Hello", tools=tool({"type": "object", "properties": {"iban": {"type": "string", "default": IBAN}}})
+    ),
     "tool-call argument value": {"model": "assistant", "messages": call_args(json.dumps({"iban": IBAN}))},
     "tool-call argument key": {"model": "assistant", "messages": call_args(json.dumps({EMAIL: "owner"}))},
     "tool-call arguments as object": {"model": "assistant", "messages": call_args({"contact": {"mail": EMAIL}})},
-    "escaped in arguments": {"model": "assistant", "messages": call_args(
-        '{"iban": "FR76\\u00a03000\\u00a06000\\u00a00112\\u00a03456\\u00a07890\\u00a0189"}')},
+    "escaped in arguments": {
+        "model": "assistant",
+        "messages": call_args('{"iban": "FR76\\u00a03000\\u00a06000\\u00a00112\\u00a03456\\u00a07890\\u00a0189"}'),
+    },
     "escaped in text": chat("mail: marie.dubois\\u0040exemple.fr"),
-    "split across turns": {"model": "assistant", "messages": [
-        {"role": "user", "content": "Our IBAN starts FR76 3000 6000"},
-        {"role": "assistant", "content": "0112 3456 7890 189"},
-        {"role": "user", "content": "Thanks"}]},
-    "split across parts": chat([{"type": "text", "text": "Mail marie.dubois@"},
-                                {"type": "text", "text": "exemple.fr please"}]),
-    "tool message": {"model": "assistant", "messages": [
-        *call_args("{}")[:2], {"role": "tool", "tool_call_id": "c1", "content": f"owner {EMAIL}"}]},
+    "split across turns": {
+        "model": "assistant",
+        "messages": [
+            {"role": "user", "content": "Our IBAN starts FR76 3000 6000"},
+            {"role": "assistant", "content": "0112 3456 7890 189"},
+            {"role": "user", "content": "Thanks"},
+        ],
+    },
+    "split across parts": chat(
+        [{"type": "text", "text": "Mail marie.dubois@"}, {"type": "text", "text": "exemple.fr please"}]
+    ),
+    "tool message": {
+        "model": "assistant",
+        "messages": [*call_args("{}")[:2], {"role": "tool", "tool_call_id": "c1", "content": f"owner {EMAIL}"}],
+    },
 }
 
 UNSCANNABLE: dict[str, dict[str, Any]] = {
-    "image data URL": chat([{"type": "text", "text": "What is this?"},
-                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]),
+    "image data URL": chat(
+        [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        ]
+    ),
     "image by URL": chat([{"type": "image_url", "image_url": {"url": "https://example.org/scan.png"}}]),
     "audio": chat([{"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}]),
     "file": chat([{"type": "file", "file": {"file_data": "JVBERi0xLjQ=", "filename": "a.pdf"}}]),
@@ -135,8 +169,9 @@ def test_what_cannot_be_scanned_fails_closed(tmp_path: Path, name: str) -> None:
     async def test(client: httpx.AsyncClient, g: InProcess) -> list[httpx.Response]:
         refused = await client.post("/v1/chat/completions", json=UNSCANNABLE[name], headers=g.headers)
         # The caller may vouch for it: a declared class replaces the unscannable rule.
-        declared = await client.post("/v1/chat/completions", json=UNSCANNABLE[name],
-                                     headers={**g.headers, "x-souverain-data-class": "internal"})
+        declared = await client.post(
+            "/v1/chat/completions", json=UNSCANNABLE[name], headers={**g.headers, "x-souverain-data-class": "internal"}
+        )
         return [refused, declared]
 
     refused, declared = run(tmp_path, fakes, test)
@@ -196,12 +231,20 @@ def test_ledger_records_the_class_and_digest_of_exactly_the_bytes_sent(tmp_path:
 
 
 def test_every_authenticated_request_is_recorded_even_malformed(tmp_path: Path) -> None:
-    bodies = [b'{"model": "assistant", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
-              b"[" * 2000 + b"]" * 2000, b"not json", json.dumps(chat("Hi", model="a b" * 100)).encode()]
+    bodies = [
+        b'{"model": "assistant", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+        b"[" * 2000 + b"]" * 2000,
+        b"not json",
+        json.dumps(chat("Hi", model="a b" * 100)).encode(),
+    ]
 
     async def test(client: httpx.AsyncClient, g: InProcess) -> tuple[list[httpx.Response], list[dict[str, Any]]]:
-        out = [await client.post("/v1/chat/completions", content=b, headers={**g.headers, "content-type": "application/json"})
-               for b in bodies]
+        out = [
+            await client.post(
+                "/v1/chat/completions", content=b, headers={**g.headers, "content-type": "application/json"}
+            )
+            for b in bodies
+        ]
         return out, await g.entries()
 
     responses, entries = run(tmp_path, engines(), test)
@@ -232,8 +275,9 @@ def test_embeddings_move_on_when_an_engine_is_busy(tmp_path: Path) -> None:
     fakes = engines(onprem=busy)
 
     async def test(client: httpx.AsyncClient, g: InProcess) -> httpx.Response:
-        return await client.post("/v1/embeddings", json={"model": "assistant", "input": ["a public sentence"]},
-                                 headers=g.headers)
+        return await client.post(
+            "/v1/embeddings", json={"model": "assistant", "input": ["a public sentence"]}, headers=g.headers
+        )
 
     r = run(tmp_path, fakes, test)
     assert r.status_code == 200 and r.headers["x-souverain-route"] == "c-azure-eu"
@@ -244,8 +288,9 @@ def test_personal_embeddings_never_reach_the_excluded_route(tmp_path: Path) -> N
     fakes = engines(onprem=down)
 
     async def test(client: httpx.AsyncClient, g: InProcess) -> httpx.Response:
-        return await client.post("/v1/embeddings", json={"model": "assistant", "input": ["ok", f"mail {EMAIL}"]},
-                                 headers=g.headers)
+        return await client.post(
+            "/v1/embeddings", json={"model": "assistant", "input": ["ok", f"mail {EMAIL}"]}, headers=g.headers
+        )
 
     r = run(tmp_path, fakes, test)
     assert r.status_code == 502 and fakes["assistant-cloud"].sent == []
@@ -264,8 +309,11 @@ def test_stream_carries_decision_headers_and_restores_placeholders(tmp_path: Pat
     fake = FakeEngine(echo)
     r = run(tmp_path, {"assistant-cloud": fake}, test, config)
     assert r.status_code == 200 and r.headers["x-souverain-decision"] == "pseudonymised"
-    text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content", "")
-                   for line in r.text.splitlines() if line.startswith("data: {") and '"choices":[{' in line)
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content", "")
+        for line in r.text.splitlines()
+        if line.startswith("data: {") and '"choices":[{' in line
+    )
     assert text == f"Noted: Mail {EMAIL}"
     assert EMAIL.encode() not in fake.sent[0] and b"[EMAIL_1]" in fake.sent[0]
 
@@ -273,8 +321,13 @@ def test_stream_carries_decision_headers_and_restores_placeholders(tmp_path: Pat
 def test_seal_is_the_only_way_to_a_sealed_payload() -> None:
     with pytest.raises(TypeError):
         Sealed(object(), "chat", b"{}", "r", None)  # type: ignore[arg-type]
-    sealed = seal(Outbound("chat", {"messages": [{"content": "hi"}]}), route="r", scanner=default_scanner(),
-                  rules=Rules(), unmet=lambda cls: [])
+    sealed = seal(
+        Outbound("chat", {"messages": [{"content": "hi"}]}),
+        route="r",
+        scanner=default_scanner(),
+        rules=Rules(),
+        unmet=lambda cls: [],
+    )
     assert sealed.body == b'{"messages":[{"content":"hi"}]}'
     with pytest.raises(TypeError):
         sealed.body_for("stream")

@@ -78,7 +78,9 @@ def test_postgres_state_holds_the_ledger_too() -> None:
 def test_an_explicit_ledger_store_still_wins_and_old_configs_keep_working() -> None:
     both = parse_config(
         f'state: {{kind: postgres, dsn: "{LOCAL_DSN}"}}\n'
-        f'ledger:\n  store: {{kind: postgres, dsn: "{LOCAL_DSN} port=5433", schema: audit}}\n', "s.yaml", {},
+        f'ledger:\n  store: {{kind: postgres, dsn: "{LOCAL_DSN} port=5433", schema: audit}}\n',
+        "s.yaml",
+        {},
     )
     assert both.ledger.store == PostgresStoreConfig(dsn=f"{LOCAL_DSN} port=5433", schema="audit")
     old = parse_config(f'ledger:\n  store: {{kind: postgres, dsn: "{LOCAL_DSN}"}}\n', "s.yaml", {})
@@ -94,9 +96,7 @@ def test_a_sqlite_ledger_under_a_postgres_state_is_refused_with_its_line() -> No
         parse_config(text, "s.yaml", {})
 
 
-@pytest.mark.parametrize(
-    "dsn", [f"{LOCAL_DSN} password=hunter2", "postgresql://souverain:hunter2@127.0.0.1/souverain"]
-)
+@pytest.mark.parametrize("dsn", [f"{LOCAL_DSN} password=hunter2", "postgresql://souverain:hunter2@127.0.0.1/souverain"])
 def test_a_password_written_in_the_file_is_refused(dsn: str) -> None:
     text = f'state:\n  kind: postgres\n  dsn: "{dsn}"\n'
     with pytest.raises(ConfigError, match=r"^s.yaml:3: state.dsn: a password written in the file") as error:
@@ -166,9 +166,7 @@ def test_postgres_migrations_fresh_rerun_newer_and_failed(pg_dsn: str, pg_schema
             migrate_postgres(db, pg_schema, "third", [third, BROKEN])
         # DDL is transactional: the failed step took its table and its history row with it.
         assert db.execute("SELECT to_regclass(%s)", (f"{pg_schema}.t3",)).fetchone() == (None,)
-        assert db.execute(
-            "SELECT max(version) FROM souverain_migrations WHERE part = 'third'"
-        ).fetchone() == (1,)
+        assert db.execute("SELECT max(version) FROM souverain_migrations WHERE part = 'third'").fetchone() == (1,)
 
 
 # -- real processes: migrate once, refuse a newer schema ---------------------------------
@@ -224,8 +222,13 @@ def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> 
     kind, config = backend
     start = time.time() + 3  # every process imported and waiting, then all at once
     procs = [
-        subprocess.Popen([sys.executable, "-c", OPEN_STATE, str(config), str(start)], env=env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_STATE, str(config), str(start)],
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     results = [p.communicate(timeout=120) for p in procs]
@@ -233,8 +236,9 @@ def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> 
     # One row per (part, version): a second run of a migration would have failed on the
     # history's primary key (and made a process above exit non-zero).
     assert history(kind, config) == [("keys", 1), ("ledger", 1)]
-    again = subprocess.run([sys.executable, "-c", OPEN_STATE, str(config), "0"], env=env(), capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-c", OPEN_STATE, str(config), "0"], env=env(), capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0 and history(kind, config) == [("keys", 1), ("ledger", 1)]
 
 
@@ -259,20 +263,31 @@ def bump(kind: str, config_path: Path, part: str, version: int) -> None:
 @pytest.mark.parametrize("part", ["keys", "ledger"])
 def test_a_newer_schema_stops_serve_and_the_cli_with_one_line(backend: tuple[str, Path], part: str) -> None:
     kind, config = backend
-    made = subprocess.run([sys.executable, "-c", OPEN_STATE, str(config), "0"], env=env(), capture_output=True,
-                          text=True, timeout=120)
+    made = subprocess.run(
+        [sys.executable, "-c", OPEN_STATE, str(config), "0"], env=env(), capture_output=True, text=True, timeout=120
+    )
     assert made.returncode == 0, made.stderr
     bump(kind, config, part, 99)
-    served = subprocess.run([*SOUVERAIN, "serve", "--port", "0", "--config", str(config)], env=env(),
-                            capture_output=True, text=True, timeout=120)
+    served = subprocess.run(
+        [*SOUVERAIN, "serve", "--port", "0", "--config", str(config)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert served.returncode == 1, served.stdout + served.stderr
     said = [line for line in served.stderr.splitlines() if "version 99" in line]
     assert len(said) == 1 and said[0].startswith("souverain: "), served.stderr
     assert f"the {part} schema is at version 99, newer than this Souverain" in said[0]
     assert "listening on" not in served.stdout
     if part == "keys":
-        listed = subprocess.run([*SOUVERAIN, "keys", "list", "--config", str(config)], env=env(),
-                                capture_output=True, text=True, timeout=120)
+        listed = subprocess.run(
+            [*SOUVERAIN, "keys", "list", "--config", str(config)],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert listed.returncode == 1 and listed.stderr.count("\n") == 1 and "version 99" in listed.stderr
 
 
@@ -407,8 +422,13 @@ def test_the_keys_cli_works_on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: 
     config = write_config(tmp_path, "postgres", pg_dsn, pg_schema)
 
     def keys(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*SOUVERAIN, "keys", args[0], "--config", str(config), *args[1:]], env=env(),
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [*SOUVERAIN, "keys", args[0], "--config", str(config), *args[1:]],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     created = keys("create", "--name", "robot", "--tenant", "bank")
     assert created.returncode == 0, created.stderr

@@ -10,8 +10,13 @@ from translation import CORPUS, SCHEMA, TOOL, USER, sent
 
 from souverain.errors import Unsupported
 
-REFUSED = {3: "unsupported_tool_choice", 4: "unsupported_tool_choice", 6: "unsupported_tool_choice",
-           14: "n_unsupported", 15: "reasoning_unsupported"}
+REFUSED = {
+    3: "unsupported_tool_choice",
+    4: "unsupported_tool_choice",
+    6: "unsupported_tool_choice",
+    14: "n_unsupported",
+    15: "reasoning_unsupported",
+}
 
 
 def server_valid(body: dict) -> None:

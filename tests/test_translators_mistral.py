@@ -17,7 +17,7 @@ def mistral_valid(body: dict) -> None:
     parsed = ChatCompletionRequest.model_validate(body)
     dumped = parsed.model_dump(by_alias=True, exclude_unset=True)
     assert set(body) <= set(dumped), set(body) - set(dumped)
-    for sent_m, known in zip(body["messages"], dumped["messages"]):
+    for sent_m, known in zip(body["messages"], dumped["messages"], strict=True):
         assert set(sent_m) <= set(known), (sent_m, known)
 
 
@@ -49,9 +49,20 @@ def test_tool_call_ids_are_nine_alphanumerics_consistently() -> None:
     assert messages[2]["tool_call_id"] == first and messages[3]["tool_call_id"] == second
     assert messages[2]["name"] == "get_time"  # Mistral's tool messages keep their name
     assert sent("mistral", CORPUS[8])["messages"][1]["tool_calls"][0]["id"] == first  # the same every time
-    kept = sent("mistral", {"messages": [*USER, {"role": "assistant", "tool_calls": [
-        {"id": "abcDEF123", "function": {"name": "get_weather", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "abcDEF123", "content": "r"}], "tools": [TOOL]})
+    kept = sent(
+        "mistral",
+        {
+            "messages": [
+                *USER,
+                {
+                    "role": "assistant",
+                    "tool_calls": [{"id": "abcDEF123", "function": {"name": "get_weather", "arguments": "{}"}}],
+                },
+                {"role": "tool", "tool_call_id": "abcDEF123", "content": "r"},
+            ],
+            "tools": [TOOL],
+        },
+    )
     assert kept["messages"][1]["tool_calls"][0]["id"] == "abcDEF123"
 
 

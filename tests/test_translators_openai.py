@@ -106,18 +106,32 @@ def test_every_default_omit_defaults_can_drop_is_accounted_for() -> None:
 
     from souverain import chat
 
-    written = {"FunctionCall.arguments", "ToolCall.type", "FunctionDef.parameters", "Tool.type",
-               "JSONSchemaFormat.name", "ChatRequest.stream", "ChatRequest.safe_prompt"}
-    never_forwarded = {"StreamOptions.include_usage",  # the gateway asks for usage itself
-                       "EmbeddingRequest.encoding_format",  # vectors are encoded by the gateway
-                       "Usage.prompt_tokens", "Usage.completion_tokens", "Usage.total_tokens"}  # not a request
+    written = {
+        "FunctionCall.arguments",
+        "ToolCall.type",
+        "FunctionDef.parameters",
+        "Tool.type",
+        "JSONSchemaFormat.name",
+        "ChatRequest.stream",
+        "ChatRequest.safe_prompt",
+    }
+    never_forwarded = {
+        "StreamOptions.include_usage",  # the gateway asks for usage itself
+        "EmbeddingRequest.encoding_format",  # vectors are encoded by the gateway
+        "Usage.prompt_tokens",
+        "Usage.completion_tokens",
+        "Usage.total_tokens",
+    }  # not a request
     found = set()
     for name in dir(chat):
         cls = getattr(chat, name)
         if isinstance(cls, type) and issubclass(cls, chat.Wire) and cls is not chat.Wire:
             for f in msgspec.structs.fields(cls):
-                default = f.default if f.default is not msgspec.NODEFAULT else (
-                    f.default_factory() if f.default_factory is not msgspec.NODEFAULT else None)
+                default = (
+                    f.default
+                    if f.default is not msgspec.NODEFAULT
+                    else (f.default_factory() if f.default_factory is not msgspec.NODEFAULT else None)
+                )
                 if default is not None:
                     found.add(f"{cls.__name__}.{f.name}")
     assert found == written | never_forwarded

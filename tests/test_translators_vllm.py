@@ -41,5 +41,9 @@ def test_mistral_fields_done_by_the_gateway() -> None:
 
 def test_capabilities_overridden_per_model() -> None:
     with pytest.raises(Unsupported) as err:
-        sent("vllm", {"messages": USER, "tools": CORPUS[4]["tools"]}, capabilities={"tool_choice": ["none", "required", "named"]})
+        sent(
+            "vllm",
+            {"messages": USER, "tools": CORPUS[4]["tools"]},
+            capabilities={"tool_choice": ["none", "required", "named"]},
+        )
     assert err.value.code == "unsupported_tool_choice" and "auto" in err.value.message

@@ -24,9 +24,14 @@ from souverain.config.schema import CapabilityOverrides
 from souverain.engines.openai_http import OpenAIHTTPEngine
 from souverain.engines.translators import Target, target_for
 
-TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
-                                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                        "required": ["city"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 # A tool as callers write it when they rely on the defaults: no `type`, no `parameters`.
 BARE_TOOL = {"function": {"name": "get_time"}}
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
@@ -37,28 +42,62 @@ USER = [{"role": "user", "content": "What is the weather in Lyon?"}]
 # call's type and arguments, a schema's name, stream: false, tool_choice "none").
 CORPUS: list[dict[str, Any]] = [
     {"messages": USER},
-    {"messages": [{"role": "developer", "content": "Be brief."}, *USER], "temperature": 0, "top_p": 1,
-     "max_tokens": 5, "stop": ["\n"], "seed": 4, "presence_penalty": 0.5, "frequency_penalty": 0, "user": "u-1"},
+    {
+        "messages": [{"role": "developer", "content": "Be brief."}, *USER],
+        "temperature": 0,
+        "top_p": 1,
+        "max_tokens": 5,
+        "stop": ["\n"],
+        "seed": 4,
+        "presence_penalty": 0.5,
+        "frequency_penalty": 0,
+        "user": "u-1",
+    },
     {"messages": USER, "max_completion_tokens": 7, "stop": "END"},
     {"messages": USER, "tools": [TOOL, BARE_TOOL]},
     {"messages": USER, "tools": [TOOL], "tool_choice": "auto", "parallel_tool_calls": False},
     {"messages": USER, "tools": [TOOL], "tool_choice": "none"},
     {"messages": USER, "tools": [TOOL, BARE_TOOL], "tool_choice": "required"},
-    {"messages": USER, "tools": [TOOL, BARE_TOOL], "tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
-    {"messages": [*USER,
-                  {"role": "assistant", "content": None,
-                   "tool_calls": [{"id": "call_1", "function": {"name": "get_time"}},
-                                  {"id": "call_2", "type": "function",
-                                   "function": {"name": "get_weather", "arguments": {"city": "Lyon"}}}]},
-                  {"role": "tool", "tool_call_id": "call_1", "name": "get_time", "content": "noon"},
-                  {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "sunny"}]}],
-     "tools": [TOOL, BARE_TOOL], "tool_choice": "none"},
-    {"messages": [{"role": "system", "content": "Answer in JSON."},
-                  {"role": "user", "name": "ana", "content": [{"type": "text", "text": "Is Paris in France?"}]}],
-     "response_format": {"type": "json_schema", "json_schema": {"schema": SCHEMA}}},
-    {"messages": USER, "response_format": {"type": "json_schema",
-                                           "json_schema": {"name": "verdict", "description": "d", "schema": SCHEMA,
-                                                           "strict": True}}},
+    {
+        "messages": USER,
+        "tools": [TOOL, BARE_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    },
+    {
+        "messages": [
+            *USER,
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "function": {"name": "get_time"}},
+                    {
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": {"city": "Lyon"}},
+                    },
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "name": "get_time", "content": "noon"},
+            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "sunny"}]},
+        ],
+        "tools": [TOOL, BARE_TOOL],
+        "tool_choice": "none",
+    },
+    {
+        "messages": [
+            {"role": "system", "content": "Answer in JSON."},
+            {"role": "user", "name": "ana", "content": [{"type": "text", "text": "Is Paris in France?"}]},
+        ],
+        "response_format": {"type": "json_schema", "json_schema": {"schema": SCHEMA}},
+    },
+    {
+        "messages": USER,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "verdict", "description": "d", "schema": SCHEMA, "strict": True},
+        },
+    },
     {"messages": USER, "response_format": {"type": "json_object"}},
     {"messages": USER, "response_format": {"type": "text"}},
     {"messages": USER, "logprobs": True, "top_logprobs": 2},
@@ -66,9 +105,19 @@ CORPUS: list[dict[str, Any]] = [
     {"messages": USER, "reasoning_effort": "low"},
     {"messages": USER, "safe_prompt": True, "random_seed": 9},
     {"messages": USER, "data_class": "internal"},
-    {"messages": [*USER, {"role": "assistant", "content": [
-        {"type": "thinking", "thinking": [{"type": "text", "text": "Lyon is in France."}]},
-        {"type": "text", "text": "Let me check."}]}, {"role": "user", "content": "Go on."}]},
+    {
+        "messages": [
+            *USER,
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": [{"type": "text", "text": "Lyon is in France."}]},
+                    {"type": "text", "text": "Let me check."},
+                ],
+            },
+            {"role": "user", "content": "Go on."},
+        ]
+    },
 ]
 
 
@@ -80,8 +129,14 @@ def request(body: dict[str, Any]) -> ChatRequest:
 
 def config(flavor: str, **extra: Any) -> OpenAIHTTPModel:
     caps = extra.pop("capabilities", None)
-    return OpenAIHTTPModel(name="m", base_url="http://127.0.0.1:9/v1", flavor=flavor, upstream_model="up",  # type: ignore[arg-type]
-                           capabilities=CapabilityOverrides(**caps) if caps else None, **extra)
+    return OpenAIHTTPModel(
+        name="m",
+        base_url="http://127.0.0.1:9/v1",
+        flavor=flavor,
+        upstream_model="up",  # type: ignore[arg-type]
+        capabilities=CapabilityOverrides(**caps) if caps else None,
+        **extra,
+    )
 
 
 def target(flavor: str, **extra: Any) -> Target:

@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-
 PIPES = Path(__file__).resolve().parents[1] / "examples" / "pipes" / "pipes.yaml"
 
 
@@ -83,17 +82,44 @@ class Upstream:
 
             async def events():
                 for piece in [text[i : i + 3] for i in range(0, len(text), 3)]:
-                    yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
-                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}) + "\n\n").encode()
-                yield ("data: " + json.dumps({"id": "u", "object": "chat.completion.chunk", "model": body["model"],
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}) + "\n\n").encode()
+                    yield (
+                        "data: "
+                        + json.dumps(
+                            {
+                                "id": "u",
+                                "object": "chat.completion.chunk",
+                                "model": body["model"],
+                                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                            }
+                        )
+                        + "\n\n"
+                    ).encode()
+                yield (
+                    "data: "
+                    + json.dumps(
+                        {
+                            "id": "u",
+                            "object": "chat.completion.chunk",
+                            "model": body["model"],
+                            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+                        }
+                    )
+                    + "\n\n"
+                ).encode()
                 yield b"data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse({"id": "u", "object": "chat.completion", "created": 0, "model": body["model"],
-                             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+        return JSONResponse(
+            {
+                "id": "u",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+            }
+        )
 
     async def embeddings(self, request: Request) -> Response:
         raw = await request.body()
@@ -102,15 +128,22 @@ class Upstream:
             await asyncio.sleep(self.delay)
         body = json.loads(raw)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        return JSONResponse({"object": "list", "model": body["model"],
-                             "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
-                             "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "model": body["model"],
+                "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+            }
+        )
 
     def start(self) -> None:
-        app = Starlette(routes=[
-            Route("/v1/chat/completions", self.chat, methods=["POST"]),
-            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
-        ])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            ]
+        )
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
@@ -134,8 +167,12 @@ class FaultServer:
     def __init__(self) -> None:
         self.mode = "ok"
         self.seen: list[dict] = []
-        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                                Route("/v1/embeddings", self.embeddings, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            ]
+        )
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -151,14 +188,32 @@ class FaultServer:
         if self.mode == "rate_limited":
             return JSONResponse({"error": {"message": "slow down"}}, status_code=429, headers={"retry-after": "7"})
         if self.mode == "validation_dump":  # what a FastAPI server's 422 looks like
-            return JSONResponse({"detail": [{"type": "literal_error", "loc": ["body", "response_format", "type"],
-                                             "msg": "Input should be 'text'", "input": "json_schema",
-                                             "url": "/srv/app/.venv/lib/python3.11/site-packages/x.py"}]},
-                                status_code=422)
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "type": "literal_error",
+                            "loc": ["body", "response_format", "type"],
+                            "msg": "Input should be 'text'",
+                            "input": "json_schema",
+                            "url": "/srv/app/.venv/lib/python3.11/site-packages/x.py",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
         if self.mode == "context_full":
-            return JSONResponse({"error": {"message": "Requested tokens (900) exceed context window of 512",
-                                           "type": "invalid_request_error", "param": "messages",
-                                           "code": "context_length_exceeded"}}, status_code=400)
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": "Requested tokens (900) exceed context window of 512",
+                        "type": "invalid_request_error",
+                        "param": "messages",
+                        "code": "context_length_exceeded",
+                    }
+                },
+                status_code=400,
+            )
         if self.mode == "no_choices":
             return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
         if self.mode == "unauthorized":
@@ -180,8 +235,13 @@ class FaultServer:
                 "object": "chat.completion",
                 "created": 0,
                 "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "fine"},
-                             "finish_reason": "model_length" if self.mode == "model_length" else "stop"}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "fine"},
+                        "finish_reason": "model_length" if self.mode == "model_length" else "stop",
+                    }
+                ],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             }
         )
@@ -203,8 +263,14 @@ class FaultServer:
             items = [{"object": "embedding", "index": i, "embedding": ["0.1", "0.2"]} for i in range(count)]
         elif self.mode == "no_data":
             return JSONResponse({"object": "list", "model": body["model"]})
-        return JSONResponse({"object": "list", "model": body["model"], "data": items,
-                             "usage": {"prompt_tokens": count, "total_tokens": count}})
+        return JSONResponse(
+            {
+                "object": "list",
+                "model": body["model"],
+                "data": items,
+                "usage": {"prompt_tokens": count, "total_tokens": count},
+            }
+        )
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -49,16 +49,31 @@ REGION = {"fr": "FR", "de": "DE", "it": "IT", "es": "ES", "nl": "NL", "pl": "PL"
 
 # Where each identifier is written: in its country's language (EN for the others).
 ID_LANG = {
-    "FR_NIR": "fr", "FR_NIF": "fr", "LU_NIN": "fr", "BE_NN": "nl", "DE_IDNR": "de", "AT_SVNR": "de", "IT_CF": "it",
-    "ES_DNI": "es", "ES_NIE": "es", "NL_BSN": "nl", "PL_PESEL": "pl",
+    "FR_NIR": "fr",
+    "FR_NIF": "fr",
+    "LU_NIN": "fr",
+    "BE_NN": "nl",
+    "DE_IDNR": "de",
+    "AT_SVNR": "de",
+    "IT_CF": "it",
+    "ES_DNI": "es",
+    "ES_NIE": "es",
+    "NL_BSN": "nl",
+    "PL_PESEL": "pl",
 }
 
 T = dict[str, list[str]]
 # Sentences per language. {X} is the value; "ctx" sentences name the kind of value.
 SENT: dict[str, T] = {
     "fr": {
-        "person": ["Je m'appelle {X}.", "Le dossier de {X} est complet.", "{X} a appelé ce matin.", "Merci à {X} pour son aide.",
-                   "Pouvez-vous transmettre à M. {X} ?", "Rendez-vous confirmé avec {X} jeudi."],
+        "person": [
+            "Je m'appelle {X}.",
+            "Le dossier de {X} est complet.",
+            "{X} a appelé ce matin.",
+            "Merci à {X} pour son aide.",
+            "Pouvez-vous transmettre à M. {X} ?",
+            "Rendez-vous confirmé avec {X} jeudi.",
+        ],
         "email": ["Mon adresse e-mail est {X}.", "Écrivez-moi à {X} s'il vous plaît.", "Contact : {X}"],
         "phone": ["Vous pouvez me joindre au {X}.", "Mon portable : {X}.", "Appelez le {X} après 18h."],
         "iban": ["Mon IBAN est {X}.", "Merci de virer le montant sur {X}."],
@@ -71,13 +86,22 @@ SENT: dict[str, T] = {
         "FR_NIF": ["Mon numéro fiscal est {X}.", "Référence fiscale (SPI) : {X}"],
         "LU_NIN": ["Mon matricule luxembourgeois est {X}.", "Numéro d'identification national : {X}"],
         "noctx": ["Voici mes informations : {X}.", "Pour info : {X}", "Le voici : {X}."],
-        "neg_order": ["Votre commande n° {X} a été expédiée.", "Facture {X} du mois dernier.", "Référence colis : {X}."],
+        "neg_order": [
+            "Votre commande n° {X} a été expédiée.",
+            "Facture {X} du mois dernier.",
+            "Référence colis : {X}.",
+        ],
         "neg_org": ["Je travaille chez {X}.", "La société {X} a signé le contrat.", "Nous avons un bureau à {X}."],
         "neg_date": ["La réunion est prévue le {X}.", "Le contrat expire le {X}."],
     },
     "de": {
-        "person": ["Mein Name ist {X}.", "Die Akte von {X} ist vollständig.", "{X} hat heute Morgen angerufen.",
-                   "Bitte leiten Sie das an Herrn {X} weiter.", "Termin mit {X} am Donnerstag bestätigt."],
+        "person": [
+            "Mein Name ist {X}.",
+            "Die Akte von {X} ist vollständig.",
+            "{X} hat heute Morgen angerufen.",
+            "Bitte leiten Sie das an Herrn {X} weiter.",
+            "Termin mit {X} am Donnerstag bestätigt.",
+        ],
         "email": ["Meine E-Mail-Adresse lautet {X}.", "Schreiben Sie mir an {X}.", "Kontakt: {X}"],
         "phone": ["Sie erreichen mich unter {X}.", "Meine Handynummer: {X}.", "Rufen Sie bitte {X} an."],
         "iban": ["Meine IBAN lautet {X}.", "Bitte überweisen Sie den Betrag auf {X}."],
@@ -89,13 +113,26 @@ SENT: dict[str, T] = {
         "DE_IDNR": ["Meine Steuer-ID ist {X}.", "Steuerliche Identifikationsnummer: {X}", "Die IdNr lautet {X}."],
         "AT_SVNR": ["Meine Sozialversicherungsnummer ist {X}.", "SV-Nummer (e-card): {X}"],
         "noctx": ["Hier meine Angaben: {X}.", "Zur Info: {X}", "Anbei: {X}."],
-        "neg_order": ["Ihre Bestellung Nr. {X} wurde versandt.", "Rechnung {X} vom letzten Monat.", "Sendungsnummer: {X}."],
-        "neg_org": ["Ich arbeite bei {X}.", "Die Firma {X} hat den Vertrag unterschrieben.", "Wir haben ein Büro in {X}."],
+        "neg_order": [
+            "Ihre Bestellung Nr. {X} wurde versandt.",
+            "Rechnung {X} vom letzten Monat.",
+            "Sendungsnummer: {X}.",
+        ],
+        "neg_org": [
+            "Ich arbeite bei {X}.",
+            "Die Firma {X} hat den Vertrag unterschrieben.",
+            "Wir haben ein Büro in {X}.",
+        ],
         "neg_date": ["Das Meeting ist am {X}.", "Der Vertrag endet am {X}."],
     },
     "it": {
-        "person": ["Mi chiamo {X}.", "La pratica di {X} è completa.", "{X} ha chiamato stamattina.",
-                   "Può inoltrarlo al signor {X}?", "Appuntamento confermato con {X} giovedì."],
+        "person": [
+            "Mi chiamo {X}.",
+            "La pratica di {X} è completa.",
+            "{X} ha chiamato stamattina.",
+            "Può inoltrarlo al signor {X}?",
+            "Appuntamento confermato con {X} giovedì.",
+        ],
         "email": ["Il mio indirizzo e-mail è {X}.", "Scrivetemi a {X}.", "Contatto: {X}"],
         "phone": ["Potete chiamarmi al {X}.", "Il mio cellulare: {X}.", "Chiamate il {X} dopo le 18."],
         "iban": ["Il mio IBAN è {X}.", "Si prega di bonificare l'importo su {X}."],
@@ -106,13 +143,22 @@ SENT: dict[str, T] = {
         "bic": ["Il codice BIC della banca è {X}.", "BIC/SWIFT: {X}"],
         "IT_CF": ["Il mio codice fiscale è {X}.", "C.F.: {X}", "Codice fiscale del paziente: {X}."],
         "noctx": ["Ecco i miei dati: {X}.", "Per info: {X}", "Eccolo: {X}."],
-        "neg_order": ["Il suo ordine n. {X} è stato spedito.", "Fattura {X} del mese scorso.", "Numero di spedizione: {X}."],
+        "neg_order": [
+            "Il suo ordine n. {X} è stato spedito.",
+            "Fattura {X} del mese scorso.",
+            "Numero di spedizione: {X}.",
+        ],
         "neg_org": ["Lavoro presso {X}.", "La società {X} ha firmato il contratto.", "Abbiamo un ufficio a {X}."],
         "neg_date": ["La riunione è prevista per il {X}.", "Il contratto scade il {X}."],
     },
     "es": {
-        "person": ["Me llamo {X}.", "El expediente de {X} está completo.", "{X} ha llamado esta mañana.",
-                   "¿Puede enviarlo al señor {X}?", "Cita confirmada con {X} el jueves."],
+        "person": [
+            "Me llamo {X}.",
+            "El expediente de {X} está completo.",
+            "{X} ha llamado esta mañana.",
+            "¿Puede enviarlo al señor {X}?",
+            "Cita confirmada con {X} el jueves.",
+        ],
         "email": ["Mi correo electrónico es {X}.", "Escríbame a {X}.", "Contacto: {X}"],
         "phone": ["Puede llamarme al {X}.", "Mi móvil: {X}.", "Llame al {X} después de las 18."],
         "iban": ["Mi IBAN es {X}.", "Por favor transfiera el importe a {X}."],
@@ -129,8 +175,13 @@ SENT: dict[str, T] = {
         "neg_date": ["La reunión es el {X}.", "El contrato vence el {X}."],
     },
     "nl": {
-        "person": ["Mijn naam is {X}.", "Het dossier van {X} is compleet.", "{X} heeft vanochtend gebeld.",
-                   "Kunt u dit doorsturen naar meneer {X}?", "Afspraak met {X} op donderdag bevestigd."],
+        "person": [
+            "Mijn naam is {X}.",
+            "Het dossier van {X} is compleet.",
+            "{X} heeft vanochtend gebeld.",
+            "Kunt u dit doorsturen naar meneer {X}?",
+            "Afspraak met {X} op donderdag bevestigd.",
+        ],
         "email": ["Mijn e-mailadres is {X}.", "Mail me op {X}.", "Contact: {X}"],
         "phone": ["U kunt me bereiken op {X}.", "Mijn mobiel: {X}.", "Bel {X} na 18 uur."],
         "iban": ["Mijn IBAN is {X}.", "Graag het bedrag overmaken naar {X}."],
@@ -143,14 +194,27 @@ SENT: dict[str, T] = {
         "BE_NN": ["Mijn rijksregisternummer is {X}.", "Rijksregisternr.: {X}"],
         "noctx": ["Hier zijn mijn gegevens: {X}.", "Ter info: {X}", "Alstublieft: {X}."],
         "neg_order": ["Uw bestelling nr. {X} is verzonden.", "Factuur {X} van vorige maand.", "Zendingnummer: {X}."],
-        "neg_org": ["Ik werk bij {X}.", "Het bedrijf {X} heeft het contract getekend.", "We hebben een kantoor in {X}."],
+        "neg_org": [
+            "Ik werk bij {X}.",
+            "Het bedrijf {X} heeft het contract getekend.",
+            "We hebben een kantoor in {X}.",
+        ],
         "neg_date": ["De vergadering is op {X}.", "Het contract loopt af op {X}."],
     },
     "pl": {
-        "person": ["Nazywam się {X}.", "Akta {X} są kompletne.", "{X} dzwonił dziś rano.",
-                   "Proszę przekazać to panu {X}.", "Spotkanie z {X} potwierdzone na czwartek."],
+        "person": [
+            "Nazywam się {X}.",
+            "Akta {X} są kompletne.",
+            "{X} dzwonił dziś rano.",
+            "Proszę przekazać to panu {X}.",
+            "Spotkanie z {X} potwierdzone na czwartek.",
+        ],
         "email": ["Mój adres e-mail to {X}.", "Proszę pisać na {X}.", "Kontakt: {X}"],
-        "phone": ["Można się ze mną skontaktować pod numerem {X}.", "Mój telefon komórkowy: {X}.", "Proszę dzwonić na {X}."],
+        "phone": [
+            "Można się ze mną skontaktować pod numerem {X}.",
+            "Mój telefon komórkowy: {X}.",
+            "Proszę dzwonić na {X}.",
+        ],
         "iban": ["Mój numer IBAN to {X}.", "Proszę przelać kwotę na {X}."],
         "card": ["Moja karta kredytowa: {X}.", "Płatność kartą {X}."],
         "dob": ["Urodziłem się {X} w Krakowie.", "Data urodzenia: {X}."],
@@ -159,13 +223,22 @@ SENT: dict[str, T] = {
         "bic": ["Kod BIC banku to {X}.", "BIC/SWIFT: {X}"],
         "PL_PESEL": ["Mój PESEL to {X}.", "Numer PESEL: {X}", "PESEL pacjenta: {X}."],
         "noctx": ["Oto moje dane: {X}.", "Do wiadomości: {X}", "Proszę: {X}."],
-        "neg_order": ["Zamówienie nr {X} zostało wysłane.", "Faktura {X} z zeszłego miesiąca.", "Numer przesyłki: {X}."],
+        "neg_order": [
+            "Zamówienie nr {X} zostało wysłane.",
+            "Faktura {X} z zeszłego miesiąca.",
+            "Numer przesyłki: {X}.",
+        ],
         "neg_org": ["Pracuję w {X}.", "Firma {X} podpisała umowę.", "Mamy biuro w {X}."],
         "neg_date": ["Spotkanie jest {X}.", "Umowa wygasa {X}."],
     },
     "en": {
-        "person": ["My name is {X}.", "The file of {X} is complete.", "{X} called this morning.",
-                   "Could you forward this to Mr {X}?", "Meeting with {X} confirmed for Thursday."],
+        "person": [
+            "My name is {X}.",
+            "The file of {X} is complete.",
+            "{X} called this morning.",
+            "Could you forward this to Mr {X}?",
+            "Meeting with {X} confirmed for Thursday.",
+        ],
         "email": ["My e-mail address is {X}.", "Write to me at {X}.", "Contact: {X}"],
         "phone": ["You can reach me on {X}.", "My mobile: {X}.", "Call {X} after 6 pm."],
         "iban": ["My IBAN is {X}.", "Please transfer the amount to {X}."],
@@ -179,20 +252,32 @@ SENT: dict[str, T] = {
         "neg_org": ["I work at {X}.", "The company {X} signed the contract.", "We have an office in {X}."],
         "neg_date": ["The meeting is on {X}.", "The contract ends on {X}."],
         # The national identifiers of the other member states, named as their owners do.
-        "RO_CNP": ["My CNP (cod numeric personal) is {X}."], "SI_EMSO": ["My EMŠO is {X}."],
-        "PT_CC": ["My Cartão de Cidadão number is {X}."], "PT_NIF": ["My NIF (número de contribuinte) is {X}."],
-        "CY_TIC": ["My Cyprus TIC is {X}."], "IE_PPS": ["My PPS number is {X}."], "FI_HETU": ["My henkilötunnus is {X}."],
+        "RO_CNP": ["My CNP (cod numeric personal) is {X}."],
+        "SI_EMSO": ["My EMŠO is {X}."],
+        "PT_CC": ["My Cartão de Cidadão number is {X}."],
+        "PT_NIF": ["My NIF (número de contribuinte) is {X}."],
+        "CY_TIC": ["My Cyprus TIC is {X}."],
+        "IE_PPS": ["My PPS number is {X}."],
+        "FI_HETU": ["My henkilötunnus is {X}."],
         "EE_LT_ID": ["My Estonian isikukood is {X}.", "My Lithuanian asmens kodas is {X}."],
-        "GR_AMKA": ["My AMKA is {X}."], "LV_PK": ["My Latvian personas kods is {X}."], "HR_OIB": ["My OIB is {X}."],
-        "BG_EGN": ["My EGN is {X}."], "CZ_RC": ["My rodné číslo is {X}."], "SE_PNR": ["My personnummer is {X}."],
-        "DK_CPR": ["My CPR number is {X}."], "HU_TAX_ID": ["My adóazonosító jel is {X}."],
+        "GR_AMKA": ["My AMKA is {X}."],
+        "LV_PK": ["My Latvian personas kods is {X}."],
+        "HR_OIB": ["My OIB is {X}."],
+        "BG_EGN": ["My EGN is {X}."],
+        "CZ_RC": ["My rodné číslo is {X}."],
+        "SE_PNR": ["My personnummer is {X}."],
+        "DK_CPR": ["My CPR number is {X}."],
+        "HU_TAX_ID": ["My adóazonosító jel is {X}."],
     },
 }
 
 DATE_FORMATS = {
-    "fr": ["{d:02d}/{m:02d}/{y}", "{d} {mon} {y}"], "de": ["{d:02d}.{m:02d}.{y}", "{d}. {mon} {y}"],
-    "it": ["{d:02d}/{m:02d}/{y}", "{d} {mon} {y}"], "es": ["{d:02d}/{m:02d}/{y}", "{d} de {mon} de {y}"],
-    "nl": ["{d:02d}-{m:02d}-{y}", "{d} {mon} {y}"], "pl": ["{d:02d}.{m:02d}.{y}", "{d} {mon} {y}"],
+    "fr": ["{d:02d}/{m:02d}/{y}", "{d} {mon} {y}"],
+    "de": ["{d:02d}.{m:02d}.{y}", "{d}. {mon} {y}"],
+    "it": ["{d:02d}/{m:02d}/{y}", "{d} {mon} {y}"],
+    "es": ["{d:02d}/{m:02d}/{y}", "{d} de {mon} de {y}"],
+    "nl": ["{d:02d}-{m:02d}-{y}", "{d} {mon} {y}"],
+    "pl": ["{d:02d}.{m:02d}.{y}", "{d} {mon} {y}"],
     "en": ["{y}-{m:02d}-{d:02d}", "{d} {mon} {y}"],
 }
 MONTHS = {
@@ -206,7 +291,14 @@ MONTHS = {
 }
 
 VAT_FORMATS = {  # country: (body length, alphabet of the last character(s))
-    "DE": 9, "FR": 11, "IT": 11, "ES": 9, "NL": 12, "PL": 10, "BE": 10, "AT": 9,
+    "DE": 9,
+    "FR": 11,
+    "IT": 11,
+    "ES": 9,
+    "NL": 12,
+    "PL": 10,
+    "BE": 10,
+    "AT": 9,
 }
 
 
@@ -251,7 +343,7 @@ def evade(value: str, rng: random.Random) -> str:
     chars = [i for i, c in enumerate(value) if c in HOMOGLYPHS]
     if chars:
         i = rng.choice(chars)
-        return value[:i] + HOMOGLYPHS[value[i]] + value[i + 1:]
+        return value[:i] + HOMOGLYPHS[value[i]] + value[i + 1 :]
     return value[:1] + ZW + value[1:]
 
 
@@ -308,7 +400,7 @@ class Values:
     def card(self, lang: str) -> str:
         n = self.fakers[lang].credit_card_number(card_type=self.rng.choice(["visa16", "mastercard", "amex"]))
         if len(n) == 16 and self.rng.random() < 0.6:
-            return " ".join(n[i:i + 4] for i in range(0, 16, 4))
+            return " ".join(n[i : i + 4] for i in range(0, 16, 4))
         return n
 
     def ip(self, lang: str) -> str:
@@ -319,7 +411,15 @@ class Values:
         return self.fakers[lang].swift(length=self.rng.choice([8, 11]))
 
     def vat(self, lang: str) -> str:
-        cc = {"fr": "FR", "de": "DE", "it": "IT", "es": "ES", "nl": "NL", "pl": "PL", "en": self.rng.choice(["BE", "AT"])}[lang]
+        cc = {
+            "fr": "FR",
+            "de": "DE",
+            "it": "IT",
+            "es": "ES",
+            "nl": "NL",
+            "pl": "PL",
+            "en": self.rng.choice(["BE", "AT"]),
+        }[lang]
         length = VAT_FORMATS[cc]
         if cc == "FR":  # key from the SIREN (itself Luhn-valid)
             from stdnum import luhn
@@ -331,7 +431,11 @@ class Values:
             if cc == "NL":
                 body = "".join(self.rng.choice(string.digits) for _ in range(9)) + "B0" + self.rng.choice("123456789")
             elif cc == "ES":
-                body = self.rng.choice("ABX") + "".join(self.rng.choice(string.digits) for _ in range(7)) + self.rng.choice(string.ascii_uppercase + string.digits)
+                body = (
+                    self.rng.choice("ABX")
+                    + "".join(self.rng.choice(string.digits) for _ in range(7))
+                    + self.rng.choice(string.ascii_uppercase + string.digits)
+                )
             elif cc == "AT":
                 body = "U" + "".join(self.rng.choice(string.digits) for _ in range(8))
             elif cc == "BE":
@@ -370,14 +474,17 @@ def negative_values(rng: random.Random) -> list[Callable[[], str]]:
         lambda: "1Z" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
         lambda: str(uuid.UUID(int=rng.getrandbits(128))),
         lambda: hashlib.sha1(digits(8).encode()).hexdigest(),
-        lambda: f"{rng.randrange(1, 20)}.{rng.randrange(0, 10)}.{rng.randrange(1000, 30000)}.{rng.randrange(100, 5000)}",
+        lambda: (
+            f"{rng.randrange(1, 20)}.{rng.randrange(0, 10)}.{rng.randrange(1000, 30000)}.{rng.randrange(100, 5000)}"
+        ),
         lambda: str(rng.randrange(1_600_000_000_000, 1_800_000_000_000)),
         lambda: digits(4) + " " + digits(4) + " " + digits(4) + " " + digits(4),  # card-shaped, Luhn fails 9 in 10
     ]
 
 
-def build(n_messages: int = 2400, seed: int = 1, names: str = "faker", evasion_rate: float = 0.15,
-          context_rate: float = 0.8) -> list[Message]:
+def build(
+    n_messages: int = 2400, seed: int = 1, names: str = "faker", evasion_rate: float = 0.15, context_rate: float = 0.8
+) -> list[Message]:
     rng = random.Random(seed)
     vals = Values(seed, names)
     negs = negative_values(rng)
@@ -404,10 +511,28 @@ def build(n_messages: int = 2400, seed: int = 1, names: str = "faker", evasion_r
                 if miss:
                     sentences.append((rng.choice(SENT[tpl_lang][t]), None, miss, True))
         for kind in rng.sample(kinds, rng.randrange(1, 4)):
-            value = {"person": vals.person, "email": vals.email, "phone": vals.phone, "iban": vals.iban,
-                     "card": vals.card, "dob": vals.dob, "ip": vals.ip, "vat": vals.vat, "bic": vals.bic}[kind](lang)
-            type_ = {"person": "PERSON", "email": "EMAIL", "phone": "PHONE", "iban": "IBAN", "card": "CARD",
-                     "dob": "DATE_OF_BIRTH", "ip": "IP_ADDRESS", "vat": "VAT", "bic": "BIC"}[kind]
+            value = {
+                "person": vals.person,
+                "email": vals.email,
+                "phone": vals.phone,
+                "iban": vals.iban,
+                "card": vals.card,
+                "dob": vals.dob,
+                "ip": vals.ip,
+                "vat": vals.vat,
+                "bic": vals.bic,
+            }[kind](lang)
+            type_ = {
+                "person": "PERSON",
+                "email": "EMAIL",
+                "phone": "PHONE",
+                "iban": "IBAN",
+                "card": "CARD",
+                "dob": "DATE_OF_BIRTH",
+                "ip": "IP_ADDRESS",
+                "vat": "VAT",
+                "bic": "BIC",
+            }[kind]
             sentences.append((rng.choice(SENT[lang][kind]), type_, value, True))
         for _ in range(rng.randrange(1, 3)):
             sentences.append((rng.choice(SENT[lang]["neg_order"]), None, rng.choice(negs)(), True))
@@ -421,8 +546,16 @@ def build(n_messages: int = 2400, seed: int = 1, names: str = "faker", evasion_r
         if rng.random() < 0.5:  # company and city names: capitalised words that are no person
             tpl = rng.choice(SENT[lang]["neg_org"])
             f = vals.fakers[lang]
-            sentences.append((tpl, None, f.city() if "{X}." in tpl and ("à" in tpl or " in " in tpl or " a " in tpl
-                              or " en " in tpl or " w " in tpl) else f.company(), True))
+            sentences.append(
+                (
+                    tpl,
+                    None,
+                    f.city()
+                    if "{X}." in tpl and ("à" in tpl or " in " in tpl or " a " in tpl or " en " in tpl or " w " in tpl)
+                    else f.company(),
+                    True,
+                )
+            )
         for _ in range(rng.randrange(1, 3)):
             sentences.append((vals.fakers[lang].sentence(nb_words=rng.randrange(6, 14)), None, "", True))
         rng.shuffle(sentences)

@@ -24,8 +24,11 @@ def main() -> None:
     tree = ast.parse((Path(__file__).parent / "run.py").read_text(encoding="utf-8"))
     texts = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in (
-                "TYPICAL_1KB", "PII_FREE_1KB"):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id in ("TYPICAL_1KB", "PII_FREE_1KB")
+        ):
             texts[node.targets[0].id] = ast.literal_eval(node.value.value)[:1024]
     text = {"typical": texts["TYPICAL_1KB"], "free": texts["PII_FREE_1KB"]}[sys.argv[1]]
     scanner = Scanner()

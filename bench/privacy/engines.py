@@ -77,8 +77,12 @@ def names_in_lists(text: str, table: Mapping[str, int]) -> int:
 
 def _hs_database(expressions: list[bytes], flags: int) -> hyperscan.Database:
     db = hyperscan.Database()
-    db.compile(expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions),
-               flags=[flags] * len(expressions))
+    db.compile(
+        expressions=expressions,
+        ids=list(range(len(expressions))),
+        elements=len(expressions),
+        flags=[flags] * len(expressions),
+    )
     return db
 
 
@@ -109,12 +113,16 @@ def hyperscan_rows(texts: dict[str, list[str]]) -> None:
         n = 0
         for i, end in hits:
             start = end - len(tokens[i].encode("utf-8"))
-            if (start == 0 or not low[start - 1:start].isalnum()) and (end == len(low) or not low[end:end + 1].isalnum()):
+            if (start == 0 or not low[start - 1 : start].isalnum()) and (
+                end == len(low) or not low[end : end + 1].isalnum()
+            ):
                 n += 1
         return n
 
-    print(f"\nHyperscan {hyperscan.__version__} ({len(keys)} keyword keys, {len(tokens)} name tokens compiled in "
-          f"{compile_s:.1f} s):\n")
+    print(
+        f"\nHyperscan {hyperscan.__version__} ({len(keys)} keyword keys, {len(tokens)} name tokens compiled in "
+        f"{compile_s:.1f} s):\n"
+    )
     print("| work | text | scanner's way (µs) | hyperscan (µs) | matches reported, scanner / hyperscan |")
     print("|---|---|---:|---:|---|")
     for label, group in texts.items():
@@ -151,7 +159,9 @@ def main() -> None:
             auto.add_word(token, (len(token), flags))
     auto.make_automaton()
 
-    words = {w for ws in context.SPECIFIC.values() for w in ws} | set(context.GENERIC_WORDS) | set(context.NEGATIVE_WORDS)
+    words = (
+        {w for ws in context.SPECIFIC.values() for w in ws} | set(context.GENERIC_WORDS) | set(context.NEGATIVE_WORDS)
+    )
     keyword_re = context.keyword_regex(words)  # the former per-window matcher
     window = TYPICAL_1KB[60:140]
 
@@ -176,11 +186,15 @@ def main() -> None:
         print(f"| name-list words | {label} | {a:.1f} | {b:.1f} | Aho-Corasick |")
         a = cpu_us(lambda: list(keyword_re.finditer(low)))
         b = cpu_us(lambda: KEYWORDS.find(text))
-        print(f"| context keywords (whole text) | {label} | {a:.1f} | {b:.1f} | Aho-Corasick (keywords.py, all lists) |")
+        print(
+            f"| context keywords (whole text) | {label} | {a:.1f} | {b:.1f} | Aho-Corasick (keywords.py, all lists) |"
+        )
     a = cpu_us(lambda: list(keyword_re.finditer(window.lower())))
     print(f"| context keywords (one 80-character window, the former way) | typical | {a:.1f} | | |")
-    print("\n(The name figure for Aho-Corasick includes the word-boundary filter in Python; keywords.py "
-          "needs none, since its keys carry their boundary spaces.)")
+    print(
+        "\n(The name figure for Aho-Corasick includes the word-boundary filter in Python; keywords.py "
+        "needs none, since its keys carry their boundary spaces.)"
+    )
     dense = kb_messages(corpus.build(2400, seed=1), 200)[:50]
     hyperscan_rows({"typical": [TYPICAL_1KB], "pii-free": [PII_FREE_1KB], "dense (50 slices)": dense})
 

@@ -31,9 +31,13 @@ def random_like(scheme: ids.IdScheme, length: int, rng: random.Random) -> str:
         if scheme.shape.fullmatch(s):
             return s
         # letters at the end / start for the shapes that need them
-        for fix in (lambda s: s[:-1] + rng.choice(UPPER), lambda s: rng.choice("XYZ") + s[1:-1] + rng.choice(UPPER),
-                    lambda s: s[:-2] + rng.choice(UPPER) + rng.choice("ABHW"), lambda s: s[:6] + "-" + s[7:],
-                    lambda s: s[:9] + rng.choice(UPPER) + rng.choice(UPPER) + s[11:]):
+        for fix in (
+            lambda s: s[:-1] + rng.choice(UPPER),
+            lambda s: rng.choice("XYZ") + s[1:-1] + rng.choice(UPPER),
+            lambda s: s[:-2] + rng.choice(UPPER) + rng.choice("ABHW"),
+            lambda s: s[:6] + "-" + s[7:],
+            lambda s: s[:9] + rng.choice(UPPER) + rng.choice(UPPER) + s[11:],
+        ):
             t = fix(s)
             if scheme.shape.fullmatch(t):
                 return t
@@ -54,8 +58,10 @@ def main(n: int = 20000) -> None:
                     continue
                 tried += 1
                 passed += bool(ids.matches(s.replace("-", ""), s) and scheme in ids.matches(s.replace("-", ""), s))
-            digits = sum(bool(scheme in ids.matches(d, d))
-                         for d in ("".join(rng.choice(DIGITS) for _ in range(length)) for _ in range(n)))
+            digits = sum(
+                bool(scheme in ids.matches(d, d))
+                for d in ("".join(rng.choice(DIGITS) for _ in range(length)) for _ in range(n))
+            )
             if tried:
                 print(f"{scheme.type:10} {length:>3} {passed / tried:>10.5f} {digits / n:>10.5f}  {scheme.base}")
 

@@ -53,7 +53,7 @@ def _gen(type_: str, rng: random.Random) -> tuple[str, str] | None:
         n = _complete(rng.choice("12") + yy + mm + dept + _d(rng, 3) + _d(rng, 3), _two_digits(), check, rng)
         return n and (n, f"{n[0]} {n[1:3]} {n[3:5]} {n[5:7]} {n[7:10]} {n[10:13]} {n[13:]}")
     if type_ == "RO_CNP":
-        s = "12" [rng.randrange(2)] if d.year < 2000 else "56"[rng.randrange(2)]
+        s = "12"[rng.randrange(2)] if d.year < 2000 else "56"[rng.randrange(2)]
         county = f"{rng.randrange(1, 47):02d}"
         n = _complete(s + yy + mm + dd + county + _d(rng, 3), DIGITS, check, rng)
         return n and (n, n)
@@ -70,11 +70,20 @@ def _gen(type_: str, rng: random.Random) -> tuple[str, str] | None:
     if type_ == "IT_CF":
         month = "ABCDEHLMPRST"[d.month - 1]
         day = f"{d.day + rng.choice((0, 40)):02d}"
-        body = "".join(rng.choice("BCDFGHLMNPRSTVZ") for _ in range(6)) + yy + month + day + rng.choice("ABCDEFGHLMZ") + _d(rng, 3)
+        body = (
+            "".join(rng.choice("BCDFGHLMNPRSTVZ") for _ in range(6))
+            + yy
+            + month
+            + day
+            + rng.choice("ABCDEFGHLMZ")
+            + _d(rng, 3)
+        )
         n = _complete(body, UPPER, check, rng)
         return n and (n, n)
     if type_ == "PT_CC":
-        n = _complete(_d(rng, 8), [c + v + k for c in DIGITS for v in ("ZZ", "ZY", "ZX", "AB") for k in DIGITS][:400], check, rng)
+        n = _complete(
+            _d(rng, 8), [c + v + k for c in DIGITS for v in ("ZZ", "ZY", "ZX", "AB") for k in DIGITS][:400], check, rng
+        )
         return n and (n, f"{n[:8]} {n[8]} {n[9:]}")
     if type_ == "ES_NIE":
         n = _complete(rng.choice("XYZ") + _d(rng, 7), UPPER, check, rng)
@@ -90,7 +99,9 @@ def _gen(type_: str, rng: random.Random) -> tuple[str, str] | None:
         return n and (n, n)
     if type_ == "FI_HETU":
         sign = "-" if d.year < 2000 else "A"
-        n = _complete(dd + mm + yy + sign + f"{rng.randrange(2, 900):03d}", DIGITS + "ABCDEFHJKLMNPRSTUVWXY", check, rng)
+        n = _complete(
+            dd + mm + yy + sign + f"{rng.randrange(2, 900):03d}", DIGITS + "ABCDEFHJKLMNPRSTUVWXY", check, rng
+        )
         return n and (n.replace("-", ""), n)
     if type_ == "PL_PESEL":
         m = d.month + (20 if d.year >= 2000 else 0)
@@ -176,7 +187,7 @@ def near_miss(type_: str, written: str, rng: random.Random) -> str | None:
         if rng.random() < 0.3:
             pos = rng.choice([i for i, c in enumerate(written) if c.isdigit()])
         alphabet = DIGITS if written[pos].isdigit() else UPPER
-        new = written[:pos] + rng.choice([c for c in alphabet if c != written[pos]]) + written[pos + 1:]
+        new = written[:pos] + rng.choice([c for c in alphabet if c != written[pos]]) + written[pos + 1 :]
         compact = "".join(c for c in new if c.isalnum()).upper()
         if not ids.matches(compact, new):
             return new

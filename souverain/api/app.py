@@ -55,7 +55,13 @@ class Gateway:
         self.router = Router(self.config)
         scanner, tenant_scanners = build_scanners(self.config)
         self.pipeline = Pipeline(
-            self.keys, self.engines, self.metrics, self.router, scanner, self.ledger, tenant_scanners=tenant_scanners,
+            self.keys,
+            self.engines,
+            self.metrics,
+            self.router,
+            scanner,
+            self.ledger,
+            tenant_scanners=tenant_scanners,
             unscannable_class=self.config.routing.unscannable_class,
         )
 

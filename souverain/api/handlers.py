@@ -25,9 +25,9 @@ from souverain.api import dialects
 from souverain.api.dialects import Dialect
 from souverain.api.errors import error_body
 from souverain.chat import ChatRequest, EmbeddingRequest, decode
+from souverain.classes import CLASSES, DataClassName, highest, is_class
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge
-from souverain.classes import CLASSES, DataClassName, highest, is_class
 from souverain.pipeline import ClientGone
 
 T = TypeVar("T")
@@ -211,7 +211,8 @@ def _model_card(name: str, gw: Any) -> dict[str, Any]:
         "aliases": [],
         "capabilities": {
             "completion_chat": True,
-            "function_calling": isinstance(config, LlamaCppModel) or (isinstance(config, OpenAIHTTPModel) and config.tools),
+            "function_calling": isinstance(config, LlamaCppModel)
+            or (isinstance(config, OpenAIHTTPModel) and config.tools),
             "reasoning": isinstance(config, LlamaCppModel) and config.reasoning is not None,
             "completion_fim": False,
             "fine_tuning": False,
@@ -243,7 +244,9 @@ def _render_embeddings(req: EmbeddingRequest, vectors: list[list[float]], usage:
         {"object": "embedding", "index": i, "embedding": _encode_vector(v, req.encoding_format)}
         for i, v in enumerate(vectors)
     ]
-    return _encode({"id": "emb-" + secrets.token_hex(12), "object": "list", "data": data, "model": req.model, "usage": usage})
+    return _encode(
+        {"id": "emb-" + secrets.token_hex(12), "object": "list", "data": data, "model": req.model, "usage": usage}
+    )
 
 
 def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:

@@ -71,8 +71,11 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self._limits.max_connections:
-            log.warning("refused a connection: %d open, the limit is %d", len(self.connections) - 1,
-                        self._limits.max_connections)
+            log.warning(
+                "refused a connection: %d open, the limit is %d",
+                len(self.connections) - 1,
+                self._limits.max_connections,
+            )
             self._answer(503, "The gateway has too many open connections; try again shortly.", retry_after=True)
             return
         self._in_headers = True
@@ -166,8 +169,11 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _headers_late(self) -> None:
         self._timer = None
-        log.info("closed a connection from %s: no complete request headers within %g s", _peer(self.client),
-                 self._limits.header_timeout_s)
+        log.info(
+            "closed a connection from %s: no complete request headers within %g s",
+            _peer(self.client),
+            self._limits.header_timeout_s,
+        )
         self.transport.close()
 
     def _body_check(self) -> None:
@@ -183,8 +189,11 @@ class GuardedProtocol(HttpToolsProtocol):
         if now < allowed:
             self._arm(allowed - now, self._body_check)
             return
-        log.info("closed a connection from %s: request body slower than %d bytes/s", _peer(self.client),
-                 self._limits.body_min_rate_bytes_s)
+        log.info(
+            "closed a connection from %s: request body slower than %d bytes/s",
+            _peer(self.client),
+            self._limits.body_min_rate_bytes_s,
+        )
         self.transport.close()
 
     def _answer(self, status: int, message: str, *, retry_after: bool = False) -> None:
@@ -192,8 +201,12 @@ class GuardedProtocol(HttpToolsProtocol):
         before any request reached the application (no dialect is known yet)."""
         self._disarm()
         body = message.encode()
-        head = [f"HTTP/1.1 {status} {_REASONS[status]}", "content-type: text/plain; charset=utf-8",
-                f"content-length: {len(body)}", "connection: close"]
+        head = [
+            f"HTTP/1.1 {status} {_REASONS[status]}",
+            "content-type: text/plain; charset=utf-8",
+            f"content-length: {len(body)}",
+            "connection: close",
+        ]
         if retry_after:
             head.append("retry-after: 1")
         self.transport.write("\r\n".join(head).encode() + b"\r\n\r\n" + body)
@@ -263,7 +276,9 @@ def server_settings(limits: HardeningConfig) -> dict[str, Any]:
         capped = max(1, soft - RESERVED_FILES)
         log.warning(
             "the open-file limit is %d: serving at most %d connections instead of hardening.max_connections (%d)",
-            soft, capped, limits.max_connections,
+            soft,
+            capped,
+            limits.max_connections,
         )
         limits = msgspec.structs.replace(limits, max_connections=capped)
     return {

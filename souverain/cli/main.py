@@ -13,12 +13,12 @@ import argparse
 import dataclasses
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from souverain.cli.help import finish
-from souverain.cli.options import config_path, with_config
 from souverain import __version__
 from souverain.auth import SCOPES
+from souverain.cli.help import finish
+from souverain.cli.options import config_path, with_config
 from souverain.errors import ConfigError
 from souverain.state.migrate import StateError
 
@@ -51,7 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     keys = _keystore(_load(args.config))
-    token, info = keys.create(args.name, tenant=args.tenant, scopes=tuple(args.scope or ["inference"]), models=args.model)
+    token, info = keys.create(
+        args.name, tenant=args.tenant, scopes=tuple(args.scope or ["inference"]), models=args.model
+    )
     print(token)
     print(f"key id {info.id} ({', '.join(info.scopes)}); store the key now: it is not shown again.", file=sys.stderr)
     return 0
@@ -64,10 +66,12 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':12}  {'NAME':20}  {'TENANT':12}  {'SCOPES':17}  {'MODELS':20}  {'CREATED (UTC)':19}  STATUS")
     for k in keys:
-        created = datetime.fromtimestamp(k.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        created = datetime.fromtimestamp(k.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         status = "revoked" if k.revoked_at else "active"
         models = ",".join(k.models) if k.models else "*"
-        print(f"{k.id:12}  {k.name[:20]:20}  {k.tenant[:12]:12}  {','.join(k.scopes):17}  {models[:20]:20}  {created}  {status}")
+        print(
+            f"{k.id:12}  {k.name[:20]:20}  {k.tenant[:12]:12}  {','.join(k.scopes):17}  {models[:20]:20}  {created}  {status}"
+        )
     return 0
 
 
@@ -111,7 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (overrides server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (overrides server.port; 0 picks a free one)")
     serve.add_argument(
-        "--workers", type=int, default=1, metavar="N",
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
         help="gateway processes accepting on the one port (default 1); they share the engine workers",
     )
     serve.set_defaults(func=cmd_serve)
@@ -126,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = with_config(keys.add_parser("list", help="list keys (never their secrets)"))
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_keys_list)
-    revoke = with_config(keys.add_parser("revoke", help="revoke a key by id; refused from the next request on (replicas on PostgreSQL: within state.key_cache_s)"))
+    revoke = with_config(
+        keys.add_parser(
+            "revoke",
+            help="revoke a key by id; refused from the next request on (replicas on PostgreSQL: within state.key_cache_s)",
+        )
+    )
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
 
@@ -137,10 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema = config.add_parser("schema", help="print the configuration's JSON Schema")
     schema.set_defaults(func=cmd_config_schema)
     from souverain.cli.privacy import add_parser as add_privacy_parser
+
     add_privacy_parser(sub)
     from souverain.cli.pipes import add_parser as add_pipes_parser
+
     add_pipes_parser(sub)
-    from souverain.cli.ledger import add_parser as add_ledger_parser, add_witness_parser
+    from souverain.cli.ledger import add_parser as add_ledger_parser
+    from souverain.cli.ledger import add_witness_parser
 
     add_ledger_parser(sub)
     add_witness_parser(sub)

@@ -48,12 +48,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(msgspec.json.format(msgspec.json.encode(analysis.profiles), indent=2).decode())
     else:
         where = path or "catalogue"
-        print(f"{where}: {len(analysis.routes)} route(s); rules {pipes.rules.version}; minimum confidence {analysis.min_confidence}")
+        print(
+            f"{where}: {len(analysis.routes)} route(s); rules {pipes.rules.version}; minimum confidence {analysis.min_confidence}"
+        )
         width = max((len(n) for n in analysis.routes), default=0)
         for name, r in analysis.routes.items():
             p = r.profile
             state = "breaks its requirements" if r.breaches else "ok"
-            print(f"  {name:{width}}  {p.level_name + f' ({int(p.level)})':19}  non-EU access: {p.non_eu_access:8}  {state}")
+            print(
+                f"  {name:{width}}  {p.level_name + f' ({int(p.level)})':19}  non-EU access: {p.non_eu_access:8}  {state}"
+            )
             if p.non_eu_access == "residual":  # contested: never a bare yes or no
                 print(f"  {'':{width}}  residual: {p.non_eu_access_reason}")
             for breach in r.breaches:
@@ -146,7 +150,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if file:
             p.add_argument("file", nargs="?", help="pipes file (default: $SOUVERAIN_PIPES or ./pipes.yaml)")
         p.add_argument("--no-catalogue", action="store_true", help="do not load the shipped catalogue")
-        p.add_argument("--min-confidence", choices=["asserted", "secondary", "verified"], help="facts below count as unknown")
+        p.add_argument(
+            "--min-confidence", choices=["asserted", "secondary", "verified"], help="facts below count as unknown"
+        )
         return p
 
     check = common(cmds.add_parser("check", help="validate and analyse; exit 1 if a route breaks its requirements"))
@@ -162,7 +168,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--route", action="append", help="only this route (repeatable)")
     report.set_defaults(func=cmd_report)
 
-    diff = common(cmds.add_parser("diff", help="what changed; exit 1 if a personal-data route lost sovereignty"), file=False)
+    diff = common(
+        cmds.add_parser("diff", help="what changed; exit 1 if a personal-data route lost sovereignty"), file=False
+    )
     diff.add_argument("old", help="the pipes file before the change (/dev/null for none)")
     diff.add_argument("new", help="the pipes file after the change")
     diff.add_argument("--format", "-f", choices=["text", "md", "json"], default="text")
@@ -172,8 +180,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dora.add_argument("--taxonomy", help="column layout to pin (see --list-taxonomies)")
     dora.add_argument("--list-taxonomies", action="store_true")
     target = dora.add_mutually_exclusive_group()
-    target.add_argument("--out", default="dora-register", help="directory for the CSV and Art. 30 files (default: ./dora-register)")
+    target.add_argument(
+        "--out", default="dora-register", help="directory for the CSV and Art. 30 files (default: ./dora-register)"
+    )
     tables = ["b_05.01", "b_05.02", "b_02.02", "art30"]
-    target.add_argument("--table", choices=tables, metavar="TABLE",
-                        help=f"print one table to standard output: {', '.join(tables[:-1])} or {tables[-1]}")
+    target.add_argument(
+        "--table",
+        choices=tables,
+        metavar="TABLE",
+        help=f"print one table to standard output: {', '.join(tables[:-1])} or {tables[-1]}",
+    )
     dora.set_defaults(func=cmd_dora)

@@ -38,8 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     scan = privacy.add_parser("scan", help="print findings as JSON (never values, unless --values)")
     _common(scan)
-    scan.add_argument("--jsonl", action="store_true",
-                      help="input is JSON Lines; scan each object's text field, print one line of findings per line")
+    scan.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="input is JSON Lines; scan each object's text field, print one line of findings per line",
+    )
     scan.add_argument("--field", default="text", help="with --jsonl: the field to scan (default: text)")
     scan.add_argument("--values", action="store_true", help="include the matched values in the output")
     scan.add_argument("--exit-code", action="store_true", help=f"exit with status {EXIT_FOUND} when anything is found")
@@ -48,8 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     apply = privacy.add_parser("apply", help="print the input with personal data masked, redacted or hashed")
     _common(apply)
     apply.add_argument("--action", choices=["mask", "redact", "hash"], default="redact")
-    apply.add_argument("--key-env", default="SOUVERAIN_PRIVACY_KEY",
-                       help="environment variable holding the HMAC key for --action hash")
+    apply.add_argument(
+        "--key-env", default="SOUVERAIN_PRIVACY_KEY", help="environment variable holding the HMAC key for --action hash"
+    )
     apply.set_defaults(func=cmd_apply)
 
     types = privacy.add_parser("types", help="list the detected types and their data classes")
@@ -62,10 +66,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tenant", help="use this tenant's settings (privacy.tenants); default: the default settings")
     p.add_argument("--threshold", type=float, help="minimum confidence (overrides the config)")
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--text", dest="kind", action="store_const", const="text",
-                      help="treat the input as text, even if it is JSON")
-    kind.add_argument("--request", dest="kind", action="store_const", const="request",
-                      help="the input is a chat completion request (JSON); default: detected")
+    kind.add_argument(
+        "--text", dest="kind", action="store_const", const="text", help="treat the input as text, even if it is JSON"
+    )
+    kind.add_argument(
+        "--request",
+        dest="kind",
+        action="store_const",
+        const="request",
+        help="the input is a chat completion request (JSON); default: detected",
+    )
 
 
 def _scanner(args: argparse.Namespace) -> Any:
@@ -86,7 +96,8 @@ def _settings(args: argparse.Namespace) -> Any:
     import yaml
 
     from souverain.config import load_config
-    from souverain.privacy import ScannerConfig, load_config as load_settings
+    from souverain.privacy import ScannerConfig
+    from souverain.privacy import load_config as load_settings
     from souverain.privacy.config import SETTINGS
 
     path = config_path(args.config)
@@ -98,8 +109,9 @@ def _settings(args: argparse.Namespace) -> Any:
         top = None  # the gateway's loader says what is wrong, with the line
     if isinstance(top, dict) and top and set(top) <= set(SETTINGS):
         if args.tenant:
-            raise ValueError(f"{path} holds privacy settings only, with no tenants; "
-                             "--tenant needs the gateway's configuration")
+            raise ValueError(
+                f"{path} holds privacy settings only, with no tenants; --tenant needs the gateway's configuration"
+            )
         return load_settings(path)
     privacy = load_config(path).privacy
     try:
@@ -107,8 +119,11 @@ def _settings(args: argparse.Namespace) -> Any:
     except ValueError as exc:  # the loader checked the files; one changed since
         raise ValueError(f"{path}: privacy.{exc}") from None
     if args.tenant and args.tenant not in tenants:
-        print(f"souverain: tenant {args.tenant!r} has no privacy settings of its own in {path}; "
-              "using the default settings, as the gateway does", file=sys.stderr)
+        print(
+            f"souverain: tenant {args.tenant!r} has no privacy settings of its own in {path}; "
+            "using the default settings, as the gateway does",
+            file=sys.stderr,
+        )
     return tenants.get(args.tenant, default) if args.tenant else default
 
 
@@ -147,9 +162,11 @@ def _as_request(text: str, kind: str | None) -> Any:
 def _report(scanner: Any, text: str, kind: str | None, values: bool) -> tuple[str, list[Any], dict[str, Any]]:
     request = _as_request(text, kind)
     findings = scanner.scan_request(request) if request is not None else scanner.scan(text)
-    return ("request" if request is not None else "text",
-            [f.to_dict(include_value=values) for f in findings],
-            scanner.classify(findings).to_dict())
+    return (
+        "request" if request is not None else "text",
+        [f.to_dict(include_value=values) for f in findings],
+        scanner.classify(findings).to_dict(),
+    )
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

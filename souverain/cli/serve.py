@@ -14,15 +14,14 @@ way; the schema is migrated by whichever starts first (souverain/state/migrate.p
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 
@@ -73,7 +72,10 @@ def serve(config: Config, workers: int = 1) -> int:
     host, port = sock.getsockname()[:2]
     base = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     model = config.models[0].name
-    print(f"souverain: state in {describe(config, directory)}; air gap {'on' if config.air_gap.enabled else 'off'}", flush=True)
+    print(
+        f"souverain: state in {describe(config, directory)}; air gap {'on' if config.air_gap.enabled else 'off'}",
+        flush=True,
+    )
     if first_key:
         print(
             "\nFirst start: created an admin API key. It is shown once; only its hash is stored.\n\n"
@@ -82,7 +84,7 @@ def serve(config: Config, workers: int = 1) -> int:
             f"    curl {base}/v1/chat/completions \\\n"
             f"      -H 'Authorization: Bearer {first_key}' \\\n"
             "      -H 'Content-Type: application/json' \\\n"
-            f"      -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Say hello\"}}]}}'\n",
+            f'      -d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Say hello"}}]}}\'\n',
             flush=True,
         )
     print(f"souverain: listening on {base}" + (f" with {workers} gateway processes" if workers > 1 else ""), flush=True)
@@ -164,7 +166,11 @@ def _supervise(workers: int, run: Callable[[], int]) -> int:
             break
         children.discard(pid)
         if not stopping:
-            print(f"souverain: gateway process {pid} ended ({_describe(status)}); starting another", file=sys.stderr, flush=True)
+            print(
+                f"souverain: gateway process {pid} ended ({_describe(status)}); starting another",
+                file=sys.stderr,
+                flush=True,
+            )
             time.sleep(RESTART_DELAY_S)
             spawn()
     return 0

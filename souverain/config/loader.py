@@ -21,10 +21,10 @@ import yaml
 
 from souverain import yamlfile
 from souverain.config.schema import Config, OpenAIHTTPModel
-from souverain.privacy.settings import DictionaryFile, PrivacyConfig
 from souverain.errors import ConfigError
 from souverain.ledger.config import PostgresStoreConfig, SqliteStoreConfig
 from souverain.privacy.config import SettingError, key_path
+from souverain.privacy.settings import DictionaryFile, PrivacyConfig
 from souverain.state.config import PostgresStateConfig
 
 
@@ -48,8 +48,7 @@ def parse_config(text: str, filename: str, env: dict[str, str], base_dir: Path |
     from: privacy file paths are resolved against it and the files read and checked.
     Without it (text with no file behind it) those files are neither resolved nor read."""
     root, data = yamlfile.compose(text, filename, env)
-    config = yamlfile.convert(data, Config, root, filename,
-                              hint="`souverain config schema` or docs/configuration.md")
+    config = yamlfile.convert(data, Config, root, filename, hint="`souverain config schema` or docs/configuration.md")
     _check_semantics(config, filename, root)
     _check_privacy(config.privacy, filename, root, base_dir)
     return config

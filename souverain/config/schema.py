@@ -37,7 +37,14 @@ class ServerConfig(Base):
 
 
 Effort = Literal["minimal", "low", "medium", "high", "xhigh", "max"]
-DEFAULT_EFFORTS: dict[Effort, int] = {"minimal": 64, "low": 256, "medium": 1024, "high": 4096, "xhigh": 16384, "max": 32768}
+DEFAULT_EFFORTS: dict[Effort, int] = {
+    "minimal": 64,
+    "low": 256,
+    "medium": 1024,
+    "high": 4096,
+    "xhigh": 16384,
+    "max": 32768,
+}
 DEFAULT_REASONING_PROMPT = (
     "Think the problem through step by step between {start} and {end}, then write the final answer after {end}."
 )
@@ -56,9 +63,7 @@ class ReasoningConfig(Base):
     # Text forced just before the end marker when the budget runs out.
     budget_message: str = ""
     # Thinking-token budget for each `reasoning_effort`; `none` is always 0.
-    efforts: dict[Effort, Annotated[int, Meta(ge=0)]] = msgspec.field(
-        default_factory=lambda: dict(DEFAULT_EFFORTS)
-    )
+    efforts: dict[Effort, Annotated[int, Meta(ge=0)]] = msgspec.field(default_factory=lambda: dict(DEFAULT_EFFORTS))
     # System prompt added for Mistral's `prompt_mode: "reasoning"`; {start}/{end} are filled in.
     system_prompt: str = DEFAULT_REASONING_PROMPT
 

@@ -20,7 +20,7 @@ Rules every engine keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from souverain.chat import ChatRequest

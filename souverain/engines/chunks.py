@@ -18,7 +18,13 @@ def completion_id() -> str:
 
 
 def chunk(
-    cid: str, created: int, model: str, delta: dict[str, Any], *, finish: str | None = None, usage: dict[str, Any] | None = None
+    cid: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    *,
+    finish: str | None = None,
+    usage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": cid,
@@ -48,7 +54,9 @@ async def assemble(chunks: AsyncIterator[dict[str, Any]], model: str) -> dict[st
             if delta.get("reasoning_content"):
                 reasoning_parts.append(delta["reasoning_content"])
             if delta.get("tool_calls"):
-                tool_calls = [{"id": c["id"], "type": "function", "function": c["function"]} for c in delta["tool_calls"]]
+                tool_calls = [
+                    {"id": c["id"], "type": "function", "function": c["function"]} for c in delta["tool_calls"]
+                ]
             if choice.get("finish_reason"):
                 finish = choice["finish_reason"]
         if item.get("usage"):

@@ -62,8 +62,14 @@ X86_VARIANTS: dict[str, tuple[str, ...]] = {
     "alderlake": _HASWELL + ("avx_vnni",),
     "sapphirerapids": _SKX + ("avx512_vbmi", "avx512_vnni", "avx512_bf16", "amx"),
 }
-_ARM = {"dotprod": ("asimddp",), "fp16": ("fphp", "asimdhp"), "sve": ("sve",), "i8mm": ("i8mm",),
-        "sve2": ("sve2",), "sme": ("sme",)}
+_ARM = {
+    "dotprod": ("asimddp",),
+    "fp16": ("fphp", "asimdhp"),
+    "sve": ("sve",),
+    "i8mm": ("i8mm",),
+    "sve2": ("sve2",),
+    "sme": ("sme",),
+}
 ARM_VARIANTS: dict[str, tuple[str, ...]] = {
     "armv8.0_1": (),
     "armv8.2_1": ("dotprod",),
@@ -123,13 +129,14 @@ def allowed_variants(features: frozenset[str], *, machine: str, amx: bool) -> li
     ]
 
 
-def choose(lib_dir: Path, features: frozenset[str] | None = None, *, machine: str | None = None,
-           override: str | None = None) -> Choice:
+def choose(
+    lib_dir: Path, features: frozenset[str] | None = None, *, machine: str | None = None, override: str | None = None
+) -> Choice:
     """The CPU variant to load from `lib_dir`, and why."""
     machine = machine or platform.machine()
     features = os_features() if features is None else features
     override = os.environ.get(ENV_OVERRIDE, "") if override is None else override
-    present = {p.name[len("libggml-cpu-"):-3]: p for p in lib_dir.glob("libggml-cpu-*.so")}
+    present = {p.name[len("libggml-cpu-") : -3]: p for p in lib_dir.glob("libggml-cpu-*.so")}
     if not present:
         raise RuntimeError(f"no llama.cpp CPU backend in {lib_dir}: llama-cpp-python was not built by `make install`")
     allowed = [v for v in allowed_variants(features, machine=machine, amx=False) if v in present]
@@ -140,8 +147,10 @@ def choose(lib_dir: Path, features: frozenset[str] | None = None, *, machine: st
         return Choice(name, present[name], f"{name}, forced by {ENV_OVERRIDE}")
     allowed = [v for v in allowed if v not in excluded]
     if not allowed:
-        raise RuntimeError(f"no llama.cpp CPU variant fits this {machine} CPU (OS-enabled features: "
-                           f"{' '.join(sorted(features)) or 'unknown'})")
+        raise RuntimeError(
+            f"no llama.cpp CPU variant fits this {machine} CPU (OS-enabled features: "
+            f"{' '.join(sorted(features)) or 'unknown'})"
+        )
     best = allowed[-1] if machine not in ("x86_64", "AMD64") else _best_x86(allowed)
     notes = []
     if "amx_tile" in features and machine in ("x86_64", "AMD64"):
@@ -166,8 +175,20 @@ def _needs(variant: str, machine: str) -> tuple[str, ...]:
 def _best_x86(allowed: list[str]) -> str:
     """ggml scores x86 variants by the features they use, each a power of two in this
     order (cpu-feats.cpp); the highest sum wins."""
-    order = ("fma", "f16c", "sse42", "bmi2", "avx", "avx2", "avx_vnni", "avx512", "avx512_vbmi",
-             "avx512_bf16", "avx512_vnni", "amx")
+    order = (
+        "fma",
+        "f16c",
+        "sse42",
+        "bmi2",
+        "avx",
+        "avx2",
+        "avx_vnni",
+        "avx512",
+        "avx512_vbmi",
+        "avx512_bf16",
+        "avx512_vnni",
+        "amx",
+    )
 
     def score(v: str) -> int:
         return sum(1 << i for i, name in enumerate(order) if name in X86_VARIANTS[v])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import msgspec
@@ -93,10 +93,19 @@ class FakeEngine:
         result = await self._call("stream", sealed)
         text = result["choices"][0]["message"].get("content") or ""
         for i in range(0, len(text), 3):
-            yield {"id": result["id"], "object": "chat.completion.chunk", "model": "fake",
-                   "choices": [{"index": 0, "delta": {"content": text[i:i + 3]}, "finish_reason": None}]}
-        yield {"id": result["id"], "object": "chat.completion.chunk", "model": "fake",
-               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": result["usage"]}
+            yield {
+                "id": result["id"],
+                "object": "chat.completion.chunk",
+                "model": "fake",
+                "choices": [{"index": 0, "delta": {"content": text[i : i + 3]}, "finish_reason": None}],
+            }
+        yield {
+            "id": result["id"],
+            "object": "chat.completion.chunk",
+            "model": "fake",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": result["usage"],
+        }
 
     async def embed(self, sealed: Sealed) -> tuple[list[list[float]], int]:
         vectors: list[list[float]] = await self._call("embed", sealed)

@@ -93,10 +93,23 @@ def wheel(requirement: str, key: str) -> Path:
         req = Path(tmp) / "llama.txt"
         req.write_text(requirement + "\n", encoding="utf-8")
         env = dict(os.environ, CMAKE_ARGS=" ".join(CMAKE_ARGS), FORCE_CMAKE="1")
-        print(f"building {requirement.split()[0]} with {' '.join(CMAKE_ARGS)} (20 to 30 minutes on 2 cores)", flush=True)
+        print(
+            f"building {requirement.split()[0]} with {' '.join(CMAKE_ARGS)} (20 to 30 minutes on 2 cores)", flush=True
+        )
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "--require-hashes",
-             "-r", str(req), "-w", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-cache-dir",
+                "--require-hashes",
+                "-r",
+                str(req),
+                "-w",
+                tmp,
+            ],
             env=env,
             check=True,
         )

@@ -25,7 +25,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -421,9 +421,7 @@ def _plain_message(message: Message) -> dict[str, str]:
     role = "system" if message.role == "developer" else message.role
     text = message.text()
     if message.role == "assistant" and message.tool_calls:
-        calls = [
-            {"name": c.function.name, "arguments": _arguments(c.function.arguments)} for c in message.tool_calls
-        ]
+        calls = [{"name": c.function.name, "arguments": _arguments(c.function.arguments)} for c in message.tool_calls]
         text = (text + "\n" if text else "") + json.dumps({"tool_calls": calls})
     if message.role == "tool":
         role = "user"

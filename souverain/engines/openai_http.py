@@ -121,8 +121,10 @@ class OpenAIHTTPEngine:
         finally:
             self._inflight -= 1
         choices = data.get("choices") if isinstance(data, dict) else None
-        if not isinstance(choices, list) or not choices or not all(
-            isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not all(isinstance(c, dict) and isinstance(c.get("message"), dict) for c in choices)
         ):
             raise self._shape("a chat completion without choices", data)
         assert isinstance(data, dict)
@@ -193,8 +195,12 @@ class OpenAIHTTPEngine:
                 if seen is None:
                     raise UpstreamError(f"{self._label} closed the stream without a chunk")
                 if final is None:
-                    final = {"id": seen.get("id", ""), "object": "chat.completion.chunk", "model": self.config.name,
-                             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    final = {
+                        "id": seen.get("id", ""),
+                        "object": "chat.completion.chunk",
+                        "model": self.config.name,
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    }
                 # No usage reported (llama-cpp-python's server never sends it): one token per
                 # content chunk, which is how token-by-token servers stream; prompt unknown.
                 final["usage"] = usage or {"prompt_tokens": 0, "completion_tokens": pieces, "total_tokens": pieces}
@@ -232,8 +238,13 @@ class OpenAIHTTPEngine:
         try:
             return msgspec.json.decode(response.content)
         except msgspec.DecodeError:
-            log.warning("%s at %s answered %s with a body that is not JSON: %r", self._label, self._base,
-                        response.status_code, response.content[:500])
+            log.warning(
+                "%s at %s answered %s with a body that is not JSON: %r",
+                self._label,
+                self._base,
+                response.status_code,
+                response.content[:500],
+            )
             raise UpstreamError(f"{self._label} answered with a body that is not JSON") from None
 
     def _shape(self, what: str, data: Any) -> UpstreamError:
@@ -245,8 +256,13 @@ class OpenAIHTTPEngine:
         its file paths) goes to the log only; the caller gets the kind of failure."""
         status = response.status_code
         code = _error_code(response.content)
-        log.warning("%s at %s answered %s: %.2000s", self._label, self._base, status,
-                    response.content.decode("utf-8", "replace"))
+        log.warning(
+            "%s at %s answered %s: %.2000s",
+            self._label,
+            self._base,
+            status,
+            response.content.decode("utf-8", "replace"),
+        )
         if status == 400 and code == "context_length_exceeded":
             return InvalidRequest(
                 f"the request does not fit the context window of model {self.config.name!r}; "
@@ -260,13 +276,16 @@ class OpenAIHTTPEngine:
                 code="upstream_rejected",
             )
         if status == 429:
-            return UpstreamRateLimited(f"{self._label} is rate limiting the gateway (HTTP 429)",
-                                       headers=_retry_after(response))
+            return UpstreamRateLimited(
+                f"{self._label} is rate limiting the gateway (HTTP 429)", headers=_retry_after(response)
+            )
         if status in (401, 403):
             return UpstreamError("the upstream rejected the gateway's credentials; check the model's api_key")
         if status == 404:
-            return UpstreamError(f"{self._label} does not know this model or path (HTTP 404); "
-                                 "check the model's base_url and upstream_model")
+            return UpstreamError(
+                f"{self._label} does not know this model or path (HTTP 404); "
+                "check the model's base_url and upstream_model"
+            )
         if status in (408, 504):
             return UpstreamTimeout(f"{self._label} timed out (HTTP {status})")
         return UpstreamError(f"{self._label} failed (HTTP {status})")

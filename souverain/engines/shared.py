@@ -41,7 +41,9 @@ class Slot:
         if folder is not None and len(str(folder / f"{slug}.sock")) > _MAX_SOCKET_PATH:
             log.warning(
                 "model %s: %s is too long a path for a Unix socket; its engine worker is not shared "
-                "with other gateway processes", model, folder,
+                "with other gateway processes",
+                model,
+                folder,
             )
             folder = None
         self.shared = folder is not None

@@ -34,7 +34,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +219,9 @@ class WorkerEngine:
         try:
             return data["vectors"], int(data["tokens"])
         except (KeyError, TypeError, ValueError):
-            raise UpstreamError("the engine worker answered embeddings in an unexpected shape", code="engine_failed") from None
+            raise UpstreamError(
+                "the engine worker answered embeddings in an unexpected shape", code="engine_failed"
+            ) from None
 
     async def _release(self) -> None:
         """Free a request's slot once the worker's token count (cancelled requests
@@ -321,9 +323,7 @@ class WorkerEngine:
                 backoff = BACKOFF_FIRST_S
             self.restarts += 1
             self._set(self._state, self._error)
-            log.warning(
-                "engine worker of model %s %s; restarting in %.1fs", self.config.name, self._last_exit, backoff
-            )
+            log.warning("engine worker of model %s %s; restarting in %.1fs", self.config.name, self._last_exit, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
@@ -335,7 +335,13 @@ class WorkerEngine:
             os.unlink(self._socket)
         self._exited = asyncio.Event()
         self._proc = proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "souverain.engines.worker", "--socket", self._socket, "--model", self.config.name,
+            sys.executable,
+            "-m",
+            "souverain.engines.worker",
+            "--socket",
+            self._socket,
+            "--model",
+            self.config.name,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             preexec_fn=self._in_child,
@@ -412,7 +418,9 @@ class WorkerEngine:
         self.excluded.append(self.variant)
         log.warning(
             "model %s: CPU variant %s crashed the engine worker (%s); the next start leaves it out",
-            self.config.name, self.variant, describe_exit(returncode),
+            self.config.name,
+            self.variant,
+            describe_exit(returncode),
         )
         return True
 
@@ -421,7 +429,9 @@ class WorkerEngine:
         while proc.returncode is None:
             await asyncio.sleep(HEALTH_EVERY_S)
             if await self._read_health(timeout=self.config.hang_timeout_s) is None and proc.returncode is None:
-                self._last_exit = f"did not answer its health check within {self.config.hang_timeout_s:g}s and was killed"
+                self._last_exit = (
+                    f"did not answer its health check within {self.config.hang_timeout_s:g}s and was killed"
+                )
                 log.error("engine worker of model %s is hung; killing it", self.config.name)
                 proc.kill()
 
@@ -446,10 +456,9 @@ class WorkerEngine:
         proc.terminate()
         try:
             await asyncio.wait_for(proc.wait(), timeout=5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
-
 
 
 def _decode(raw: bytes) -> Any:

@@ -16,7 +16,7 @@ Relative paths are relative to the state directory.
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 import msgspec
 from msgspec import Meta
@@ -42,7 +42,7 @@ class PostgresStoreConfig(Base, tag="postgres", tag_field="kind"):
     schema: Annotated[str, Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "souverain_ledger"
 
 
-StoreConfig = Union[SqliteStoreConfig, PostgresStoreConfig]
+StoreConfig = SqliteStoreConfig | PostgresStoreConfig
 
 
 class RetentionConfig(Base):

@@ -17,8 +17,7 @@ caller cannot pour request content into a field by mistake.
 from __future__ import annotations
 
 import re
-
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -42,6 +41,8 @@ INVALID_NAME = "invalid-name"
 def safe_ident(value: str) -> str:
     """`value` if an entry can hold it as an identifier, else `INVALID_NAME`."""
     return value if value == "" or (len(value) <= 128 and _IDENT.fullmatch(value)) else INVALID_NAME
+
+
 Hmac = Annotated[str, Meta(max_length=64, pattern=r"^([0-9a-f]{64})?$")]
 TypeName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Count = Annotated[int, Meta(ge=0)]
@@ -51,7 +52,7 @@ UtcTime = Annotated[datetime, Meta(tz=True)]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Entry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

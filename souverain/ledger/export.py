@@ -26,7 +26,6 @@ from souverain.ledger.store.base import Store
 from souverain.ledger.tiles import TILE_WIDTH, Progress, encode_bundle, tile_path, tiles_for_size
 
 
-
 @dataclass(frozen=True, slots=True)
 class ExportReport:
     size: int

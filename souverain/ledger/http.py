@@ -96,8 +96,13 @@ def routes(ledger: Ledger, authorize: Authorize | None = None) -> list[Route]:
             return _error(404, str(exc), "not_found")
         return Response(data, media_type="application/octet-stream", headers=IMMUTABLE)
 
-    async def _proof(request: Request, first: str, second: str, prove: Callable[[int, int | None], Awaitable[list[bytes]]],
-                     names: tuple[str, str]) -> Response:
+    async def _proof(
+        request: Request,
+        first: str,
+        second: str,
+        prove: Callable[[int, int | None], Awaitable[list[bytes]]],
+        names: tuple[str, str],
+    ) -> Response:
         """A proof between two tree positions: `first` is required, `second` defaults to
         the latest checkpoint's size."""
         await allow(request, READ)

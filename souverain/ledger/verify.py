@@ -21,11 +21,10 @@ log could alter that too.
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +35,6 @@ from souverain.ledger.merkle import HASH_SIZE, MemoryTree
 from souverain.ledger.note import NoteError, Verifier
 from souverain.ledger.store.base import Store
 from souverain.ledger.tiles import TILE_WIDTH, Progress, decode_bundle, tile_path, tile_width, tiles_for_size
-
 
 MAX_LISTED = 20
 MISSING = b"\xff" * HASH_SIZE  # stands in for a deleted store row; no leaf hashes to it

@@ -16,17 +16,31 @@ The hot modules are compiled with mypyc when the package is installed (setup.py)
 sources and are used, or the pure-Python ones are.
 """
 
-from souverain.privacy import native  # first: it decides where the modules below load from
-
+from souverain.classes import DataClass
+from souverain.privacy import native  # noqa: F401  (first: it decides where the modules below load from)
 from souverain.privacy.actions import apply, hash_values, mask, redact
 from souverain.privacy.config import ScannerConfig, load_config
-from souverain.classes import DataClass
 from souverain.privacy.findings import TYPES, Finding
 from souverain.privacy.scanner import Classification, Scanner, classify, default_scanner, scan, scan_request
 from souverain.privacy.vault import Restorer, Vault, pseudonymise
 
 __all__ = [
-    "TYPES", "Classification", "DataClass", "Finding", "Restorer", "Scanner", "ScannerConfig", "Vault", "apply",
-    "classify", "default_scanner", "hash_values", "load_config", "mask", "pseudonymise", "redact", "scan",
+    "TYPES",
+    "Classification",
+    "DataClass",
+    "Finding",
+    "Restorer",
+    "Scanner",
+    "ScannerConfig",
+    "Vault",
+    "apply",
+    "classify",
+    "default_scanner",
+    "hash_values",
+    "load_config",
+    "mask",
+    "pseudonymise",
+    "redact",
+    "scan",
     "scan_request",
 ]

@@ -32,7 +32,7 @@ def _replace(text: str, findings: Iterable[Finding], fn: Callable[[Finding], str
     for f in sorted(findings, key=lambda f: f.start):
         if f.start < pos:
             continue  # overlapping findings are resolved by the scanner; be safe anyway
-        out.append(text[pos:f.start])
+        out.append(text[pos : f.start])
         out.append(fn(f))
         pos = f.end
     out.append(text[pos:])
@@ -41,7 +41,9 @@ def _replace(text: str, findings: Iterable[Finding], fn: Callable[[Finding], str
 
 def _mask_value(f: Finding) -> str:
     alnum = [i for i, c in enumerate(f.value) if c.isalnum()]
-    keep = set(alnum[-4:]) if len(alnum) >= 8 and f.type not in ("PERSON", "EMAIL", "HEALTH", "DATE_OF_BIRTH") else set()
+    keep = (
+        set(alnum[-4:]) if len(alnum) >= 8 and f.type not in ("PERSON", "EMAIL", "HEALTH", "DATE_OF_BIRTH") else set()
+    )
     return "".join(c if (not c.isalnum() or i in keep) else "*" for i, c in enumerate(f.value))
 
 

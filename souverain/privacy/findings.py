@@ -52,8 +52,11 @@ TYPES: dict[str, TypeInfo] = {
     "CZ_RC": TypeInfo("national_id", P, "Czechia and Slovakia: birth number, rodné číslo (stdnum.cz.rc = sk.rc)"),
     "DE_IDNR": TypeInfo("national_id", P, "Germany: tax identification number (stdnum.de.idnr)"),
     "DK_CPR": TypeInfo("national_id", P, "Denmark: CPR number (stdnum.dk.cpr)"),
-    "EE_LT_ID": TypeInfo("national_id", P, "Estonia or Lithuania: personal code, isikukood / asmens kodas "
-                                            "(one check: stdnum.ee.ik = lt.asmens)"),
+    "EE_LT_ID": TypeInfo(
+        "national_id",
+        P,
+        "Estonia or Lithuania: personal code, isikukood / asmens kodas (one check: stdnum.ee.ik = lt.asmens)",
+    ),
     "ES_DNI": TypeInfo("national_id", P, "Spain: DNI (stdnum.es.dni)"),
     "ES_NIE": TypeInfo("national_id", P, "Spain: NIE (stdnum.es.nie)"),
     "FI_HETU": TypeInfo("national_id", P, "Finland: henkilötunnus (stdnum.fi.hetu)"),

@@ -74,8 +74,9 @@ _ASCII_FOLD = bytes(ord(chr(b).lower()) if chr(b).isalnum() else 0x20 for b in r
 # U+3000, where the table ends), then Latin letters with a diacritic their base letter.
 # The result is `lower().translate(_FOLD)`'s: tests/test_privacy_fastpaths.py.
 _LATIN1_FOLD = bytes(_FOLD.get(b, b) or 0x20 for b in range(256))
-_NOT_ALNUM = re.compile("[" + "".join(re.escape(chr(cp)) for cp, to in sorted(_FOLD.items()) if to == 0x20 and cp != 0x20)
-                        + "]")
+_NOT_ALNUM = re.compile(
+    "[" + "".join(re.escape(chr(cp)) for cp, to in sorted(_FOLD.items()) if to == 0x20 and cp != 0x20) + "]"
+)
 _DIACRITIC_MAP = {chr(cp): chr(to) for cp, to in _FOLD.items() if to is not None and to != 0x20}
 _DIACRITIC = re.compile("[" + "".join(re.escape(c) for c in sorted(_DIACRITIC_MAP)) + "]")
 
@@ -213,6 +214,8 @@ class Keywords:
             return EMPTY
         # Padded with a space at each end, so words at the edges have their boundary;
         # `end` is the padded index of the key's last character.
-        hits = [(end - length + lead, end - trail, labels)
-                for end, (length, lead, trail, labels) in self._automaton.iter(" " + fold(text) + " ")]
+        hits = [
+            (end - length + lead, end - trail, labels)
+            for end, (length, lead, trail, labels) in self._automaton.iter(" " + fold(text) + " ")
+        ]
         return Found(hits) if hits else EMPTY

@@ -58,23 +58,31 @@ _PARTICLES = (
 )
 _DOT_GAP = re.compile(r"\.?[ \t]{1,2}")
 _GAP = re.compile(rf"[ \t]{{1,2}}(?:(?:{_PARTICLES})[ \t]{{1,2}}){{0,3}}")
-_HONORIFICS = frozenset("""
+_HONORIFICS = frozenset(
+    """
 herr herrn frau hr fr dr drs prof professor mr mrs ms miss mx sir dame lord lady m mme mlle monsieur madame mademoiselle
 me maître sig sigg sig.ra signor signora signorina dott dott.ssa avv ing geom arch sr sra srta señor señora señorita
 don doña dña dhr mevr mevrouw meneer heer pan pani pana panu panem panią panna panie państwo fru herra rouva neiti hr. pn
 kyrios kyria κ κος κα г-н г-жа mag mgr ing bc judr mudr phdr
-""".split())
+""".split()
+)
 # Honorifics written with a dot ("M. Dupont", "Dr. Weber"); after the others a dot ends
 # the sentence ("... sagte der Herr. Nummer ...").
-_ABBREVIATED = frozenset("m dr hr fr mr mrs ms prof sig sigg sr sra srta dott avv ing dhr mevr mme mlle pn mgr mag bc".split())
-_SALUTATIONS = frozenset("""
+_ABBREVIATED = frozenset(
+    "m dr hr fr mr mrs ms prof sig sigg sr sra srta dott avv ing dhr mevr mme mlle pn mgr mag bc".split()
+)
+_SALUTATIONS = frozenset(
+    """
 dear hi hello hey bonjour bonsoir salut cher chère chers hallo liebe lieber liebes sehr geehrte geehrter
 ciao caro cara gentile egregio gentilissima gentilissimo hola querido querida estimado estimada
 beste geachte hoi dag drogi droga szanowny szanowna witaj cześć hej ahoj dobrý vážený vážená
 kedves tere labas sveiki zdravo bok olá caríssimo exmo exma prezado prezada
-""".split())
+""".split()
+)
 # Phrases after which a capitalised word is a name ("Name: Weber", "je m'appelle Dupont").
-_TRIGGERS = frozenset(t.strip() for t in """
+_TRIGGERS = frozenset(
+    t.strip()
+    for t in """
 my name is|name is|i am|i'm|this is|called|je m'appelle|je suis|mon nom est|nom|prénom|
 ich heiße|ich heisse|ich bin|mein name ist|name|vorname|nachname|mi chiamo|sono|il mio nome è|nome|cognome|
 me llamo|soy|mi nombre es|nombre|apellido|apellidos|mijn naam is|ik ben|ik heet|naam|achternaam|voornaam|
@@ -87,7 +95,8 @@ pracownik|pracownica|titulaire|kontoinhaber|intestatario|titular|rekeninghouder|
 signed|signé|gez.|unterschrift|firmato|firmado|getekend|podpisano|contact person|ansprechpartner|
 interlocuteur|referente|persona de contacto|contactpersoon|osoba kontaktowa|
 from|od|with|mit|avec|con|met|z|for|für|pour|per|para|voor|dla|by|par
-""".replace("\n", "").split("|"))
+""".replace("\n", "").split("|")
+)
 _KEEP = _HONORIFICS | _SALUTATIONS  # common words that do not end a run of name words
 _TRIGGER_LEN = max(len(t.split()) for t in _TRIGGERS)
 _TRIGGER_LAST = frozenset(t.split()[-1] for t in _TRIGGERS)
@@ -118,24 +127,31 @@ def _flags(token: str, table: Mapping[str, int]) -> tuple[str, int]:
 # Gate: without one of these words (a strong trigger's longest word, an honorific, a
 # greeting) only the name lists can fire.
 KEYWORD_LISTS: tuple[KeywordList, ...] = (
-    KeywordList({max(t.split(), key=len) for t in _TRIGGERS if t not in _WEAK_TRIGGERS} | _HONORIFICS | _SALUTATIONS,
-                "NAME_TRIGGER", WHOLE),
+    KeywordList(
+        {max(t.split(), key=len) for t in _TRIGGERS if t not in _WEAK_TRIGGERS} | _HONORIFICS | _SALUTATIONS,
+        "NAME_TRIGGER",
+        WHOLE,
+    ),
 )
 
 
 # A name followed by a company form or a place word, or after a company word, is an
 # organisation or a place ("Dupont et Fils SA", "Jacob GmbH", "David Ville").
-_ORG_AFTER = frozenset("""
+_ORG_AFTER = frozenset(
+    """
 gmbh gbr mbh ek e.k ev e.v ag kg ohg se ug sa sas sarl sàrl sa. spa s.p.a srl s.r.l sl slu s.l s.a s.a.s bv b.v nv n.v ltd llc inc plc
 oy oyj ab as aps a/s kft zrt sro s.r.o spółka sp co cie fils oü uab sia d.o.o doo a.s figli hermanos asociados partner partners
 group groep gruppe groupe gruppo grupo grupa holding bank banque banca banco ville town city stadt platz strasse straße
 street road rue avenue via calle straat ulica institute institut instituto istituto university universität
 université università universidad foundation stiftung fondation fondazione fundación
-""".split())
-_ORG_BEFORE = frozenset("""
+""".split()
+)
+_ORG_BEFORE = frozenset(
+    """
 firma société societe company empresa bedrijf società societa firmy firmą firmie spółka compagnie entreprise
 unternehmen gesellschaft hotel restaurant café cafe rue via calle straße strasse avenue boulevard platz
-""".split())
+""".split()
+)
 _NEXT_WORD = re.compile(r"[\s,&]*([^\W\d_][\w.'/]*)")
 _ORG_WORDS_AHEAD = 4  # the next word, and up to three more of the firm's name before its form
 _ORG_JOINERS = frozenset(("und", "and", "et", "e", "y", "en", "i", "&"))
@@ -155,10 +171,10 @@ def _organisation(text: str, start: int, end: int) -> bool:
         word = m.group(1).lower()
         if word in _ORG_AFTER or word.rstrip(".") in _ORG_AFTER:
             return True
-        if not (m.group(1)[0].isupper() or word in _ORG_JOINERS) or "\n" in text[pos:m.start(1)]:
+        if not (m.group(1)[0].isupper() or word in _ORG_JOINERS) or "\n" in text[pos : m.start(1)]:
             break
         pos = m.end()
-    before = text[max(0, start - 24):start].lower().split()
+    before = text[max(0, start - 24) : start].lower().split()
     return bool(before) and before[-1].strip(".,:;") in _ORG_BEFORE
 
 
@@ -188,8 +204,11 @@ def _name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit
         if f is None:
             key, f = _flags(tok, table)  # not in the table as written: "d’Arc", "Marie-Claire"
         known |= f
-        if f == WORD or (f & WORD and not f & (FIRST | LAST)) or (
-                len(tok) > 1 and tok.isupper() and not f & (FIRST | LAST)):
+        if (
+            f == WORD
+            or (f & WORD and not f & (FIRST | LAST))
+            or (len(tok) > 1 and tok.isupper() and not f & (FIRST | LAST))
+        ):
             # a common word (all-caps text says nothing about names: "THE CUSTOMER IS
             # RIGHT") ends a run, unless it is an honorific or a greeting
             if key not in _KEEP:
@@ -200,8 +219,11 @@ def _name_hits(doc: Doc, table: Mapping[str, int] | None = None) -> Iterator[Hit
                 continue
             f = WORD
         start, end = m.span()
-        if run and ((start == prev_end + 1 and text[prev_end] == " ") or _GAP.fullmatch(text, prev_end, start)
-                    or (run[-1][2] in _ABBREVIATED and _DOT_GAP.fullmatch(text, prev_end, start))):
+        if run and (
+            (start == prev_end + 1 and text[prev_end] == " ")
+            or _GAP.fullmatch(text, prev_end, start)
+            or (run[-1][2] in _ABBREVIATED and _DOT_GAP.fullmatch(text, prev_end, start))
+        ):
             run.append((start, end, key, f))
         else:
             if run:
@@ -248,11 +270,11 @@ def _trigger_before(text: str, start: int) -> str | None:
         return None
     # The word right before first (most capitalised words have none of the triggers'
     # last words before them); the whole phrase only then.
-    head = text[max(0, start - 24):start].rstrip(_TRIM)
-    last = head[max(head.rfind(" "), head.rfind("\t")) + 1:].lower().replace("’", "'")
+    head = text[max(0, start - 24) : start].rstrip(_TRIM)
+    last = head[max(head.rfind(" "), head.rfind("\t")) + 1 :].lower().replace("’", "'")
     if last not in _TRIGGER_LAST:
         return None
-    words = text[max(0, start - 40):start].lower().replace("’", "'").rstrip(_TRIM).split()
+    words = text[max(0, start - 40) : start].lower().replace("’", "'").rstrip(_TRIM).split()
     for k in range(min(_TRIGGER_LEN, len(words)), 0, -1):
         phrase = " ".join(words[-k:])
         if phrase in _TRIGGERS:
@@ -277,9 +299,10 @@ def _segment_hits(text: str, seg: list[_Tok], triggered: bool) -> Iterator[Hit]:
         if len(names) == 1 and names[0][3] & WORD and not names[0][3] & (FIRST | LAST):
             return  # "Dear Customer", "Bonjour Madame"
         known = any(t[3] & (FIRST | LAST) for t in names)
-        yield Hit("PERSON", names[0][0], names[-1][1], 0.9 if known else 0.85,
-                  "name list + context" if known else "context")
-        rest = seg[len(names):]
+        yield Hit(
+            "PERSON", names[0][0], names[-1][1], 0.9 if known else 0.85, "name list + context" if known else "context"
+        )
+        rest = seg[len(names) :]
         if rest:
             yield from _segment_hits(text, rest, False)
         return
@@ -310,8 +333,14 @@ def _segment_hits(text: str, seg: list[_Tok], triggered: bool) -> Iterator[Hit]:
             yield Hit("PERSON", seg[i][0], seg[j][1], 0.85, "last + first name lists")
             i = j + 1
             continue
-        if (j < n and f == 0 and seg[j][3] == 0 and seg[i][1] - seg[i][0] > 2
-                and seg[j][1] - seg[j][0] > 2 and not _sentence_start(text, seg[i][0])):
+        if (
+            j < n
+            and f == 0
+            and seg[j][3] == 0
+            and seg[i][1] - seg[i][0] > 2
+            and seg[j][1] - seg[j][0] > 2
+            and not _sentence_start(text, seg[i][0])
+        ):
             # two capitalised words in mid-sentence, neither a common word: a name the
             # lists do not know ("avec Xavière Qzulnik"), or a place or company
             yield Hit("PERSON", seg[i][0], seg[j][1], 0.45, "capitalised pair")

@@ -29,8 +29,22 @@ from collections.abc import Mapping
 from pathlib import Path
 
 # setup.py compiles these (it reads this list and MANIFEST from this file).
-COMPILED = ("context", "detectors", "doc", "findings", "health", "ids", "keywords", "names", "normalise",
-            "numbers", "patterns", "payload", "phones", "scanner")
+COMPILED = (
+    "context",
+    "detectors",
+    "doc",
+    "findings",
+    "health",
+    "ids",
+    "keywords",
+    "names",
+    "normalise",
+    "numbers",
+    "patterns",
+    "payload",
+    "phones",
+    "scanner",
+)
 MANIFEST = "_compiled.json"
 ENV = "SOUVERAIN_PURE_PYTHON"
 _HERE = Path(__file__).resolve().parent
@@ -62,11 +76,18 @@ def decide(directory: Path = _HERE, environ: Mapping[str, str] = os.environ) -> 
         recorded = manifest["sources"]
     except (OSError, ValueError, KeyError, TypeError):
         return False, f"pure Python: {MANIFEST} is missing or unreadable, so the build cannot be checked", True
-    changed = [m for m in COMPILED
-               if recorded.get(m) != hashlib.sha256((directory / f"{m}.py").read_bytes()).hexdigest()]
+    changed = [
+        m for m in COMPILED if recorded.get(m) != hashlib.sha256((directory / f"{m}.py").read_bytes()).hexdigest()
+    ]
     if changed:
-        return False, (f"pure Python: {', '.join(f'{m}.py' for m in changed)} changed since the scanner was "
-                       "compiled; `make install` compiles it again"), True
+        return (
+            False,
+            (
+                f"pure Python: {', '.join(f'{m}.py' for m in changed)} changed since the scanner was "
+                "compiled; `make install` compiles it again"
+            ),
+            True,
+        )
     return True, "compiled (mypyc)", False
 
 
@@ -77,7 +98,9 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
         self.directory = directory
         self.names = {f"{_PACKAGE}.{m}": m for m in COMPILED}
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
         module = self.names.get(fullname)
         if module is None:
             return None

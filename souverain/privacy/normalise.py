@@ -45,16 +45,77 @@ _DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\ufe58\ufe63\uff0d"
 # Cyrillic and Greek letters with a Latin lookalike (Unicode confusables, the common ones).
 _CONFUSABLES = {
     # Cyrillic
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
-    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
-    "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "ɡ": "g",
-    "А": "A", "В": "B", "Е": "E", "Ё": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
-    "С": "C", "Т": "T", "У": "Y", "Х": "X", "І": "I", "Ї": "I", "Ј": "J", "Ѕ": "S", "Ԁ": "D",
-    "Ԛ": "Q", "Ԝ": "W", "Һ": "H", "Ӏ": "I", "З": "3", "б": "6",
+    "а": "a",
+    "в": "b",
+    "е": "e",
+    "ё": "e",
+    "к": "k",
+    "м": "m",
+    "н": "h",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "т": "t",
+    "у": "y",
+    "х": "x",
+    "і": "i",
+    "ї": "i",
+    "ј": "j",
+    "ѕ": "s",
+    "ԁ": "d",
+    "ԛ": "q",
+    "ԝ": "w",
+    "һ": "h",
+    "ӏ": "l",
+    "ɡ": "g",
+    "А": "A",
+    "В": "B",
+    "Е": "E",
+    "Ё": "E",
+    "К": "K",
+    "М": "M",
+    "Н": "H",
+    "О": "O",
+    "Р": "P",
+    "С": "C",
+    "Т": "T",
+    "У": "Y",
+    "Х": "X",
+    "І": "I",
+    "Ї": "I",
+    "Ј": "J",
+    "Ѕ": "S",
+    "Ԁ": "D",
+    "Ԛ": "Q",
+    "Ԝ": "W",
+    "Һ": "H",
+    "Ӏ": "I",
+    "З": "3",
+    "б": "6",
     # Greek
-    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
-    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ο": "o", "ν": "v", "ρ": "p", "ι": "i",
-    "κ": "k", "α": "a", "τ": "t", "υ": "u", "χ": "x",
+    "Α": "A",
+    "Β": "B",
+    "Ε": "E",
+    "Ζ": "Z",
+    "Η": "H",
+    "Ι": "I",
+    "Κ": "K",
+    "Μ": "M",
+    "Ν": "N",
+    "Ο": "O",
+    "Ρ": "P",
+    "Τ": "T",
+    "Υ": "Y",
+    "Χ": "X",
+    "ο": "o",
+    "ν": "v",
+    "ρ": "p",
+    "ι": "i",
+    "κ": "k",
+    "α": "a",
+    "τ": "t",
+    "υ": "u",
+    "χ": "x",
 }
 _CONF_CHARS = "".join(_CONFUSABLES)
 _CONF_TABLE = str.maketrans(_CONFUSABLES)
@@ -191,7 +252,9 @@ def _slow(text: str) -> Normalised:
             else:
                 norm = unicodedata.normalize("NFKC", text[i:j])
                 if not norm.isascii() and any(c.isdecimal() for c in norm):
-                    norm = "".join(str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in norm)
+                    norm = "".join(
+                        str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in norm
+                    )
             if norm:
                 out.append(norm)
                 runs.append(size)
@@ -238,8 +301,11 @@ def _as_is(text: str, a: int, b: int) -> bool:
 
 
 def _check_run(text: str, a: int, b: int) -> bool:
-    return (not unicodedata.combining(text[a]) and not _suspicious(text, a, b)
-            and unicodedata.is_normalized("NFKC", text[a:b]))
+    return (
+        not unicodedata.combining(text[a])
+        and not _suspicious(text, a, b)
+        and unicodedata.is_normalized("NFKC", text[a:b])
+    )
 
 
 def _unconfuse(text: str) -> str:

@@ -44,7 +44,7 @@ _NUM = re.compile(
     r"(?:(?:-[A-Za-z]{1,3}|[ .][A-Z]{1,3})(?!\w))?"
 )
 _LEFT = re.compile(r"(?:\+|\(\+?[0-9]{1,3}\) ?)?(?:[A-Za-z]{1,6}|[A-Z]{1,6} )?\Z")
-_BOUNDARY = frozenset("@+-./_") 
+_BOUNDARY = frozenset("@+-./_")
 _GROUP = re.compile(r"\+?[A-Z0-9]+|\([0-9+]{1,4}\)")
 _MIN_DIGITS = 6
 _MAX_COMPACT = 20
@@ -83,9 +83,9 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
         start, end = m.span()
         if start < claimed_to:
             continue
-        if end - start < _MIN_DIGITS and not (start >= 2 and text[start - 2:start].isalpha()):
+        if end - start < _MIN_DIGITS and not (start >= 2 and text[start - 2 : start].isalpha()):
             continue  # too short for anything but an IBAN's check digits ("GB82 WEST ...")
-        if start >= 2 and text[start - 2:start].isalpha():
+        if start >= 2 and text[start - 2 : start].isalpha():
             iban = _iban_at(doc, start - 2)
             if iban is not None:
                 claimed_to = iban.end
@@ -95,17 +95,23 @@ def number_hits(doc: Doc) -> Iterator[Hit]:
         if "." in g:
             ip = IPV4.match(g)
             if ip is not None and ip.end() < len(g) and g[ip.end()] in " -":
-                ip = None if g[ip.end() + 1:ip.end() + 2].isdigit() else ip
+                ip = None if g[ip.end() + 1 : ip.end() + 2].isdigit() else ip
             elif ip is not None and ip.end() != len(g):
                 ip = None
             if ip is not None:
                 yield from ip_hit(doc, start, start + ip.end(), ip.group(0))
                 continue
-        if (len(g) if g.isdigit() else sum(map(str.isdigit, g))) < _MIN_DIGITS or (end < len(text) and text[end].isalnum()):
+        if (len(g) if g.isdigit() else sum(map(str.isdigit, g))) < _MIN_DIGITS or (
+            end < len(text) and text[end].isalnum()
+        ):
             continue
         prev = text[start - 1] if start else ""
-        if prev == "+" or prev == ")" or prev.isalpha() or (prev == " " and start > 1 and (
-                text[start - 2].isupper() or text[start - 2] == ")")):
+        if (
+            prev == "+"
+            or prev == ")"
+            or prev.isalpha()
+            or (prev == " " and start > 1 and (text[start - 2].isupper() or text[start - 2] == ")"))
+        ):
             # a prefix may be glued on: "+", "(+49) ", "DE ", "ATU", the X of a NIE
             left = _LEFT.search(text, max(0, start - 12), start)
             if left is not None and left.start() < start:
@@ -230,7 +236,7 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int, tables: _Tables |
     todo = []
     for i, j in _spans(n, lo, hi):
         core = i == lo and j == hi
-        compact = groups[i][2] if i == j else "".join(g[2] for g in groups[i:j + 1])
+        compact = groups[i][2] if i == j else "".join(g[2] for g in groups[i : j + 1])
         body = compact.lstrip("+")
         size = len(body)
         if size > _MAX_COMPACT:
@@ -250,7 +256,7 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int, tables: _Tables |
         # size) is how two numbers sit side by side, not how one is grouped (groups after
         # the first are short: "59 378 910 647", "160668-18654"; AT's "1234 010180" is
         # its own layout).
-        joined = any(len(g[2]) >= 6 for g in groups[i + 1:j + 1])
+        joined = any(len(g[2]) >= 6 for g in groups[i + 1 : j + 1])
         todo.append((groups[i][0], groups[j][1], compact, core, joined))
     if not todo:
         return []
@@ -273,8 +279,9 @@ def _cluster_hits(doc: Doc, base: int, s: str, digits_at: int, tables: _Tables |
             neg = neg or "NEGATIVE" in head
     # Generic words ("tax number") help, unless they name another identifier or belong to
     # a negative word anywhere nearby ("serial number", "order ids").
-    bonus = 0.2 if ("GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg
-                    and "NEGATIVE" not in labels) else 0.0
+    bonus = (
+        0.2 if ("GENERIC" in labels and labels.isdisjoint(ids.TYPES) and not neg and "NEGATIVE" not in labels) else 0.0
+    )
     malus = 0.35 if neg else 0.0
     hits: list[Hit] = []
     for a, b, compact, core, joined in todo:
@@ -307,8 +314,9 @@ def _spans(n: int, lo: int, hi: int) -> tuple[tuple[int, int], ...]:
     """Windows of consecutive groups: every prefix, every suffix and every single group
     (a number inside a cluster sits at one of its ends, or alone between separators),
     and the core (lo, hi)."""
-    return tuple(sorted({(0, j) for j in range(n)} | {(i, n - 1) for i in range(n)} | {(i, i) for i in range(n)}
-                        | {(lo, hi)}))
+    return tuple(
+        sorted({(0, j) for j in range(n)} | {(i, n - 1) for i in range(n)} | {(i, i) for i in range(n)} | {(lo, hi)})
+    )
 
 
 # Compacted lengths any check could accept (identifiers, VAT, cards); phones are tried on
@@ -316,25 +324,35 @@ def _spans(n: int, lo: int, hi: int) -> tuple[tuple[int, int], ...]:
 _LENGTHS = frozenset(ids.BY_LENGTH) | frozenset(range(10, 20))
 # The highest confidence a scheme of each length has without its own keyword (written
 # its own way included), and the types of each length.
-_BEST_BASE = {n: max(max(sc.base, ids.MEDIUM + 0.05 if sc.layout else 0.0) for sc in schemes)
-              for n, schemes in ids.BY_LENGTH.items()}
-_SCHEME_ROWS = {n: tuple((sc.type, sc.base, sc.layout.fullmatch if sc.layout else None, sc) for sc in schemes)
-                for n, schemes in ids.BY_LENGTH.items()}
+_BEST_BASE = {
+    n: max(max(sc.base, ids.MEDIUM + 0.05 if sc.layout else 0.0) for sc in schemes)
+    for n, schemes in ids.BY_LENGTH.items()
+}
+_SCHEME_ROWS = {
+    n: tuple((sc.type, sc.base, sc.layout.fullmatch if sc.layout else None, sc) for sc in schemes)
+    for n, schemes in ids.BY_LENGTH.items()
+}
 # ... and the rows a digits-only candidate can pass (no letter in the shape; Finland's
 # is checked as written, with its century sign).
-_DIGIT_ROWS = {n: tuple(r for r in rows if r[3].raw or any(r[3].shape.fullmatch(f"{head}".ljust(n, "0"))
-                                                           for head in range(10, 100)))
-               for n, rows in _SCHEME_ROWS.items()}
+_DIGIT_ROWS = {
+    n: tuple(
+        r for r in rows if r[3].raw or any(r[3].shape.fullmatch(f"{head}".ljust(n, "0")) for head in range(10, 100))
+    )
+    for n, rows in _SCHEME_ROWS.items()
+}
 _TYPES_BY_LENGTH = {n: frozenset(sc.type for sc in schemes) for n, schemes in ids.BY_LENGTH.items()}
 # Every shape a candidate with letters could pass: the schemes' (the Finnish one also
 # without its century sign, which compacting removes) and a VAT number's.
-_ANY_SHAPE = re.compile("|".join(
-    [f"(?:{sc.shape.pattern})" for sc in ids.SCHEMES]
-    + [r"\d{6}[A-FU-Y]?\d{3}[0-9A-Y]", rf"(?:{'|'.join(sorted(_VAT_PREFIXES))})[0-9A-Z]{{2,14}}"]
-))
+_ANY_SHAPE = re.compile(
+    "|".join(
+        [f"(?:{sc.shape.pattern})" for sc in ids.SCHEMES]
+        + [r"\d{6}[A-FU-Y]?\d{3}[0-9A-Y]", rf"(?:{'|'.join(sorted(_VAT_PREFIXES))})[0-9A-Z]{{2,14}}"]
+    )
+)
 # ... of those, the lengths an all-digit candidate could pass at (no letter in its shape).
 _DIGIT_LENGTHS = frozenset(
-    n for n, schemes in ids.BY_LENGTH.items()
+    n
+    for n, schemes in ids.BY_LENGTH.items()
     if any(sc.shape.fullmatch(f"{head}".ljust(n, "0")) for sc in schemes for head in range(10, 100))
 ) | frozenset(range(13, 20))
 
@@ -350,8 +368,19 @@ def _score(base: float, type_: str, labels: frozenset[str], neg: bool, generic: 
     return round(min(base, 0.99), 3)
 
 
-def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, labels: frozenset[str], neg: bool,
-                 core: bool, bonus: float, malus: float, joined: bool = False) -> list[Hit]:
+def _window_hits(
+    doc: Doc,
+    start: int,
+    end: int,
+    compact: str,
+    written: str,
+    labels: frozenset[str],
+    neg: bool,
+    core: bool,
+    bonus: float,
+    malus: float,
+    joined: bool = False,
+) -> list[Hit]:
     out: list[Hit] = []
     plus = compact[0] == "+"
     body = compact[1:] if plus else compact
@@ -361,8 +390,10 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
     if not plus:
         schemes = ids.BY_LENGTH.get(len(body))
         # Skip the loop when no scheme could reach the threshold (an order number).
-        if schemes and (_BEST_BASE[len(body)] + bonus - malus + 1e-9 >= doc.min_confidence
-                        or not labels.isdisjoint(_TYPES_BY_LENGTH[len(body)])):
+        if schemes and (
+            _BEST_BASE[len(body)] + bonus - malus + 1e-9 >= doc.min_confidence
+            or not labels.isdisjoint(_TYPES_BY_LENGTH[len(body)])
+        ):
             best = 0.0
             found: ids.IdScheme | None = None
             floor = doc.min_confidence - 1e-9
@@ -404,8 +435,9 @@ def _window_hits(doc: Doc, start: int, end: int, compact: str, written: str, lab
         ext = _EXTENSION.fullmatch(body)  # "+1-409-665-6343x129": the extension is not checked
         number = ext.group(1) if ext else body
         if number.isdigit() and 7 <= len(number) <= 15 and not _is_date(written):
-            conf = _phone(doc, written if not ext else written[:written.upper().rfind("X")], number, plus,
-                          "PHONE" in labels)
+            conf = _phone(
+                doc, written if not ext else written[: written.upper().rfind("X")], number, plus, "PHONE" in labels
+            )
             if conf and "PHONE" not in labels and not labels.isdisjoint(ids.TYPES):
                 conf -= 0.35  # the context names an identifier, not a telephone
             if conf:
@@ -425,6 +457,8 @@ def _is_date(written: str) -> bool:
         return False
     day, month = (m.group(1), m.group(3)) if m.group(1) else (m.group(6), m.group(5))
     return 1 <= int(day) <= 31 and 1 <= int(month) <= 12
+
+
 _CARD_LAYOUT = re.compile(r"\d{4}(?:[ -]\d{4}){3}|\d{4}[ -]\d{6}[ -]\d{5}")
 
 
@@ -460,15 +494,20 @@ def _region_table() -> dict[str, _Region]:
     out = {}
     for region in set(DEFAULT_PHONE_REGIONS) | set(_NO_TRUNK_REGIONS) | set(_EU_REGIONS):
         md = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        if (md is None or md.country_code is None or md.general_desc is None
-                or md.general_desc.national_number_pattern is None):
+        if (
+            md is None
+            or md.country_code is None
+            or md.general_desc is None
+            or md.general_desc.national_number_pattern is None
+        ):
             continue
         out[region] = _Region(md.country_code, md.national_prefix, re.compile(md.general_desc.national_number_pattern))
     return out
 
 
-_EU_REGIONS = ("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK "
-               "GB CH NO IS LI MC AD SM VA").split()
+_EU_REGIONS = (
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK GB CH NO IS LI MC AD SM VA"
+).split()
 _REGIONS = _region_table()
 
 
@@ -481,7 +520,7 @@ def _valid_national(body: str, region: str) -> bool:
             return phonenumbers.is_valid_number(phonenumbers.parse(body, region))
         except phonenumbers.NumberParseException:
             return False
-    national = body[len(r.trunk):] if r.trunk and body.startswith(r.trunk) else body
+    national = body[len(r.trunk) :] if r.trunk and body.startswith(r.trunk) else body
     if not national or not r.pattern.fullmatch(national):
         return False
     return phones.valid(r.code, national)
@@ -536,7 +575,7 @@ def _iban_at(doc: Doc, start: int) -> Hit | None:
     """An IBAN starting at `start` (its country code), checked for the country's length
     and BBAN format and for ISO 7064 mod 97."""
     up = doc.up
-    entry = _IBAN.get(up[start:start + 2])
+    entry = _IBAN.get(up[start : start + 2])
     if entry is None or (start > 0 and up[start - 1].isalnum()):
         return None
     length, bban, written = entry

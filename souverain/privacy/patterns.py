@@ -114,8 +114,14 @@ def email_hits(doc: Doc) -> Iterator[Hit]:
         local = text[start:at]
         domain = _DOMAIN.match(text, at + 1)
         at = text.find("@", at + 1)
-        if (domain is None or not local or (start > 0 and text[start - 1] in _LOCAL)
-                or local.startswith(".") or local.endswith(".") or ".." in local):
+        if (
+            domain is None
+            or not local
+            or (start > 0 and text[start - 1] in _LOCAL)
+            or local.startswith(".")
+            or local.endswith(".")
+            or ".." in local
+        ):
             continue
         yield Hit("EMAIL", start, domain.end(), 0.95, "email syntax")
     if "EMAIL_OBF" in doc.found.labels and ("[" in text or "(" in text or "{" in text):
@@ -123,7 +129,9 @@ def email_hits(doc: Doc) -> Iterator[Hit]:
             yield Hit("EMAIL", m.start(), m.end(), 0.8, "email syntax (obfuscated)")
 
 
-IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:[0-9]{1,3}\.){3}[0-9]{1,3})?(?![\w:])")
 _IP_NEG = context.keyword_regex(["version", "versión", "versione", "build", "release", "v", "ver", "firmware", "oid"])
 
@@ -139,7 +147,7 @@ def ip_hit(doc: Doc, start: int, end: int, value: str) -> Iterator[Hit]:
     if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "._-:"):
         return
     conf = 0.7 if (addr.is_private or addr.is_link_local or addr.is_reserved) else 0.85
-    if _IP_NEG.search(text[max(0, start - 16):start].lower()):
+    if _IP_NEG.search(text[max(0, start - 16) : start].lower()):
         conf -= 0.4
     yield Hit("IP_ADDRESS", start, end, conf, f"ipaddress (IPv{addr.version})")
 
@@ -192,14 +200,14 @@ def _ipv6_matches(text: str) -> list[re.Match[str]]:
 # ---------------------------------------------------------------------------------------
 # Dates of birth
 
-_DOB_LIST = ("""
+_DOB_LIST = """
 born birth birthday dob d.o.b date-of-birth geboren geb. geburt geburtsdatum geburtstag
 né née naissance anniversaire nato nata nascita compleanno nacido nacida nacimiento cumpleaños
 geboortedatum verjaardag nací naci nació nacio nacque urodzony urodzona urodzenia urodziny urodziłem urodziłam urodził urodziła narozen narozena narození narodil narodila
 født fødsel fødselsdato född födelsedatum syntynyt syntymäaika születés született
 rođen rođena rođenja gimęs gimusi gimimo dzimis dzimusi dzimšanas sündinud sünniaeg
 nascut născut nașterii nascimento nasceu nascido nascida роден родена рождения γεννήθηκε γέννησης
-""".split())
+""".split()
 _DOB_WORDS = KeywordList(_DOB_LIST, "DOB")
 _MONTHS = (
     "january february march april may june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec "
@@ -272,8 +280,10 @@ _ICAO_W = (7, 3, 1)
 
 def _icao_ok(code: str) -> bool:
     """ICAO 9303 check digit over the first len-1 characters (MRZ document numbers)."""
+
     def val(c: str) -> int:
         return int(c) if c.isdigit() else ord(c) - 55
+
     body, check = code[:-1], code[-1]
     return check.isdigit() and sum(val(c) * _ICAO_W[i % 3] for i, c in enumerate(body)) % 10 == int(check)
 
@@ -285,7 +295,7 @@ def document_hits(doc: Doc) -> Iterator[Hit]:
             continue
         for _, kw_end in doc.found.where(type_):
             seg_start = kw_end
-            seg = doc.up[seg_start:seg_start + 40]
+            seg = doc.up[seg_start : seg_start + 40]
             m = _DOC_CODE.search(seg)
             if m is None:
                 continue

@@ -26,14 +26,13 @@ raise the class: `PayloadScan.fixed` lists them.
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import bisect
 import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol
 
 import msgspec
@@ -43,10 +42,22 @@ from souverain.privacy.findings import INTO_JSON, Finding, path_str
 Path = tuple[str | int, ...]
 
 # Content-part types whose content is not text the scanner can read.
-MEDIA_TYPES = frozenset({
-    "image_url", "input_image", "image", "image_file", "input_audio", "audio", "file", "input_file",
-    "video_url", "video", "document_url", "document",
-})
+MEDIA_TYPES = frozenset(
+    {
+        "image_url",
+        "input_image",
+        "image",
+        "image_file",
+        "input_audio",
+        "audio",
+        "file",
+        "input_file",
+        "video_url",
+        "video",
+        "document_url",
+        "document",
+    }
+)
 _DATA_URL = re.compile(r"\s*data:[a-z0-9.+-]+/[a-z0-9.+-]+(;[^,;]{1,64})*,", re.IGNORECASE)
 # A run of base64 / base64url characters (hex included) long enough to be an encoding.
 _BLOB = re.compile(r"[A-Za-z0-9+/_-]{64,}={0,2}")
@@ -173,7 +184,7 @@ def _spaceless_window(text: str) -> bool:
     run of 63 encoded characters holds one, and prose almost never does (cheaper than
     the blob pattern, which tries every position)."""
     for k in range(0, len(text) - 31, 32):
-        window = text[k:k + 32]
+        window = text[k : k + 32]
         if " " not in window and "\n" not in window:
             return True
     return False
@@ -200,8 +211,9 @@ def scan_payload(scanner: Scans, payload: Any, memo: dict[tuple[str, str], list[
     return result
 
 
-def _seams(scanner: Scans, strings: list[tuple[Piece, list[Finding]]],
-           memo: dict[tuple[str, str], list[Finding]]) -> Iterator[Finding]:
+def _seams(
+    scanner: Scans, strings: list[tuple[Piece, list[Finding]]], memo: dict[tuple[str, str], list[Finding]]
+) -> Iterator[Finding]:
     """Findings that cross the seam between two strings read one after the other, tokens
     (`user`, `text`: the values a schema puts between two turns or two parts) left out.
     Each seam is read twice (the halves joined as they are, and with a space), all seams
@@ -311,7 +323,7 @@ def _replace(node: Any, new: Mapping[Path, str]) -> Any:
     for path, value in new.items():
         if INTO_JSON in path:
             step = path.index(INTO_JSON)
-            nested.setdefault(path[:step], {})[path[step + 1:]] = value
+            nested.setdefault(path[:step], {})[path[step + 1 :]] = value
         else:
             _set(node, path, value)
     for at, inner in nested.items():
@@ -335,4 +347,13 @@ def _set(node: Any, path: Path, value: Any) -> None:
     node[path[-1]] = value
 
 
-__all__ = ["INTO_JSON", "MEDIA_TYPES", "PayloadScan", "Piece", "pieces", "replace_strings", "scan_payload", "to_builtins"]
+__all__ = [
+    "INTO_JSON",
+    "MEDIA_TYPES",
+    "PayloadScan",
+    "Piece",
+    "pieces",
+    "replace_strings",
+    "scan_payload",
+    "to_builtins",
+]

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from souverain.classes import DataClass
 from souverain.privacy import names
 from souverain.privacy.config import ScannerConfig
 from souverain.privacy.detectors import BUILTIN, KEYWORDS
 from souverain.privacy.doc import Doc, Hit
-from souverain.classes import DataClass
 from souverain.privacy.findings import Finding, type_info
 from souverain.privacy.normalise import normalise
 from souverain.privacy.payload import scan_payload, to_builtins
@@ -185,8 +185,11 @@ class Classification:
         return dict(out)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_class": str(self.data_class), "counts": dict(sorted(self.counts.items())),
-                "categories": dict(sorted(self.categories.items()))}
+        return {
+            "data_class": str(self.data_class),
+            "counts": dict(sorted(self.counts.items())),
+            "categories": dict(sorted(self.categories.items())),
+        }
 
 
 def classify(findings: Iterable[Finding], config: ScannerConfig | None = None) -> Classification:

@@ -40,7 +40,9 @@ def canonical(type_: str, value: str) -> str:
     return re.sub(r"[\s.\-/_()]", "", value).casefold()
 
 
-_COMPACT_TYPES = frozenset({"IBAN", "CARD", "PHONE", "VAT", "BIC", "PASSPORT", "ID_CARD", "IP_ADDRESS", "EMAIL"}) | ids.TYPES
+_COMPACT_TYPES = (
+    frozenset({"IBAN", "CARD", "PHONE", "VAT", "BIC", "PASSPORT", "ID_CARD", "IP_ADDRESS", "EMAIL"}) | ids.TYPES
+)
 
 
 class Vault:
@@ -158,7 +160,7 @@ class Restorer:
             value = self._vault.value(m.group(0))
             if value is None:
                 continue
-            out.append(buf[pos:m.start()])
+            out.append(buf[pos : m.start()])
             out.append(json.dumps(value, ensure_ascii=False)[1:-1] if self._json else value)
             pos = m.end()
         tail = buf[pos:]
@@ -178,8 +180,9 @@ class Restorer:
         return held
 
 
-def pseudonymise(request: Any, scanner: Scanner | None = None,
-                 findings: list[Finding] | None = None) -> tuple[Any, Vault]:
+def pseudonymise(
+    request: Any, scanner: Scanner | None = None, findings: list[Finding] | None = None
+) -> tuple[Any, Vault]:
     """Replace the personal data of a `ChatRequest` (or any JSON-shaped payload) with
     placeholders. Returns the new request (same type) and the vault to restore with.
     Only findings in string values as written can be replaced; the others (in keys,
@@ -195,7 +198,7 @@ def pseudonymise(request: Any, scanner: Scanner | None = None,
     by_path: dict[tuple[str | int, ...], list[Finding]] = {}
     for f in findings:
         text = strings.get(f.path)
-        if text is not None and text[f.start:f.end] == f.value:
+        if text is not None and text[f.start : f.end] == f.value:
             by_path.setdefault(f.path, []).append(f)
     # Issue placeholders in reading order, so [PERSON_1] is the first person mentioned.
     new: dict[tuple[str | int, ...], str] = {}
@@ -207,7 +210,7 @@ def pseudonymise(request: Any, scanner: Scanner | None = None,
         for f in fs:
             if f.start < pos:
                 continue
-            pieces_.append(text[pos:f.start])
+            pieces_.append(text[pos : f.start])
             pieces_.append(vault.placeholder(f.type, f.value))
             pos = f.end
         pieces_.append(text[pos:])

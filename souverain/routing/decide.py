@@ -67,7 +67,12 @@ def decide(
 ) -> Choice | Refusal:
     serving = [c for c in candidates if c.model == facts.model]
     if not serving:
-        return Refusal(404, "model_not_found", f"The model {facts.model!r} does not exist or you do not have access to it.", facts.data_class)
+        return Refusal(
+            404,
+            "model_not_found",
+            f"The model {facts.model!r} does not exist or you do not have access to it.",
+            facts.data_class,
+        )
     travel_as = facts.data_class
     allowed, excluded = _split(serving, policy, travel_as)
     pseudonymise = False

@@ -16,10 +16,8 @@ from __future__ import annotations
 import msgspec
 
 from souverain.classes import DataClassName
-from souverain.terms import Aspect, LevelName
 from souverain.strict import Strict as Base
-
-
+from souverain.terms import Aspect, LevelName
 
 
 class ClassRule(Base):

@@ -12,17 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from souverain.terms import ASPECTS
 from souverain.auth import Principal
+from souverain.classes import DataClassName
 from souverain.config import Config, LlamaCppModel
 from souverain.errors import ConfigError
 from souverain.routing.decide import Candidate, Choice, Health, Refusal, RequestFacts, decide, unmet
 from souverain.routing.health import HealthBook
-from souverain.classes import DataClassName
 from souverain.routing.policy import Policy
 from souverain.sovereignty import CountrySet, Level, Residency, RouteProfile, load_profiles
 from souverain.sovereignty.results import Access
-
+from souverain.terms import ASPECTS
 
 
 def builtin_profile(name: str, *, local: bool, in_eea: bool) -> RouteProfile:
@@ -62,7 +61,11 @@ class Router:
         for i, model in enumerate(config.models):
             if model.route:
                 if model.route not in profiles:
-                    where = f"the pipes file {routing.pipes}" if routing.pipes else "any pipes file (routing.pipes is not set)"
+                    where = (
+                        f"the pipes file {routing.pipes}"
+                        if routing.pipes
+                        else "any pipes file (routing.pipes is not set)"
+                    )
                     raise ConfigError(f"models[{i}].route: no route named {model.route!r} in {where}")
                 profile = profiles[model.route]
             else:
@@ -104,5 +107,9 @@ class Router:
         """`ready_since`: per deployment, when its engine last became ready (monotonic
         seconds; absent or 0 where the engine does not restart itself)."""
         candidates = self.candidates if principal.may_use(model) else []
-        health: dict[str, Health] = self.health.snapshot((c.deployment for c in candidates), ready_since, time.monotonic())
-        return decide(RequestFacts(model, data_class, pseudonymisable), self.policy(principal.tenant), candidates, health)
+        health: dict[str, Health] = self.health.snapshot(
+            (c.deployment for c in candidates), ready_since, time.monotonic()
+        )
+        return decide(
+            RequestFacts(model, data_class, pseudonymisable), self.policy(principal.tenant), candidates, health
+        )

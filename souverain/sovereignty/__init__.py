@@ -28,7 +28,9 @@ from souverain.sovereignty.rules import Rules, load_rules
 from souverain.sovereignty.schema import Confidence
 
 
-def load_profiles(path: str, *, catalogue: bool = True, min_confidence: Confidence | None = None) -> dict[str, RouteProfile]:
+def load_profiles(
+    path: str, *, catalogue: bool = True, min_confidence: Confidence | None = None
+) -> dict[str, RouteProfile]:
     """Load, analyse, and return every route's profile by name: the routing layer's one call."""
     return analyse(load_pipes(path, catalogue=catalogue), min_confidence=min_confidence).profiles
 

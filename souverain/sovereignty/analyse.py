@@ -139,7 +139,11 @@ def _views(ctx: RouteContext) -> tuple[NodeView, ...]:
                 title=pipes.hop_titles.get(node.hop, ""),
                 role=pipes.hop_roles[node.hop],
                 operator=op.value if op.usable else None,
-                operator_name=pipes.entity_name(op.value) if op.usable else f"{pipes.entity_name(op.value)}?" if isinstance(op.value, str) else "unknown",
+                operator_name=pipes.entity_name(op.value)
+                if op.usable
+                else f"{pipes.entity_name(op.value)}?"
+                if isinstance(op.value, str)
+                else "unknown",
                 via=node.via,
                 parent=node.parent,
                 depth=node.depth,
@@ -150,7 +154,12 @@ def _views(ctx: RouteContext) -> tuple[NodeView, ...]:
                 reach=ctx.hf.reach(trace, node).result,
                 worst=worst,
                 laws=tuple(
-                    LawReach(law=e.law, status=e.status, worst=e.worst, hops=(HopReach(hop=e.hop, status=e.status, worst=e.worst),))
+                    LawReach(
+                        law=e.law,
+                        status=e.status,
+                        worst=e.worst,
+                        hops=(HopReach(hop=e.hop, status=e.status, worst=e.worst),),
+                    )
                     for e in mine
                     if e.worst != "none"
                 ),
@@ -168,10 +177,16 @@ def _non_eu_access(ctx: RouteContext, laws: tuple[LawReach, ...]) -> tuple[Acces
         return "yes", "; ".join(law.reason for law in established)
     if not laws:
         return "no", "no non-EU law reaches plaintext on this route"
-    if ctx.graph.complete and all(law.worst in ("residual", "none") for law in laws) and any(law.status == "residual" for law in laws):
+    if (
+        ctx.graph.complete
+        and all(law.worst in ("residual", "none") for law in laws)
+        and any(law.status == "residual" for law in laws)
+    ):
         residual = [e for e in ctx.exposures if e.status == "residual"]
         hops = ", ".join(dict.fromkeys(e.hop for e in residual))
-        via = "; ".join(dict.fromkeys(s.text.split(": ", 1)[-1] for e in residual for s in e.steps if s.test == "nexus"))
+        via = "; ".join(
+            dict.fromkeys(s.text.split(": ", 1)[-1] for e in residual for s in e.steps if s.test == "nexus")
+        )
         which = ", ".join(names[law.law].short for law in laws if law.status == "residual")
         return "residual", f"{which} at {hops}, through local presence only ({via}): contested, not settled"
     return "unknown", "not ruled out: " + "; ".join(f"{names[law.law].name} (at worst {law.worst})" for law in laws)
@@ -190,7 +205,9 @@ def _laws(ctx: RouteContext) -> tuple[LawReach, ...]:
             status = "unknown"
         worst = "established" if not ctx.graph.complete else max((e.worst for e in mine), key=severity)
         hops = tuple(HopReach(hop=e.hop, status=e.status, worst=e.worst) for e in mine)
-        out.append(LawReach(law=law_id, status=status, worst=worst, hops=hops, reason=_reason(ctx, law_id, mine, status)))
+        out.append(
+            LawReach(law=law_id, status=status, worst=worst, hops=hops, reason=_reason(ctx, law_id, mine, status))
+        )
     return tuple(out)
 
 
@@ -218,7 +235,12 @@ def _facts_digest(pipes: Pipes, route: Route, graph: Graph, floor: str) -> str:
     """sha256 over the route declaration and every fact of its hops and their entities."""
     hops = {n.hop: pipes.hops[n.hop] for n in graph.nodes}
     entities: dict[str, Any] = {}
-    pending = [f.value for facts in hops.values() for p, f in facts.items() if p in ("operator", "contracting_entity", "keys.custodian", "model.provider")]
+    pending = [
+        f.value
+        for facts in hops.values()
+        for p, f in facts.items()
+        if p in ("operator", "contracting_entity", "keys.custodian", "model.provider")
+    ]
     while pending:
         eid = pending.pop()
         if not isinstance(eid, str) or eid in entities or eid not in pipes.entities:
@@ -253,9 +275,13 @@ def breaches(profile: RouteProfile, req: Requirements) -> list[str]:
     """What the route fails of its requirements, in words; empty when it meets them."""
     out: list[str] = []
     if req.min_level is not None and profile.level < Level.parse(req.min_level):
-        shown = list(profile.blocked_by[:3]) + ([f"and {len(profile.blocked_by) - 3} more"] if len(profile.blocked_by) > 3 else [])
+        shown = list(profile.blocked_by[:3]) + (
+            [f"and {len(profile.blocked_by) - 3} more"] if len(profile.blocked_by) > 3 else []
+        )
         reasons = "; ".join(shown) or "see the level ladder"
-        out.append(f"level {profile.level_name} ({int(profile.level)}) is below the required {req.min_level}: {reasons}")
+        out.append(
+            f"level {profile.level_name} ({int(profile.level)}) is below the required {req.min_level}: {reasons}"
+        )
     for crit in req.criteria or ():
         verdict = profile.verdicts.get(crit)
         if verdict not in ("pass", "not_applicable"):
@@ -264,5 +290,7 @@ def breaches(profile: RouteProfile, req: Requirements) -> list[str]:
         seal = "unknown" if profile.csf_seal is None else profile.csf_seal
         out.append(f"CSF SEAL {seal} is below the required {req.min_csf_seal}")
     if req.no_non_eu_access and profile.non_eu_access != "no":
-        out.append(f"a non-EU law may reach plaintext ({profile.non_eu_access}): {profile.non_eu_access_reason or 'unknown'}")
+        out.append(
+            f"a non-EU law may reach plaintext ({profile.non_eu_access}): {profile.non_eu_access_reason or 'unknown'}"
+        )
     return out

@@ -49,7 +49,11 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
     def who(hop: str) -> str:
         op = get(hop, "operator")
         if not op.usable:
-            return f"{_entity(lookup, pipes, op.value)}? ({op.state.replace('_', ' ')})" if isinstance(op.value, str) else _v(op)
+            return (
+                f"{_entity(lookup, pipes, op.value)}? ({op.state.replace('_', ' ')})"
+                if isinstance(op.value, str)
+                else _v(op)
+            )
         return _entity(lookup, pipes, op.value)
 
     reach = {n.hop: ctx.hf.reach(_Quiet(lookup), n).result for n in nodes}
@@ -62,7 +66,13 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
             runs_on = get(hop, "runs_on")
             under = f", on {who(runs_on.value)} ({runs_on.value})" if runs_on.usable and runs_on.value else ""
             model, maker = get(hop, "model.id"), get(hop, "model.provider")
-            what = _v(model) if model.usable else f"by {_entity(lookup, pipes, maker.value)}" if maker.usable else "unknown"
+            what = (
+                _v(model)
+                if model.usable
+                else f"by {_entity(lookup, pipes, maker.value)}"
+                if maker.usable
+                else "unknown"
+            )
             out[QUESTIONS[0]].append(f"{label}: {who(hop)}{under}; model {what}{tag}")
         if node.carries == "no":
             continue
@@ -71,8 +81,12 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
         if third != "no" or custodian.state != "missing":
             holder = _entity(lookup, pipes, custodian.value) if custodian.usable else _v(custodian)
             custody = ctx.hf.custody(_Quiet(lookup), hop)
-            where = {"provider": "with the provider", "outside": "outside the provider", "unknown": "location unknown"}[custody.key_material]
-            decrypt = f"; key material {where}; operator can use it: {custody.provider_can_use}" if third != "no" else ""
+            where = {"provider": "with the provider", "outside": "outside the provider", "unknown": "location unknown"}[
+                custody.key_material
+            ]
+            decrypt = (
+                f"; key material {where}; operator can use it: {custody.provider_can_use}" if third != "no" else ""
+            )
             out[QUESTIONS[1]].append(f"{label}: {holder}{decrypt}{tag}")
         if third != "no":
             laws = _reaching(ctx.exposures, hop, pipes)
@@ -82,16 +96,22 @@ def answers(ctx: RouteContext) -> tuple[Answer, ...]:
         stored = get(hop, "data_state.at_rest.stored")
         days = get(hop, "data_state.at_rest.retention_days")
         stored_in = get(hop, "location.storage_countries")
-        if roles.get(hop) in ("logging_sink", "abuse_monitoring", "telemetry") or (stored.usable and stored.value and third != "no"):
+        if roles.get(hop) in ("logging_sink", "abuse_monitoring", "telemetry") or (
+            stored.usable and stored.value and third != "no"
+        ):
             out[QUESTIONS[3]].append(f"{label}: {who(hop)}, in {_v(stored_in)}, kept {_v(days)} days{tag}")
         if reach[hop] != "no" and third == "no":
             own.append(label)
         elif reach[hop] != "no":
             admin, support = get(hop, "access.admin_access_from"), get(hop, "access.support_access_from")
             maybe = "" if reach[hop] == "yes" else " (possibly)"
-            out[QUESTIONS[4]].append(f"{who(hop)}{maybe} at {label}: admin from {_v(admin)}, support from {_v(support)}{tag}")
+            out[QUESTIONS[4]].append(
+                f"{who(hop)}{maybe} at {label}: admin from {_v(admin)}, support from {_v(support)}{tag}"
+            )
         if node.via != "route" and third != "no":
-            out[QUESTIONS[5]].append(f"{who(hop)}: {label}, rank {ctx.ranks.get(hop, 1)}, {node.via.replace('_', ' ')} of {node.parent}{tag}")
+            out[QUESTIONS[5]].append(
+                f"{who(hop)}: {label}, rank {ctx.ranks.get(hop, 1)}, {node.via.replace('_', ' ')} of {node.parent}{tag}"
+            )
         if stored.usable and stored.value is False:
             kept = "not stored"
         elif stored.usable:
@@ -114,7 +134,11 @@ def _entity(lookup: Lookup, pipes, entity: str | None) -> str:
 
 
 def _reaching(exposures: list[Exposure], hop: str, pipes) -> str:
-    found = [e for e in exposures if e.hop == hop and e.worst != "none" and pipes.rules.laws[e.law].kind == "compelled_access"]
+    found = [
+        e
+        for e in exposures
+        if e.hop == hop and e.worst != "none" and pipes.rules.laws[e.law].kind == "compelled_access"
+    ]
     if not found:
         return "none"
     found.sort(key=lambda e: -SEVERITY.get(e.worst, 0))

@@ -54,7 +54,9 @@ def operator_of(ctx: RouteContext, node: Node, trace: Trace) -> str | None:
     return ref.value if ref.usable else None
 
 
-def controlled_from_outside(ctx: RouteContext, op: str, trace: Trace, zone: str, pct: float | None) -> tuple[Tri, list[str]]:
+def controlled_from_outside(
+    ctx: RouteContext, op: str, trace: Trace, zone: str, pct: float | None
+) -> tuple[Tri, list[str]]:
     chain, complete = ctx.hf.chain(trace, op)
     tests: list[Tri] = []
     why: list[str] = []

@@ -29,7 +29,6 @@ from souverain.sovereignty.results import CriterionResult, Tri, Verdict, combine
 from souverain.sovereignty.route_checks import ROUTE_CHECKS
 from souverain.sovereignty.rules import Criterion
 
-
 # ---- provider checks (one third-party hop at a time) -----------------------------------
 
 
@@ -132,7 +131,9 @@ def key_custody(ctx: RouteContext, node: Node, trace: Trace, p: dict) -> Outcome
     if found.conflicts:
         return "unknown", [conflict_text(c) for c in found.conflicts]
     verdict = _CUSTODY_VERDICT[found.key_material]
-    where = {"outside": "outside the provider", "provider": "with the provider or its group", "unknown": "not known"}[found.key_material]
+    where = {"outside": "outside the provider", "provider": "with the provider or its group", "unknown": "not known"}[
+        found.key_material
+    ]
     return verdict, [f"{node.hop}: key material {where}", *found.reasons]
 
 
@@ -160,8 +161,15 @@ def run(ctx: RouteContext, crit_id: str, crit: Criterion) -> CriterionResult:
     """Evaluate one criterion on one route."""
 
     def result(verdict: Verdict, reasons: Iterable[str], **more: Any) -> CriterionResult:
-        return CriterionResult(id=crit_id, framework=crit.framework, ref=crit.ref, title=crit.title,
-                               verdict=verdict, reasons=tuple(reasons), **more)
+        return CriterionResult(
+            id=crit_id,
+            framework=crit.framework,
+            ref=crit.ref,
+            title=crit.title,
+            verdict=verdict,
+            reasons=tuple(reasons),
+            **more,
+        )
 
     out_of_scope = _regime(ctx, crit)
     if out_of_scope:

@@ -79,11 +79,19 @@ def hop_custody(trace: Trace, hop: str) -> Custody:
             conflicts.append(Conflict(first, second, why))
 
     if enc in IN_PROVIDER and can is False:
-        clash(encryption, decrypt, f"`{enc}` leaves the key (or the plaintext) with the provider, which can therefore use it")
+        clash(
+            encryption,
+            decrypt,
+            f"`{enc}` leaves the key (or the plaintext) with the provider, which can therefore use it",
+        )
     if enc in NEVER_USED_BY_PROVIDER and can is True:
         clash(encryption, decrypt, f"with `{enc}` the provider never holds a key it could decrypt with")
     if enc in OUTSIDE and in_group == "yes":
-        clash(encryption, custodian, f"`{enc}` keeps the key material outside the provider, but the custodian is the provider or its group")
+        clash(
+            encryption,
+            custodian,
+            f"`{enc}` keeps the key material outside the provider, but the custodian is the provider or its group",
+        )
     if enc == "provider_managed" and in_group == "no":
         clash(encryption, custodian, "a provider-managed key is held by the provider, not by someone outside its group")
     if can is False and in_group == "yes":

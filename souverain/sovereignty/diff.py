@@ -12,8 +12,8 @@ from typing import Literal
 
 import msgspec
 
-from souverain.terms import ASPECTS
 from souverain.sovereignty.results import SEVERITY, Analysis, CountrySet, RouteProfile
+from souverain.terms import ASPECTS
 
 _EEA_RANK = {"yes": 2, "unknown": 1, "no": 0}
 
@@ -47,7 +47,14 @@ def diff(old: Analysis, new: Analysis) -> PipesDiff:
     for name in sorted(set(old.routes) | set(new.routes), key=lambda n: (n not in new.routes, n)):
         if name not in old.routes:
             p = new.routes[name].profile
-            out.append(RouteDiff(route=name, status="added", personal_data=p.personal_data, changes=(Change("level", "", p.level_name, False),)))
+            out.append(
+                RouteDiff(
+                    route=name,
+                    status="added",
+                    personal_data=p.personal_data,
+                    changes=(Change("level", "", p.level_name, False),),
+                )
+            )
         elif name not in new.routes:
             out.append(RouteDiff(route=name, status="removed", personal_data=old.routes[name].profile.personal_data))
         else:
@@ -58,9 +65,18 @@ def diff(old: Analysis, new: Analysis) -> PipesDiff:
 def _route(name: str, a: RouteProfile, b: RouteProfile) -> RouteDiff:
     changes: list[Change] = []
     if a.level != b.level:
-        changes.append(Change("level", f"{a.level_name} ({int(a.level)})", f"{b.level_name} ({int(b.level)})", b.level < a.level))
+        changes.append(
+            Change("level", f"{a.level_name} ({int(a.level)})", f"{b.level_name} ({int(b.level)})", b.level < a.level)
+        )
     if a.non_eu_access != b.non_eu_access:
-        changes.append(Change("non_eu_access", a.non_eu_access, b.non_eu_access, _access_rank(b.non_eu_access) > _access_rank(a.non_eu_access)))
+        changes.append(
+            Change(
+                "non_eu_access",
+                a.non_eu_access,
+                b.non_eu_access,
+                _access_rank(b.non_eu_access) > _access_rank(a.non_eu_access),
+            )
+        )
     old_laws = {law.law: law for law in a.laws}
     new_laws = {law.law: law for law in b.laws}
     for law in sorted(set(old_laws) | set(new_laws)):
@@ -68,12 +84,16 @@ def _route(name: str, a: RouteProfile, b: RouteProfile) -> RouteDiff:
         shown_a = f"{before.status} (worst {before.worst})" if before else "none"
         shown_b = f"{after.status} (worst {after.worst})" if after else "none"
         if shown_a != shown_b:
-            worse = SEVERITY.get(after.worst if after else "none", 0) > SEVERITY.get(before.worst if before else "none", 0)
+            worse = SEVERITY.get(after.worst if after else "none", 0) > SEVERITY.get(
+                before.worst if before else "none", 0
+            )
             changes.append(Change(f"law:{law}", shown_a, shown_b, worse))
     for facet in ASPECTS:
         fa, fb = getattr(a.residency, facet), getattr(b.residency, facet)
         if (fa.countries, fa.possible, fa.in_eea) != (fb.countries, fb.possible, fb.in_eea):
-            changes.append(Change(f"residency:{facet}", _show(fa), _show(fb), _EEA_RANK[fb.in_eea] < _EEA_RANK[fa.in_eea]))
+            changes.append(
+                Change(f"residency:{facet}", _show(fa), _show(fb), _EEA_RANK[fb.in_eea] < _EEA_RANK[fa.in_eea])
+            )
     for crit in sorted(set(a.verdicts) | set(b.verdicts)):
         va, vb = a.verdicts.get(crit, "absent"), b.verdicts.get(crit, "absent")
         if va != vb:
@@ -81,8 +101,12 @@ def _route(name: str, a: RouteProfile, b: RouteProfile) -> RouteDiff:
     if a.csf_seal != b.csf_seal:
         worse = (b.csf_seal if b.csf_seal is not None else -1) < (a.csf_seal if a.csf_seal is not None else -1)
         changes.append(Change("csf_seal", str(a.csf_seal), str(b.csf_seal), worse))
-    lost = any(c.worse for c in changes if c.what == "level" or c.what.startswith("law:") or c.what in ("non_eu_access",)) or any(
-        c.worse for c in changes if c.what.startswith("residency:") and c.what.split(":")[1] in ("processing", "storage", "fallback")
+    lost = any(
+        c.worse for c in changes if c.what == "level" or c.what.startswith("law:") or c.what in ("non_eu_access",)
+    ) or any(
+        c.worse
+        for c in changes
+        if c.what.startswith("residency:") and c.what.split(":")[1] in ("processing", "storage", "fallback")
     )
     return RouteDiff(
         route=name,
@@ -118,5 +142,7 @@ def to_text(d: PipesDiff, markdown: bool = False) -> str:
         out.append("No route changed.")
     blocking = d.blocking
     if blocking:
-        out.append(f"{len(blocking)} route(s) that may carry personal data lost sovereignty: {', '.join(r.route for r in blocking)}.")
+        out.append(
+            f"{len(blocking)} route(s) that may carry personal data lost sovereignty: {', '.join(r.route for r in blocking)}."
+        )
     return "\n".join(out).rstrip() + "\n"

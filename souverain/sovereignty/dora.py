@@ -24,7 +24,12 @@ from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis, tri
 from souverain.sovereignty.rules import read_data
 
 TABLES = ("b_05.01", "b_05.02", "b_02.02")
-ID_TYPES = (("lei", "eba_qCO:qx2000"), ("euid", "eba_qCO:qx2002"), ("vat", "eba_qCO:qx2004"), ("national", "eba_qCO:qx2001"))
+ID_TYPES = (
+    ("lei", "eba_qCO:qx2000"),
+    ("euid", "eba_qCO:qx2002"),
+    ("vat", "eba_qCO:qx2004"),
+    ("national", "eba_qCO:qx2001"),
+)
 NOT_APPLICABLE = "eba_GA:qx2007"
 YES, NO = "eba_BT:x28", "eba_BT:x29"
 SENSITIVENESS = {"low": "eba_ZZ:x791", "medium": "eba_ZZ:x792", "high": "eba_ZZ:x793"}
@@ -98,7 +103,9 @@ class _Facts:
 
     def hq(self, entity: str) -> str:
         office = self.get("entity", entity, "hq.registered_office")
-        return self.country(office) or self.country(self.get("entity", entity, "incorporated_in", "headquarters country"))
+        return self.country(office) or self.country(
+            self.get("entity", entity, "incorporated_in", "headquarters country")
+        )
 
 
 def register(analysis: Analysis, pipes: Pipes, taxonomy: str) -> Register:
@@ -189,7 +196,9 @@ def _provider(reg: Register, facts: _Facts, entity: str, node: NodeView) -> tupl
     return row["provider_id"], row["provider_id_type"]
 
 
-def _contract_row(reg: Register, facts: _Facts, route: RouteAnalysis, n: NodeView, ref: str, pid: tuple[str, str], lei: str) -> None:
+def _contract_row(
+    reg: Register, facts: _Facts, route: RouteAnalysis, n: NodeView, ref: str, pid: tuple[str, str], lei: str
+) -> None:
     hop = n.hop
     get = facts.get
     stored = get("hop", hop, "data_state.at_rest.stored", "B_02.02 c0140")
@@ -288,13 +297,29 @@ def art30(analysis: Analysis, pipes: Pipes) -> list[Art30Record]:
             f"{e.hop}: {', '.join(e.destinations)}; basis: {'; '.join(e.basis) or 'none found'}"
             for e in r.exposures
             if pipes.rules.laws[e.law].kind == "transfer" and e.destinations
-        ] + [f"{e.hop}: unknown whether data leaves the EEA" for e in r.exposures if pipes.rules.laws[e.law].kind == "transfer" and e.status == "unknown" and not e.destinations]
+        ] + [
+            f"{e.hop}: unknown whether data leaves the EEA"
+            for e in r.exposures
+            if pipes.rules.laws[e.law].kind == "transfer" and e.status == "unknown" and not e.destinations
+        ]
         erasure, security = [], []
         for n in r.nodes:
             if n.data_classes == ():
                 continue
-            stored, days = v("hop", n.hop, "data_state.at_rest.stored"), v("hop", n.hop, "data_state.at_rest.retention_days")
-            erasure.append(f"{n.hop}: " + ("not stored" if stored is False else f"kept {days} days" if days is not None else "retention unknown"))
+            stored, days = (
+                v("hop", n.hop, "data_state.at_rest.stored"),
+                v("hop", n.hop, "data_state.at_rest.retention_days"),
+            )
+            erasure.append(
+                f"{n.hop}: "
+                + (
+                    "not stored"
+                    if stored is False
+                    else f"kept {days} days"
+                    if days is not None
+                    else "retention unknown"
+                )
+            )
             enc, custodian = v("hop", n.hop, "data_state.at_rest.encryption"), v("hop", n.hop, "keys.custodian")
             security.append(
                 f"{n.hop}: in use {v('hop', n.hop, 'data_state.in_use') or 'unknown'}; at rest {enc or 'unknown'}; keys {pipes.entity_name(custodian) if custodian else 'unknown'}"
@@ -310,7 +335,12 @@ def art30(analysis: Analysis, pipes: Pipes) -> list[Art30Record]:
                 data_categories=tuple(classes),
                 special_categories=tri(r.purpose.special_categories),
                 recipients=tuple(
-                    Recipient(entity=e, name=pipes.entity_name(e), country=str(v("entity", e, "incorporated_in") or "unknown"), hops=tuple(h))
+                    Recipient(
+                        entity=e,
+                        name=pipes.entity_name(e),
+                        country=str(v("entity", e, "incorporated_in") or "unknown"),
+                        hops=tuple(h),
+                    )
                     for e, h in recipients.items()
                 ),
                 transfers=tuple(transfers) or ("none",),
@@ -327,12 +357,24 @@ def art30_markdown(records: list[Art30Record]) -> str:
     out = ["# GDPR Art. 30 records of processing", ""]
     for rec in records:
         out += [f"## {rec.route}: {rec.purpose or '(purpose not stated)'}", ""]
-        out.append(f"- **Controller**: {rec.controller['name']} ({rec.controller['country'] or 'country unknown'}), LEI {rec.controller['lei'] or 'unknown'}")
-        out.append(f"- **Purpose**: {rec.purpose or 'unknown'}" + (f" (function {rec.function_id})" if rec.function_id else ""))
+        out.append(
+            f"- **Controller**: {rec.controller['name']} ({rec.controller['country'] or 'country unknown'}), LEI {rec.controller['lei'] or 'unknown'}"
+        )
+        out.append(
+            f"- **Purpose**: {rec.purpose or 'unknown'}" + (f" (function {rec.function_id})" if rec.function_id else "")
+        )
         out.append(f"- **Lawful basis**: {rec.lawful_basis or 'not stated'}")
         out.append(f"- **Data subjects**: {', '.join(rec.data_subjects) or 'not stated'}")
-        out.append(f"- **Data categories**: {', '.join(rec.data_categories) or 'unknown'}; special categories: {rec.special_categories}")
-        out.append("- **Recipients**: " + ("; ".join(f"{r.name} ({r.country}) at {', '.join(r.hops)}" for r in rec.recipients) or "none outside the organisation"))
+        out.append(
+            f"- **Data categories**: {', '.join(rec.data_categories) or 'unknown'}; special categories: {rec.special_categories}"
+        )
+        out.append(
+            "- **Recipients**: "
+            + (
+                "; ".join(f"{r.name} ({r.country}) at {', '.join(r.hops)}" for r in rec.recipients)
+                or "none outside the organisation"
+            )
+        )
         out.append("- **Transfers to third countries**: " + "; ".join(rec.transfers))
         out.append("- **Erasure time limits**: " + "; ".join(rec.erasure))
         out.append("- **Security measures**: " + "; ".join(rec.security))

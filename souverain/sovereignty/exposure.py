@@ -40,9 +40,22 @@ def compelled(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
     operator = op.value if op.usable else None
     if op.usable and op.value in (None, SELF):
         who = "the organisation itself" if op.value == SELF else "no one"
-        step = Step(test="operator", result="no", text=f"{hop} is run by {who}: not a provider to the public", facts=trace.take())
+        step = Step(
+            test="operator",
+            result="no",
+            text=f"{hop} is run by {who}: not a provider to the public",
+            facts=trace.take(),
+        )
         return Exposure(
-            law=law_id, hop=hop, operator=operator, status="none", worst="none", steps=(step,), counted=_notes(rules, ["in_house"]), jurisdiction="none", jurisdiction_worst="none"
+            law=law_id,
+            hop=hop,
+            operator=operator,
+            status="none",
+            worst="none",
+            steps=(step,),
+            counted=_notes(rules, ["in_house"]),
+            jurisdiction="none",
+            jurisdiction_worst="none",
         )
     op_step = Step(test="operator", result="yes" if op.usable else "unknown", text=describe(op), facts=trace.take())
     if op.usable:
@@ -83,7 +96,9 @@ def compelled(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
     )
 
 
-def _status(direct: Tri, presence: Tri, service: Tri, access: Tri, certain: bool) -> tuple[ExposureStatus, ExposureStatus]:
+def _status(
+    direct: Tri, presence: Tri, service: Tri, access: Tri, certain: bool
+) -> tuple[ExposureStatus, ExposureStatus]:
     """(status, worst) of a reach from its prongs: established with a direct nexus,
     residual with a nexus through presence only, none when a prong is known false, and
     unknown (with the worst it allows) otherwise."""
@@ -129,7 +144,9 @@ def _nexus(hf: HopFacts, trace: Trace, entity: str, law: Law) -> tuple[Tri, Tri,
     if d == "yes":
         text = f"direct nexus: {'; '.join(hits)} (control chain: {parents})"
     elif p == "yes":
-        text = f"nexus through local presence only: {'; '.join(hits)}" + ("" if d == "no" else "; a direct nexus is not ruled out")
+        text = f"nexus through local presence only: {'; '.join(hits)}" + (
+            "" if d == "no" else "; a direct nexus is not ruled out"
+        )
     elif d == "no" and p == "no":
         text = f"no entity in the control chain ({parents}) is incorporated, headquartered or present in {law.country}"
     else:
@@ -145,7 +162,9 @@ def _service(hf: HopFacts, trace: Trace, hop: str, entity: str, law: Law) -> tup
         ref = trace.entity(entity, "service_class")
     covered = "/".join(law.service_classes)
     if not ref.usable:
-        return "unknown", Step(test="service", result="unknown", text=f"service class unknown ({describe(ref)})", facts=trace.take())
+        return "unknown", Step(
+            test="service", result="unknown", text=f"service class unknown ({describe(ref)})", facts=trace.take()
+        )
     hit = sorted(set(ref.value) & set(law.service_classes))
     result: Tri = "yes" if hit else "no"
     text = f"provides {'/'.join(hit)}, covered by {law.name}" if hit else f"provides no {covered} service"
@@ -195,7 +214,13 @@ def transfer(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
     trace = Trace(hf.lookup)
     hop = node.hop
     if node.carries == "no":
-        return Exposure(law=law_id, hop=hop, status="none", worst="none", steps=(Step(test="transfer", result="no", text=f"{hop} carries no data"),))
+        return Exposure(
+            law=law_id,
+            hop=hop,
+            status="none",
+            worst="none",
+            steps=(Step(test="transfer", result="no", text=f"{hop} carries no data"),),
+        )
     outside: list[str] = []
     unknown: list[str] = []
     for facet, path in _FACETS:
@@ -219,7 +244,11 @@ def transfer(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
         text = f"{hop} makes data available outside the EEA: {', '.join(destinations)}"
         result: Tri = "yes"
     elif unknown:
-        lower, text, result = "unknown", f"{hop}: whether data leaves the EEA is unknown ({', '.join(unknown)})", "unknown"
+        lower, text, result = (
+            "unknown",
+            f"{hop}: whether data leaves the EEA is unknown ({', '.join(unknown)})",
+            "unknown",
+        )
     else:
         lower, text, result = "none", f"{hop}: processing, storage, fallback and access all in the EEA", "no"
     steps = [Step(test="transfer", result=result, text=text, facts=facts)]
@@ -228,7 +257,16 @@ def transfer(hf: HopFacts, node: Node, law_id: str, law: Law) -> Exposure:
         _, basis, basis_step = _basis(hf, trace, hop, destinations)
         steps.append(basis_step)
     worst: ExposureStatus = "none" if result == "no" else "established"
-    return Exposure(law=law_id, hop=hop, operator=None, status=lower, worst=worst, steps=tuple(steps), destinations=destinations, basis=tuple(basis))
+    return Exposure(
+        law=law_id,
+        hop=hop,
+        operator=None,
+        status=lower,
+        worst=worst,
+        steps=tuple(steps),
+        destinations=destinations,
+        basis=tuple(basis),
+    )
 
 
 def _basis(hf: HopFacts, trace: Trace, hop: str, destinations: tuple[str, ...]) -> tuple[Tri, list[str], Step]:
@@ -236,7 +274,9 @@ def _basis(hf: HopFacts, trace: Trace, hop: str, destinations: tuple[str, ...]) 
     mech = trace.hop(hop, "contract.transfer_mechanisms")
     mechanisms = set(mech.value) if mech.usable else set()
     op = trace.hop(hop, "operator")
-    dpf = bool(op.usable and op.value and any(_true(trace.entity(e, "dpf_certified")) for e in hf.chain(trace, op.value)[0]))
+    dpf = bool(
+        op.usable and op.value and any(_true(trace.entity(e, "dpf_certified")) for e in hf.chain(trace, op.value)[0])
+    )
     basis: list[str] = []
     uncovered: list[str] = []
     for country in destinations:
@@ -245,7 +285,11 @@ def _basis(hf: HopFacts, trace: Trace, hop: str, destinations: tuple[str, ...]) 
         elif country == "US" and "dpf" in mechanisms and dpf:
             basis.append("US: Data Privacy Framework, certified importer (Art. 45, Decision 2023/1795)")
         elif mechanisms & {"scc_2021_914", "bcr", "art49"}:
-            names = {"scc_2021_914": "SCCs (Art. 46, Decision 2021/914)", "bcr": "BCRs (Art. 47)", "art49": "derogation (Art. 49)"}
+            names = {
+                "scc_2021_914": "SCCs (Art. 46, Decision 2021/914)",
+                "bcr": "BCRs (Art. 47)",
+                "art49": "derogation (Art. 49)",
+            }
             basis.append(f"{country}: " + ", ".join(names[m] for m in sorted(mechanisms & set(names))))
         else:
             uncovered.append(country)

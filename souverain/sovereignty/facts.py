@@ -23,7 +23,9 @@ SELF = "self"  # the organisation whose pipes these are
 FactState = Literal["known", "unknown", "unverified", "low_confidence", "missing"]
 
 # Facts whose value names an entity or hop; `none` (or null) means "no such".
-REF_PATHS = frozenset({"operator", "contracting_entity", "runs_on", "ultimate_parent", "keys.custodian", "model.provider"})
+REF_PATHS = frozenset(
+    {"operator", "contracting_entity", "runs_on", "ultimate_parent", "keys.custodian", "model.provider"}
+)
 # Leaves that hold a country or a list of countries (checked against ISO 3166 on load).
 COUNTRY_LEAVES = frozenset(
     {
@@ -73,7 +75,11 @@ def flatten(obj: msgspec.Struct, evidence: dict[str, Evidence], origin: str) -> 
         if explicit:
             return explicit
         if cited:
-            return max((evidence[e].confidence for e in cited if e in evidence), key=CONFIDENCE_RANK.__getitem__, default="asserted")
+            return max(
+                (evidence[e].confidence for e in cited if e in evidence),
+                key=CONFIDENCE_RANK.__getitem__,
+                default="asserted",
+            )
         return default_confidence or "asserted"
 
     def walk(node: msgspec.Struct, prefix: str) -> None:
@@ -109,7 +115,12 @@ class Lookup:
     it to find declarations that contradict each other, whatever their confidence."""
 
     def __init__(
-        self, entities: dict[str, Facts], hops: dict[str, Facts], min_confidence: Confidence = "asserted", *, everything: bool = False
+        self,
+        entities: dict[str, Facts],
+        hops: dict[str, Facts],
+        min_confidence: Confidence = "asserted",
+        *,
+        everything: bool = False,
     ) -> None:
         self._tables = {"entity": entities, "hop": hops}
         self._floor = CONFIDENCE_RANK[min_confidence]

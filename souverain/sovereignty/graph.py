@@ -69,7 +69,9 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
     gaps: list[str] = []
     seen: set[str] = set()
 
-    def visit(hop: str, depth: int, via: Via, parent: Node | None, certain: bool, inflow: Inflow, hosts: bool = False) -> None:
+    def visit(
+        hop: str, depth: int, via: Via, parent: Node | None, certain: bool, inflow: Inflow, hosts: bool = False
+    ) -> None:
         if hop in seen:
             return
         seen.add(hop)
@@ -86,7 +88,9 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
             classes, possible = None, tuple(own.value or ()) if own.state != "missing" else ()
             if inflow is not None:
                 possible = tuple(dict.fromkeys([*possible, *(inflow[0] or ()), *inflow[1]]))
-        node = Node(hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible, hosts)
+        node = Node(
+            hop, depth, via, parent.hop if parent and via != "route" else None, certain, classes, possible, hosts
+        )
         nodes.append(node)
         passed: Inflow = (classes, possible)
         edges: tuple[tuple[str, Via], ...] = (("runs_on", "runs_on"), ("subprocessors", "subprocessor"))
@@ -102,7 +106,9 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
         telemetry = lookup.get("hop", hop, "telemetry")
         if not telemetry.usable and certain and node.carries != "no":
             # Flows are edges like subprocessors: unstated, they may lead to parties unseen.
-            gaps.append(_gap(telemetry) + (" (state `[]` when no data flows out of it)" if telemetry.state == "missing" else ""))
+            gaps.append(
+                _gap(telemetry) + (" (state `[]` when no data flows out of it)" if telemetry.state == "missing" else "")
+            )
         for index, flow in enumerate(telemetry.value if isinstance(telemetry.value, list) else ()):
             target = recipient(hop, index, flow)
             received = received_classes(flow, classes)
@@ -110,7 +116,14 @@ def walk(pipes: Pipes, lookup: Lookup, route: Route) -> Graph:
                 # A flow that may be off is walked like an edge only an unverified fact claims;
                 # one from a hop that carries nothing takes nothing, and makes no party.
                 sure = certain and telemetry.usable and flow.enabled is True
-                visit(target, depth + 1, "flow", node, sure, (received, () if received is not None else tuple(dict.fromkeys([*(classes or ()), *possible]))))
+                visit(
+                    target,
+                    depth + 1,
+                    "flow",
+                    node,
+                    sure,
+                    (received, () if received is not None else tuple(dict.fromkeys([*(classes or ()), *possible]))),
+                )
 
     previous: Node | None = None
     for hop in route.hops:
@@ -171,7 +184,9 @@ class HopFacts:
                 why.append("stores data it can decrypt")
             else:
                 prongs.append("unknown")
-                why.append(describe(stored) if not stored.usable else "whether it can decrypt what it stores is unknown")
+                why.append(
+                    describe(stored) if not stored.usable else "whether it can decrypt what it stores is unknown"
+                )
         result = t_any(prongs)
         if node.carries == "unknown" and result == "yes":
             result = "unknown"

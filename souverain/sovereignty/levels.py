@@ -49,34 +49,52 @@ def ladder(
 
     def eea(country: str) -> bool:
         return ctx.rules.in_zone(country, "EEA")
+
     conditions: list[LevelCondition] = []
 
     def add(level: Level, name: str, parts: list[tuple[Tri, list[str]]]) -> None:
         result = t_all([p[0] for p in parts])
         reasons = [r for t, rs in parts if t != "yes" for r in rs]
-        conditions.append(LevelCondition(level=level, condition=name, result=result, reasons=tuple(dict.fromkeys(reasons))))
+        conditions.append(
+            LevelCondition(level=level, condition=name, result=result, reasons=tuple(dict.fromkeys(reasons)))
+        )
 
     compelled = [e for e in ctx.exposures if ctx.rules.laws[e.law].kind == "compelled_access"]
     incomplete: list[tuple[Tri, list[str]]] = []
     if not ctx.graph.complete:
-        unsure = [f"{n.hop} is reached only through an unverified fact or a flow that may be on" for n in ctx.graph.nodes if not n.certain]
+        unsure = [
+            f"{n.hop} is reached only through an unverified fact or a flow that may be on"
+            for n in ctx.graph.nodes
+            if not n.certain
+        ]
         incomplete = [("unknown", [f"hop graph incomplete: {g}" for g in ctx.graph.gaps] + unsure)]
     add(
         Level.EU_RESIDENT,
         "processing, storage and fallback in the EEA",
-        incomplete + [_facet(n, getattr(res, n), residency_reasons[n], eea) for n in ("processing", "storage", "fallback")],
+        incomplete
+        + [_facet(n, getattr(res, n), residency_reasons[n], eea) for n in ("processing", "storage", "fallback")],
     )
     established: list[tuple[Tri, list[str]]] = []
     for e in compelled:
         if e.worst == "established":
             t: Tri = "no" if e.status == "established" else "unknown"
-            established.append((t, [f"{e.law} at {e.hop}: {e.status}" + ("" if e.status == "established" else " (at worst established)")]))
+            established.append(
+                (
+                    t,
+                    [
+                        f"{e.law} at {e.hop}: {e.status}"
+                        + ("" if e.status == "established" else " (at worst established)")
+                    ],
+                )
+            )
     add(Level.EU_CONTROLLED, "no established non-EU reach to plaintext", established + incomplete)
     reach: list[tuple[Tri, list[str]]] = []
     for e in compelled:
         if e.worst != "none":
             t = "no" if e.status in ("residual", "established") else "unknown"
-            reach.append((t, [f"{e.law} at {e.hop}: {e.status}" + (f" (at worst {e.worst})" if e.worst != e.status else "")]))
+            reach.append(
+                (t, [f"{e.law} at {e.hop}: {e.status}" + (f" (at worst {e.worst})" if e.worst != e.status else "")])
+            )
     access = [_facet(n, getattr(res, n), residency_reasons[n], eea) for n in ("admin", "support", "telemetry")]
     add(Level.SOVEREIGN, "no non-EU reach at all; admin, support and telemetry in the EEA", reach + access + incomplete)
     trace = Trace(ctx.hf.lookup)

@@ -25,15 +25,21 @@ import yaml
 from stdnum import lei as stdnum_lei
 from stdnum.exceptions import ValidationError
 
-from souverain.errors import ConfigError
 from souverain import yamlfile
+from souverain.errors import ConfigError
 from souverain.sovereignty.custody import conflict_text, hop_custody
 from souverain.sovereignty.facts import COUNTRY_LEAVES, Facts, Lookup, Trace, flatten
 from souverain.sovereignty.flows import add_recipients
 from souverain.sovereignty.rules import DATA, Rules, load_rules
 from souverain.sovereignty.schema import Entity, Evidence, Hop, Id, Requirements, Route, TelemetryFlow
 
-SECTIONS: dict[str, type[msgspec.Struct]] = {"evidence": Evidence, "entities": Entity, "hops": Hop, "templates": Route, "routes": Route}
+SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "evidence": Evidence,
+    "entities": Entity,
+    "hops": Hop,
+    "templates": Route,
+    "routes": Route,
+}
 
 
 class _Skeleton(msgspec.Struct, forbid_unknown_fields=True):
@@ -103,7 +109,9 @@ def load_pipes(path: str | os.PathLike | None, *, catalogue: bool = True, rules:
     return build(texts, rules or load_rules())
 
 
-def parse_pipes(text: str, filename: str = "pipes.yaml", *, catalogue: bool = True, rules: Rules | None = None) -> Pipes:
+def parse_pipes(
+    text: str, filename: str = "pipes.yaml", *, catalogue: bool = True, rules: Rules | None = None
+) -> Pipes:
     return build([*(catalogue_sources() if catalogue else []), (filename, text)], rules or load_rules())
 
 
@@ -170,15 +178,23 @@ def _read(name: str, text: str) -> _Source:
     root, data = yamlfile.compose(text, name)
     skeleton = yamlfile.convert(data, _Skeleton, root, name, hint="docs/pipes.md")
     if skeleton.version != 1:
-        raise ConfigError(yamlfile.error(root, name, ["version"], f"unsupported pipes schema version {skeleton.version}; expected 1"))
+        raise ConfigError(
+            yamlfile.error(root, name, ["version"], f"unsupported pipes schema version {skeleton.version}; expected 1")
+        )
     items: dict[str, dict[str, Any]] = {}
     for section, type_ in SECTIONS.items():
         items[section] = {}
         for key, value in (data.get(section) or {}).items():
             yamlfile.convert(key, Id, root, name, [section, key], hint="docs/pipes.md")
-            items[section][key] = yamlfile.convert(value if value is not None else {}, type_, root, name, [section, key], hint="docs/pipes.md")
-    requirements = yamlfile.convert(data.get("requirements") or {}, Requirements, root, name, ["requirements"], hint="docs/pipes.md")
-    raw = {section: {k: (v if v is not None else {}) for k, v in (data.get(section) or {}).items()} for section in SECTIONS}
+            items[section][key] = yamlfile.convert(
+                value if value is not None else {}, type_, root, name, [section, key], hint="docs/pipes.md"
+            )
+    requirements = yamlfile.convert(
+        data.get("requirements") or {}, Requirements, root, name, ["requirements"], hint="docs/pipes.md"
+    )
+    raw = {
+        section: {k: (v if v is not None else {}) for k, v in (data.get(section) or {}).items()} for section in SECTIONS
+    }
     return _Source(name, root, raw, items, requirements)
 
 
@@ -190,7 +206,9 @@ def _check_catalogue_ids(sources: list[_Source]) -> None:
         for section in ("evidence", "entities", "hops", "templates"):
             for key in src.items[section]:
                 if (section, key) in seen:
-                    raise ConfigError(yamlfile.error(src.root, src.name, [section, key], f"also defined in {seen[(section, key)]}"))
+                    raise ConfigError(
+                        yamlfile.error(src.root, src.name, [section, key], f"also defined in {seen[(section, key)]}")
+                    )
                 seen[(section, key)] = src.name
 
 
@@ -210,9 +228,15 @@ def _resolve_route(rid: str, raw: dict, templates: dict[str, dict], src: _Source
         return yamlfile.convert(raw, Route, src.root, src.name, ["routes", rid], hint="docs/pipes.md")
     if template_id not in templates:
         known = ", ".join(sorted(templates)) or "none"
-        raise ConfigError(yamlfile.error(src.root, src.name, ["routes", rid, "template"], f"no template {template_id!r} (known: {known})"))
+        raise ConfigError(
+            yamlfile.error(
+                src.root, src.name, ["routes", rid, "template"], f"no template {template_id!r} (known: {known})"
+            )
+        )
     template = templates[template_id]
-    merged = _deep_merge({k: v for k, v in template.items() if k != "hops"}, {k: v for k, v in raw.items() if k != "hops"})
+    merged = _deep_merge(
+        {k: v for k, v in template.items() if k != "hops"}, {k: v for k, v in raw.items() if k != "hops"}
+    )
     own = list(raw.get("hops") or [])
     merged["hops"] = own + [h for h in template.get("hops") or [] if h not in own]
     return yamlfile.convert(merged, Route, src.root, src.name, ["routes", rid], hint="docs/pipes.md")
@@ -263,8 +287,17 @@ def _check(pipes: Pipes, sources: list[_Source], origin: dict[str, _Source], use
                         if isinstance(flow.countries, list) and (problem := country_ok(flow.countries)):
                             fail(key, f"telemetry.{i}.countries", problem)
                         operator = pipes.hops.get(flow.to or "", {}).get("operator")
-                        if flow.destination and operator is not None and operator.known and operator.value != flow.destination:
-                            fail(key, f"telemetry.{i}.destination", f"{flow.destination!r}, but hop {flow.to!r} is run by {operator.value!r}")
+                        if (
+                            flow.destination
+                            and operator is not None
+                            and operator.known
+                            and operator.value != flow.destination
+                        ):
+                            fail(
+                                key,
+                                f"telemetry.{i}.destination",
+                                f"{flow.destination!r}, but hop {flow.to!r} is run by {operator.value!r}",
+                            )
         for oid in table:
             if kind == "hops" and oid not in pipes.hop_roles:
                 fail(f"hops.{oid}", "", "missing required key `role`")
@@ -275,16 +308,24 @@ def _check(pipes: Pipes, sources: list[_Source], origin: dict[str, _Source], use
     criteria = rules.criteria
     for i, crit in enumerate(user.requirements.criteria or ()):
         if crit not in criteria:
-            raise ConfigError(yamlfile.error(user.root, user.name, ["requirements", "criteria", i], f"no criterion {crit!r}"))
+            raise ConfigError(
+                yamlfile.error(user.root, user.name, ["requirements", "criteria", i], f"no criterion {crit!r}")
+            )
     for rid, route in pipes.routes.items():
         for i, hop in enumerate(route.hops):
             if hop not in pipes.hops:
                 raise ConfigError(yamlfile.error(user.root, user.name, ["routes", rid, "hops", i], f"no hop {hop!r}"))
         if not route.hops:
-            raise ConfigError(yamlfile.error(user.root, user.name, ["routes", rid], "a route needs at least one hop (or a template)"))
+            raise ConfigError(
+                yamlfile.error(user.root, user.name, ["routes", rid], "a route needs at least one hop (or a template)")
+            )
         for i, crit in enumerate((route.requires.criteria if route.requires else None) or ()):
             if crit not in criteria:
-                raise ConfigError(yamlfile.error(user.root, user.name, ["routes", rid, "requires", "criteria", i], f"no criterion {crit!r}"))
+                raise ConfigError(
+                    yamlfile.error(
+                        user.root, user.name, ["routes", rid, "requires", "criteria", i], f"no criterion {crit!r}"
+                    )
+                )
 
 
 def _references(kind: str, path: str, value: Any) -> list[tuple[str, str]]:
@@ -302,7 +343,9 @@ def _references(kind: str, path: str, value: Any) -> list[tuple[str, str]]:
             return [("hops", v) for v in value]
         if path == "telemetry":
             flows = [f for f in value if isinstance(f, TelemetryFlow)]
-            return [("entities", f.destination) for f in flows if f.destination] + [("hops", f.to) for f in flows if f.to]
+            return [("entities", f.destination) for f in flows if f.destination] + [
+                ("hops", f.to) for f in flows if f.to
+            ]
     return []
 
 

@@ -9,12 +9,18 @@ from typing import Any
 
 import msgspec
 
-from souverain.terms import ASPECTS
 from souverain.sovereignty.facts import FactRef, describe
 from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.results import Analysis, CountrySet, Exposure, RouteAnalysis, RouteProfile
+from souverain.terms import ASPECTS
 
-VERDICT_MARK = {"pass": "✔ pass", "fail": "✖ fail", "partial": "~ partial", "unknown": "? unknown", "not_applicable": "– n/a"}
+VERDICT_MARK = {
+    "pass": "✔ pass",
+    "fail": "✖ fail",
+    "partial": "~ partial",
+    "unknown": "? unknown",
+    "not_applicable": "– n/a",
+}
 STATUS_WORDS = {"none": "none", "residual": "residual (contested)", "established": "established", "unknown": "unknown"}
 
 
@@ -56,7 +62,9 @@ def summary(r: RouteAnalysis, pipes: Pipes) -> list[str]:
     elif p.non_eu_access == "yes":
         out.append(f"A non-EU law can compel plaintext: {p.non_eu_access_reason}.")
     elif p.non_eu_access == "residual":
-        out.append(f"A non-EU law can compel plaintext only through a contested, residual reach: {p.non_eu_access_reason}.")
+        out.append(
+            f"A non-EU law can compel plaintext only through a contested, residual reach: {p.non_eu_access_reason}."
+        )
     else:
         out.append(f"Whether a non-EU law can compel plaintext is unknown; {p.non_eu_access_reason}.")
     outside, open_ = [], []
@@ -71,7 +79,9 @@ def summary(r: RouteAnalysis, pipes: Pipes) -> list[str]:
     if open_:
         out.append(f"Not known to stay in the EEA: {', '.join(open_)}.")
     if not outside and not open_:
-        out.append("Nothing leaves the EEA: processing, storage, fallback, admin, support and telemetry all stay in it.")
+        out.append(
+            "Nothing leaves the EEA: processing, storage, fallback, admin, support and telemetry all stay in it."
+        )
     return out
 
 
@@ -81,9 +91,17 @@ def _cell(text: Any) -> str:
 
 def to_markdown(analysis: Analysis, pipes: Pipes) -> str:
     out: list[str] = ["# Pipes report", ""]
-    out.append(f"Sources: {', '.join(analysis.sources)}. Rules: {analysis.rules_version} (`{analysis.rules_digest[:12]}`).")
-    out.append(f"Facts below `{analysis.min_confidence}` confidence, unverified facts and missing facts count as unknown; unknown never passes.")
-    out += ["", "| Route | Level | Non-EU law can compel plaintext | Processing | Breaches |", "| --- | --- | --- | --- | --- |"]
+    out.append(
+        f"Sources: {', '.join(analysis.sources)}. Rules: {analysis.rules_version} (`{analysis.rules_digest[:12]}`)."
+    )
+    out.append(
+        f"Facts below `{analysis.min_confidence}` confidence, unverified facts and missing facts count as unknown; unknown never passes."
+    )
+    out += [
+        "",
+        "| Route | Level | Non-EU law can compel plaintext | Processing | Breaches |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, r in analysis.routes.items():
         p = r.profile
         out.append(
@@ -95,7 +113,10 @@ def to_markdown(analysis: Analysis, pipes: Pipes) -> str:
     if analysis.evidence:
         out += ["", "## Sources cited", ""]
         for eid, ev in analysis.evidence.items():
-            out.append(f"- `{eid}` ({ev.confidence}, {ev.retrieved}): {ev.title or ev.source} <{ev.source}>" + (f" via {ev.via}" if ev.via else ""))
+            out.append(
+                f"- `{eid}` ({ev.confidence}, {ev.retrieved}): {ev.title or ev.source} <{ev.source}>"
+                + (f" via {ev.via}" if ev.via else "")
+            )
     return "\n".join(out) + "\n"
 
 
@@ -110,14 +131,26 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> list[str]:
         out += [f"**{r.title}**", ""]
     out.append(" ".join(summary(r, pipes)))
     seal = "unknown" if p.csf_seal is None else p.csf_seal
-    out.append(f"CSF SEAL cap (criteria a pipe can answer): {seal}. Personal data: {p.personal_data}. Profile digest `{p.digest[:16]}`.")
+    out.append(
+        f"CSF SEAL cap (criteria a pipe can answer): {seal}. Personal data: {p.personal_data}. Profile digest `{p.digest[:16]}`."
+    )
     if r.endpoint:
         out.append("Endpoint: " + ", ".join(f"{k} `{v}`" for k, v in r.endpoint.items()) + ".")
     if r.purpose.name:
-        out.append(f"Purpose: {r.purpose.name}" + (f" (function {r.purpose.function_id})" if r.purpose.function_id else "") + ".")
+        out.append(
+            f"Purpose: {r.purpose.name}"
+            + (f" (function {r.purpose.function_id})" if r.purpose.function_id else "")
+            + "."
+        )
     if r.breaches:
         out += ["", "**Breaks its requirements:**", *[f"- {b}" for b in r.breaches]]
-    out += ["", "### The pipe", "", "| Hop | Role | Operator | Reached via | Rank | Sees plaintext | Non-EU reach |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "",
+        "### The pipe",
+        "",
+        "| Hop | Role | Operator | Reached via | Rank | Sees plaintext | Non-EU reach |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for n in r.nodes:
         via = "route" if n.via == "route" else f"{n.via.replace('_', ' ')} of {n.parent}"
         tag = " (unverified)" if not n.certain else ""
@@ -131,7 +164,9 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> list[str]:
         out += [f"- {_cell(x)}" for x in a.answers] + [""]
     out += ["### Level", "", "| Level | Condition | Holds | Why not |", "| --- | --- | --- | --- |"]
     for c in r.ladder:
-        out.append(f"| {c.level.label} ({int(c.level)}) | {c.condition} | {c.result} | {_cell('; '.join(c.reasons[:6]) + (' …' if len(c.reasons) > 6 else ''))} |")
+        out.append(
+            f"| {c.level.label} ({int(c.level)}) | {c.condition} | {c.result} | {_cell('; '.join(c.reasons[:6]) + (' …' if len(c.reasons) > 6 else ''))} |"
+        )
     reaching = [e for e in r.exposures if e.worst != "none"]
     out += ["", "### Non-EU laws and transfers, hop by hop", ""]
     if not reaching:
@@ -149,7 +184,9 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> list[str]:
     for crit in r.criteria:
         fw = pipes.rules.frameworks[crit.framework].name
         seal = f" (SEAL {crit.seal})" if crit.seal is not None else ""
-        out.append(f"| {crit.id}: {_cell(crit.title)} | {fw} {crit.ref} | {VERDICT_MARK[crit.verdict]}{seal} | {_cell('; '.join(crit.reasons[:4]))} |")
+        out.append(
+            f"| {crit.id}: {_cell(crit.title)} | {fw} {crit.ref} | {VERDICT_MARK[crit.verdict]}{seal} | {_cell('; '.join(crit.reasons[:4]))} |"
+        )
     if r.gaps:
         out += ["", "### Gaps in the hop graph", "", *[f"- {g}" for g in r.gaps]]
     return out

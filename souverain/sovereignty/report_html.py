@@ -10,10 +10,10 @@ from __future__ import annotations
 import itertools
 from html import escape
 
-from souverain.terms import ASPECTS
 from souverain.sovereignty.loader import Pipes
 from souverain.sovereignty.report import ACCESS_WORDS, STATUS_WORDS, VERDICT_MARK, countries, exposure_title, summary
 from souverain.sovereignty.results import Analysis, NodeView, RouteAnalysis, RouteProfile
+from souverain.terms import ASPECTS
 
 W, H, GAP_X, GAP_Y, PAD = 226, 84, 34, 52, 16
 STATUS_COLOUR = {"established": "#c62828", "residual": "#e65100", "unknown": "#6d6d6d", "none": "#2e7d32"}
@@ -137,8 +137,12 @@ def _route(r: RouteAnalysis, pipes: Pipes) -> str:
     out.append("</dl>")
     out.append("<h3>Why this level</h3><table><tr><th>Level</th><th>Condition</th><th>Holds</th><th>Why not</th></tr>")
     for c in r.ladder:
-        why = "<br>".join(escape(x) for x in c.reasons[:8]) + (f"<br>… and {len(c.reasons) - 8} more" if len(c.reasons) > 8 else "")
-        out.append(f"<tr><td>{int(c.level)} {escape(c.level.label)}</td><td>{escape(c.condition)}</td><td>{_tri(c.result, bad='no')}</td><td>{why}</td></tr>")
+        why = "<br>".join(escape(x) for x in c.reasons[:8]) + (
+            f"<br>… and {len(c.reasons) - 8} more" if len(c.reasons) > 8 else ""
+        )
+        out.append(
+            f"<tr><td>{int(c.level)} {escape(c.level.label)}</td><td>{escape(c.condition)}</td><td>{_tri(c.result, bad='no')}</td><td>{why}</td></tr>"
+        )
     out.append("</table>")
     out.append(_exposures(r, pipes))
     out.append("<h3>Residency</h3><table><tr><th>Facet</th><th>Countries</th><th>In the EEA</th></tr>")
@@ -173,7 +177,9 @@ def _exposures(r: RouteAnalysis, pipes: Pipes) -> str:
         for s in e.steps:
             out.append(f"<li><b>{escape(s.test)}</b> ({escape(s.result)}): {escape(s.text)}</li>")
         for m in e.not_counted:
-            out.append(f"<li><b>does not remove it:</b> {escape(m.title)}. <span class='meta'>{escape(m.why)}</span></li>")
+            out.append(
+                f"<li><b>does not remove it:</b> {escape(m.title)}. <span class='meta'>{escape(m.why)}</span></li>"
+            )
         out.append("</ul></details>")
     return "\n".join(out)
 
@@ -264,7 +270,9 @@ def diagram(r: RouteAnalysis, pipes: Pipes) -> str:
 
     for a, b in itertools.pairwise(roots):
         (ax, ay), (bx, by) = top(a), top(b)
-        svg.append(f"<line x1='{ax + W:.0f}' y1='{ay + H / 2:.0f}' x2='{bx - 2:.0f}' y2='{by + H / 2:.0f}' stroke='#555' stroke-width='1.6' marker-end='url(#arrow)'/>")
+        svg.append(
+            f"<line x1='{ax + W:.0f}' y1='{ay + H / 2:.0f}' x2='{bx - 2:.0f}' y2='{by + H / 2:.0f}' stroke='#555' stroke-width='1.6' marker-end='url(#arrow)'/>"
+        )
     for hop, kids in children.items():
         for kid in kids:
             (px, py), (cx, cy) = top(hop), top(kid)
@@ -273,7 +281,9 @@ def diagram(r: RouteAnalysis, pipes: Pipes) -> str:
                 f"<path d='M{px + W / 2:.0f},{py + H:.0f} C{px + W / 2:.0f},{py + H + GAP_Y / 2:.0f} {cx + W / 2:.0f},{cy - GAP_Y / 2:.0f} {cx + W / 2:.0f},{cy - 2:.0f}' "
                 f"fill='none' stroke='#777' stroke-width='1.4'{dash} marker-end='url(#arrow)'/>"
             )
-            svg.append(f"<text x='{cx + W / 2 + 6:.0f}' y='{cy - GAP_Y / 2 + 4:.0f}' font-size='11' fill='#666'>{escape(label.get(kid, ''))}</text>")
+            svg.append(
+                f"<text x='{cx + W / 2 + 6:.0f}' y='{cy - GAP_Y / 2 + 4:.0f}' font-size='11' fill='#666'>{escape(label.get(kid, ''))}</text>"
+            )
     for hop in x:
         svg.append(_box(nodes[hop], *top(hop), pipes))
     svg.append("</svg>")
@@ -306,10 +316,14 @@ def _box(n: NodeView, left: float, top: float, pipes: Pipes) -> str:
         text_w = 10 + len(short) * 6.6
         badge = STATUS_COLOUR[reach.status if reach.status != "none" else "unknown"]
         out.append(f"<rect x='{bx:.0f}' y='{top + 60:.0f}' width='{text_w:.0f}' height='17' rx='8' fill='{badge}'/>")
-        out.append(f"<text x='{bx + 4:.0f}' y='{top + 72:.0f}' font-size='10.5' font-weight='600' fill='#fff'>{escape(short)}</text>")
+        out.append(
+            f"<text x='{bx + 4:.0f}' y='{top + 72:.0f}' font-size='10.5' font-weight='600' fill='#fff'>{escape(short)}</text>"
+        )
         bx += text_w + 5
     if not n.laws:
         mark = "in-house" if n.third_party == "no" else "no non-EU reach"
-        out.append(f"<text x='{left + 10:.0f}' y='{top + 73:.0f}' font-size='10.5' fill='{STATUS_COLOUR['none']}'>{mark}</text>")
+        out.append(
+            f"<text x='{left + 10:.0f}' y='{top + 73:.0f}' font-size='10.5' fill='{STATUS_COLOUR['none']}'>{mark}</text>"
+        )
     out.append("</g>")
     return "".join(out)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from souverain.terms import ASPECTS
 from souverain.sovereignty.facts import Trace, describe
 from souverain.sovereignty.graph import Graph, HopFacts, Node
 from souverain.sovereignty.results import CountrySet, Residency, Tri
 from souverain.sovereignty.schema import TelemetryFlow
-
+from souverain.terms import ASPECTS
 
 
 @dataclass

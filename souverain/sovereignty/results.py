@@ -12,9 +12,9 @@ from typing import Literal
 
 import msgspec
 
-from souverain.terms import Level
 from souverain.sovereignty.facts import FactRef
 from souverain.sovereignty.schema import Confidence, Evidence, Purpose
+from souverain.terms import Level
 
 PROFILE_SCHEMA = "souverain.pipes.profile/v1"
 

@@ -61,8 +61,11 @@ def third_party_access(ctx: RouteContext, trace: Trace, p: dict) -> Result:
             why.append(f"{node.hop}: non-EU control {non_eu}, access to plaintext {reach}")
     if not nodes and ctx.graph.complete:
         return "not_applicable", ["no third party carries data on this route"], None
-    return combine(verdicts, ctx.graph.complete), why or ["no non-EU or non-EU-controlled third party can obtain the data"], None
-
+    return (
+        combine(verdicts, ctx.graph.complete),
+        why or ["no non-EU or non-EU-controlled third party can obtain the data"],
+        None,
+    )
 
 
 def csf_extraterritorial(ctx: RouteContext, trace: Trace, p: dict) -> Result:
@@ -85,8 +88,14 @@ def csf_extraterritorial(ctx: RouteContext, trace: Trace, p: dict) -> Result:
         highs.append(seal["none"] if status == "unknown" else _cap(seal, status, established))
         lows.append(_cap(seal, worst, established))
         reads = "" if exp.worst != "none" else ", though it cannot read the data"
-        why.append(f"{exp.hop}: {exp.law} binds its operator: {status}" + (f" (at worst {worst})" if worst != status else "") + reads)
-    return _seal(min(lows), min(highs), why or ["no party holding the data is bound by a non-EU law"], ctx.graph.complete)
+        why.append(
+            f"{exp.hop}: {exp.law} binds its operator: {status}"
+            + (f" (at worst {worst})" if worst != status else "")
+            + reads
+        )
+    return _seal(
+        min(lows), min(highs), why or ["no party holding the data is bound by a non-EU law"], ctx.graph.complete
+    )
 
 
 def _cap(seal: dict, status: str, established: int) -> int:
@@ -105,9 +114,17 @@ def csf_keys(ctx: RouteContext, trace: Trace, p: dict) -> Result:
         rung = None if custody.conflicts else _key_rung(custody)
         # Seeing plaintext caps the rung at customer_primary; where the key lives decides below that.
         worst = min(seal[rung] if rung else seal["provider_only"], seal["customer_primary"])
-        best = worst if rung and reach == "yes" else seal["customer_primary"] if reach == "yes" else seal["customer_exclusive"]
+        best = (
+            worst
+            if rung and reach == "yes"
+            else seal["customer_primary"]
+            if reach == "yes"
+            else seal["customer_exclusive"]
+        )
         low, high = min(low, worst), min(high, best)
-        why.append(f"{node.hop}: key material {custody.key_material}, provider can use it: {custody.provider_can_use}; provider reaches plaintext: {reach} → {rung or 'unknown'}")
+        why.append(
+            f"{node.hop}: key material {custody.key_material}, provider can use it: {custody.provider_can_use}; provider reaches plaintext: {reach} → {rung or 'unknown'}"
+        )
     return _seal(low, high, why or ["no third party can read the data"], ctx.graph.complete)
 
 
@@ -128,7 +145,9 @@ def csf_location(ctx: RouteContext, trace: Trace, p: dict) -> Result:
     if any(not ctx.rules.in_zone(c, zone) for c in res.fallback.countries):
         why = [f"fallback outside the {zone}: {', '.join(res.fallback.countries)}"]
         known = res.processing.complete and res.storage.complete
-        return _seal(seal["eu_default_with_exceptions"] if known else seal["non_eu"], seal["eu_default_with_exceptions"], why)
+        return _seal(
+            seal["eu_default_with_exceptions"] if known else seal["non_eu"], seal["eu_default_with_exceptions"], why
+        )
     complete = res.processing.complete and res.storage.complete and res.fallback.complete
     if complete:
         return _seal(seal["eu_only"], seal["eu_only"], [f"processing, storage and fallback all in the {zone}"])
@@ -226,9 +245,15 @@ def subcontracting_chain(ctx: RouteContext, trace: Trace, p: dict) -> Result:
             third_country = t_any([t_not(seat), controlled])
             tests.append(third_country)
             if third_country == "yes":
-                why.append(f"{node.hop}: subcontractor {ctx.hf.pipes.entity_name(op.value)} (rank {ctx.ranks[node.hop]}) in or controlled from a third country")
+                why.append(
+                    f"{node.hop}: subcontractor {ctx.hf.pipes.entity_name(op.value)} (rank {ctx.ranks[node.hop]}) in or controlled from a third country"
+                )
     if not ctx.graph.complete:
-        return "unknown", why + ["the chain is not fully known: " + "; ".join(ctx.graph.gaps or ["unverified hops"])], None
+        return (
+            "unknown",
+            why + ["the chain is not fully known: " + "; ".join(ctx.graph.gaps or ["unverified hops"])],
+            None,
+        )
     found = t_any(tests)
     if found == "yes":
         return "partial", why, None
@@ -273,12 +298,18 @@ def log_retention(ctx: RouteContext, trace: Trace, p: dict) -> Result:
             outcomes.append("fail")
         else:
             outcomes.append("pass" if controlled == long_enough == "yes" else "unknown")
-        why.append(f"{node.hop}: under the organisation's control: {controlled}; {describe(days)} (needs ≥ {p['min_days']})")
+        why.append(
+            f"{node.hop}: under the organisation's control: {controlled}; {describe(days)} (needs ≥ {p['min_days']})"
+        )
     if "pass" in outcomes:
         return "pass", why, None
     if "unknown" in outcomes:
         return "unknown", why, None
-    return "fail", why or ["no logging sink on this route: declare the gateway's log store as a `logging_sink` hop"], None
+    return (
+        "fail",
+        why or ["no logging sink on this route: declare the gateway's log store as a `logging_sink` hop"],
+        None,
+    )
 
 
 ROUTE_CHECKS: MappingProxyType[str, RouteCheck] = MappingProxyType(

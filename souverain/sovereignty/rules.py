@@ -14,8 +14,8 @@ from typing import Any, Literal
 import msgspec
 
 from souverain import yamlfile
-from souverain.terms import LevelName
 from souverain.sovereignty.schema import Confidence
+from souverain.terms import LevelName
 
 DATA = "souverain.sovereignty.data"
 

@@ -24,8 +24,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from souverain.terms import LevelName
 from souverain.strict import Strict as Base
+from souverain.terms import LevelName
 
 T = TypeVar("T")
 
@@ -53,7 +53,9 @@ DataKind = Literal[
     "prompt", "completion", "files", "embeddings", "content_logs", "metadata_logs", "account_data", "telemetry"
 ]
 InUse = Literal["plaintext", "tee_attested", "none", "unknown"]
-Encryption = Literal["none", "provider_managed", "cmk_in_provider_kms", "external_kms_byok", "hyok", "client_side", "unknown"]
+Encryption = Literal[
+    "none", "provider_managed", "cmk_in_provider_kms", "external_kms_byok", "hyok", "client_side", "unknown"
+]
 Scope = Literal["region", "data_zone_eu", "geography_eu", "global", "unknown"]
 TransferMechanism = Literal["scc_2021_914", "dpf", "bcr", "adequacy", "art49"]
 IctService = Literal[
@@ -100,7 +102,16 @@ class Evidence(Base):
     title: str = ""
     published: str = ""
     kind: Literal[
-        "statute", "official", "vendor_doc", "contract", "registry", "press", "community", "own_config", "audit", "research_note"
+        "statute",
+        "official",
+        "vendor_doc",
+        "contract",
+        "registry",
+        "press",
+        "community",
+        "own_config",
+        "audit",
+        "research_note",
     ] = "vendor_doc"
     via: str = ""  # where we found it, if not first-hand
     sha256: str = ""

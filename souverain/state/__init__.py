@@ -32,8 +32,15 @@ if TYPE_CHECKING:  # the configuration imports souverain.state.config: no import
     from souverain.config import Config
 
 __all__ = [
-    "PostgresStateConfig", "SchemaTooNew", "SqliteStateConfig", "StateConfig", "StateError",
-    "connect", "describe", "open_keys", "state_dir",
+    "PostgresStateConfig",
+    "SchemaTooNew",
+    "SqliteStateConfig",
+    "StateConfig",
+    "StateError",
+    "connect",
+    "describe",
+    "open_keys",
+    "state_dir",
 ]
 
 

@@ -102,8 +102,16 @@ class SqliteKeyTable:
     def insert(self, record: KeyRecord) -> None:
         self._db.execute(
             f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-            (record.id, record.name, record.tenant, record.scopes, record.models, record.secret_hash,
-             record.created_at, record.revoked_at),
+            (
+                record.id,
+                record.name,
+                record.tenant,
+                record.scopes,
+                record.models,
+                record.secret_hash,
+                record.created_at,
+                record.revoked_at,
+            ),
         )
         self._version = -1  # our own commits do not move data_version: reload on next use
 
@@ -172,8 +180,16 @@ class PostgresKeyTable:
         with self._lock, self._db.transaction():
             self._db.execute(
                 f"INSERT INTO api_keys ({_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-                (record.id, record.name, record.tenant, record.scopes, record.models, record.secret_hash,
-                 record.created_at, record.revoked_at),
+                (
+                    record.id,
+                    record.name,
+                    record.tenant,
+                    record.scopes,
+                    record.models,
+                    record.secret_hash,
+                    record.created_at,
+                    record.revoked_at,
+                ),
             )
             self._notify(self._db, record.id)
         self._known = {**self._known, record.id: record}
@@ -210,7 +226,9 @@ class PostgresKeyTable:
                     self._db.execute(f'SET search_path TO "{self.schema}"')
                 row = self._db.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s", (key_id,)).fetchone()
         except (self._psycopg.Error, StateError):
-            raise StateUnavailable("The gateway cannot reach its key store to check API keys; try again shortly.") from None
+            raise StateUnavailable(
+                "The gateway cannot reach its key store to check API keys; try again shortly."
+            ) from None
         return KeyRecord(*row) if row else None
 
     # -- the listener thread -------------------------------------------------------------
@@ -254,4 +272,3 @@ class PostgresKeyTable:
             self._thread.join(timeout=self.cache_s + 5)
             self._thread = None
         self._db.close()
-

@@ -16,8 +16,16 @@ from souverain.config.schema import Flavor, OpenAIHTTPModel, ToolChoiceMode
 from souverain.errors import Unsupported
 
 Capability = Literal[
-    "tools", "tool_choice", "json_object", "json_schema", "reasoning_effort", "reasoning_budget",
-    "logprobs", "n", "embeddings", "stream_usage",
+    "tools",
+    "tool_choice",
+    "json_object",
+    "json_schema",
+    "reasoning_effort",
+    "reasoning_budget",
+    "logprobs",
+    "n",
+    "embeddings",
+    "stream_usage",
 ]
 
 
@@ -43,43 +51,98 @@ _ALL_MODES: frozenset[ToolChoiceMode] = frozenset({"auto", "none", "required", "
 TABLE: dict[Flavor, Capabilities] = {
     # OpenAI's API (and Azure OpenAI): the reference every other row is measured against.
     "openai": Capabilities(
-        tools=True, tool_choice=_ALL_MODES, json_object=True, json_schema=True, reasoning_effort=True,
-        reasoning_budget=False, logprobs=True, n=True, embeddings=True, stream_usage=True,
+        tools=True,
+        tool_choice=_ALL_MODES,
+        json_object=True,
+        json_schema=True,
+        reasoning_effort=True,
+        reasoning_budget=False,
+        logprobs=True,
+        n=True,
+        embeddings=True,
+        stream_usage=True,
     ),
     # vLLM's OpenAI server: `auto` needs --enable-auto-tool-choice (on in its tool recipes).
     "vllm": Capabilities(
-        tools=True, tool_choice=_ALL_MODES, json_object=True, json_schema=True, reasoning_effort=True,
-        reasoning_budget=True, logprobs=True, n=True, embeddings=True, stream_usage=True,
+        tools=True,
+        tool_choice=_ALL_MODES,
+        json_object=True,
+        json_schema=True,
+        reasoning_effort=True,
+        reasoning_budget=True,
+        logprobs=True,
+        n=True,
+        embeddings=True,
+        stream_usage=True,
     ),
     # Mistral's API: `required` is spelt `any`; no logprobs; usage always ends a stream.
     "mistral": Capabilities(
-        tools=True, tool_choice=_ALL_MODES, json_object=True, json_schema=True, reasoning_effort=True,
-        reasoning_budget=False, logprobs=False, n=True, embeddings=True, stream_usage=True,
+        tools=True,
+        tool_choice=_ALL_MODES,
+        json_object=True,
+        json_schema=True,
+        reasoning_effort=True,
+        reasoning_budget=False,
+        logprobs=False,
+        n=True,
+        embeddings=True,
+        stream_usage=True,
     ),
     # llama.cpp's llama-server (--jinja): tool_choice is a string only (no named function);
     # one completion per request.
     "llama-server": Capabilities(
-        tools=True, tool_choice=frozenset({"auto", "none", "required"}), json_object=True, json_schema=True,
-        reasoning_effort=True, reasoning_budget=True, logprobs=True, n=False, embeddings=True, stream_usage=True,
+        tools=True,
+        tool_choice=frozenset({"auto", "none", "required"}),
+        json_object=True,
+        json_schema=True,
+        reasoning_effort=True,
+        reasoning_budget=True,
+        logprobs=True,
+        n=False,
+        embeddings=True,
+        stream_usage=True,
     ),
     # llama-cpp-python's server (llama_cpp.server): with a model's own chat template a tool
     # call is produced only when tool_choice names the function; json_schema only as
     # json_object + schema; no reasoning controls, n ignored, no usage in streams.
     "llama-cpp-python": Capabilities(
-        tools=True, tool_choice=frozenset({"none", "named"}), json_object=True, json_schema=True,
-        reasoning_effort=False, reasoning_budget=False, logprobs=True, n=False, embeddings=True,
+        tools=True,
+        tool_choice=frozenset({"none", "named"}),
+        json_object=True,
+        json_schema=True,
+        reasoning_effort=False,
+        reasoning_budget=False,
+        logprobs=True,
+        n=False,
+        embeddings=True,
         stream_usage=False,
     ),
     # Hugging Face TGI's Messages API: grammar through response_format {type, value};
     # embeddings are a separate server (TEI); one choice per request.
     "tgi": Capabilities(
-        tools=True, tool_choice=_ALL_MODES, json_object=True, json_schema=True, reasoning_effort=False,
-        reasoning_budget=False, logprobs=True, n=False, embeddings=False, stream_usage=True,
+        tools=True,
+        tool_choice=_ALL_MODES,
+        json_object=True,
+        json_schema=True,
+        reasoning_effort=False,
+        reasoning_budget=False,
+        logprobs=True,
+        n=False,
+        embeddings=False,
+        stream_usage=True,
     ),
     # Ollama's /v1: tools are offered, tool_choice is not read (the model decides).
     "ollama": Capabilities(
-        tools=True, tool_choice=frozenset({"auto"}), json_object=True, json_schema=True, reasoning_effort=True,
-        reasoning_budget=False, logprobs=False, n=False, embeddings=True, stream_usage=True,
+        tools=True,
+        tool_choice=frozenset({"auto"}),
+        json_object=True,
+        json_schema=True,
+        reasoning_effort=True,
+        reasoning_budget=False,
+        logprobs=False,
+        n=False,
+        embeddings=True,
+        stream_usage=True,
     ),
 }
 
@@ -92,8 +155,7 @@ def resolve(config: OpenAIHTTPModel) -> Capabilities:
         return caps
     if over.tool_choice is not None:
         caps = replace(caps, tool_choice=frozenset(over.tool_choice))
-    for name in ("json_object", "json_schema", "reasoning_effort", "reasoning_budget", "logprobs", "n",
-                 "stream_usage"):
+    for name in ("json_object", "json_schema", "reasoning_effort", "reasoning_budget", "logprobs", "n", "stream_usage"):
         value = getattr(over, name)
         if value is not None:
             caps = replace(caps, **{name: value})
@@ -117,8 +179,9 @@ _CODES: dict[Capability, str] = {
 def refuse(model: str, flavor: str, capability: Capability, param: str, what: str, hint: str = "") -> Unsupported:
     """The refusal for `what` (the request's wording of the capability) on `model`."""
     message = f"model {model!r} cannot honour {what}: its upstream ({flavor}) does not support it"
-    return Unsupported(message + (f"; {hint}" if hint else ""), capability=capability, param=param,
-                       code=_CODES[capability])
+    return Unsupported(
+        message + (f"; {hint}" if hint else ""), capability=capability, param=param, code=_CODES[capability]
+    )
 
 
 __all__ = ["TABLE", "Capabilities", "Capability", "Unsupported", "refuse", "resolve"]

@@ -37,12 +37,23 @@ class Target:
 
 
 # Sampling and limits fields copied as they are when set (OpenAI's names).
-PLAIN = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "seed", "presence_penalty",
-         "frequency_penalty", "parallel_tool_calls", "user")
+PLAIN = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "parallel_tool_calls",
+    "user",
+)
 
 
-def chat_body(request: ChatRequest, target: Target, *, stream: bool,
-              message: Callable[[Message], dict[str, Any]] | None = None) -> dict[str, Any]:
+def chat_body(
+    request: ChatRequest, target: Target, *, stream: bool, message: Callable[[Message], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The OpenAI-shaped body for `request`, every capability checked: a request the
     upstream cannot honour raises `Unsupported` here, before anything is sent.
 
@@ -50,8 +61,11 @@ def chat_body(request: ChatRequest, target: Target, *, stream: bool,
     schema), `reasoning_budget_tokens` (`budget(request, target)` checks it), and renames."""
     caps = target.capabilities
     write = message or openai_message
-    body: dict[str, Any] = {"model": target.upstream_model, "messages": [write(m) for m in request.messages],
-                            "stream": stream}
+    body: dict[str, Any] = {
+        "model": target.upstream_model,
+        "messages": [write(m) for m in request.messages],
+        "stream": stream,
+    }
     for name in PLAIN:
         value = getattr(request, name)
         if value is not None:
@@ -69,7 +83,9 @@ def chat_body(request: ChatRequest, target: Target, *, stream: bool,
             body["top_logprobs"] = request.top_logprobs
     if request.reasoning_effort is not None:
         if not caps.reasoning_effort:
-            raise target.refuse("reasoning_effort", "reasoning_effort", f"reasoning_effort {request.reasoning_effort!r}")
+            raise target.refuse(
+                "reasoning_effort", "reasoning_effort", f"reasoning_effort {request.reasoning_effort!r}"
+            )
         body["reasoning_effort"] = request.reasoning_effort
     if stream and caps.stream_usage:
         body["stream_options"] = {"include_usage": True}
@@ -122,8 +138,11 @@ def tool_choice(request: ChatRequest, target: Target) -> tuple[list[Tool] | None
         return list(tools), {"type": "function", "function": {"name": tools[0].function.name}}
     if mode == "named" and "required" in caps.tool_choice:
         return [t for t in tools if t.function.name == named], "required"
-    what = "tool_choice 'auto' (the default when tools are given)" if request.tool_choice is None else (
-        f"tool_choice {'naming a function' if mode == 'named' else repr(mode)}")
+    what = (
+        "tool_choice 'auto' (the default when tools are given)"
+        if request.tool_choice is None
+        else (f"tool_choice {'naming a function' if mode == 'named' else repr(mode)}")
+    )
     honoured = sorted(caps.tool_choice)
     hint = f"it honours tool_choice {', '.join(repr(m) for m in honoured)}" if honoured else ""
     if mode == "required" and "named" in caps.tool_choice:
@@ -150,8 +169,12 @@ def json_schema(request: ChatRequest, target: Target) -> tuple[str, dict[str, An
     schema = rf.target_schema()
     kind: Literal["json_object", "json_schema"] = "json_schema" if schema is not None else "json_object"
     if not getattr(target.capabilities, kind):
-        raise target.refuse(kind, "response_format", f"response_format {kind}",
-                            "ask for json_object" if kind == "json_schema" and target.capabilities.json_object else "")
+        raise target.refuse(
+            kind,
+            "response_format",
+            f"response_format {kind}",
+            "ask for json_object" if kind == "json_schema" and target.capabilities.json_object else "",
+        )
     return kind, schema
 
 
@@ -179,8 +202,12 @@ def budget(request: ChatRequest, target: Target) -> int | None:
     if request.reasoning_budget_tokens is None:
         return None
     if not target.capabilities.reasoning_budget:
-        raise target.refuse("reasoning_budget", "reasoning_budget_tokens", "a per-request reasoning budget",
-                            "use reasoning_effort" if target.capabilities.reasoning_effort else "")
+        raise target.refuse(
+            "reasoning_budget",
+            "reasoning_budget_tokens",
+            "a per-request reasoning budget",
+            "use reasoning_effort" if target.capabilities.reasoning_effort else "",
+        )
     return request.reasoning_budget_tokens
 
 

@@ -28,7 +28,10 @@ class TGITranslator:
         common.token_limit(body, "max_tokens")
         fmt = common.json_schema(request, target)
         if fmt is not None:
-            body["response_format"] = {"type": "json_object", "value": fmt[1] if fmt[1] is not None else {"type": "object"}}
+            body["response_format"] = {
+                "type": "json_object",
+                "value": fmt[1] if fmt[1] is not None else {"type": "object"},
+            }
         common.budget(request, target)
         common.gateway_side_prompts(request, target, body)
         return body

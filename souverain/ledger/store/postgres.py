@@ -100,9 +100,11 @@ class PostgresStore:
     def sequence(self, leaves: Sequence[bytes], contents: Sequence[ContentRow | None]) -> int:
         db = self._db
         with db.transaction():
-            (end,) = _row(db.execute(
-                "UPDATE ledger_counter SET value = value + %s WHERE name = 'next' RETURNING value", (len(leaves),)
-            ).fetchone())
+            (end,) = _row(
+                db.execute(
+                    "UPDATE ledger_counter SET value = value + %s WHERE name = 'next' RETURNING value", (len(leaves),)
+                ).fetchone()
+            )
             first = int(end) - len(leaves)
             with db.cursor() as cur:
                 with cur.copy("COPY ledger_entries (idx, data) FROM STDIN") as copy:
@@ -169,9 +171,9 @@ class PostgresStore:
 
     def try_lock_integrator(self) -> bool:
         if not self._lock_held:
-            (got,) = _row(self._db.execute(
-                "SELECT pg_try_advisory_lock(%s)", (_lock_key(self.schema, "integrator"),)
-            ).fetchone())
+            (got,) = _row(
+                self._db.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(self.schema, "integrator"),)).fetchone()
+            )
             self._lock_held = bool(got)
         return self._lock_held
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from souverain.keys.envelope import WrappedKey
-from souverain.locks import try_lock
 from souverain.ledger.store.base import ContentRow, StoreConflict
 from souverain.ledger.tiles import TileKey
+from souverain.locks import try_lock
 from souverain.state.migrate import Migration, migrate_sqlite
 
 SCHEMA = """
