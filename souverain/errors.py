@@ -145,5 +145,29 @@ class StateUnavailable(GatewayError):
         super().__init__(message, headers={"Retry-After": "1"})
 
 
+class BudgetExceeded(GatewayError):
+    """A budget or limit of the caller's tenant, key or cost centre has no room for this
+    request's worst case (docs/usage.md). OpenAI's shapes: `insufficient_quota` for money,
+    `rate_limit_exceeded` (type `requests` or `tokens`) for limits; `Retry-After` and the
+    `x-ratelimit-*` headers say when it resets."""
+
+    status = 429
+
+    def __init__(self, message: str, *, type_: str, code: str, headers: dict[str, str]) -> None:
+        super().__init__(message, code=code, headers=headers)
+        self.type = type_
+
+
+class BudgetUnavailable(GatewayError):
+    """The budget store cannot be reached: no request is let through unaccounted."""
+
+    status = 503
+    type = "server_error"
+    code = "budget_store_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
 class ConfigError(Exception):
     """A configuration file is invalid; the message names the file, line and key."""

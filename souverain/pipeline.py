@@ -26,7 +26,12 @@ it (`Exchange`) and renders what it returns (`Answer`).
                   over before anything is sealed; if no attempt can, the first refusal
                   (400) is the answer.
  7. restore       original values back into the answer (streams: across chunks).
- 8. account       tokens and latency into metrics.
+ 8. account       tokens and latency into metrics; with `usage:` (`Accounting`): budgets
+                  and limits reserved at the end of stage 4 (the worst case over the
+                  allowed routes: 429 with the budget named, 503 if the store cannot be
+                  reached, both recorded), the cost priced into the ledger entry at
+                  stage 9, and the usage row and the settlement of the reservation
+                  queued once the entry is durable (off the response's path).
  9. record        one ledger entry per authenticated request, built from `Facts`:
                   success, refusal (4xx), failure (5xx) and cancellation (499) alike,
                   with the class and keyed digest of exactly what was sent. An answer is
@@ -48,6 +53,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
@@ -76,6 +82,8 @@ from souverain.privacy import Scanner, Vault, pseudonymise
 from souverain.privacy.restore import StreamRestorers, restore_message
 from souverain.routing.decide import Candidate, Choice, Refusal, unmet
 from souverain.routing.router import Router
+from souverain.usage.accounting import Accounting, Booking, Grant
+from souverain.usage.prices import Tokens
 
 log = logging.getLogger("souverain.pipeline")
 T = TypeVar("T")
@@ -151,6 +159,12 @@ class Facts:
     body: bytes | None = None  # the request as received
     sent: bytes | None = None  # exactly what went to `route`
     sent_class: DataClassName | Literal[""] = ""  # "": nothing was sent
+    deployment: str = ""  # the engine entry `route` went through
+    cost: Decimal = Decimal(0)
+    currency: str = "EUR"
+    cost_centre: str = ""
+    grant: Grant | None = None  # what the budgets reserved for it
+    booked: bool = False  # its usage row and settlement are queued (once)
 
     def failed(self, exc: GatewayError) -> None:
         self.status = exc.status
@@ -180,6 +194,8 @@ class Facts:
             status=self.status,
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            cost=self.cost,
+            currency=self.currency,
             latency_ms=int((time.perf_counter() - self.started) * 1000),
             sent_class=self.sent_class,
         )
@@ -218,6 +234,7 @@ class Pipeline:
         ledger: Ledger | None = None,
         tenant_scanners: Mapping[str, Scanner] | None = None,
         unscannable_class: DataClassName = "personal",
+        accounting: Accounting | None = None,
     ) -> None:
         self.keys = keys
         self.engines = engines
@@ -227,6 +244,7 @@ class Pipeline:
         self.tenant_scanners = dict(tenant_scanners or {})
         self.ledger = ledger
         self.unscannable_class = unscannable_class
+        self.accounting = accounting
 
     # -- the endpoints -------------------------------------------------------------------
     async def chat_completions(self, x: Exchange) -> Answer:
@@ -317,6 +335,8 @@ class Pipeline:
         classified = await _off_loop(len(facts.body or b""), classify, scanner, payload, rules, memo)
         facts.data_class, facts.found, facts.classified = classified.data_class, dict(classified.counts), True
         choice = self._decide(principal, model, facts, classified, rules)
+        if self.accounting is not None:
+            await self._reserve(facts, principal, choice, request)
         if isinstance(request, list) and choice.pseudonymise:
             raise NoRoute(
                 "Embeddings of personal data cannot be pseudonymised (the vectors would describe the placeholders); "
@@ -345,6 +365,21 @@ class Pipeline:
         facts.decision = "pseudonymised" if result.pseudonymise else "allowed"
         facts.reasons = list(result.reasons)
         return result
+
+    async def _reserve(self, facts: Facts, principal: Principal, choice: Choice, request: Any) -> None:
+        """Account, before the call: reserve the request's worst case on its budgets and
+        limits (input tokens counted as the body's bytes, an upper bound; the output cap)."""
+        assert self.accounting is not None
+        facts.cost_centre = self.accounting.cost_centre(principal)
+        attempts = [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
+        cap = request.token_limit() if isinstance(request, ChatRequest) else 0
+        facts.grant = await self.accounting.admit(
+            principal,
+            facts.cost_centre,
+            [(c.route, c.model, c.deployment) for c in attempts],
+            len(facts.body or b""),
+            cap,
+        )
 
     # -- dispatch --------------------------------------------------------------------
     async def _dispatch(
@@ -378,6 +413,7 @@ class Pipeline:
                 memo=admitted.memo,
             )
             facts.route, facts.route_profile = candidate.route, "sha256:" + candidate.profile.digest
+            facts.deployment = candidate.deployment
             facts.sent, facts.sent_class = sealed.body, sealed.data_class
             self.router.health.begin(candidate.deployment)
             try:
@@ -476,15 +512,52 @@ class Pipeline:
         Requests that never authenticated have no tenant and are not recorded. A ledger
         failure raises `LedgerUnavailable`: the caller withholds the answer (fail closed).
         """
-        if self.ledger is None or facts.principal is None:
+        if facts.principal is None:
             return None
+        if self.accounting is not None and not facts.booked:
+            self._price(facts)
+        index = None
         try:
-            return await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
+            if self.ledger is not None:
+                index = await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
+            return index
         except Exception as exc:
             log.error("ledger append failed for %s: %s", facts.endpoint, exc)
             raise LedgerUnavailable(
                 "The request ledger could not record this request, so the answer is withheld; retry later."
             ) from None
+        finally:
+            self._book(facts, index)
+
+    # -- account ---------------------------------------------------------------------
+    def _price(self, facts: Facts) -> None:
+        """The request's cost, for its ledger entry: what it used of the route it was sent
+        to (nothing sent, nothing spent)."""
+        assert self.accounting is not None
+        facts.currency = self.accounting.currency
+        if facts.sent is not None:
+            seconds = time.perf_counter() - facts.started
+            tokens = Tokens.of(facts.usage)
+            facts.cost = self.accounting.cost(facts.route, facts.model, facts.deployment, tokens, seconds)
+
+    def _book(self, facts: Facts, index: int | None) -> None:
+        """Queue the usage row and the settlement of the reservation, once per request."""
+        if self.accounting is None or facts.booked or facts.principal is None:
+            return
+        facts.booked = True
+        booking = Booking(
+            principal=facts.principal,
+            cost_centre=facts.cost_centre or self.accounting.cost_centre(facts.principal),
+            model=safe_ident(facts.model),
+            route=safe_ident(facts.route),
+            data_class=facts.data_class,
+            status=facts.status,
+            tokens=Tokens.of(facts.usage),
+            cost=facts.cost,
+            grant=facts.grant,
+            time=time.time(),
+        )
+        self.accounting.book(booking, index)
 
     async def _recorded(self, facts: Facts, x: Exchange, exc: BaseException) -> BaseException:
         """Record a request that ended in `exc`; what to raise for it. A bug is logged

@@ -113,11 +113,13 @@ def test_options_print_their_metavar_once() -> None:
 def test_a_command_added_later_is_picked_up() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    usage = sub.add_parser("usage", help="what each tenant used").add_subparsers(dest="usage_command", required=True)
-    usage.add_parser("export", help="FOCUS rows").add_argument("--since", help="start of the period")
+    example = sub.add_parser("example", help="what each tenant used").add_subparsers(
+        dest="example_command", required=True
+    )
+    example.add_parser("export", help="FOCUS rows").add_argument("--since", help="start of the period")
     text = reference.render(finish(parser))
-    assert "- [`souverain usage`](#souverain-usage): what each tenant used" in text
-    assert "#### `souverain usage export`" in text
+    assert "- [`souverain example`](#souverain-example): what each tenant used" in text
+    assert "#### `souverain example export`" in text
     assert "FOCUS rows." in text and "--since SINCE  start of the period" in text
 
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from souverain.api import errors, handlers
+from souverain.api.usage import usage_report
 from souverain.auth import KeyStore
 from souverain.config import Config
 from souverain.engines import Engine, build_engine
@@ -30,6 +31,7 @@ from souverain.pipeline import Pipeline
 from souverain.privacy import Scanner, ScannerConfig, default_scanner
 from souverain.privacy.config import SettingError, key_path
 from souverain.routing.router import Router
+from souverain.usage.accounting import Accounting
 
 log = logging.getLogger("souverain.api")
 
@@ -41,6 +43,9 @@ class Gateway:
     config: Config
     keys: KeyStore
     ledger: Ledger | None = None
+    # The account stage's prices, budgets and usage writer (docs/usage.md); None: the
+    # gateway keeps no usage rows and enforces no budgets.
+    accounting: Accounting | None = None
     engines: dict[str, Engine] = field(default_factory=dict)
     # Where this gateway meets the engine workers it shares with other gateway processes
     # on the machine; None: each model gets a private one.
@@ -63,6 +68,7 @@ class Gateway:
             self.ledger,
             tenant_scanners=tenant_scanners,
             unscannable_class=self.config.routing.unscannable_class,
+            accounting=self.accounting,
         )
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
@@ -163,6 +169,8 @@ def create_app(gateway: Gateway) -> Starlette:
             await engine.start()
         if gateway.ledger is not None:
             await gateway.ledger.start()
+        if gateway.accounting is not None:
+            gateway.accounting.start()
         prober = None
         if gateway.config.routing.health_interval_s > 0:
             prober = asyncio.get_running_loop().create_task(gateway.probe_forever())
@@ -175,6 +183,8 @@ def create_app(gateway: Gateway) -> Starlette:
                 await engine.close()
             if gateway._background:
                 await asyncio.wait(list(gateway._background), timeout=5)
+            if gateway.accounting is not None:  # its queued rows, before the ledger closes
+                await asyncio.to_thread(gateway.accounting.stop)
             if gateway.ledger is not None:
                 await gateway.ledger.stop()
 
@@ -188,6 +198,8 @@ def create_app(gateway: Gateway) -> Starlette:
     ]
     if gateway.config.hardening.metrics != "disabled":
         routes.append(Route("/metrics", metrics, methods=["GET"]))
+    if gateway.accounting is not None:
+        routes.append(Route("/admin/usage", usage_report, methods=["GET"]))
     if gateway.ledger is not None:
         routes.append(Mount("/ledger", routes=ledger_routes(gateway.ledger, gateway.authorize_ledger)))
     app = Starlette(

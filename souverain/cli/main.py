@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ledger_parser(sub)
     add_witness_parser(sub)
+    from souverain.cli.usage import add_parser as add_usage_parser
+
+    add_usage_parser(sub)
     return finish(parser)
 
 

@@ -33,7 +33,7 @@ from souverain.errors import ConfigError
 from souverain.ledger import Ledger
 from souverain.ledger.config import PostgresStoreConfig
 from souverain.ledger.store import StoreError, open_store
-from souverain.state import StateError, describe, open_keys, state_dir
+from souverain.state import StateError, describe, open_accounting, open_keys, state_dir
 
 RESTART_DELAY_S = 1.0
 
@@ -105,10 +105,14 @@ def _run(config: Config, directory: Path, keys: KeyStore, sock: socket.socket) -
         kind = "postgres" if isinstance(config.ledger.store, PostgresStoreConfig) else "sqlite"
         print(f"souverain: ledger {ledger.origin} ({kind}); verifier key {ledger.vkey}", flush=True)
     try:
-        gateway = Gateway(config=config, keys=keys, ledger=ledger, state_dir=directory)
+        accounting = open_accounting(config, directory, ledger)
+        gateway = Gateway(config=config, keys=keys, ledger=ledger, accounting=accounting, state_dir=directory)
     except ConfigError as exc:
         print(f"souverain: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StateError as exc:
+        print(f"souverain: {exc}", file=sys.stderr)
+        return 1
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(gateway),

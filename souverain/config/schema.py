@@ -18,6 +18,7 @@ from souverain.privacy.settings import PrivacyConfig
 from souverain.routing.policy import Policy
 from souverain.state.config import PostgresStateConfig, SqliteStateConfig, StateConfig
 from souverain.strict import Strict as Base
+from souverain.usage.config import UsageConfig
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
@@ -270,6 +271,8 @@ class Config(Base):
     # scanner's defaults for every tenant.
     privacy: PrivacyConfig = msgspec.field(default_factory=PrivacyConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=lambda: [LlamaCppModel(name="smollm2-135m-instruct")])
+    # Accounting, the price catalogue, budgets and rate limits (docs/usage.md).
+    usage: UsageConfig = msgspec.field(default_factory=UsageConfig)
     # Limits against hostile clients, /metrics exposure, the state directory's mode
     # (docs/configuration.md, "hardening"; docs/security.md).
     hardening: HardeningConfig = msgspec.field(default_factory=HardeningConfig)

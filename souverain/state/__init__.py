@@ -28,8 +28,13 @@ from souverain.state.config import PostgresStateConfig, SqliteStateConfig, State
 from souverain.state.migrate import SchemaTooNew, StateError
 
 if TYPE_CHECKING:  # the configuration imports souverain.state.config: no import at run time
+    from collections.abc import Callable
+
     from souverain.auth import KeyStore
     from souverain.config import Config
+    from souverain.ledger import Ledger
+    from souverain.usage.accounting import Accounting
+    from souverain.usage.store import UsageDb
 
 __all__ = [
     "PostgresStateConfig",
@@ -39,7 +44,9 @@ __all__ = [
     "StateError",
     "connect",
     "describe",
+    "open_accounting",
     "open_keys",
+    "usage_db",
     "state_dir",
 ]
 
@@ -111,3 +118,31 @@ def describe(config: Config, directory: Path) -> str:
         where = f"{info.get('host') or 'local socket'}/{info.get('dbname') or info.get('user') or ''}"
         return f"PostgreSQL {where} schema {state.schema} (machine files in {directory})"
     return str(directory)
+
+
+def usage_db(config: Config, directory: Path) -> Callable[[], UsageDb]:
+    """Opens a connection to the usage part of the state (its schema migrated): SQLite's
+    `usage.db` in `directory`, or the `state:` PostgreSQL schema."""
+    from souverain.usage.store import UsageDb
+
+    state = config.state
+    if isinstance(state, PostgresStateConfig):
+        dsn, schema = state.dsn, state.schema
+        return lambda: UsageDb.postgres(dsn, schema)
+    return lambda: UsageDb.sqlite(directory)
+
+
+def open_accounting(config: Config, directory: Path, ledger: Ledger | None) -> Accounting:
+    """The account stage as `usage:` describes it: prices, budget counters (in the state's
+    database, or Redis), and the usage writer (started by the app)."""
+    from souverain.usage.accounting import Accounting
+    from souverain.usage.budgets import Counters, RedisCounters, StateCounters
+    from souverain.usage.config import RedisBudgets
+
+    opener = usage_db(config, directory)
+    opener().close()  # migrate now: a schema too new stops the start, with its line
+    counters: Counters | None = None
+    if config.usage.budgets:
+        store = config.usage.budget_store
+        counters = RedisCounters(store.url) if isinstance(store, RedisBudgets) else StateCounters(opener)
+    return Accounting(config.usage, opener, counters, ledger)

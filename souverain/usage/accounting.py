@@ -1,0 +1,415 @@
+"""What the spine holds for the `account` stage: budgets admitted before the call, the
+cost of each request, and its usage row written off the response's path.
+
+    grant = await accounting.admit(principal, options, input_tokens, output_cap)
+    ...                                          # dispatch, restore
+    cost = accounting.cost(route, model, deployment, tokens, seconds)   # into the ledger entry
+    accounting.book(booking, ledger_index)      # row + settlement, queued
+
+Durability. The ledger entry (durable before the answer is released) carries the tenant,
+key, route, model, class, status, tokens and the cost, so the ledger is the durable queue:
+the writer thread inserts queued rows in batches (keyed by ledger index: never twice),
+and `fill` rebuilds any row missing for an entry older than `FILL_GRACE_S` from the entry
+itself (a process killed with rows in its queue loses only their reasoning and cached
+token breakdown, never the row or its cost). Requests recorded without a ledger
+(`ledger.enabled: false`) have no such net: their queued rows go with the process.
+
+A reservation not settled (the process died between the two) stays counted at its worst
+case until its window ends: the error is always on the side of spending less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from souverain.auth import Principal
+from souverain.errors import BudgetExceeded, BudgetUnavailable
+from souverain.usage.budgets import Claim, Counters, CounterStoreDown, Exceeded
+from souverain.usage.config import Budget, UsageConfig
+from souverain.usage.prices import Catalogue, Tokens, micros
+from souverain.usage.store import Row, UsageDb
+
+if TYPE_CHECKING:
+    from souverain.ledger import Ledger
+
+log = logging.getLogger("souverain.usage")
+FILL_GRACE_S = 10.0
+FILL_EVERY_S = 10.0
+FLUSH_S = 0.1
+PERIOD_NAMES = {"hour": "hour's", "day": "day's", "month": "month's"}
+
+
+@dataclass(slots=True)
+class Grant:
+    """What `admit` reserved: each claim and what it stands for."""
+
+    claims: list[Claim]
+    used: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """One recorded request, as the account stage hands it over."""
+
+    principal: Principal
+    cost_centre: str
+    model: str
+    route: str
+    data_class: str
+    status: int
+    tokens: Tokens
+    cost: Decimal
+    grant: Grant | None
+    time: float
+
+
+def window(period: str, now: float) -> tuple[int, int]:
+    """The UTC calendar window holding `now`: (start, end) in epoch seconds."""
+    if period == "minute":
+        start = int(now // 60 * 60)
+        return start, start + 60
+    if period == "hour":
+        start = int(now // 3600 * 3600)
+        return start, start + 3600
+    if period == "day":
+        start = int(now // 86400 * 86400)
+        return start, start + 86400
+    t = datetime.fromtimestamp(now, UTC)
+    first = datetime(t.year, t.month, 1, tzinfo=UTC)
+    following = datetime(t.year + (t.month == 12), t.month % 12 + 1, 1, tzinfo=UTC)
+    return int(first.timestamp()), int(following.timestamp())
+
+
+class Accounting:
+    def __init__(
+        self,
+        config: UsageConfig,
+        open_db: Callable[[], UsageDb],
+        counters: Counters | None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.config = config
+        self.catalogue = Catalogue(config)
+        self.currency = config.currency
+        self.open_db = open_db
+        self.counters = counters
+        self.ledger = ledger
+        self.budgets: dict[tuple[str, str], list[Budget]] = {}
+        for budget in config.budgets:
+            self.budgets.setdefault(budget.scope(), []).append(budget)
+        self._queue: queue.Queue[Booking | tuple[Booking, int | None] | None] = queue.Queue()
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="usage-budgets")
+        self._writer: threading.Thread | None = None
+        self.written = 0  # rows this process inserted (for benchmarks and tests)
+
+    # -- who pays --------------------------------------------------------------------
+    def cost_centre(self, principal: Principal) -> str:
+        centres = self.config.cost_centres
+        return (
+            centres.keys.get(principal.key_id)
+            or centres.keys.get(principal.name)
+            or centres.tenants.get(principal.tenant)
+            or ""
+        )
+
+    def _applicable(self, principal: Principal, cost_centre: str) -> list[tuple[str, str, Budget]]:
+        found = []
+        for scope in (
+            ("tenant", principal.tenant),
+            ("key", principal.key_id),
+            ("key", principal.name),
+            ("cc", cost_centre),
+        ):
+            if scope[1]:
+                for budget in self.budgets.get(scope, []):
+                    found.append((scope[0], scope[1], budget))
+        return found
+
+    # -- admission -------------------------------------------------------------------
+    def claims(self, principal: Principal, cost_centre: str, money: int, tokens: int, now: float) -> list[Claim]:
+        claims = []
+        label = {"tenant": "tenant", "key": "key", "cc": "cost centre"}
+        for kind, name, budget in self._applicable(principal, cost_centre):
+            who = f"{label[kind]} {name}"
+            if budget.money is not None and money > 0:
+                start, end = window(budget.period, now)
+                claims.append(
+                    Claim(
+                        f"money:{kind}:{name}:{budget.period}",
+                        "money",
+                        f"the {PERIOD_NAMES[budget.period]} money budget of {who}",
+                        start,
+                        end,
+                        micros(budget.money),
+                        money,
+                    )
+                )
+            start, end = window("minute", now)
+            if budget.requests_per_minute is not None:
+                claims.append(
+                    Claim(
+                        f"requests:{kind}:{name}",
+                        "requests",
+                        f"the requests-per-minute limit of {who}",
+                        start,
+                        end,
+                        budget.requests_per_minute,
+                        1,
+                    )
+                )
+            if budget.tokens_per_minute is not None:
+                claims.append(
+                    Claim(
+                        f"tokens:{kind}:{name}",
+                        "tokens",
+                        f"the tokens-per-minute limit of {who}",
+                        start,
+                        end,
+                        budget.tokens_per_minute,
+                        tokens,
+                    )
+                )
+        return claims
+
+    async def admit(
+        self,
+        principal: Principal,
+        cost_centre: str,
+        options: Sequence[tuple[str, str, str]],
+        input_tokens: int,
+        output_cap: int | None,
+    ) -> Grant | None:
+        """Reserve the worst case of this request on every budget and limit that applies:
+        the dearest of `options` (route, model, deployment: the chosen route and its
+        fallbacks), every input token, the whole output cap. Raises `BudgetExceeded` (429)
+        or, with the store unreachable, `BudgetUnavailable` (503)."""
+        if not self.budgets or self.counters is None:
+            return None
+        cap = self.config.default_output_cap if output_cap is None else output_cap
+        worst = max(
+            (
+                self.catalogue.worst_case(r, m, d, input_tokens, cap, self.config.worst_case_seconds)
+                for r, m, d in options
+            ),
+            default=Decimal(0),
+        )
+        now = time.time()
+        claims = self.claims(principal, cost_centre, micros(worst), input_tokens + cap, now)
+        if not claims:
+            return None
+        for claim in claims:
+            if claim.amount > claim.limit:
+                raise self._refusal(claim, claim.limit - claim.amount, now, whole=True)
+        counters = self.counters
+        try:
+            used = await asyncio.get_running_loop().run_in_executor(self._pool, counters.reserve, claims)
+        except Exceeded as exc:
+            raise self._refusal(exc.claim, exc.used, now) from None
+        except CounterStoreDown as exc:
+            log.error("budget store unreachable: %s", exc)
+            raise BudgetUnavailable(
+                "The budget store cannot be reached, so no request is admitted (budgets fail closed); retry later."
+            ) from None
+        return Grant(claims, used)
+
+    def _refusal(self, claim: Claim, used: int, now: float, whole: bool = False) -> BudgetExceeded:
+        wait = max(1, math.ceil(claim.reset - now))
+        reset = datetime.fromtimestamp(claim.reset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        headers = {
+            "Retry-After": str(wait),
+            "x-souverain-budget": claim.scope.rsplit(":", 1)[0] if claim.kind == "money" else claim.scope,
+        }
+        if claim.kind == "money":
+            amount = f"{Decimal(claim.limit) / 1_000_000:f} {self.currency}"
+            if whole:
+                message = f"This request's worst case exceeds {claim.what} ({amount}) by itself; lower max_tokens."
+            else:
+                message = f"You have reached {claim.what} ({amount}); it resets at {reset}."
+            return BudgetExceeded(message, type_="insufficient_quota", code="insufficient_quota", headers=headers)
+        suffix = claim.kind  # requests | tokens: OpenAI's header names
+        headers.update(
+            {
+                f"x-ratelimit-limit-{suffix}": str(claim.limit),
+                f"x-ratelimit-remaining-{suffix}": str(max(0, claim.limit - used)),
+                f"x-ratelimit-reset-{suffix}": f"{wait}s",
+            }
+        )
+        if whole:
+            message = f"This request's worst case ({claim.amount} tokens) exceeds {claim.what} ({claim.limit}) by itself; lower max_tokens."
+        else:
+            message = f"Rate limit reached: {claim.what} ({claim.limit}); retry after {wait} s."
+        return BudgetExceeded(message, type_=suffix, code="rate_limit_exceeded", headers=headers)
+
+    # -- after the call --------------------------------------------------------------
+    def cost(self, route: str, model: str, deployment: str, tokens: Tokens, seconds: float) -> Decimal:
+        return self.catalogue.cost(route, model, deployment, tokens, seconds)
+
+    def book(self, booking: Booking, index: int | None) -> None:
+        """Queue the request's row and the settlement of its reservation (never blocks)."""
+        self._queue.put((booking, index))
+
+    # -- the writer --------------------------------------------------------------------
+    def start(self) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._run, name="usage-writer", daemon=True)
+            self._writer.start()
+
+    def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(30)
+            self._writer = None
+        self._pool.shutdown(wait=True)
+        if self.counters is not None:
+            self.counters.close()
+
+    def _run(self) -> None:
+        db: UsageDb | None = None
+        last_fill = 0.0
+        last_expire = 0.0
+        stopping = False
+        while not stopping:
+            items: list[tuple[Booking, int | None]] = []
+            try:
+                item = self._queue.get(timeout=FLUSH_S)
+                while True:
+                    if item is None:
+                        stopping = True
+                    else:
+                        assert isinstance(item, tuple)
+                        items.append(item)
+                    if len(items) >= 2000:
+                        break
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            try:
+                if db is None:
+                    db = self.open_db()
+                if items:
+                    self._write(db, items)
+                now = time.time()
+                if self.ledger is not None and (stopping or now - last_fill > FILL_EVERY_S):
+                    self.fill(db, now - FILL_GRACE_S)
+                    last_fill = now
+                if self.counters is not None and now - last_expire > 60:
+                    self.counters.expire(int(now))
+                    last_expire = now
+            except Exception as exc:
+                log.error("usage writer: %s (retrying)", exc)
+                for it in reversed(items):  # nothing accepted is dropped: back to the queue
+                    self._queue.put(it)
+                if db is not None:
+                    try:
+                        db.close()
+                    except Exception:
+                        pass
+                db = None
+                if stopping:
+                    break
+                time.sleep(0.5)
+        if db is not None:
+            db.close()
+
+    def _write(self, db: UsageDb, items: list[tuple[Booking, int | None]]) -> None:
+        rows = [self.row(b, index) for b, index in items]
+        self.written += db.write(rows)
+        changes: list[tuple[str, int, int]] = []
+        for b, _ in items:
+            if b.grant is None:
+                continue
+            for claim in b.grant.claims:
+                actual = {"money": micros(b.cost), "tokens": b.tokens.total, "requests": 1}[claim.kind]
+                changes.append((claim.scope, claim.window, actual - claim.amount))
+        if changes and self.counters is not None:
+            try:
+                self.counters.settle(changes)
+            except CounterStoreDown as exc:
+                # Left reserved at the worst case: counted too much, never too little.
+                log.error("budget settlement lost (reservations stay at their worst case): %s", exc)
+
+    def row(self, b: Booking, index: int | None) -> Row:
+        return Row(
+            idx=index if index is not None else -secrets.randbits(62) - 1,
+            day=int(b.time // 86400),
+            tenant=b.principal.tenant,
+            key_id=b.principal.key_id,
+            cost_centre=b.cost_centre,
+            model=b.model,
+            route=b.route,
+            data_class=b.data_class,
+            status=b.status,
+            input_tokens=b.tokens.input,
+            output_tokens=b.tokens.output,
+            reasoning_tokens=b.tokens.reasoning,
+            cached_tokens=b.tokens.cached,
+            cost_micros=micros(b.cost),
+        )
+
+    def fill(self, db: UsageDb, before: float) -> int:
+        """Rows for ledger entries recorded before `before` that have none (their process
+        died with them queued), from the entries; returns how many."""
+        assert self.ledger is not None
+        from souverain.ledger.entry import decode_entry
+
+        store = self.ledger.open_store()
+        try:
+            mark = db.meta("filled")
+            size = store.sequenced_size()
+            filled = 0
+            while mark < size:
+                end = min(size, mark + 1000)
+                entries = store.read_entries(mark, end)
+                present = db.present(mark, end)
+                rows = []
+                new_mark = end
+                for index, data in entries:
+                    entry = decode_entry(data)
+                    if entry.time.timestamp() >= before:
+                        new_mark = index
+                        break
+                    if index not in present:
+                        rows.append(self._from_entry(index, entry))
+                filled += db.write(rows)
+                db.set_meta("filled", max(db.meta("filled"), new_mark))
+                if new_mark < end:
+                    break
+                mark = end
+            return filled
+        finally:
+            store.close()
+
+    def _from_entry(self, index: int, entry: object) -> Row:
+        from souverain.ledger.entry import Entry
+
+        assert isinstance(entry, Entry)
+        centres = self.config.cost_centres
+        return Row(
+            idx=index,
+            day=int(entry.time.timestamp() // 86400),
+            tenant=entry.tenant,
+            key_id=entry.key_id,
+            cost_centre=centres.keys.get(entry.key_id) or centres.tenants.get(entry.tenant) or "",
+            model=entry.model,
+            route=entry.route,
+            data_class=entry.data_class,
+            status=entry.status,
+            input_tokens=entry.prompt_tokens,
+            output_tokens=entry.completion_tokens,
+            reasoning_tokens=0,
+            cached_tokens=0,
+            cost_micros=micros(entry.cost),
+        )
