@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ledger_fixtures import pg_dsn  # noqa: F401
+from ledger_fixtures import pg_dsn  # noqa: F401
 
 from souverain.auth import KeyStore
 from souverain.config import parse_config
