@@ -241,6 +241,10 @@ def test_rows_survive_a_sigkill_from_the_ledger(tmp_path: Path) -> None:
             server.proc.kill()
     entries = ledger_entries(server.state)
     assert len(entries) == 30
+    db = sqlite3.connect(server.state / "usage.db")
+    (before,) = db.execute("SELECT count(*) FROM usage_rows").fetchone()
+    db.close()
+    print(f"rows written before the kill: {before} of 30")
     # Entries older than the grace period are filled from the ledger at the next start.
     time.sleep(10.5)
     again = Server(tmp_path, config_text)
