@@ -11,6 +11,12 @@ limit at admission; only settling a request that used more than it reserved can,
 most that request's excess.
 
 A store that cannot be reached raises `CounterStoreDown`: the caller refuses (fail closed).
+
+Counters are commited without waiting for the disk (PostgreSQL `synchronous_commit = off`;
+SQLite in WAL with `synchronous=NORMAL`, Redis as configured): a database that crashes
+may forget the last fraction of a second of reservations and settlements. What a request
+cost is never lost that way (the ledger entry and usage row are durable); only the
+counter may start lower than the rows say, by what was admitted in that instant.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ class StateCounters:
                 db = self._connect()
             except Exception as exc:
                 raise CounterStoreDown(str(exc)) from exc
+            db.relaxed()
             self._local.db = db
             with self._lock:
                 self._all.append(db)
@@ -97,6 +104,8 @@ class StateCounters:
         db = self._db()
         try:
             used = []
+            if db.kind == "postgres":
+                return self._reserve_postgres(db, claims)
             with db.transaction():
                 for claim in sorted(claims, key=lambda c: (c.scope, c.window)):
                     row = db.execute(
@@ -118,6 +127,29 @@ class StateCounters:
         except Exception as exc:
             self._drop()
             raise CounterStoreDown(str(exc)) from exc
+
+    @staticmethod
+    def _reserve_postgres(db: UsageDb, claims: Sequence[Claim]) -> list[int]:
+        import psycopg
+
+        ordered = sorted(claims, key=lambda c: (c.scope, c.window))
+        try:
+            (used,) = db.execute(
+                "SELECT usage_reserve(%s, %s, %s, %s)",
+                (
+                    [c.scope for c in ordered],
+                    [c.window for c in ordered],
+                    [c.amount for c in ordered],
+                    [c.limit for c in ordered],
+                ),
+            ).fetchone()
+        except psycopg.Error as exc:
+            if exc.diag.sqlstate != "SV001":
+                raise
+            which, found = (exc.diag.message_detail or "1:0").split(":")
+            raise Exceeded(ordered[int(which) - 1], int(found)) from None
+        by_claim = {id(c): int(u) for c, u in zip(ordered, used, strict=True)}
+        return [by_claim[id(c)] for c in claims]
 
     def settle(self, changes: Sequence[tuple[str, int, int]]) -> None:
         db = self._db()

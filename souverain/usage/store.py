@@ -42,7 +42,31 @@ _TABLES = (
     "CREATE TABLE usage_counters (scope TEXT NOT NULL, win BIGINT NOT NULL, used BIGINT NOT NULL, "
     "PRIMARY KEY (scope, win))",
 )
+_RESERVE = """CREATE FUNCTION usage_reserve(scopes text[], wins bigint[], amounts bigint[], limits bigint[])
+RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+  result bigint[] := '{}';
+  now_used bigint;
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(scopes, 1), 0) LOOP
+    now_used := NULL;
+    INSERT INTO usage_counters AS c VALUES (scopes[i], wins[i], amounts[i])
+      ON CONFLICT (scope, win) DO UPDATE SET used = c.used + EXCLUDED.used
+      WHERE c.used + EXCLUDED.used <= limits[i]
+      RETURNING c.used INTO now_used;
+    IF now_used IS NULL THEN
+      SELECT c.used INTO now_used FROM usage_counters AS c WHERE c.scope = scopes[i] AND c.win = wins[i];
+      RAISE EXCEPTION 'budget exceeded' USING ERRCODE = 'SV001', DETAIL = i || ':' || coalesce(now_used, 0);
+    END IF;
+    result := result || now_used;
+  END LOOP;
+  RETURN result;
+END $$"""
 MIGRATIONS = (Migration(1, "usage rows, daily roll-ups, budget counters", _TABLES),)
+# PostgreSQL: every claim of a request reserved in one statement (one round trip, row
+# locks held only while it runs), all or none: the function raises on the first that does
+# not fit, which undoes the statement.
+POSTGRES_MIGRATIONS = (*MIGRATIONS, Migration(2, "usage_reserve(): reserve all claims in one statement", (_RESERVE,)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +110,7 @@ class UsageDb:
 
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout)))
         try:
-            migrate_postgres(conn, schema, "usage", MIGRATIONS)
+            migrate_postgres(conn, schema, "usage", POSTGRES_MIGRATIONS)
         except BaseException:
             conn.close()
             raise
@@ -114,6 +138,12 @@ class UsageDb:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def relaxed(self) -> None:
+        """This connection's commits need not wait for the WAL to reach the disk
+        (PostgreSQL; SQLite's WAL with synchronous=NORMAL already does not)."""
+        if self.kind == "postgres":
+            self.conn.execute("SET synchronous_commit TO off")
 
     # -- rows ------------------------------------------------------------------------
     def write(self, rows: Sequence[Row]) -> int:

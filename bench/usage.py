@@ -1,0 +1,203 @@
+"""What the account stage adds to a request, and how fast usage rows are written.
+
+    .venv/bin/python bench/usage.py [--json bench/results/usage.json]
+
+1. Added per request: the account stage's own calls, timed in process around exactly
+   what the spine runs for one request: `admit` (reserve the worst case on the budgets),
+   `cost` (the price), `book` (queue the row and settlement; the writer thread runs
+   alongside, as in the gateway), at concurrency 1 (one request at a time) and at
+   saturation (32 at once on one event loop, so each figure includes waiting for the
+   budget store's threads), per budget store: none (accounting only), SQLite (one
+   machine), PostgreSQL (replicas), Redis (a redis-server of this run, on a Unix socket).
+   A request with budgets reserves on 3 counters (a tenant's money, requests and tokens
+   per minute). Nothing here is an HTTP round trip: it is the stage's cost alone.
+2. Usage rows written per second by the writer's `UsageDb.write` (batches of 500, with the
+   daily roll-up in the same transaction), SQLite and PostgreSQL.
+
+PostgreSQL: $SOUVERAIN_BENCH_PG_DSN, default host=127.0.0.1 dbname=test user=postgres;
+a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from souverain.auth import Principal  # noqa: E402
+from souverain.usage.accounting import Accounting, Booking  # noqa: E402
+from souverain.usage.budgets import Counters, RedisCounters, StateCounters  # noqa: E402
+from souverain.usage.config import Budget, Price, UsageConfig  # noqa: E402
+from souverain.usage.prices import Tokens  # noqa: E402
+from souverain.usage.store import Row, UsageDb  # noqa: E402
+
+PG_DSN = os.environ.get("SOUVERAIN_BENCH_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+SATURATION = 32
+PRINCIPAL = Principal("k1", "bench", "acme", frozenset({"inference"}), None)
+CONFIG = UsageConfig(
+    prices=[Price(route="r", input_per_million=Decimal("1.5"), output_per_million=Decimal("7.5"))],
+    budgets=[Budget(tenant="acme", money=Decimal(10**9), requests_per_minute=10**9, tokens_per_minute=10**12)],
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def one(accounting: Accounting, samples: list[float]) -> None:
+    started = time.perf_counter()
+    grant = await accounting.admit(PRINCIPAL, "", [("r", "m", "d")], 300, 16)
+    tokens = Tokens(30, 16)
+    cost = accounting.cost("r", "m", "d", tokens, 0.01)
+    accounting.book(Booking(PRINCIPAL, "", "m", "r", "public", 200, tokens, cost, grant, time.time()), None)
+    samples.append((time.perf_counter() - started) * 1000)
+
+
+async def drive(accounting: Accounting, concurrency: int, requests: int) -> dict[str, float]:
+    samples: list[float] = []
+    for _ in range(200):  # warm-up: connections, prepared plans
+        await one(accounting, [])
+    began = time.perf_counter()
+    remaining = requests
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await one(accounting, samples)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return {
+        "p50_ms": round(statistics.median(samples), 4),
+        "p99_ms": round(percentile(samples, 0.99), 4),
+        "per_s": round(len(samples) / elapsed, 1),
+    }
+
+
+def stage(open_db: Any, counters: Counters | None, requests: int) -> dict[str, Any]:
+    config = CONFIG if counters is not None else UsageConfig(prices=CONFIG.prices)
+    accounting = Accounting(config, open_db, counters)
+    accounting.start()
+    try:
+        return {
+            "c1": asyncio.run(drive(accounting, 1, requests)),
+            f"c{SATURATION}": asyncio.run(drive(accounting, SATURATION, requests)),
+        }
+    finally:
+        accounting.stop()
+
+
+def rows_per_second(db: UsageDb, total: int = 20_000, batch: int = 500) -> float:
+    base = secrets.randbits(40)
+    rows = [
+        Row(base + i, 20_000 + i % 3, "acme", f"k{i % 7}", "cc", "m", "r", "public", 200, 30, 16, 0, 0, 165)
+        for i in range(total)
+    ]
+    began = time.perf_counter()
+    for start in range(0, total, batch):
+        db.write(rows[start : start + batch])
+    return round(total / (time.perf_counter() - began), 1)
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    import psycopg
+
+    schema = f"bench_usage_{secrets.token_hex(4)}"
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextlib.contextmanager
+def redis_server(tmp: Path) -> Iterator[str | None]:
+    if shutil.which("redis-server") is None:
+        yield None
+        return
+    sock = tmp / "redis.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        yield f"unix://{sock}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--requests", type=int, default=3000, help="measured requests per setup and concurrency")
+    args = parser.parse_args(argv)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    results: dict[str, Any] = {
+        "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
+        "saturation_concurrency": SATURATION,
+        "added_per_request": {},
+        "rows_per_s": {},
+    }
+    added = results["added_per_request"]
+    with tempfile.TemporaryDirectory(prefix="souverain-bench-usage-") as name, pg_schema() as schema:
+        tmp = Path(name)
+        sqlite_dir = tmp / "sqlite"
+        sqlite_dir.mkdir()
+
+        def sqlite() -> UsageDb:
+            return UsageDb.sqlite(sqlite_dir)
+
+        def postgres() -> UsageDb:
+            return UsageDb.postgres(PG_DSN, schema)
+
+        added["none"] = stage(sqlite, None, args.requests)
+        added["sqlite"] = stage(sqlite, StateCounters(sqlite), args.requests)
+        added["postgres"] = stage(postgres, StateCounters(postgres), args.requests)
+        with redis_server(tmp) as url:
+            if url is not None:
+                added["redis"] = stage(sqlite, RedisCounters(url), args.requests)
+        for kind, opener in (("sqlite", sqlite), ("postgres", postgres)):
+            db = opener()
+            try:
+                results["rows_per_s"][kind] = rows_per_second(db)
+            finally:
+                db.close()
+    text = json.dumps(results, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
