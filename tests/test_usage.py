@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import Server
 from upstreams import Upstream
 
@@ -259,3 +260,14 @@ def test_rows_survive_a_sigkill_from_the_ledger(tmp_path: Path) -> None:
     finally:
         again.stop()
         upstream.stop()
+
+
+def test_a_redis_budget_store_obeys_the_air_gap() -> None:
+    from souverain.config import parse_config
+    from souverain.errors import ConfigError
+
+    local = "usage:\n  budget_store: {kind: redis, url: 'redis://127.0.0.1:6379/2'}\n"
+    assert parse_config(local, "t.yaml", {}).usage.budget_store.url.startswith("redis://127.0.0.1")
+    assert parse_config(local.replace("redis://127.0.0.1:6379/2", "unix:///run/redis.sock"), "t.yaml", {})
+    with pytest.raises(ConfigError, match=r"t.yaml:2: usage.budget_store.url: air gap is on and 'redis.example.com'"):
+        parse_config(local.replace("127.0.0.1:6379", "redis.example.com:6379"), "t.yaml", {})

@@ -26,6 +26,7 @@ from souverain.ledger.config import PostgresStoreConfig, SqliteStoreConfig
 from souverain.privacy.config import SettingError, key_path
 from souverain.privacy.settings import DictionaryFile, PrivacyConfig
 from souverain.state.config import PostgresStateConfig
+from souverain.usage.config import RedisBudgets
 
 
 def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Config:
@@ -164,6 +165,15 @@ def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -
         dsns.append((store.dsn, ["ledger", "store", "dsn"]))
     for dsn, steps in dsns:
         _check_dsn_host(dsn, steps, allowed, filename, root)
+    budgets = config.usage.budget_store
+    if isinstance(budgets, RedisBudgets):  # a Unix socket (unix://) has no host: local
+        host = urlsplit(budgets.url).hostname or ""
+        if host and not is_local_host(host, allowed):
+            line = yamlfile.line_of(root, ["usage", "budget_store", "url"])
+            raise ConfigError(
+                f"{filename}:{line}: usage.budget_store.url: air gap is on and {host!r} is not a local host; "
+                "add it to air_gap.allowed_hosts"
+            )
 
 
 def _check_dsn_host(
