@@ -192,12 +192,13 @@ OPEN_STATE = """
 import sys, time
 from souverain.config import load_config
 from souverain.ledger.store import open_store
-from souverain.state import open_keys, state_dir
+from souverain.state import open_keys, state_dir, usage_db
 config = load_config(sys.argv[1])
 while time.time() < float(sys.argv[2]):
     time.sleep(0.001)
 open_keys(config).close()
 open_store(config.ledger.store, state_dir(config)).close()
+usage_db(config, state_dir(config))().close()
 print("ok")
 """
 
@@ -206,7 +207,7 @@ def history(backend: str, config_path: Path) -> list[tuple[Any, ...]]:
     config = parse_config(config_path.read_text(), str(config_path), {})
     if backend == "sqlite":
         rows: list[tuple[Any, ...]] = []
-        for name in ("souverain.db", "ledger.db"):
+        for name in ("souverain.db", "ledger.db", "usage.db"):
             db = sqlite3.connect(Path(config.state_dir) / name)
             rows += db.execute("SELECT part, version FROM souverain_migrations").fetchall()
             db.close()
@@ -235,18 +236,26 @@ def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> 
     assert [p.returncode for p in procs] == [0] * 4, results
     # One row per (part, version): a second run of a migration would have failed on the
     # history's primary key (and made a process above exit non-zero).
-    assert history(kind, config) == [("keys", 1), ("ledger", 1)]
+    assert history(kind, config) == parts(kind)
     again = subprocess.run(
         [sys.executable, "-c", OPEN_STATE, str(config), "0"], env=env(), capture_output=True, text=True, timeout=120
     )
-    assert again.returncode == 0 and history(kind, config) == [("keys", 1), ("ledger", 1)]
+    assert again.returncode == 0 and history(kind, config) == parts(kind)
+
+
+def parts(kind: str) -> list[tuple[str, int]]:
+    """Every (part, version) a fresh state holds (PostgreSQL's usage part has a function more)."""
+    usage = [("usage", 1), ("usage", 2)] if kind == "postgres" else [("usage", 1)]
+    return [("keys", 1), ("ledger", 1), *usage]
 
 
 def bump(kind: str, config_path: Path, part: str, version: int) -> None:
     """What a newer Souverain's migration would leave: the part's version moved on."""
     config = parse_config(config_path.read_text(), str(config_path), {})
     if kind == "sqlite":
-        db = sqlite3.connect(Path(config.state_dir) / ("souverain.db" if part == "keys" else "ledger.db"))
+        db = sqlite3.connect(
+            Path(config.state_dir) / {"keys": "souverain.db", "usage": "usage.db"}.get(part, "ledger.db")
+        )
         db.execute(f"PRAGMA user_version = {version}")
         db.close()
         return
@@ -260,7 +269,7 @@ def bump(kind: str, config_path: Path, part: str, version: int) -> None:
         )
 
 
-@pytest.mark.parametrize("part", ["keys", "ledger"])
+@pytest.mark.parametrize("part", ["keys", "ledger", "usage"])
 def test_a_newer_schema_stops_serve_and_the_cli_with_one_line(backend: tuple[str, Path], part: str) -> None:
     kind, config = backend
     made = subprocess.run(
@@ -289,6 +298,11 @@ def test_a_newer_schema_stops_serve_and_the_cli_with_one_line(backend: tuple[str
             timeout=120,
         )
         assert listed.returncode == 1 and listed.stderr.count("\n") == 1 and "version 99" in listed.stderr
+    if part == "usage":
+        report = subprocess.run(
+            [*SOUVERAIN, "usage", "--config", str(config)], env=env(), capture_output=True, text=True, timeout=120
+        )
+        assert report.returncode == 1 and report.stderr.count("\n") == 1 and "version 99" in report.stderr
 
 
 # -- keys on PostgreSQL across processes -------------------------------------------------

@@ -33,7 +33,7 @@ from souverain.errors import ConfigError
 from souverain.ledger import Ledger
 from souverain.ledger.config import PostgresStoreConfig
 from souverain.ledger.store import StoreError, open_store
-from souverain.state import StateError, describe, open_accounting, open_keys, state_dir
+from souverain.state import StateError, describe, open_accounting, open_keys, state_dir, usage_db
 
 RESTART_DELAY_S = 1.0
 
@@ -48,6 +48,7 @@ def serve(config: Config, workers: int = 1) -> int:
             # Migrate (or refuse) the ledger's schema too before listening; the gateway
             # processes open their own ledger below.
             open_store(config.ledger.store, directory).close()
+        usage_db(config, directory)().close()  # and the usage part's
     except (StateError, StoreError) as exc:
         print(f"souverain: {exc}", file=sys.stderr)
         return 1

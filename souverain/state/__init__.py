@@ -140,7 +140,6 @@ def open_accounting(config: Config, directory: Path, ledger: Ledger | None) -> A
     from souverain.usage.config import RedisBudgets
 
     opener = usage_db(config, directory)
-    opener().close()  # migrate now: a schema too new stops the start, with its line
     counters: Counters | None = None
     if config.usage.budgets:
         store = config.usage.budget_store
