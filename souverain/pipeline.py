@@ -503,6 +503,7 @@ class Pipeline:
             "x-souverain-engine": engine.kind,
             "x-souverain-dialect": x.dialect.name,
             **facts.headers(index),
+            **(self.accounting.rate_headers(facts.grant) if self.accounting is not None else {}),
         }
 
     # -- record ----------------------------------------------------------------------

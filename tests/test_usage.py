@@ -211,6 +211,9 @@ def test_budgets_refuse_with_the_budget_named_and_its_reset(tmp_path: Path) -> N
             time.sleep(61 - time.time() % 60)
         answers = [post(server, limited) for _ in range(3)]
         assert [a.status_code for a in answers[:2]] == [200, 200]
+        # answers carry the limit too, as OpenAI's do
+        assert [a.headers["x-ratelimit-remaining-requests"] for a in answers[:2]] == ["1", "0"]
+        assert answers[0].headers["x-ratelimit-limit-requests"] == "2"
         third = answers[2]
         assert third.status_code == 429
         assert third.json()["error"]["code"] == "rate_limit_exceeded" and third.json()["error"]["type"] == "requests"

@@ -252,6 +252,26 @@ class Accounting:
             message = f"Rate limit reached: {claim.what} ({claim.limit}); retry after {wait} s."
         return BudgetExceeded(message, type_=suffix, code="rate_limit_exceeded", headers=headers)
 
+    @staticmethod
+    def rate_headers(grant: Grant | None) -> dict[str, str]:
+        """OpenAI's `x-ratelimit-*` headers for an admitted request: each rate limit it
+        met (the tightest of each kind), what was left after its reservation, the reset."""
+        if grant is None:
+            return {}
+        now = time.time()
+        tightest: dict[str, tuple[int, int, int]] = {}
+        for claim, used in zip(grant.claims, grant.used, strict=True):
+            if claim.kind in ("requests", "tokens"):
+                left = max(0, claim.limit - used)
+                if claim.kind not in tightest or left < tightest[claim.kind][1]:
+                    tightest[claim.kind] = (claim.limit, left, claim.reset)
+        headers = {}
+        for kind, (limit, left, reset) in tightest.items():
+            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(left)
+            headers[f"x-ratelimit-reset-{kind}"] = f"{max(0, math.ceil(reset - now))}s"
+        return headers
+
     # -- after the call --------------------------------------------------------------
     def cost(self, route: str, model: str, deployment: str, tokens: Tokens, seconds: float) -> Decimal:
         return self.catalogue.cost(route, model, deployment, tokens, seconds)
