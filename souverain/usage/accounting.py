@@ -277,8 +277,10 @@ class Accounting:
         return self.catalogue.cost(route, model, deployment, tokens, seconds)
 
     def book(self, booking: Booking, index: int | None) -> None:
-        """Queue the request's row and the settlement of its reservation (never blocks)."""
-        self._queue.put((booking, index))
+        """Queue the request's row and the settlement of its reservation (never blocks).
+        Without a ledger index the row gets a random negative key now, so a batch written
+        again after a failure cannot write it twice."""
+        self._queue.put((booking, index if index is not None else -secrets.randbits(62) - 1))
 
     # -- the writer --------------------------------------------------------------------
     def start(self) -> None:
@@ -321,6 +323,7 @@ class Accounting:
                     db = self.open_db()
                 if items:
                     self._write(db, items)
+                    items = []  # written and settled: never again, whatever fails next
                 now = time.time()
                 if self.ledger is not None and (stopping or now - last_fill > FILL_EVERY_S):
                     self.fill(db, now - FILL_GRACE_S)
@@ -363,7 +366,7 @@ class Accounting:
 
     def row(self, b: Booking, index: int | None) -> Row:
         return Row(
-            idx=index if index is not None else -secrets.randbits(62) - 1,
+            idx=index if index is not None else -secrets.randbits(62) - 1,  # (book gives one)
             day=int(b.time // 86400),
             tenant=b.principal.tenant,
             key_id=b.principal.key_id,
