@@ -134,7 +134,7 @@ def test_each_request_is_priced_into_the_ledger_and_the_usage_rows(tmp_path: Pat
         refused = post(server, server.key, {**CHAT, "model": "nope"})
         assert refused.status_code == 404
         # one request: 3 × 1.5 / 1e6 + 2 × 7.5 / 1e6 = 0.0000195 → 0.000020 (half up)
-        until(lambda: usage_json(server)["rows"] and usage_json(server)["rows"][0]["requests"] == 5, 10, "rows")
+        until(lambda: usage_json(server)["rows"] and usage_json(server)["rows"][0]["requests"] == 5, 30, "rows")
         rows = usage_json(server, "--by", "tenant,cost_centre,model,route,data_class,day")["rows"]
         assert len(rows) == 2, rows  # the 404 names no route
         ok = next(r for r in rows if r["route"] == "undeclared")
@@ -189,7 +189,7 @@ def test_budgets_refuse_with_the_budget_named_and_its_reset(tmp_path: Path) -> N
         for n in range(admitted + 1):
             answers.append(post(server, server.key, body))
             # wait for the settlement (it comes with the row) before the next request
-            until(lambda n=n: usage_json(server)["rows"][0]["requests"] == n + 1, 10, "row and settlement")
+            until(lambda n=n: usage_json(server)["rows"][0]["requests"] == n + 1, 30, "row and settlement")
         assert [a.status_code for a in answers] == [200] * admitted + [429], [a.text for a in answers]
         refusal = answers[-1]
         error = refusal.json()["error"]
@@ -253,7 +253,7 @@ def test_rows_survive_a_sigkill_from_the_ledger(tmp_path: Path) -> None:
     time.sleep(10.5)
     again = Server(tmp_path, config_text)
     try:
-        until(lambda: usage_json(again)["rows"] and usage_json(again)["rows"][0]["requests"] == 30, 20, "filled")
+        until(lambda: usage_json(again)["rows"] and usage_json(again)["rows"][0]["requests"] == 30, 60, "filled")
         row = usage_json(again)["rows"][0]
         assert row["cost"] == "0.000600" and row["input_tokens"] == 90  # 30 × 0.000020; 30 × 3
         db = sqlite3.connect(again.state / "usage.db")
