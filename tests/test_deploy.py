@@ -613,7 +613,7 @@ def test_the_database_password_is_not_in_the_dsn() -> None:
     from psycopg.conninfo import conninfo_to_dict
 
     config = yaml.safe_load(gateway_config("production")["souverain.yaml"])
-    assert "password" not in conninfo_to_dict(config["ledger"]["store"]["dsn"])
+    assert "password" not in conninfo_to_dict(config["state"]["dsn"])
     env = env_of(gateway("production")[2])
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "souverain-postgres"
 
