@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -342,3 +343,45 @@ def test_headers_from_the_environment_are_accepted() -> None:
     text = "telemetry:\n  endpoint: http://127.0.0.1:4318\n  headers:\n    authorization: ${OTEL_AUTH}\n"
     config = parse_config(text, "t.yaml", {"OTEL_AUTH": "Bearer abc"})
     assert config.telemetry.headers == {"authorization": "Bearer abc"}
+
+
+def test_a_withheld_answer_is_a_failed_span(tmp_path: Path) -> None:
+    """The ledger cannot take the entry: the caller gets a 503, and so does the span."""
+    rec = Recorder()
+
+    class BrokenLedger:
+        async def append(self, *args: Any, **kwargs: Any) -> int:
+            raise OSError("disk full")
+
+    async def test(client: httpx.AsyncClient, gw: InProcess) -> httpx.Response:
+        gw.gateway.pipeline.ledger = BrokenLedger()  # type: ignore[assignment]
+        return await client.post("/v1/chat/completions", json=chat("Hello"), headers=gw.headers)
+
+    r = run(tmp_path, engines(), test, telemetry=rec)
+    assert r.status_code == 503
+    (span,) = rec.finished()
+    a = dict(span.attributes or {})
+    assert a["souverain.status"] == 503 and a["souverain.decision"] == "failed"
+    assert a["error.type"] == r.json()["error"]["code"]
+    assert "souverain.ledger.index" not in a
+    assert span.status.status_code is StatusCode.ERROR
+
+
+def test_the_cost_is_on_the_span_when_accounting_set_one(tmp_path: Path) -> None:
+    """Accounting (issue 21) sets the cost; telemetry passes it on, and leaves it out when
+    there is none (the chat test above)."""
+    rec = Recorder()
+    telemetry = rec(parse_config(TWO_ROUTES, "t.yaml", {}))
+
+    class Facts:
+        endpoint, model, deployment, route = "chat", "assistant", "assistant-cloud", "c-azure-eu"
+        data_class, classified, sent_class, decision = "public", True, "public", "allowed"
+        status, error, finish_reasons, started = 200, "", ["length"], 0.0
+        usage = {"prompt_tokens": 10, "completion_tokens": 20}
+
+    telemetry.request(Facts(), 7, Decimal("0.000165"))
+    (span,) = rec.finished()
+    a = dict(span.attributes or {})
+    assert a["souverain.cost"] == pytest.approx(0.000165)
+    assert a["souverain.ledger.index"] == 7 and a["gen_ai.response.model"] == "assistant-cloud"
+    telemetry.shutdown()
