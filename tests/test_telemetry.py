@@ -385,3 +385,33 @@ def test_the_cost_is_on_the_span_when_accounting_set_one(tmp_path: Path) -> None
     assert a["souverain.cost"] == pytest.approx(0.000165)
     assert a["souverain.ledger.index"] == 7 and a["gen_ai.response.model"] == "assistant-cloud"
     telemetry.shutdown()
+
+
+def test_souverain_serve_exports_and_flushes_at_shutdown(start_server: Any, receiver: Receiver) -> None:
+    """The real server: telemetry named at start, and what is pending sent when it stops
+    (SIGTERM: the app's shutdown flushes the batch processor within timeout_s)."""
+    server = start_server(
+        "routing:\n  health_interval_s: 0\n"
+        "models:\n  - name: remote\n    engine: openai_http\n    base_url: http://127.0.0.1:9/v1\n"
+        f"telemetry:\n  endpoint: http://127.0.0.1:{receiver.port}\n"
+    )
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions", json={**chat("Hello"), "model": "remote"}, headers=server.headers()
+    )
+    assert r.status_code == 502  # nothing listens on port 9: a failure, and a span all the same
+    assert f"souverain: telemetry: traces and metrics to http://127.0.0.1:{receiver.port} (OTLP/HTTP)" in (
+        server.log.read_text()
+    )
+    server.stop()
+    spans = [
+        span
+        for path, _, body in receiver.received
+        if path == "/v1/traces"
+        for rs in trace_service_pb2.ExportTraceServiceRequest.FromString(body).resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
+    (span,) = [s for s in spans if s.name == "chat remote"]
+    attrs = {kv.key: kv.value for kv in span.attributes}
+    assert attrs["souverain.status"].int_value == 502
+    assert attrs["souverain.ledger.index"].int_value == int(r.headers["x-souverain-ledger-index"])
