@@ -515,7 +515,11 @@ class Pipeline:
     def observe(self, facts: Facts, ledger_index: int | None) -> None:
         """The request's span and measurements, where telemetry is configured."""
         if self.telemetry is not None:
-            self.telemetry.request(facts, ledger_index, getattr(facts, "cost", None))
+            # The cost is accounting's (issue 21, built beside this): passed on where it
+            # priced the request, else left out. When accounting lands, pass `facts.cost`
+            # only when accounting is on (a default of 0 is not a known cost).
+            cost, currency = getattr(facts, "cost", None), getattr(facts, "currency", None)
+            self.telemetry.request(facts, ledger_index, cost, currency)
 
     async def _recorded(self, facts: Facts, x: Exchange, exc: BaseException) -> BaseException:
         """Record a request that ended in `exc`; what to raise for it. A bug is logged

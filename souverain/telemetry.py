@@ -162,9 +162,11 @@ class Telemetry:
                 explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
             )
 
-    def request(self, facts: RequestFacts, ledger_index: int | None, cost: Any = None) -> None:
+    def request(
+        self, facts: RequestFacts, ledger_index: int | None, cost: Any = None, currency: str | None = None
+    ) -> None:
         """One request's span and measurements, once its outcome is final. `cost`: the
-        request's cost in the operator's currency where accounting set one, else None."""
+        request's cost (a number, in `currency`) where accounting priced it, else None."""
         ended = time.time_ns()
         elapsed = time.perf_counter() - facts.started
         operation = OPERATIONS.get(facts.endpoint, facts.endpoint)
@@ -183,7 +185,7 @@ class Telemetry:
         if facts.classified:
             ours["souverain.data_class"] = facts.data_class
         if self._tracer is not None:
-            self._span(facts, ended, elapsed, operation, model, common, ours, ledger_index, cost)
+            self._span(facts, ended, elapsed, operation, model, common, ours, ledger_index, cost, currency)
         if self.meter_provider is not None:
             measured = {**common, **ours}
             self._duration.record(elapsed, measured)
@@ -203,6 +205,7 @@ class Telemetry:
         ours: dict[str, Any],
         ledger_index: int | None,
         cost: Any,
+        currency: str | None,
     ) -> None:
         assert self._tracer is not None
         attributes: dict[str, Any] = {**common, **ours, "souverain.status": facts.status}
@@ -219,6 +222,8 @@ class Telemetry:
             attributes["souverain.ledger.index"] = ledger_index
         if cost is not None:
             attributes["souverain.cost"] = float(cost)
+            if currency:
+                attributes["souverain.cost.currency"] = currency
         span = self._tracer.start_span(
             f"{operation} {model}",
             kind=SpanKind.SERVER,

@@ -379,10 +379,11 @@ def test_the_cost_is_on_the_span_when_accounting_set_one(tmp_path: Path) -> None
         status, error, finish_reasons, started = 200, "", ["length"], 0.0
         usage = {"prompt_tokens": 10, "completion_tokens": 20}
 
-    telemetry.request(Facts(), 7, Decimal("0.000165"))
+    telemetry.request(Facts(), 7, Decimal("0.000165"), "EUR")
     (span,) = rec.finished()
     a = dict(span.attributes or {})
     assert a["souverain.cost"] == pytest.approx(0.000165)
+    assert a["souverain.cost.currency"] == "EUR"
     assert a["souverain.ledger.index"] == 7 and a["gen_ai.response.model"] == "assistant-cloud"
     telemetry.shutdown()
 
