@@ -416,3 +416,28 @@ def test_souverain_serve_exports_and_flushes_at_shutdown(start_server: Any, rece
     attrs = {kv.key: kv.value for kv in span.attributes}
     assert attrs["souverain.status"].int_value == 502
     assert attrs["souverain.ledger.index"].int_value == int(r.headers["x-souverain-ledger-index"])
+
+
+def test_sampling_thins_spans_not_metrics(tmp_path: Path) -> None:
+    rec = Recorder()
+    config = TWO_ROUTES + "telemetry:\n  sampling_ratio: 0\n"
+
+    async def test(client: httpx.AsyncClient, gw: InProcess) -> None:
+        for _ in range(3):
+            assert (await client.post("/v1/chat/completions", json=chat("Hi"), headers=gw.headers)).status_code == 200
+
+    run(tmp_path, engines(), test, config=config, telemetry=rec)
+    assert rec.finished() == []
+    (point,) = rec.points("gen_ai.client.operation.duration")
+    assert point.count == 3
+
+
+def test_nothing_is_built_without_an_endpoint_or_with_both_signals_off() -> None:
+    from souverain.telemetry import build
+
+    assert build(parse_config("telemetry:\n  sampling_ratio: 0.5\n", "t.yaml", {})) is None
+    both_off = "telemetry:\n  endpoint: http://127.0.0.1:4318\n  traces: false\n  metrics: false\n"
+    assert build(parse_config(both_off, "t.yaml", {})) is None
+    on = build(parse_config("telemetry:\n  endpoint: http://127.0.0.1:4318\n  metrics: false\n", "t.yaml", {}))
+    assert on is not None and on.tracer_provider is not None and on.meter_provider is None
+    on.shutdown()
