@@ -37,6 +37,10 @@ it (`Exchange`) and renders what it returns (`Answer`).
 10. respond       `Answer.headers` explain the decision (route, class, decision, ledger
                   index), on errors too (`Facts.headers`).
 
+Telemetry (`souverain/telemetry.py`), where configured: one span and the request's
+measurements, made from `Facts` once the outcome is final, beside record (after the entry
+is durable, or once it is known that none will be); off, it costs one `is None` check.
+
 Short-circuits: any stage may raise a `GatewayError`; nothing after it runs but record
 and respond. Nothing is sent to an engine before stage 6's seal.
 """
@@ -47,7 +51,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
@@ -76,6 +80,7 @@ from souverain.privacy import Scanner, Vault, pseudonymise
 from souverain.privacy.restore import StreamRestorers, restore_message
 from souverain.routing.decide import Candidate, Choice, Refusal, unmet
 from souverain.routing.router import Router
+from souverain.telemetry import Telemetry
 
 log = logging.getLogger("souverain.pipeline")
 T = TypeVar("T")
@@ -139,6 +144,7 @@ class Facts:
     principal: Principal | None = None
     model: str = ""
     route: str = ""
+    deployment: str = ""  # the `models[].name` last tried over `route`
     route_profile: str = ""
     data_class: DataClassName = "public"
     found: dict[str, int] = field(default_factory=dict)
@@ -151,9 +157,18 @@ class Facts:
     body: bytes | None = None  # the request as received
     sent: bytes | None = None  # exactly what went to `route`
     sent_class: DataClassName | Literal[""] = ""  # "": nothing was sent
+    error: str = ""  # the error's code (or type) when the request was refused or failed
+    finish_reasons: list[str] = field(default_factory=list)  # of the answer's choices
+
+    def finished(self, choice: Mapping[str, Any]) -> None:
+        """Note a choice's finish reason (a word from the engine: never content)."""
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str) and len(self.finish_reasons) < 16:
+            self.finish_reasons.append(reason[:32])
 
     def failed(self, exc: GatewayError) -> None:
         self.status = exc.status
+        self.error = exc.code or exc.type
         self.decision = "refused" if exc.status < 500 else "failed"
         # The code only: an error message may quote a value from the request, and the
         # ledger never holds request content. Routing refusals keep their route reasons.
@@ -161,7 +176,7 @@ class Facts:
             self.reasons = [*self.reasons[:16], exc.code or exc.type][-32:]
 
     def cancelled(self) -> None:
-        self.status, self.decision = 499, "cancelled"
+        self.status, self.decision, self.error = 499, "cancelled", "cancelled"
         self.reasons = [*self.reasons[:16], "client disconnected before the answer was complete"]
 
     def entry(self) -> Entry:
@@ -218,6 +233,7 @@ class Pipeline:
         ledger: Ledger | None = None,
         tenant_scanners: Mapping[str, Scanner] | None = None,
         unscannable_class: DataClassName = "personal",
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.keys = keys
         self.engines = engines
@@ -227,6 +243,7 @@ class Pipeline:
         self.tenant_scanners = dict(tenant_scanners or {})
         self.ledger = ledger
         self.unscannable_class = unscannable_class
+        self.telemetry = telemetry  # None: not configured, nothing is done
 
     # -- the endpoints -------------------------------------------------------------------
     async def chat_completions(self, x: Exchange) -> Answer:
@@ -248,6 +265,8 @@ class Pipeline:
             result["model"] = candidate.model
             if admitted.vault is not None:
                 restore_message(result, admitted.vault)
+            for choice in result.get("choices") or ():
+                facts.finished(choice)
             self.metrics.count_tokens(candidate.model, result.get("usage"))
             facts.usage = result.get("usage") or {}
             payload = _encode(x.dialect.completion(result))
@@ -378,6 +397,7 @@ class Pipeline:
                 memo=admitted.memo,
             )
             facts.route, facts.route_profile = candidate.route, "sha256:" + candidate.profile.digest
+            facts.deployment = candidate.deployment
             facts.sent, facts.sent_class = sealed.body, sealed.data_class
             self.router.health.begin(candidate.deployment)
             try:
@@ -422,6 +442,9 @@ class Pipeline:
                 chunk["model"] = candidate.model
                 if restorers is not None:
                     restorers.apply(chunk)
+                for choice in chunk.get("choices") or ():
+                    if choice.get("finish_reason"):
+                        facts.finished(choice)
                 if not seen_content and chunk.get("choices"):
                     delta = chunk["choices"][0].get("delta") or {}
                     if delta.get("content") or delta.get("tool_calls"):
@@ -477,14 +500,26 @@ class Pipeline:
         failure raises `LedgerUnavailable`: the caller withholds the answer (fail closed).
         """
         if self.ledger is None or facts.principal is None:
+            self.observe(facts, None)
             return None
         try:
-            return await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
+            index = await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
         except Exception as exc:
             log.error("ledger append failed for %s: %s", facts.endpoint, exc)
             raise LedgerUnavailable(
                 "The request ledger could not record this request, so the answer is withheld; retry later."
             ) from None
+        self.observe(facts, index)
+        return index
+
+    def observe(self, facts: Facts, ledger_index: int | None) -> None:
+        """The request's span and measurements, where telemetry is configured."""
+        if self.telemetry is not None:
+            # The cost is accounting's (issue 21, built beside this): passed on where it
+            # priced the request, else left out. When accounting lands, pass `facts.cost`
+            # only when accounting is on (a default of 0 is not a known cost).
+            cost, currency = getattr(facts, "cost", None), getattr(facts, "currency", None)
+            self.telemetry.request(facts, ledger_index, cost, currency)
 
     async def _recorded(self, facts: Facts, x: Exchange, exc: BaseException) -> BaseException:
         """Record a request that ended in `exc`; what to raise for it. A bug is logged
@@ -507,12 +542,16 @@ class Pipeline:
         (headers); a ledger failure here is only logged: the caller already gets an error."""
         self.metrics.observe(facts.endpoint, facts.model or "-", exc.status, time.perf_counter() - facts.started)
         index = None
-        if not isinstance(exc, LedgerUnavailable):
+        if isinstance(exc, LedgerUnavailable):
+            # The entry of an answer that was ready could not be written: the caller gets
+            # a 503, and so does the span (the ledger holds nothing to change).
+            self.observe(replace(facts, status=exc.status, decision="failed", error=exc.code or exc.type), None)
+        else:
             facts.failed(exc)
             try:
                 index = await self.record(facts, response=None)
             except LedgerUnavailable:
-                pass
+                self.observe(facts, None)
         exc.headers.update(facts.headers(index))
 
     def record_cancelled(self, facts: Facts, x: Exchange) -> None:

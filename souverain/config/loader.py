@@ -82,6 +82,7 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
                     "host; add it to air_gap.allowed_hosts if the organisation runs it, or set air_gap.enabled: false"
                 )
     _check_state(config, filename, root)
+    _check_telemetry(config, filename, root)
     if config.air_gap.enabled:
         _check_ledger_hosts(config, filename, root)
     if not config.models:
@@ -142,6 +143,38 @@ def _written_password(dsn: str) -> bool:
     except Exception:  # noqa: BLE001 - reported as a bad DSN by the host check
         return False
     return password is not None and not yamlfile.ENV_VAR.fullmatch(str(password))
+
+
+def _check_telemetry(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """The collector is an outbound connection: an http(s) URL without credentials, whose
+    host obeys the air gap; its headers come from the environment, never the file."""
+    telemetry = config.telemetry
+    if telemetry.endpoint is not None:
+        line = yamlfile.line_of(root, ["telemetry", "endpoint"])
+        parts = urlsplit(telemetry.endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(
+                f"{filename}:{line}: telemetry.endpoint: expected the collector's OTLP/HTTP base URL "
+                f"(http:// or https://, e.g. http://127.0.0.1:4318), got {telemetry.endpoint!r}"
+            )
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(
+                f"{filename}:{line}: telemetry.endpoint: credentials in the URL are not accepted; "
+                "give them as telemetry.headers taken from the environment (${ENV_VAR})"
+            )
+        if config.air_gap.enabled and not is_local_host(parts.hostname, config.air_gap.allowed_hosts):
+            raise ConfigError(
+                f"{filename}:{line}: telemetry.endpoint: air gap is on and {parts.hostname!r} is not a local host; "
+                "add it to air_gap.allowed_hosts if the organisation runs the collector, or set air_gap.enabled: false"
+            )
+    for name in telemetry.headers:
+        node, line = yamlfile.locate(root, ["telemetry", "headers", name])
+        raw = node.value if isinstance(node, yaml.ScalarNode) else ""
+        if root is not None and not yamlfile.ENV_VAR.fullmatch(str(raw)):
+            raise ConfigError(
+                f"{filename}:{line}: telemetry.headers.{name}: a value written in the file; take it from the "
+                "environment (${ENV_VAR}), so no secret is kept in the configuration"
+            )
 
 
 def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -> None:
