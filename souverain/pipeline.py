@@ -42,6 +42,10 @@ it (`Exchange`) and renders what it returns (`Answer`).
 10. respond       `Answer.headers` explain the decision (route, class, decision, ledger
                   index), on errors too (`Facts.headers`).
 
+Telemetry (`souverain/telemetry.py`), where configured: one span and the request's
+measurements, made from `Facts` once the outcome is final, beside record (after the entry
+is durable, or once it is known that none will be); off, it costs one `is None` check.
+
 Short-circuits: any stage may raise a `GatewayError`; nothing after it runs but record
 and respond. Nothing is sent to an engine before stage 6's seal.
 """
@@ -52,7 +56,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -82,6 +86,7 @@ from souverain.privacy import Scanner, Vault, pseudonymise
 from souverain.privacy.restore import StreamRestorers, restore_message
 from souverain.routing.decide import Candidate, Choice, Refusal, unmet
 from souverain.routing.router import Router
+from souverain.telemetry import Telemetry
 from souverain.usage.accounting import Accounting, Booking, Grant
 from souverain.usage.prices import Tokens
 
@@ -147,6 +152,7 @@ class Facts:
     principal: Principal | None = None
     model: str = ""
     route: str = ""
+    deployment: str = ""  # the `models[].name` last tried over `route`
     route_profile: str = ""
     data_class: DataClassName = "public"
     found: dict[str, int] = field(default_factory=dict)
@@ -159,15 +165,23 @@ class Facts:
     body: bytes | None = None  # the request as received
     sent: bytes | None = None  # exactly what went to `route`
     sent_class: DataClassName | Literal[""] = ""  # "": nothing was sent
-    deployment: str = ""  # the engine entry `route` went through
     cost: Decimal = Decimal(0)
     currency: str = "EUR"
     cost_centre: str = ""
     grant: Grant | None = None  # what the budgets reserved for it
     booked: bool = False  # its usage row and settlement are queued (once)
+    error: str = ""  # the error's code (or type) when the request was refused or failed
+    finish_reasons: list[str] = field(default_factory=list)  # of the answer's choices
+
+    def finished(self, choice: Mapping[str, Any]) -> None:
+        """Note a choice's finish reason (a word from the engine: never content)."""
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str) and len(self.finish_reasons) < 16:
+            self.finish_reasons.append(reason[:32])
 
     def failed(self, exc: GatewayError) -> None:
         self.status = exc.status
+        self.error = exc.code or exc.type
         self.decision = "refused" if exc.status < 500 else "failed"
         # The code only: an error message may quote a value from the request, and the
         # ledger never holds request content. Routing refusals keep their route reasons.
@@ -175,7 +189,7 @@ class Facts:
             self.reasons = [*self.reasons[:16], exc.code or exc.type][-32:]
 
     def cancelled(self) -> None:
-        self.status, self.decision = 499, "cancelled"
+        self.status, self.decision, self.error = 499, "cancelled", "cancelled"
         self.reasons = [*self.reasons[:16], "client disconnected before the answer was complete"]
 
     def entry(self) -> Entry:
@@ -234,6 +248,7 @@ class Pipeline:
         ledger: Ledger | None = None,
         tenant_scanners: Mapping[str, Scanner] | None = None,
         unscannable_class: DataClassName = "personal",
+        telemetry: Telemetry | None = None,
         accounting: Accounting | None = None,
     ) -> None:
         self.keys = keys
@@ -244,6 +259,7 @@ class Pipeline:
         self.tenant_scanners = dict(tenant_scanners or {})
         self.ledger = ledger
         self.unscannable_class = unscannable_class
+        self.telemetry = telemetry  # None: not configured, nothing is done
         self.accounting = accounting
 
     # -- the endpoints -------------------------------------------------------------------
@@ -266,6 +282,8 @@ class Pipeline:
             result["model"] = candidate.model
             if admitted.vault is not None:
                 restore_message(result, admitted.vault)
+            for choice in result.get("choices") or ():
+                facts.finished(choice)
             self.metrics.count_tokens(candidate.model, result.get("usage"))
             facts.usage = result.get("usage") or {}
             payload = _encode(x.dialect.completion(result))
@@ -458,6 +476,9 @@ class Pipeline:
                 chunk["model"] = candidate.model
                 if restorers is not None:
                     restorers.apply(chunk)
+                for choice in chunk.get("choices") or ():
+                    if choice.get("finish_reason"):
+                        facts.finished(choice)
                 if not seen_content and chunk.get("choices"):
                     delta = chunk["choices"][0].get("delta") or {}
                     if delta.get("content") or delta.get("tool_calls"):
@@ -514,6 +535,7 @@ class Pipeline:
         failure raises `LedgerUnavailable`: the caller withholds the answer (fail closed).
         """
         if facts.principal is None:
+            self.observe(facts, None)
             return None
         if self.accounting is not None and not facts.booked:
             self._price(facts)
@@ -521,7 +543,6 @@ class Pipeline:
         try:
             if self.ledger is not None:
                 index = await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
-            return index
         except Exception as exc:
             log.error("ledger append failed for %s: %s", facts.endpoint, exc)
             raise LedgerUnavailable(
@@ -529,6 +550,16 @@ class Pipeline:
             ) from None
         finally:
             self._book(facts, index)
+        self.observe(facts, index)
+        return index
+
+    def observe(self, facts: Facts, ledger_index: int | None) -> None:
+        """The request's span and measurements, where telemetry is configured."""
+        if self.telemetry is not None:
+            # The cost only where accounting priced the request (a default of 0 is not
+            # a known cost).
+            cost, currency = (facts.cost, facts.currency) if self.accounting is not None else (None, None)
+            self.telemetry.request(facts, ledger_index, cost, currency)
 
     # -- account ---------------------------------------------------------------------
     def _price(self, facts: Facts) -> None:
@@ -581,12 +612,16 @@ class Pipeline:
         (headers); a ledger failure here is only logged: the caller already gets an error."""
         self.metrics.observe(facts.endpoint, facts.model or "-", exc.status, time.perf_counter() - facts.started)
         index = None
-        if not isinstance(exc, LedgerUnavailable):
+        if isinstance(exc, LedgerUnavailable):
+            # The entry of an answer that was ready could not be written: the caller gets
+            # a 503, and so does the span (the ledger holds nothing to change).
+            self.observe(replace(facts, status=exc.status, decision="failed", error=exc.code or exc.type), None)
+        else:
             facts.failed(exc)
             try:
                 index = await self.record(facts, response=None)
             except LedgerUnavailable:
-                pass
+                self.observe(facts, None)
         exc.headers.update(facts.headers(index))
 
     def record_cancelled(self, facts: Facts, x: Exchange) -> None:

@@ -15,11 +15,13 @@ from upstreams import two_routes
 
 from souverain.api.app import Gateway, create_app
 from souverain.auth import KeyStore
+from souverain.config import Config
 from souverain.config.loader import parse_config
 from souverain.engines.fake import FakeEngine
 from souverain.ledger import Ledger
 from souverain.state import connect
 from souverain.state.keys import SqliteKeyTable
+from souverain.telemetry import Telemetry
 
 T = TypeVar("T")
 
@@ -58,16 +60,27 @@ def run(
     engines: Mapping[str, FakeEngine],
     test: Callable[[httpx.AsyncClient, InProcess], Awaitable[T]],
     config: str = TWO_ROUTES,
+    *,
+    env: dict[str, str] | None = None,
+    telemetry: Callable[[Config], Telemetry] | None = None,
 ) -> T:
-    """Build a gateway from `config` with `engines` in place of the configured ones, and
-    run `test` against it."""
+    """Build a gateway from `config` (its ${VARS} from `env`) with `engines` in place of
+    the configured ones, and run `test` against it. `telemetry`: builds the gateway's
+    telemetry (in-memory exporters) in place of the configured one."""
 
     async def main() -> T:
-        cfg = parse_config(config, "test.yaml", {}, base_dir=tmp_path)
+        cfg = parse_config(config, "test.yaml", env or {}, base_dir=tmp_path)
         keys = KeyStore(SqliteKeyTable(connect(tmp_path)))
         token, _ = keys.create("test")
         ledger = Ledger.open(cfg.ledger, state_dir=tmp_path)
-        gateway = Gateway(config=cfg, keys=keys, ledger=ledger, engines=dict(engines), state_dir=tmp_path)
+        gateway = Gateway(
+            config=cfg,
+            keys=keys,
+            ledger=ledger,
+            engines=dict(engines),
+            state_dir=tmp_path,
+            telemetry=telemetry(cfg) if telemetry else None,
+        )
         app = create_app(gateway)
         await ledger.start()
         try:
@@ -79,6 +92,8 @@ def run(
                 await asyncio.wait(list(gateway._background), timeout=5)
             await ledger.stop()
             keys.close()
+            if gateway.telemetry is not None:
+                gateway.telemetry.shutdown()
 
     return asyncio.run(main())
 

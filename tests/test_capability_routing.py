@@ -19,16 +19,8 @@ from upstreams import Upstream, two_routes
 
 
 @pytest.fixture(scope="module")
-def pair() -> Iterator[tuple[Upstream, Upstream]]:
-    onprem, cloud = Upstream("onprem"), Upstream("cloud")
-    yield onprem, cloud
-    for u in (onprem, cloud):
-        u.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway_pair(pair: tuple[Upstream, Upstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    onprem, cloud = pair
+def gateway_pair(upstreams: tuple[Upstream, Upstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    onprem, cloud = upstreams  # conftest: the two recording upstreams
     config = two_routes(
         f"http://127.0.0.1:{onprem.port}/v1",
         f"http://127.0.0.1:{cloud.port}/v1",
@@ -44,8 +36,8 @@ def ask(**extra: Any) -> dict[str, Any]:
     return {"model": "assistant", "messages": [{"role": "user", "content": "What is the capital of France?"}], **extra}
 
 
-def test_route_that_cannot_is_passed_over(gateway_pair: Server, pair: tuple[Upstream, Upstream]) -> None:
-    onprem, cloud = pair
+def test_route_that_cannot_is_passed_over(gateway_pair: Server, upstreams: tuple[Upstream, Upstream]) -> None:
+    onprem, cloud = upstreams
     before = len(onprem.received), len(cloud.received)
     plain = http.post(f"{gateway_pair.url}/v1/chat/completions", json=ask(), headers=gateway_pair.headers())
     assert plain.status_code == 200 and plain.headers["x-souverain-route"] == "a-onprem"
@@ -56,8 +48,10 @@ def test_route_that_cannot_is_passed_over(gateway_pair: Server, pair: tuple[Upst
     assert json.loads(cloud.received[-1])["n"] == 2
 
 
-def test_no_route_can_is_a_400_naming_the_capability(gateway_pair: Server, pair: tuple[Upstream, Upstream]) -> None:
-    onprem, cloud = pair
+def test_no_route_can_is_a_400_naming_the_capability(
+    gateway_pair: Server, upstreams: tuple[Upstream, Upstream]
+) -> None:
+    onprem, cloud = upstreams
     before = len(onprem.received), len(cloud.received)
     for dialect in ("openai", "mistral"):
         response = http.post(

@@ -32,27 +32,12 @@ import pytest
 from conftest import ROOT, Server
 from mistralai.client import Mistral
 from mistralai.client.errors import SDKError
+from translation import SCHEMA, TOOL, USER, assert_answers_in_schema, city_tool
 
 from souverain.engines.llamacpp import bundled_model_path
 
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-OTHER = {
-    "type": "function",
-    "function": {
-        "name": "get_time",
-        "description": "Time in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
-WEATHER = [{"role": "user", "content": "What is the weather in Lyon?"}]
-SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+OTHER = city_tool("get_time", "Time in a city")
+WEATHER = USER  # the translator tests' request: one question a tool answers
 N_CTX = 512
 # What an upstream's error body holds and a caller must never see.
 INTERNALS = ("Traceback", "site-packages", "pydantic", '.py"', "literal_error", "input_value")
@@ -233,14 +218,7 @@ def test_tool_choice_the_server_cannot_honour_is_refused(
 
 
 def test_json_schema(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(
-        model="lcp",
-        messages=[{"role": "user", "content": "Is Paris in France? Answer in JSON."}],
-        response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}},
-        max_tokens=40,
-        temperature=0,
-    )
-    assert isinstance(json.loads(out.choices[0].message.content)["ok"], bool)
+    assert_answers_in_schema(client, "lcp", name="verdict", max_tokens=40)
 
 
 def test_logprobs(client: openai.OpenAI) -> None:

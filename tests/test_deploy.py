@@ -613,7 +613,7 @@ def test_the_database_password_is_not_in_the_dsn() -> None:
     from psycopg.conninfo import conninfo_to_dict
 
     config = yaml.safe_load(gateway_config("production")["souverain.yaml"])
-    assert "password" not in conninfo_to_dict(config["ledger"]["store"]["dsn"])
+    assert "password" not in conninfo_to_dict(config["state"]["dsn"])
     env = env_of(gateway("production")[2])
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "souverain-postgres"
 
@@ -792,6 +792,14 @@ def _tree(tmp: Path, name: str) -> Path:
     return root
 
 
+def _changed(tmp: Path, file: str, old: str, new: str) -> tuple[Path, Path]:
+    """A base tree, and a head tree whose `file` has `old` replaced by `new`."""
+    base, head = _tree(tmp, "base"), _tree(tmp, "head")
+    path = head / file
+    path.write_text(path.read_text().replace(old, new))
+    return base, head
+
+
 def _gate(base: Path, head: Path) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "SOUVERAIN": f"{sys.executable} -m souverain"}
@@ -809,10 +817,11 @@ def test_the_gate_passes_the_tree_as_it_is(tmp_path: Path) -> None:
 def test_the_gate_fails_when_a_change_lowers_a_personal_data_routes_sovereignty(tmp_path: Path) -> None:
     """Two real pipes files: the example's Azure route moved from the EU data zone to the
     global deployment (level eu_resident → none), on a route that carries personal data."""
-    base, head = _tree(tmp_path, "base"), _tree(tmp_path, "head")
-    example = head / "examples" / "pipes" / "pipes.yaml"
-    example.write_text(
-        example.read_text().replace("template: azure-foundry-mistral-eu", "template: azure-foundry-mistral-global")
+    base, head = _changed(
+        tmp_path,
+        "examples/pipes/pipes.yaml",
+        "template: azure-foundry-mistral-eu",
+        "template: azure-foundry-mistral-global",
     )
     result = _gate(base, head)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -823,9 +832,9 @@ def test_the_gate_fails_when_a_change_lowers_a_personal_data_routes_sovereignty(
 
 
 def test_the_gate_fails_when_the_production_route_leaves_the_house(tmp_path: Path) -> None:
-    base, head = _tree(tmp_path, "base"), _tree(tmp_path, "head")
-    pipes = head / "deploy" / "overlays" / "production" / "pipes.yaml"
-    pipes.write_text(pipes.read_text().replace("template: onprem-vllm", "template: azure-foundry-mistral-eu"))
+    base, head = _changed(
+        tmp_path, "deploy/overlays/production/pipes.yaml", "template: onprem-vllm", "template: azure-foundry-mistral-eu"
+    )
     result = _gate(base, head)
     assert result.returncode == 1
     assert (
@@ -835,9 +844,7 @@ def test_the_gate_fails_when_the_production_route_leaves_the_house(tmp_path: Pat
 
 
 def test_the_gate_fails_on_an_invalid_configuration(tmp_path: Path) -> None:
-    base, head = _tree(tmp_path, "base"), _tree(tmp_path, "head")
-    config = head / "deploy" / "overlays" / "production" / "souverain.yaml"
-    config.write_text(config.read_text().replace("flavor: vllm", "flavor: vlm"))
+    base, head = _changed(tmp_path, "deploy/overlays/production/souverain.yaml", "flavor: vllm", "flavor: vlm")
     result = _gate(base, head)
     assert result.returncode == 1
     assert "FAIL: deploy/overlays/production/souverain.yaml is not a valid configuration" in result.stdout

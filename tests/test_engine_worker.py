@@ -97,6 +97,19 @@ def finished(result: dict) -> bool:
     return bool(result["body"]["choices"])
 
 
+def assert_ledger_verifies(server: Server) -> None:
+    """`souverain ledger verify` over the stopped server's state succeeds."""
+    verify = subprocess.run(
+        [*SOUVERAIN, "ledger", "verify", "--config", str(server.config_path)],
+        capture_output=True,
+        text=True,
+        env=server.env,
+        cwd=server.tmp,
+        timeout=300,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
 def test_worker_crash_under_load(start_server, sig: signal.Signals) -> None:
     server = start_server(two_models())
@@ -149,15 +162,7 @@ def test_worker_crash_under_load(start_server, sig: signal.Signals) -> None:
     )
     # every request was recorded, failures included, and the log verifies
     server.stop()
-    verify = subprocess.run(
-        [*SOUVERAIN, "ledger", "verify", "--config", str(server.config_path)],
-        capture_output=True,
-        text=True,
-        env=server.env,
-        cwd=server.tmp,
-        timeout=300,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert_ledger_verifies(server)
 
 
 def test_hung_worker_is_killed_and_restarted(start_server) -> None:
@@ -358,12 +363,4 @@ def test_serve_workers_share_one_engine_worker_and_replace_a_dead_process(start_
     assert len(engines) == 1
     server.stop()
     assert server.proc.returncode == 0
-    verify = subprocess.run(
-        [*SOUVERAIN, "ledger", "verify", "--config", str(server.config_path)],
-        capture_output=True,
-        text=True,
-        env=server.env,
-        cwd=server.tmp,
-        timeout=300,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert_ledger_verifies(server)

@@ -110,6 +110,14 @@ def text(t: str, **extra: Any) -> dict[str, Any]:
     return {"type": "text", "text": t, **extra}
 
 
+def across_turns(name: str, asked: str, said: str, answered: str) -> Placement:
+    """A value split over turns: the assistant's turn ends with its first half, the
+    user's next turn starts with the rest."""
+    return Placement(
+        name, {"messages": [user(asked), {"role": "assistant", "content": said}, user(answered)]}, mistral=True
+    )
+
+
 def tool_turn(
     arguments: Any, name: str = "lookup", call_id: str = "call_1", result: str = "done"
 ) -> list[dict[str, Any]]:
@@ -312,27 +320,17 @@ PLACEMENTS: list[Placement] = [
     Placement("content part extra key", {"messages": [user([text("Hello", **{EMAIL: "sender"})])]}),
     Placement("content part type", {"messages": [user([{"type": EMAIL, "text": "Hello"}])]}),
     # Split: half in one turn or part, half in the next.
-    Placement(
+    across_turns(
         "split IBAN across turns",
-        {
-            "messages": [
-                user("What is the customer's IBAN?"),
-                {"role": "assistant", "content": "The customer's IBAN is FR76 3000 6000"},
-                user("0112 3456 7890 189, yes. Please confirm the transfer."),
-            ]
-        },
-        mistral=True,
+        "What is the customer's IBAN?",
+        "The customer's IBAN is FR76 3000 6000",
+        "0112 3456 7890 189, yes. Please confirm the transfer.",
     ),
-    Placement(
+    across_turns(
         "split e-mail across turns",
-        {
-            "messages": [
-                user("Where do I send it?"),
-                {"role": "assistant", "content": "Send it to marie.dubois"},
-                user("@exemple.fr, the usual address."),
-            ]
-        },
-        mistral=True,
+        "Where do I send it?",
+        "Send it to marie.dubois",
+        "@exemple.fr, the usual address.",
     ),
     Placement(
         "split card across text parts",

@@ -45,6 +45,19 @@ models:
 {extra}"""
 
 
+def say_hi(
+    server: Server, model: str = "up", *, via=http, key: str | None = None, timeout: float | None = None, **body
+) -> httpx.Response:
+    """POST a one-word chat ("hi") for `model` through `via` (a client, or httpx itself)."""
+    options = {} if timeout is None else {"timeout": timeout}
+    return via.post(
+        f"{server.url}/v1/chat/completions",
+        headers=server.headers(key),
+        json={"model": model, **body, "messages": [{"role": "user", "content": "hi"}]},
+        **options,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -172,20 +185,8 @@ def test_metrics_labels_come_from_the_configuration(upstream, start_server) -> N
     names = ["m" * (1024 * 1024)] + [f"no-such-model-{i}" for i in range(200)]
     with httpx.Client(timeout=WAIT) as client:
         for name in names:
-            response = client.post(
-                f"{server.url}/v1/chat/completions",
-                headers=server.headers(),
-                json={"model": name, "messages": [{"role": "user", "content": "hi"}]},
-            )
-            assert response.status_code == 404
-        assert (
-            client.post(
-                f"{server.url}/v1/chat/completions",
-                headers=server.headers(),
-                json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
-            ).status_code
-            == 200
-        )
+            assert say_hi(server, name, via=client).status_code == 404
+        assert say_hi(server, via=client).status_code == 200
         text = client.get(f"{server.url}/metrics").text
     assert "no-such-model" not in text and "mmmm" not in text
     assert 'souverain_requests_total{endpoint="chat",model="_unknown",status="404"} 201.0' in text
@@ -213,14 +214,7 @@ def test_state_files_are_private_in_an_open_directory(upstream, start_server, tm
     state.mkdir(mode=0o755)
     state.chmod(0o755)
     server = start_server(config(upstream), env={"SOUVERAIN_STATE_DIR": str(state)})
-    assert (
-        http.post(
-            f"{server.url}/v1/chat/completions",
-            headers=server.headers(),
-            json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
-        ).status_code
-        == 200
-    )
+    assert say_hi(server).status_code == 200
     assert "is open to other users (mode 0755)" in server.log.read_text()
     made = [p for p in state.rglob("*") if p.is_file()]
     assert {"souverain.db", "ledger.db"} <= {p.name for p in made}
@@ -239,11 +233,7 @@ def test_upstream_failure_names_the_route_not_the_address(upstream, start_server
     address = re.search(r"name: gone\n    engine: openai_http\n    base_url: (\S+)", server.config_path.read_text())
     assert address
     for stream in (False, True):
-        response = http.post(
-            f"{server.url}/v1/chat/completions",
-            headers=server.headers(),
-            json={"model": "gone", "stream": stream, "messages": [{"role": "user", "content": "hi"}]},
-        )
+        response = say_hi(server, "gone", stream=stream)
         assert response.status_code == 502, response.text
         message = response.json()["error"]["message"]
         # `gone` has no route of its own: it is on the built-in `undeclared` one.
@@ -270,11 +260,7 @@ def test_an_auditor_reads_only_its_own_tenants_entries(upstream, start_server) -
     auditor_a = key("--tenant", "tenant-a", "--scope", "auditor")
     auditor_all = key("--scope", "auditor:all")
     for app in (app_a, app_b, app_b):
-        response = http.post(
-            f"{server.url}/v1/chat/completions",
-            headers=server.headers(app),
-            json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
-        )
+        response = say_hi(server, key=app)
         assert response.status_code == 200, response.text
 
     def tenants(auditor: str) -> list[str]:
@@ -306,12 +292,7 @@ def test_client_leaving_a_non_streamed_request_logs_no_traceback(upstream, start
     upstream.mode = "hang"
     try:
         with pytest.raises(httpx.ReadTimeout):
-            httpx.post(
-                f"{server.url}/v1/chat/completions",
-                headers=server.headers(),
-                timeout=1,
-                json={"model": "up", "messages": [{"role": "user", "content": "hi"}]},
-            )
+            say_hi(server, via=httpx, timeout=1)
         auditor = server.cli("keys", "create", "--name", "a", "--scope", "auditor:all").stdout.strip()
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:  # the cancellation is recorded once noticed

@@ -33,6 +33,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.image import descends
+
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 TAG = f"localhost/souverain:{VERSION}"
@@ -250,7 +252,7 @@ class Gateway:
             if serve_only and cmdline[1:3] != [b"/opt/souverain/bin/souverain", b"serve"]:
                 continue
             found.append(int(path.parent.name))
-        return [pid for pid in found if _descends(pid, self.proc.pid)]
+        return [pid for pid in found if descends(pid, self.proc.pid)]
 
     def stop(self) -> None:
         """SIGTERM to the gateway, as a container runtime sends it to PID 1."""
@@ -437,7 +439,7 @@ def test_gateway_runs_on_a_read_only_root(image: str, container: str, tmp_path: 
             try:
                 cmdline = path.read_bytes().split(b"\0")
                 pid = int(path.parent.name)
-                if cmdline[1:3] == [b"/opt/souverain/bin/souverain", b"serve"] and _descends(pid, proc.pid):
+                if cmdline[1:3] == [b"/opt/souverain/bin/souverain", b"serve"] and descends(pid, proc.pid):
                     os.kill(pid, signal.SIGTERM)
             except (OSError, ValueError):
                 continue
@@ -450,17 +452,6 @@ def test_gateway_runs_on_a_read_only_root(image: str, container: str, tmp_path: 
     log = log_path.read_text()
     assert "Traceback" not in log and "Read-only file system" not in log, log
     assert "Finished server process" in log  # it stopped cleanly on SIGTERM
-
-
-def _descends(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            return False
-    return False
 
 
 # --- the SBOM and the base's package versions ---------------------------------------------

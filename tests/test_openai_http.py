@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 from conftest import MODEL, Server, http
+from translation import assert_answers_in_schema
 from upstreams import FaultServer
 
 from souverain.chat import ChatRequest, decode
@@ -73,15 +74,7 @@ def test_stream_through_upstream_matches_direct(front: Server, gateway: Server) 
 
 def test_json_schema_and_embeddings_through_upstream(front: Server) -> None:
     client = openai.OpenAI(base_url=f"{front.url}/v1", api_key=front.key, max_retries=0)
-    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-    out = client.chat.completions.create(
-        model="relayed",
-        messages=[{"role": "user", "content": "Is Paris in France? Answer in JSON."}],
-        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
-        max_tokens=30,
-        temperature=0,
-    )
-    assert isinstance(json.loads(out.choices[0].message.content)["ok"], bool)
+    assert_answers_in_schema(client, "relayed", name="a", max_tokens=30)
     emb = client.embeddings.create(model="relayed", input=["un", "deux"], encoding_format="float")
     assert len(emb.data) == 2 and len(emb.data[0].embedding) > 100
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import openai
 import pytest
 from conftest import MODEL, Server
+from translation import city_tool
 
 
 @pytest.fixture(scope="module")
@@ -14,10 +16,13 @@ def client(gateway: Server) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0, timeout=120)
 
 
+def ask(client: openai.OpenAI, content: str, **options: Any) -> Any:
+    """One user message to the gateway's model through the SDK, with the SDK's `options`."""
+    return client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": content}], **options)
+
+
 def test_chat_completion(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Say hello."}], max_tokens=16, temperature=0
-    )
+    out = ask(client, "Say hello.", max_tokens=16, temperature=0)
     assert out.object == "chat.completion"
     assert out.model == MODEL
     choice = out.choices[0]
@@ -30,18 +35,16 @@ def test_chat_completion(client: openai.OpenAI) -> None:
 
 
 def test_max_tokens_and_length_finish(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Write a long story about the sea."}], max_tokens=5
-    )
+    out = ask(client, "Write a long story about the sea.", max_tokens=5)
     assert out.choices[0].finish_reason == "length"
     assert out.usage.completion_tokens == 5
 
 
 def test_seed_makes_sampling_repeatable(client: openai.OpenAI) -> None:
     def sample() -> str:
-        out = client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "Name a colour."}],
+        out = ask(
+            client,
+            "Name a colour.",
             max_tokens=12,
             temperature=1.0,
             seed=1234,
@@ -53,9 +56,9 @@ def test_seed_makes_sampling_repeatable(client: openai.OpenAI) -> None:
 
 def test_stop_sequence(client: openai.OpenAI) -> None:
     base = (
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}],
+        ask(
+            client,
+            "Count: 1, 2, 3, 4, 5, 6",
             max_tokens=24,
             temperature=0,
             seed=3,
@@ -65,9 +68,9 @@ def test_stop_sequence(client: openai.OpenAI) -> None:
     )
     assert base and len(base) > 3
     stop_at = base[2:4]
-    out = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Count: 1, 2, 3, 4, 5, 6"}],
+    out = ask(
+        client,
+        "Count: 1, 2, 3, 4, 5, 6",
         max_tokens=24,
         temperature=0,
         seed=3,
@@ -78,9 +81,9 @@ def test_stop_sequence(client: openai.OpenAI) -> None:
 
 
 def test_streaming(client: openai.OpenAI, gateway: Server) -> None:
-    stream = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Tell me about Paris."}],
+    stream = ask(
+        client,
+        "Tell me about Paris.",
         max_tokens=20,
         temperature=0,
         seed=7,
@@ -95,9 +98,9 @@ def test_streaming(client: openai.OpenAI, gateway: Server) -> None:
     assert last.choices[0].finish_reason in ("stop", "length")
     assert last.usage is not None and last.usage.completion_tokens > 0
     # The same prompt without streaming gives the same text (temperature 0).
-    whole = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Tell me about Paris."}],
+    whole = ask(
+        client,
+        "Tell me about Paris.",
         max_tokens=20,
         temperature=0,
         seed=7,
@@ -108,9 +111,9 @@ def test_streaming(client: openai.OpenAI, gateway: Server) -> None:
 
 def test_streaming_include_usage_chunk(client: openai.OpenAI) -> None:
     chunks = list(
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "Hi"}],
+        ask(
+            client,
+            "Hi",
             max_tokens=8,
             stream=True,
             stream_options={"include_usage": True},
@@ -127,9 +130,9 @@ def test_json_schema_output_parses(client: openai.OpenAI) -> None:
         "required": ["city", "population"],
         "additionalProperties": False,
     }
-    out = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Give the largest city of France and its population as JSON."}],
+    out = ask(
+        client,
+        "Give the largest city of France and its population as JSON.",
         response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
         max_tokens=120,
         temperature=0,
@@ -140,9 +143,9 @@ def test_json_schema_output_parses(client: openai.OpenAI) -> None:
 
 
 def test_json_object_output_parses(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Return a JSON object with a name and an age."}],
+    out = ask(
+        client,
+        "Return a JSON object with a name and an age.",
         response_format={"type": "json_object"},
         max_tokens=150,
         temperature=0,
@@ -151,14 +154,7 @@ def test_json_object_output_parses(client: openai.OpenAI) -> None:
     assert isinstance(json.loads(out.choices[0].message.content or ""), dict)
 
 
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+WEATHER_TOOL = city_tool("get_weather", "Current weather for a city")
 TIME_TOOL = {
     "type": "function",
     "function": {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}},
@@ -166,9 +162,9 @@ TIME_TOOL = {
 
 
 def test_forced_tool_call(client: openai.OpenAI) -> None:
-    out = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+    out = ask(
+        client,
+        "What is the weather in Paris?",
         tools=[WEATHER_TOOL, TIME_TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
         max_tokens=60,
@@ -183,9 +179,9 @@ def test_forced_tool_call(client: openai.OpenAI) -> None:
 
 def test_required_tool_call_streamed(client: openai.OpenAI) -> None:
     chunks = list(
-        client.chat.completions.create(
-            model=MODEL,
-            messages=[{"role": "user", "content": "What time is it in Berlin?"}],
+        ask(
+            client,
+            "What time is it in Berlin?",
             tools=[WEATHER_TOOL, TIME_TOOL],
             tool_choice="required",
             max_tokens=80,
@@ -201,9 +197,7 @@ def test_required_tool_call_streamed(client: openai.OpenAI) -> None:
 
 def test_auto_tool_choice_is_a_clear_400(client: openai.OpenAI, gateway: Server) -> None:
     with pytest.raises(openai.BadRequestError) as err:
-        client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "Weather?"}], tools=[WEATHER_TOOL], max_tokens=10
-        )
+        ask(client, "Weather?", tools=[WEATHER_TOOL], max_tokens=10)
     assert err.value.code == "unsupported_tool_choice"
     assert "tool_choice" in str(err.value)
     assert gateway.alive()

@@ -26,7 +26,6 @@ import httpx
 import msgspec
 import pytest
 from conftest import Server
-from ledger_fixtures import pg_dsn  # noqa: F401
 from upstreams import Upstream
 
 from souverain.ledger import decode_entry

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 from conftest import Server, http
-from upstreams import PIPES
+from upstreams import PIPES, one_route
 
 from souverain.privacy import default_scanner
 
@@ -89,15 +89,7 @@ def test_allowed_route_down_refuses_personal_and_lets_public_fall_back(routed: S
 
 def test_refusal_when_policy_excludes_every_route(start_server, upstreams) -> None:
     onprem, cloud = upstreams
-    server = start_server(f"""
-routing:
-  pipes: {PIPES}
-models:
-  - name: only-cloud
-    engine: openai_http
-    base_url: http://127.0.0.1:{cloud.port}/v1
-    route: c-azure-eu
-""")
+    server = start_server(one_route("only-cloud", f"http://127.0.0.1:{cloud.port}/v1", "c-azure-eu"))
     response = http.post(
         f"{server.url}/v1/chat/completions",
         json={**ask(f"mail {EMAIL}"), "model": "only-cloud"},
@@ -196,18 +188,8 @@ def test_fault_injection_no_personal_data_reaches_the_excluded_route(routed: Ser
 
 def test_pseudonymise_then_forward_and_restore(start_server, upstreams) -> None:
     onprem, cloud = upstreams
-    server = start_server(f"""
-routing:
-  pipes: {PIPES}
-  policy:
-    classes:
-      personal: {{min_level: sovereign, no_non_eu_access: true, pseudonymise_to: internal}}
-models:
-  - name: helper
-    engine: openai_http
-    base_url: http://127.0.0.1:{cloud.port}/v1
-    route: c-azure-eu
-""")
+    pseudonymise = "  policy:\n    classes:\n      personal: {min_level: sovereign, no_non_eu_access: true, pseudonymise_to: internal}\n"
+    server = start_server(one_route("helper", f"http://127.0.0.1:{cloud.port}/v1", "c-azure-eu", routing=pseudonymise))
     cloud.echo = True
     try:
         before = len(cloud.received)

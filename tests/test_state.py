@@ -2,7 +2,7 @@
 API keys shared by several processes on PostgreSQL (a revocation is seen everywhere
 within `state.key_cache_s`, through LISTEN/NOTIFY or the bounded-staleness fallback).
 
-PostgreSQL is the real server (tests/test_ledger_fixtures.py: skipped with the reason when
+PostgreSQL is the real server (tests/ledger_fixtures.py: skipped with the reason when
 absent, a failure under CI=true); each test has a schema of its own, dropped afterwards.
 """
 
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_fixtures import pg_dsn  # noqa: F401
 
 from souverain.auth import KeyStore
 from souverain.config import parse_config

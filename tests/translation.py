@@ -24,17 +24,37 @@ from souverain.config.schema import CapabilityOverrides
 from souverain.engines.openai_http import OpenAIHTTPEngine
 from souverain.engines.translators import Target, target_for
 
-TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
+
+def city_tool(name: str, description: str) -> dict[str, Any]:
+    """A function tool whose one required argument is a city."""
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+
+
+TOOL = city_tool("get_weather", "Weather for a city")
 # A tool as callers write it when they rely on the defaults: no `type`, no `parameters`.
 BARE_TOOL = {"function": {"name": "get_time"}}
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+
+
+def assert_answers_in_schema(client: Any, model: str, *, name: str, max_tokens: int) -> None:
+    """Through the OpenAI SDK `client`, `model` answers a yes/no question as SCHEMA's JSON."""
+    out = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Is Paris in France? Answer in JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": name, "schema": SCHEMA}},
+        max_tokens=max_tokens,
+        temperature=0,
+    )
+    assert isinstance(json.loads(out.choices[0].message.content)["ok"], bool)
+
+
 USER = [{"role": "user", "content": "What is the weather in Lyon?"}]
 
 # Requests that, together, use every field the internal request has and every default a

@@ -23,6 +23,69 @@ from starlette.routing import Route
 PIPES = Path(__file__).resolve().parents[1] / "examples" / "pipes" / "pipes.yaml"
 
 
+def _event(chunk: dict) -> bytes:
+    """One server-sent event carrying `chunk`."""
+    return ("data: " + json.dumps(chunk) + "\n\n").encode()
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _completion(id_: str, model: str, content: str, usage: dict[str, int], finish_reason: str = "stop") -> JSONResponse:
+    """A one-choice chat completion."""
+    return JSONResponse(
+        {
+            "id": id_,
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+            ],
+            "usage": usage,
+        }
+    )
+
+
+def _embeddings(model: str, items: list[dict], count: int) -> JSONResponse:
+    """An embeddings answer with `items`, `count` inputs' tokens used."""
+    return JSONResponse(
+        {"object": "list", "model": model, "data": items, "usage": {"prompt_tokens": count, "total_tokens": count}}
+    )
+
+
+def _serve(app: Starlette, sock: socket.socket, **config: object) -> tuple[uvicorn.Server, threading.Thread]:
+    """`app` served on `sock` from a daemon thread."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", **config))
+    thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _app(chat, embeddings) -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+        ]
+    )
+
+
+def one_route(name: str, url: str, route: str, *, routing: str = "") -> str:
+    """A gateway configuration serving `name` from the upstream at `url` over `route`;
+    `routing` is extra YAML lines for that section (indented)."""
+    return f"""
+routing:
+  pipes: {PIPES}
+{routing}models:
+  - name: {name}
+    engine: openai_http
+    base_url: {url}
+    route: {route}
+"""
+
+
 def two_routes(onprem_url: str, cloud_url: str, *, routing: str = "", onprem: str = "") -> str:
     """A gateway configuration serving `assistant` over two routes: on-premises first
     (`a-onprem`, may carry personal data under the default policy), then a US
@@ -69,12 +132,16 @@ class Upstream:
         self.server: uvicorn.Server | None = None
         self.start()
 
-    async def chat(self, request: Request) -> Response:
+    async def _receive(self, request: Request) -> dict:
+        """The request's body, kept as received (even when too slow to answer it)."""
         raw = await request.body()
         self.received.append(raw)
         if self.delay:
             await asyncio.sleep(self.delay)
-        body = json.loads(raw)
+        return json.loads(raw)
+
+    async def chat(self, request: Request) -> Response:
+        body = await self._receive(request)
         text = f"{self.name} says ok"
         if self.echo:
             text = f"Noted: {body['messages'][-1]['content']}"
@@ -82,74 +149,39 @@ class Upstream:
 
             async def events():
                 for piece in [text[i : i + 3] for i in range(0, len(text), 3)]:
-                    yield (
-                        "data: "
-                        + json.dumps(
-                            {
-                                "id": "u",
-                                "object": "chat.completion.chunk",
-                                "model": body["model"],
-                                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-                            }
-                        )
-                        + "\n\n"
-                    ).encode()
-                yield (
-                    "data: "
-                    + json.dumps(
+                    yield _event(
                         {
                             "id": "u",
                             "object": "chat.completion.chunk",
                             "model": body["model"],
-                            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                         }
                     )
-                    + "\n\n"
-                ).encode()
+                yield _event(
+                    {
+                        "id": "u",
+                        "object": "chat.completion.chunk",
+                        "model": body["model"],
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                        "usage": _usage(3, 2),
+                    }
+                )
                 yield b"data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse(
-            {
-                "id": "u",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
-            }
-        )
+        return _completion("u", body["model"], text, _usage(3, 2))
 
     async def embeddings(self, request: Request) -> Response:
-        raw = await request.body()
-        self.received.append(raw)
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        body = json.loads(raw)
+        body = await self._receive(request)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        return JSONResponse(
-            {
-                "object": "list",
-                "model": body["model"],
-                "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
-                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
-            }
-        )
+        items = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))]
+        return _embeddings(body["model"], items, len(inputs))
 
     def start(self) -> None:
-        app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
-            ]
-        )
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=lambda: self.server.run(sockets=[sock]), daemon=True)
-        self.thread.start()
+        self.server, self.thread = _serve(_app(self.chat, self.embeddings), sock, timeout_graceful_shutdown=1)
         deadline = time.monotonic() + 10
         while not self.server.started:
             assert time.monotonic() < deadline
@@ -167,18 +199,10 @@ class FaultServer:
     def __init__(self) -> None:
         self.mode = "ok"
         self.seen: list[dict] = []
-        app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
-            ]
-        )
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
-        self.thread = threading.Thread(target=lambda: self.server.run(sockets=[self.sock]), daemon=True)
-        self.thread.start()
+        self.server, self.thread = _serve(_app(self.chat, self.embeddings), self.sock)
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()
@@ -229,22 +253,8 @@ class FaultServer:
                 yield b"data: {not json\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse(
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "fine"},
-                        "finish_reason": "model_length" if self.mode == "model_length" else "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-            }
-        )
+        finish = "model_length" if self.mode == "model_length" else "stop"
+        return _completion("x", body["model"], "fine", _usage(1, 1), finish)
 
     async def embeddings(self, request: Request) -> Response:
         """Embeddings in the shape `mode` names: `ok`, `token_level` (a vector per token,
@@ -263,14 +273,7 @@ class FaultServer:
             items = [{"object": "embedding", "index": i, "embedding": ["0.1", "0.2"]} for i in range(count)]
         elif self.mode == "no_data":
             return JSONResponse({"object": "list", "model": body["model"]})
-        return JSONResponse(
-            {
-                "object": "list",
-                "model": body["model"],
-                "data": items,
-                "usage": {"prompt_tokens": count, "total_tokens": count},
-            }
-        )
+        return _embeddings(body["model"], items, count)
 
     def stop(self) -> None:
         self.server.should_exit = True

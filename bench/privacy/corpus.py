@@ -63,6 +63,21 @@ ID_LANG = {
 }
 
 T = dict[str, list[str]]
+
+# The scanner's type name for each kind of value the corpora draw (requests.py too).
+TYPE_OF = {
+    "person": "PERSON",
+    "email": "EMAIL",
+    "phone": "PHONE",
+    "iban": "IBAN",
+    "card": "CARD",
+    "dob": "DATE_OF_BIRTH",
+    "ip": "IP_ADDRESS",
+    "vat": "VAT",
+    "bic": "BIC",
+    "passport": "PASSPORT",
+    "id_card": "ID_CARD",
+}
 # Sentences per language. {X} is the value; "ctx" sentences name the kind of value.
 SENT: dict[str, T] = {
     "fr": {
@@ -522,17 +537,7 @@ def build(
                 "vat": vals.vat,
                 "bic": vals.bic,
             }[kind](lang)
-            type_ = {
-                "person": "PERSON",
-                "email": "EMAIL",
-                "phone": "PHONE",
-                "iban": "IBAN",
-                "card": "CARD",
-                "dob": "DATE_OF_BIRTH",
-                "ip": "IP_ADDRESS",
-                "vat": "VAT",
-                "bic": "BIC",
-            }[kind]
+            type_ = TYPE_OF[kind]
             sentences.append((rng.choice(SENT[lang][kind]), type_, value, True))
         for _ in range(rng.randrange(1, 3)):
             sentences.append((rng.choice(SENT[lang]["neg_order"]), None, rng.choice(negs)(), True))

@@ -43,17 +43,6 @@ from souverain.privacy.findings import type_info
 # half the other personal types.
 OTHER_KINDS = ("person", "email", "phone", "iban", "card", "dob", "ip", "passport", "id_card")
 CONTEXT_ONLY = {"dob", "passport", "id_card"}  # the scanner claims them only next to their word
-TYPE_OF = {
-    "person": "PERSON",
-    "email": "EMAIL",
-    "phone": "PHONE",
-    "iban": "IBAN",
-    "card": "CARD",
-    "dob": "DATE_OF_BIRTH",
-    "ip": "IP_ADDRESS",
-    "passport": "PASSPORT",
-    "id_card": "ID_CARD",
-}
 
 DOCUMENT_SENTENCES = {
     "passport": {
@@ -121,7 +110,7 @@ def positives(n: int = 400, seed: int = 1, context_rate: float = 0.7, evasion_ra
                 type_ = kind
             else:
                 lang = rng.choice(langs)
-                type_ = TYPE_OF[kind]
+                type_ = corpus.TYPE_OF[kind]
             value = _value(kind, lang, vals, rng)
             ctx = kind in CONTEXT_ONLY or rng.random() < context_rate
             if kind == "phone" and not ctx and (value.isdigit() or not value.startswith(("+", "00", "0"))):

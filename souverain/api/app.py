@@ -31,6 +31,8 @@ from souverain.pipeline import Pipeline
 from souverain.privacy import Scanner, ScannerConfig, default_scanner
 from souverain.privacy.config import SettingError, key_path
 from souverain.routing.router import Router
+from souverain.telemetry import Telemetry
+from souverain.telemetry import build as build_telemetry
 from souverain.usage.accounting import Accounting
 
 log = logging.getLogger("souverain.api")
@@ -51,6 +53,9 @@ class Gateway:
     # on the machine; None: each model gets a private one.
     state_dir: Path | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
+    # OpenTelemetry, where `telemetry:` configures it (tests pass one with in-memory
+    # exporters); None otherwise, and nothing is built.
+    telemetry: Telemetry | None = None
     _background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -58,6 +63,8 @@ class Gateway:
             self.engines = {m.name: build_engine(m, self.state_dir) for m in self.config.models}
         self.metrics = Metrics(lambda: self.engines, models=model_names(self.config))
         self.router = Router(self.config)
+        if self.telemetry is None:
+            self.telemetry = build_telemetry(self.config)
         scanner, tenant_scanners = build_scanners(self.config)
         self.pipeline = Pipeline(
             self.keys,
@@ -68,6 +75,7 @@ class Gateway:
             self.ledger,
             tenant_scanners=tenant_scanners,
             unscannable_class=self.config.routing.unscannable_class,
+            telemetry=self.telemetry,
             accounting=self.accounting,
         )
 
@@ -187,6 +195,9 @@ def create_app(gateway: Gateway) -> Starlette:
                 await asyncio.to_thread(gateway.accounting.stop)
             if gateway.ledger is not None:
                 await gateway.ledger.stop()
+            if gateway.telemetry is not None:
+                # Flushes what is pending to the collector, within telemetry.timeout_s.
+                await asyncio.to_thread(gateway.telemetry.shutdown)
 
     routes: list[BaseRoute] = [
         Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),

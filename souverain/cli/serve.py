@@ -88,6 +88,11 @@ def serve(config: Config, workers: int = 1) -> int:
             f'      -d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Say hello"}}]}}\'\n',
             flush=True,
         )
+    telemetry = config.telemetry
+    if telemetry.endpoint is not None and (telemetry.traces or telemetry.metrics):
+        # An outbound connection the operator should see named at start (docs/telemetry.md).
+        sent = " and ".join(k for k, on in (("traces", telemetry.traces), ("metrics", telemetry.metrics)) if on)
+        print(f"souverain: telemetry: {sent} to {telemetry.endpoint} (OTLP/HTTP)", flush=True)
     print(f"souverain: listening on {base}" + (f" with {workers} gateway processes" if workers > 1 else ""), flush=True)
     if workers > 1:
         return _supervise(workers, lambda: _run(config, directory, open_keys(config, directory, listen=True), sock))

@@ -64,25 +64,16 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
             raise ConfigError(f"{filename}:{line}: models[{i}].name: duplicate model name {model.name!r}")
         seen.add(model.name)
         if isinstance(model, OpenAIHTTPModel):
-            line = yamlfile.line_of(root, ["models", i, "base_url"])
-            parts = urlsplit(model.base_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(
-                    f"{filename}:{line}: models[{i}].base_url: expected an http:// or https:// URL, got {model.base_url!r}"
-                )
-            if parts.username is not None or parts.password is not None:
-                # httpx would send them as Basic auth, or fail on every request; and the
-                # URL is printed in places a secret should not be (never the password here).
-                raise ConfigError(
-                    f"{filename}:{line}: models[{i}].base_url: credentials in the URL are not accepted; "
-                    "give the upstream's token as the model's api_key (${ENV_VAR} takes it from the environment)"
-                )
-            if config.air_gap.enabled and not is_local_host(parts.hostname, config.air_gap.allowed_hosts):
-                raise ConfigError(
-                    f"{filename}:{line}: models[{i}].base_url: air gap is on and {parts.hostname!r} is not a local "
-                    "host; add it to air_gap.allowed_hosts if the organisation runs it, or set air_gap.enabled: false"
-                )
+            _outbound_url(
+                config,
+                model.base_url,
+                f"{filename}:{yamlfile.line_of(root, ['models', i, 'base_url'])}: models[{i}].base_url",
+                expected="an http:// or https:// URL",
+                credentials="give the upstream's token as the model's api_key (${ENV_VAR} takes it from the environment)",
+                runs="it",
+            )
     _check_state(config, filename, root)
+    _check_telemetry(config, filename, root)
     if config.air_gap.enabled:
         _check_ledger_hosts(config, filename, root)
     if not config.models:
@@ -143,6 +134,49 @@ def _written_password(dsn: str) -> bool:
     except Exception:  # noqa: BLE001 - reported as a bad DSN by the host check
         return False
     return password is not None and not yamlfile.ENV_VAR.fullmatch(str(password))
+
+
+def _outbound_url(
+    config: Config, url: str, where: str, *, expected: str, credentials: str, runs: str, base_only: bool = False
+) -> None:
+    """An outbound URL the operator configured: http(s) with a host (and, `base_only`, no
+    query or fragment), no credentials in it (httpx would send them as Basic auth, and the
+    URL is printed where a secret should not be), and, with the air gap on, a local host.
+    `where` is `file:line: key`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or (base_only and (parts.query or parts.fragment)):
+        raise ConfigError(f"{where}: expected {expected}, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where}: credentials in the URL are not accepted; {credentials}")
+    if config.air_gap.enabled and not is_local_host(parts.hostname, config.air_gap.allowed_hosts):
+        raise ConfigError(
+            f"{where}: air gap is on and {parts.hostname!r} is not a local host; "
+            f"add it to air_gap.allowed_hosts if the organisation runs {runs}, or set air_gap.enabled: false"
+        )
+
+
+def _check_telemetry(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """The collector is an outbound connection: an http(s) URL without credentials, whose
+    host obeys the air gap; its headers come from the environment, never the file."""
+    telemetry = config.telemetry
+    if telemetry.endpoint is not None:
+        _outbound_url(
+            config,
+            telemetry.endpoint,
+            f"{filename}:{yamlfile.line_of(root, ['telemetry', 'endpoint'])}: telemetry.endpoint",
+            expected="the collector's OTLP/HTTP base URL (http:// or https://, e.g. http://127.0.0.1:4318)",
+            credentials="give them as telemetry.headers taken from the environment (${ENV_VAR})",
+            runs="the collector",
+            base_only=True,
+        )
+    for name in telemetry.headers:
+        node, line = yamlfile.locate(root, ["telemetry", "headers", name])
+        raw = node.value if isinstance(node, yaml.ScalarNode) else ""
+        if root is not None and not yamlfile.ENV_VAR.fullmatch(str(raw)):
+            raise ConfigError(
+                f"{filename}:{line}: telemetry.headers.{name}: a value written in the file; take it from the "
+                "environment (${ENV_VAR}), so no secret is kept in the configuration"
+            )
 
 
 def _check_ledger_hosts(config: Config, filename: str, root: yaml.Node | None) -> None:

@@ -250,6 +250,37 @@ class HardeningConfig(Base):
     open_state_dir: Literal["warn", "refuse"] = "warn"
 
 
+OTelKey = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class TelemetryConfig(Base):
+    """OpenTelemetry traces and metrics, sent over OTLP/HTTP (docs/telemetry.md). Off
+    unless `endpoint` is set: then no exporter, no thread, no connection."""
+
+    # The collector's OTLP/HTTP base URL, e.g. http://otel-collector:4318; traces go to
+    # {endpoint}/v1/traces and metrics to {endpoint}/v1/metrics. An outbound connection:
+    # with the air gap on, its host must be local or in air_gap.allowed_hosts.
+    endpoint: str | None = None
+    # Send a span per request.
+    traces: bool = True
+    # Send the request duration and token usage histograms.
+    metrics: bool = True
+    # HTTP headers for the collector (e.g. authorization); each value must be a whole
+    # ${ENV_VAR}, so no secret is written in the file.
+    headers: dict[str, str] = {}
+    # The `service.name` resource attribute.
+    service_name: str = "souverain"
+    # More resource attributes, e.g. deployment.environment.name: production.
+    resource_attributes: dict[OTelKey, str] = {}
+    # Share of requests traced (head sampling by trace id); metrics count every request.
+    sampling_ratio: Annotated[float, Meta(ge=0, le=1)] = 1.0
+    # Seconds between metric exports.
+    metrics_interval_s: Annotated[float, Meta(ge=1)] = 60.0
+    # Seconds an export may take before it is dropped (never the request: exports run
+    # on the SDK's own threads).
+    timeout_s: PositiveFloat = 10.0
+
+
 class Config(Base):
     # Configuration schema version.
     version: Literal[1] = 1
@@ -276,6 +307,9 @@ class Config(Base):
     # Limits against hostile clients, /metrics exposure, the state directory's mode
     # (docs/configuration.md, "hardening"; docs/security.md).
     hardening: HardeningConfig = msgspec.field(default_factory=HardeningConfig)
+    # OpenTelemetry traces and metrics over OTLP/HTTP (docs/telemetry.md); off unless
+    # telemetry.endpoint is set.
+    telemetry: TelemetryConfig = msgspec.field(default_factory=TelemetryConfig)
 
     def __post_init__(self) -> None:
         # The ledger follows `state:` unless `ledger.store` says otherwise: one setting

@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 from souverain.chat import ChatRequest
+from souverain.errors import EngineUnavailable
 from souverain.outbound import Outbound, Sealed
 
 
@@ -83,3 +84,44 @@ class Engine(Protocol):
 
     async def probe(self) -> bool:
         """A cheap health check: can this engine take a request now?"""
+
+
+class LocalState:
+    """The `state` and `error` of an engine that runs its model itself (embedded, or in
+    its worker process), which its own lifecycle sets, and the refusal while not ready."""
+
+    _state: str
+    _error: str | None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def _refuse_unless_ready(self, model: str, retry_after_s: int) -> None:
+        """A 503 naming the state (and why, when known), with `Retry-After`, unless ready."""
+        if self._state != "ready":
+            detail = f": {self._error}" if self._error else "; retry shortly"
+            raise EngineUnavailable(
+                f"model {model!r} is {self._state}{detail}",
+                headers={"Retry-After": str(retry_after_s)},
+            )
+
+
+class Load:
+    """What an engine counts of its own work, for `queue_depth` and `generated_tokens`:
+    requests admitted and not yet finished, and completion tokens generated since start."""
+
+    _inflight: int = 0
+    _generated: int = 0
+
+    @property
+    def queue_depth(self) -> int:
+        return self._inflight
+
+    @property
+    def generated_tokens(self) -> int:
+        return self._generated

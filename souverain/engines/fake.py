@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from souverain.chat import ChatRequest
+from souverain.engines.base import Load
 from souverain.outbound import Operation, Outbound, Sealed
 
 Handler = Callable[[Operation, Any], Any]
@@ -48,7 +49,7 @@ def _default(operation: Operation, payload: Any) -> Any:
     return answer()
 
 
-class FakeEngine:
+class FakeEngine(Load):
     kind = "fake"
 
     def __init__(self, handler: Handler | None = None, *, embeddings: bool = True) -> None:
@@ -66,11 +67,6 @@ class FakeEngine:
     error: str | None = None
     ready_since = 0.0
     restarts = 0
-    generated_tokens = 0
-
-    @property
-    def queue_depth(self) -> int:
-        return self._inflight
 
     @property
     def supports_embeddings(self) -> bool:

@@ -32,11 +32,12 @@ from typing import Any
 
 from souverain.chat import ChatRequest, Message
 from souverain.config import LlamaCppModel
+from souverain.engines.base import Load, LocalState
 from souverain.engines.chunks import chunk, completion_id
 from souverain.engines.context import ContextBound
 from souverain.engines.cpu import default_threads
 from souverain.engines.reasoning import BudgetProcessor, ThinkSplitter, thinking_budget, with_system_prompts
-from souverain.errors import EngineUnavailable, InvalidRequest, Overloaded
+from souverain.errors import InvalidRequest, Overloaded
 
 log = logging.getLogger("souverain.engines.llamacpp")
 
@@ -79,7 +80,7 @@ class _Counter:
         return scores
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(LocalState, Load):
     """One model, inside the worker process; the gateway's `Engine` for it is
     `supervisor.WorkerEngine`, which reaches this through `worker.py`."""
 
@@ -90,7 +91,7 @@ class LlamaCppEngine:
         self._llm: Any = None
         self._embedder: Any = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{config.name}")
-        self._admitted = 0
+        self._inflight = 0
         self._generated = 0
         self._load_task: asyncio.Future[None] | None = None
         self._bound: ContextBound | None = None
@@ -154,39 +155,18 @@ class LlamaCppEngine:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
-    def state(self) -> str:
-        return self._state
-
-    @property
-    def error(self) -> str | None:
-        return self._error
-
-    @property
     def threads(self) -> int:
         return self.config.n_threads or default_threads()
 
-    @property
-    def queue_depth(self) -> int:
-        return self._admitted
-
-    @property
-    def generated_tokens(self) -> int:
-        return self._generated
-
     # -- admission -------------------------------------------------------------------
     def _admit(self) -> None:
-        if self._state != "ready":
-            detail = f": {self._error}" if self._error else "; retry shortly"
-            raise EngineUnavailable(
-                f"model {self.config.name!r} is {self._state}{detail}",
-                headers={"Retry-After": str(self.config.retry_after_s)},
-            )
-        if self._admitted > self.config.max_queue:
+        self._refuse_unless_ready(self.config.name, self.config.retry_after_s)
+        if self._inflight > self.config.max_queue:
             raise Overloaded(
-                f"model {self.config.name!r} is busy: {self._admitted} requests are queued; retry later",
+                f"model {self.config.name!r} is busy: {self._inflight} requests are queued; retry later",
                 headers={"Retry-After": str(self.config.retry_after_s)},
             )
-        self._admitted += 1
+        self._inflight += 1
 
     # -- generation ------------------------------------------------------------------
     async def stream(self, request: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
@@ -272,7 +252,7 @@ class LlamaCppEngine:
             yield chunk(cid, created, self.config.name, {}, finish=finish, usage=usage)
         finally:
             stop.set()
-            self._admitted -= 1
+            self._inflight -= 1
             self._generated += min(counter.completion_tokens, kwargs["max_tokens"])
             if not future.done():
                 # Let the worker notice the flag; do not block the loop waiting for it.
@@ -391,7 +371,7 @@ class LlamaCppEngine:
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(self._executor, lambda: self._embedder.create_embedding(texts))
         finally:
-            self._admitted -= 1
+            self._inflight -= 1
         vectors = [item["embedding"] for item in result["data"]]
         return vectors, int(result["usage"]["prompt_tokens"])
 

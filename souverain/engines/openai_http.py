@@ -22,6 +22,7 @@ from httpx_aiohttp import HttpxAiohttpClient
 
 from souverain.chat import ChatRequest
 from souverain.config import OpenAIHTTPModel
+from souverain.engines.base import Load
 from souverain.engines.translators import target_for, translator_for
 from souverain.errors import (
     GatewayError,
@@ -36,7 +37,7 @@ log = logging.getLogger("souverain.engines.openai_http")
 _JSON = {"content-type": "application/json"}
 
 
-class OpenAIHTTPEngine:
+class OpenAIHTTPEngine(Load):
     kind = "openai_http"
 
     def __init__(self, config: OpenAIHTTPModel) -> None:
@@ -78,14 +79,6 @@ class OpenAIHTTPEngine:
         return 0  # nothing here to restart: the upstream is someone else's process
 
     ready_since = 0.0  # readiness is judged per request (probes, the circuit breaker)
-
-    @property
-    def queue_depth(self) -> int:
-        return self._inflight
-
-    @property
-    def generated_tokens(self) -> int:
-        return self._generated
 
     @property
     def supports_embeddings(self) -> bool:

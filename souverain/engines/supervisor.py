@@ -45,6 +45,7 @@ from souverain import errors
 from souverain.chat import ChatRequest
 from souverain.config import LlamaCppModel
 from souverain.engines import cpu
+from souverain.engines.base import Load, LocalState
 from souverain.engines.chunks import assemble
 from souverain.engines.shared import Slot
 from souverain.errors import EngineUnavailable, GatewayError, InvalidRequest, UpstreamError, UpstreamTimeout
@@ -80,7 +81,7 @@ def describe_exit(returncode: int) -> str:
     return f"exited with status {returncode}"
 
 
-class WorkerEngine:
+class WorkerEngine(LocalState, Load):
     kind = "llamacpp"
 
     def __init__(self, config: LlamaCppModel, state_dir: Path | None = None) -> None:
@@ -130,18 +131,6 @@ class WorkerEngine:
         await self._client.aclose()
         await self._health.aclose()
         self._slot.close()
-
-    @property
-    def state(self) -> str:
-        return self._state
-
-    @property
-    def error(self) -> str | None:
-        return self._error
-
-    @property
-    def queue_depth(self) -> int:
-        return self._inflight
 
     @property
     def generated_tokens(self) -> int:
@@ -249,12 +238,7 @@ class WorkerEngine:
     async def _admit(self) -> None:
         if self._state != "ready" and not self._slot.owned:
             await self._follow()  # another process supervises the worker: ask it now
-        if self._state != "ready":
-            detail = f": {self._error}" if self._error else "; retry shortly"
-            raise EngineUnavailable(
-                f"model {self.config.name!r} is {self._state}{detail}",
-                headers={"Retry-After": str(self.config.retry_after_s)},
-            )
+        self._refuse_unless_ready(self.config.name, self.config.retry_after_s)
 
     async def _lost(self, exc: Exception) -> GatewayError:
         """The connection to the worker broke: say why if the worker died (it is being

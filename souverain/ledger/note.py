@@ -22,7 +22,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -97,13 +97,39 @@ class Note:
 # -- Ed25519 log keys ---------------------------------------------------------------------
 
 
-class Ed25519Signer:
-    """A signed-note signer whose private operation is `sign` (e.g. an HSM call)."""
+class _NamedKey:
+    """A key name with an Ed25519 public key, for the signature algorithm `alg`: the name,
+    key id and vkey that every signer and verifier below has."""
 
-    def __init__(self, name: str, public_key: bytes, sign: Callable[[bytes], bytes]) -> None:
+    alg: ClassVar[int]
+
+    def __init__(self, name: str, public_key: bytes) -> None:
         self.name = check_key_name(name)
         self.public_key = public_key
-        self.key_id = key_id(name, ALG_ED25519, public_key)
+        self.key_id = key_id(name, self.alg, public_key)
+
+    @property
+    def vkey(self) -> str:
+        return format_vkey(self.name, self.alg, self.public_key)
+
+
+class _PublicKey(_NamedKey):
+    """A verifier's key: checked to be an Ed25519 public key."""
+
+    def __init__(self, name: str, public_key: bytes) -> None:
+        if len(public_key) != 32:
+            raise NoteError("an Ed25519 public key is 32 bytes")
+        super().__init__(name, public_key)
+        self._key = Ed25519PublicKey.from_public_bytes(public_key)
+
+
+class Ed25519Signer(_NamedKey):
+    """A signed-note signer whose private operation is `sign` (e.g. an HSM call)."""
+
+    alg = ALG_ED25519
+
+    def __init__(self, name: str, public_key: bytes, sign: Callable[[bytes], bytes]) -> None:
+        super().__init__(name, public_key)
         self._sign = sign
 
     def sign(self, text: bytes) -> bytes:
@@ -114,17 +140,11 @@ class Ed25519Signer:
 
     @property
     def vkey(self) -> str:
-        return self.verifier().vkey
+        return self.verifier().vkey  # checks the key, as a verifier's does
 
 
-class Ed25519Verifier:
-    def __init__(self, name: str, public_key: bytes) -> None:
-        if len(public_key) != 32:
-            raise NoteError("an Ed25519 public key is 32 bytes")
-        self.name = check_key_name(name)
-        self.public_key = public_key
-        self.key_id = key_id(name, ALG_ED25519, public_key)
-        self._key = Ed25519PublicKey.from_public_bytes(public_key)
+class Ed25519Verifier(_PublicKey):
+    alg = ALG_ED25519
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
@@ -134,10 +154,6 @@ class Ed25519Verifier:
         except InvalidSignature:
             return False
         return True
-
-    @property
-    def vkey(self) -> str:
-        return format_vkey(self.name, ALG_ED25519, self.public_key)
 
 
 def format_vkey(name: str, alg: int, public_key: bytes) -> str:
@@ -197,15 +213,15 @@ def cosignature_message(timestamp: int, text: bytes) -> bytes:
     return b"cosignature/v1\ntime %d\n" % timestamp + text
 
 
-class CosignatureSigner:
+class CosignatureSigner(_NamedKey):
     """A witness's Ed25519 cosigner: payload is u64 timestamp || signature."""
+
+    alg = ALG_COSIGNATURE_V1
 
     def __init__(
         self, name: str, public_key: bytes, sign: Callable[[bytes], bytes], clock: Callable[[], float] = time.time
     ) -> None:
-        self.name = check_key_name(name)
-        self.public_key = public_key
-        self.key_id = key_id(name, ALG_COSIGNATURE_V1, public_key)
+        super().__init__(name, public_key)
         self._sign = sign
         self._clock = clock
 
@@ -216,19 +232,9 @@ class CosignatureSigner:
     def verifier(self) -> CosignatureVerifier:
         return CosignatureVerifier(self.name, self.public_key)
 
-    @property
-    def vkey(self) -> str:
-        return format_vkey(self.name, ALG_COSIGNATURE_V1, self.public_key)
 
-
-class CosignatureVerifier:
-    def __init__(self, name: str, public_key: bytes) -> None:
-        if len(public_key) != 32:
-            raise NoteError("an Ed25519 public key is 32 bytes")
-        self.name = check_key_name(name)
-        self.public_key = public_key
-        self.key_id = key_id(name, ALG_COSIGNATURE_V1, public_key)
-        self._key = Ed25519PublicKey.from_public_bytes(public_key)
+class CosignatureVerifier(_PublicKey):
+    alg = ALG_COSIGNATURE_V1
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != 72:
@@ -246,10 +252,6 @@ class CosignatureVerifier:
     def timestamp(signature: bytes) -> int:
         (stamp,) = struct.unpack(">Q", signature[:8])
         return int(stamp)
-
-    @property
-    def vkey(self) -> str:
-        return format_vkey(self.name, ALG_COSIGNATURE_V1, self.public_key)
 
 
 # -- notes ----------------------------------------------------------------------------------

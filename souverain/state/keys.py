@@ -29,6 +29,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
 from souverain.auth import KeyRecord
@@ -47,43 +48,23 @@ log = logging.getLogger("souverain.state")
 
 _COLUMNS = "id, name, tenant, scopes, models, secret_hash, created_at, revoked_at"
 
-SQLITE_MIGRATIONS = (
-    Migration(
-        1,
-        "api keys",
-        (
-            """CREATE TABLE IF NOT EXISTS api_keys (
-                id          TEXT PRIMARY KEY,
-                name        TEXT NOT NULL,
-                tenant      TEXT NOT NULL,
-                scopes      TEXT NOT NULL,
-                models      TEXT,
-                secret_hash TEXT NOT NULL,
-                created_at  REAL NOT NULL,
-                revoked_at  REAL
-            )""",
-        ),
-    ),
-)
 
-POSTGRES_MIGRATIONS = (
-    Migration(
-        1,
-        "api keys",
-        (
-            """CREATE TABLE IF NOT EXISTS api_keys (
+def _api_keys(real: str) -> str:
+    """The key table, in each backend's word for a floating-point timestamp."""
+    return f"""CREATE TABLE IF NOT EXISTS api_keys (
                 id          TEXT PRIMARY KEY,
                 name        TEXT NOT NULL,
                 tenant      TEXT NOT NULL,
                 scopes      TEXT NOT NULL,
                 models      TEXT,
                 secret_hash TEXT NOT NULL,
-                created_at  DOUBLE PRECISION NOT NULL,
-                revoked_at  DOUBLE PRECISION
-            )""",
-        ),
-    ),
-)
+                created_at  {real} NOT NULL,
+                revoked_at  {real}
+            )"""
+
+
+SQLITE_MIGRATIONS = (Migration(1, "api keys", (_api_keys("REAL"),)),)
+POSTGRES_MIGRATIONS = (Migration(1, "api keys", (_api_keys("DOUBLE PRECISION"),)),)
 
 
 def _records(rows: list[Any]) -> dict[str, KeyRecord]:
@@ -102,16 +83,7 @@ class SqliteKeyTable:
     def insert(self, record: KeyRecord) -> None:
         self._db.execute(
             f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-            (
-                record.id,
-                record.name,
-                record.tenant,
-                record.scopes,
-                record.models,
-                record.secret_hash,
-                record.created_at,
-                record.revoked_at,
-            ),
+            astuple(record),
         )
         self._version = -1  # our own commits do not move data_version: reload on next use
 
@@ -180,16 +152,7 @@ class PostgresKeyTable:
         with self._lock, self._db.transaction():
             self._db.execute(
                 f"INSERT INTO api_keys ({_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
-                (
-                    record.id,
-                    record.name,
-                    record.tenant,
-                    record.scopes,
-                    record.models,
-                    record.secret_hash,
-                    record.created_at,
-                    record.revoked_at,
-                ),
+                astuple(record),
             )
             self._notify(self._db, record.id)
         self._known = {**self._known, record.id: record}

@@ -88,15 +88,7 @@ def migrate_sqlite(db: sqlite3.Connection, part: str, migrations: Sequence[Migra
         if current > latest:
             raise _too_new(where, part, current, latest)
         db.execute(HISTORY_SQLITE)
-        ran = 0
-        for migration in migrations[current:]:
-            for statement in migration.statements:
-                db.execute(statement)
-            db.execute(
-                "INSERT INTO souverain_migrations (part, version, name, applied_at) VALUES (?, ?, ?, ?)",
-                (part, migration.version, migration.name, time.time()),
-            )
-            ran += 1
+        ran = _apply(db, part, migrations[current:], "?")
         db.execute(f"PRAGMA user_version = {latest:d}")
         db.execute("COMMIT")
     except BaseException:
@@ -141,13 +133,17 @@ def migrate_postgres(
             current = _postgres_version(db, schema, part)
             if current > latest:
                 raise _too_new(where, part, current, latest)
-            for migration in migrations[current:]:
-                for statement in migration.statements:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO souverain_migrations (part, version, name, applied_at) VALUES (%s, %s, %s, %s)",
-                    (part, migration.version, migration.name, time.time()),
-                )
-                ran += 1
+            ran = _apply(db, part, migrations[current:], "%s")
     db.execute(f'SET search_path TO "{schema}"')
     return ran
+
+
+def _apply(db: Any, part: str, pending: Sequence[Migration], param: str) -> int:
+    """Run `pending` in order inside the caller's transaction, each recorded in the
+    history table; `param` is the driver's placeholder (`?` SQLite, `%s` psycopg)."""
+    insert = f"INSERT INTO souverain_migrations (part, version, name, applied_at) VALUES ({', '.join([param] * 4)})"
+    for migration in pending:
+        for statement in migration.statements:
+            db.execute(statement)
+        db.execute(insert, (part, migration.version, migration.name, time.time()))
+    return len(pending)

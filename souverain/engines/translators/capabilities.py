@@ -48,102 +48,43 @@ class Capabilities:
 
 _ALL_MODES: frozenset[ToolChoiceMode] = frozenset({"auto", "none", "required", "named"})
 
+# OpenAI's API (and Azure OpenAI): the reference every other row is measured against, so
+# each other row below names only where its flavor differs from it.
+_OPENAI = Capabilities(
+    tools=True,
+    tool_choice=_ALL_MODES,
+    json_object=True,
+    json_schema=True,
+    reasoning_effort=True,
+    reasoning_budget=False,
+    logprobs=True,
+    n=True,
+    embeddings=True,
+    stream_usage=True,
+)
+
 TABLE: dict[Flavor, Capabilities] = {
-    # OpenAI's API (and Azure OpenAI): the reference every other row is measured against.
-    "openai": Capabilities(
-        tools=True,
-        tool_choice=_ALL_MODES,
-        json_object=True,
-        json_schema=True,
-        reasoning_effort=True,
-        reasoning_budget=False,
-        logprobs=True,
-        n=True,
-        embeddings=True,
-        stream_usage=True,
-    ),
+    "openai": _OPENAI,
     # vLLM's OpenAI server: `auto` needs --enable-auto-tool-choice (on in its tool recipes).
-    "vllm": Capabilities(
-        tools=True,
-        tool_choice=_ALL_MODES,
-        json_object=True,
-        json_schema=True,
-        reasoning_effort=True,
-        reasoning_budget=True,
-        logprobs=True,
-        n=True,
-        embeddings=True,
-        stream_usage=True,
-    ),
+    "vllm": replace(_OPENAI, reasoning_budget=True),
     # Mistral's API: `required` is spelt `any`; no logprobs; usage always ends a stream.
-    "mistral": Capabilities(
-        tools=True,
-        tool_choice=_ALL_MODES,
-        json_object=True,
-        json_schema=True,
-        reasoning_effort=True,
-        reasoning_budget=False,
-        logprobs=False,
-        n=True,
-        embeddings=True,
-        stream_usage=True,
-    ),
+    "mistral": replace(_OPENAI, logprobs=False),
     # llama.cpp's llama-server (--jinja): tool_choice is a string only (no named function);
     # one completion per request.
-    "llama-server": Capabilities(
-        tools=True,
-        tool_choice=frozenset({"auto", "none", "required"}),
-        json_object=True,
-        json_schema=True,
-        reasoning_effort=True,
-        reasoning_budget=True,
-        logprobs=True,
-        n=False,
-        embeddings=True,
-        stream_usage=True,
+    "llama-server": replace(
+        _OPENAI, tool_choice=frozenset({"auto", "none", "required"}), reasoning_budget=True, n=False
     ),
     # llama-cpp-python's server (llama_cpp.server): with a model's own chat template a tool
     # call is produced only when tool_choice names the function; json_schema only as
     # json_object + schema; no reasoning controls, n ignored, no usage in streams.
-    "llama-cpp-python": Capabilities(
-        tools=True,
-        tool_choice=frozenset({"none", "named"}),
-        json_object=True,
-        json_schema=True,
-        reasoning_effort=False,
-        reasoning_budget=False,
-        logprobs=True,
-        n=False,
-        embeddings=True,
-        stream_usage=False,
+    "llama-cpp-python": replace(
+        _OPENAI, tool_choice=frozenset({"none", "named"}), reasoning_effort=False, n=False, stream_usage=False
     ),
     # Hugging Face TGI's Messages API: grammar through response_format {type, value};
     # embeddings are a separate server (TEI); one choice per request.
-    "tgi": Capabilities(
-        tools=True,
-        tool_choice=_ALL_MODES,
-        json_object=True,
-        json_schema=True,
-        reasoning_effort=False,
-        reasoning_budget=False,
-        logprobs=True,
-        n=False,
-        embeddings=False,
-        stream_usage=True,
-    ),
+    "tgi": replace(_OPENAI, reasoning_effort=False, n=False, embeddings=False),
     # Ollama's /v1: tools are offered, tool_choice is not read (the model decides).
-    "ollama": Capabilities(
-        tools=True,
-        tool_choice=frozenset({"auto"}),
-        json_object=True,
-        json_schema=True,
-        reasoning_effort=True,
-        reasoning_budget=False,
-        logprobs=False,
-        n=False,
-        embeddings=True,
-        stream_usage=True,
-    ),
+    "ollama": replace(_OPENAI, tool_choice=frozenset({"auto"}), logprobs=False, n=False),
 }
 
 

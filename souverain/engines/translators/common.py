@@ -197,6 +197,22 @@ def openai_response_format(request: ChatRequest, target: Target) -> dict[str, An
     return {"type": "json_schema", "json_schema": out}
 
 
+def llama_response_format(request: ChatRequest, target: Target) -> dict[str, Any] | None:
+    """The response format in llama.cpp's form, `{"type": "json_object", "schema": ...}`
+    (the form every llama-server and llama-cpp-python version reads, turned into a
+    grammar), or None for text."""
+    fmt = json_schema(request, target)
+    if fmt is None:
+        return None
+    return {"type": "json_object", **({"schema": fmt[1]} if fmt[1] is not None else {})}
+
+
+def put(body: dict[str, Any], field: str, value: object) -> None:
+    """Set `field` only when there is a value: an absent field is the upstream's default."""
+    if value is not None:
+        body[field] = value
+
+
 def budget(request: ChatRequest, target: Target) -> int | None:
     """The thinking budget to send, if the request has one and the upstream takes it."""
     if request.reasoning_budget_tokens is None:
@@ -280,9 +296,11 @@ def token_limit(body: dict[str, Any], field: str) -> None:
         body[field] = limit
 
 
-def system_for_developer(message: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI's `developer` role is its newer name for `system`; other servers' chat
-    templates know only `system`."""
+def system_message(m: Message) -> dict[str, Any]:
+    """A message in OpenAI's form, with `developer` written as `system`: OpenAI's
+    `developer` role is its newer name for `system`; other servers' chat templates know
+    only `system`."""
+    message = openai_message(m)
     if message.get("role") == "developer":
         message["role"] = "system"
     return message
@@ -292,3 +310,10 @@ def embed_body(texts: list[str], target: Target) -> dict[str, Any]:
     if not target.capabilities.embeddings:
         raise target.refuse("embeddings", "model", "embeddings", "set `embeddings: true` for it if its server has them")
     return {"model": target.upstream_model, "input": texts}
+
+
+class OpenAIEmbeddings:
+    """The `embed` half of a translator: every flavor takes OpenAI's embeddings body."""
+
+    def embed(self, texts: list[str], target: Target) -> dict[str, Any]:
+        return embed_body(texts, target)

@@ -26,26 +26,21 @@ from souverain.engines.translators.common import Target
 
 
 def _message(m: Message) -> dict[str, Any]:
-    out = common.system_for_developer(common.openai_message(m))
+    out = common.system_message(m)
     if out["role"] != "user" and isinstance(out.get("content"), list):
         out["content"] = common.as_text(out["content"])
     out.pop("name", None)
     return out
 
 
-class LlamaCppPythonTranslator:
+class LlamaCppPythonTranslator(common.OpenAIEmbeddings):
     flavor = "llama-cpp-python"
 
     def chat(self, request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
         body = common.chat_body(request, target, stream=stream, message=_message)
         common.token_limit(body, "max_tokens")
         body.pop("parallel_tool_calls", None)  # not in its request type: one call per turn
-        fmt = common.json_schema(request, target)
-        if fmt is not None:
-            body["response_format"] = {"type": "json_object", **({"schema": fmt[1]} if fmt[1] is not None else {})}
+        common.put(body, "response_format", common.llama_response_format(request, target))
         common.budget(request, target)
         common.gateway_side_prompts(request, target, body)
         return body
-
-    def embed(self, texts: list[str], target: Target) -> dict[str, Any]:
-        return common.embed_body(texts, target)

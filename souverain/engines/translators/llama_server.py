@@ -11,29 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from souverain.chat import ChatRequest, Message
+from souverain.chat import ChatRequest
 from souverain.engines.translators import common
 from souverain.engines.translators.common import Target
 
 
-def _message(m: Message) -> dict[str, Any]:
-    return common.system_for_developer(common.openai_message(m))
-
-
-class LlamaServerTranslator:
+class LlamaServerTranslator(common.OpenAIEmbeddings):
     flavor = "llama-server"
 
     def chat(self, request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
-        body = common.chat_body(request, target, stream=stream, message=_message)
+        body = common.chat_body(request, target, stream=stream, message=common.system_message)
         common.token_limit(body, "max_tokens")
-        fmt = common.json_schema(request, target)
-        if fmt is not None:
-            body["response_format"] = {"type": "json_object", **({"schema": fmt[1]} if fmt[1] is not None else {})}
-        budget = common.budget(request, target)
-        if budget is not None:
-            body["reasoning_budget_tokens"] = budget
+        common.put(body, "response_format", common.llama_response_format(request, target))
+        common.put(body, "reasoning_budget_tokens", common.budget(request, target))
         common.gateway_side_prompts(request, target, body)
         return body
-
-    def embed(self, texts: list[str], target: Target) -> dict[str, Any]:
-        return common.embed_body(texts, target)

@@ -54,7 +54,7 @@ def _message(m: Message) -> dict[str, Any]:
     return out
 
 
-class MistralTranslator:
+class MistralTranslator(common.OpenAIEmbeddings):
     flavor = "mistral"
 
     def chat(self, request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
@@ -66,15 +66,10 @@ class MistralTranslator:
             body["random_seed"] = body.pop("seed")
         if body.get("tool_choice") == "required":
             body["tool_choice"] = "any"
-        fmt = common.openai_response_format(request, target)
-        if fmt is not None:
-            body["response_format"] = fmt
+        common.put(body, "response_format", common.openai_response_format(request, target))
         common.budget(request, target)
         if request.safe_prompt:
             body["safe_prompt"] = True
         if request.prompt_mode is not None:
             body["prompt_mode"] = request.prompt_mode
         return body
-
-    def embed(self, texts: list[str], target: Target) -> dict[str, Any]:
-        return common.embed_body(texts, target)

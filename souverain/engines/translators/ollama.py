@@ -12,28 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from souverain.chat import ChatRequest, Message
+from souverain.chat import ChatRequest
 from souverain.engines.translators import common
 from souverain.engines.translators.common import Target
 
 
-def _message(m: Message) -> dict[str, Any]:
-    return common.system_for_developer(common.openai_message(m))
-
-
-class OllamaTranslator:
+class OllamaTranslator(common.OpenAIEmbeddings):
     flavor = "ollama"
 
     def chat(self, request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
-        body = common.chat_body(request, target, stream=stream, message=_message)
+        body = common.chat_body(request, target, stream=stream, message=common.system_message)
         body.pop("tool_choice", None)  # only `auto` gets here, which is what Ollama does
         common.token_limit(body, "max_tokens")
-        fmt = common.openai_response_format(request, target)
-        if fmt is not None:
-            body["response_format"] = fmt
+        common.put(body, "response_format", common.openai_response_format(request, target))
         common.budget(request, target)
         common.gateway_side_prompts(request, target, body)
         return body
-
-    def embed(self, texts: list[str], target: Target) -> dict[str, Any]:
-        return common.embed_body(texts, target)

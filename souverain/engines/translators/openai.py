@@ -14,17 +14,12 @@ from souverain.engines.translators import common
 from souverain.engines.translators.common import Target
 
 
-class OpenAITranslator:
+class OpenAITranslator(common.OpenAIEmbeddings):
     flavor = "openai"
 
     def chat(self, request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
         body = common.chat_body(request, target, stream=stream)
-        fmt = common.openai_response_format(request, target)
-        if fmt is not None:
-            body["response_format"] = fmt
+        common.put(body, "response_format", common.openai_response_format(request, target))
         common.budget(request, target)  # refused: the row has no budget
         common.gateway_side_prompts(request, target, body)
         return body
-
-    def embed(self, texts: list[str], target: Target) -> dict[str, Any]:
-        return common.embed_body(texts, target)

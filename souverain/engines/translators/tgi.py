@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from souverain.chat import ChatRequest, Message
+from souverain.chat import ChatRequest
 from souverain.engines.translators import common
 from souverain.engines.translators.common import Target
 
 
-def _message(m: Message) -> dict[str, Any]:
-    return common.system_for_developer(common.openai_message(m))
-
-
-class TGITranslator:
+class TGITranslator(common.OpenAIEmbeddings):
     flavor = "tgi"
 
     def chat(self, request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
-        body = common.chat_body(request, target, stream=stream, message=_message)
+        body = common.chat_body(request, target, stream=stream, message=common.system_message)
         common.token_limit(body, "max_tokens")
         fmt = common.json_schema(request, target)
         if fmt is not None:
@@ -35,6 +31,3 @@ class TGITranslator:
         common.budget(request, target)
         common.gateway_side_prompts(request, target, body)
         return body
-
-    def embed(self, texts: list[str], target: Target) -> dict[str, Any]:
-        return common.embed_body(texts, target)
