@@ -60,6 +60,17 @@ def pg_store(pg_dsn: str) -> Iterator[PostgresStoreConfig]:
         db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@pytest.fixture
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A PostgreSQL schema of this test's own (its name; dropped afterwards)."""
+    import psycopg
+
+    name = f"test_{secrets.token_hex(6)}"
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        db.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """Each store in turn: the test runs once on SQLite and once on PostgreSQL."""

@@ -14,41 +14,22 @@ PostgreSQL is real: skipped with the reason when absent, a failure under CI=true
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
-import pytest
 from conftest import Server
-from upstreams import Upstream
+from polling import until
+from upstreams import Upstream, assistant_config, shared_state
 
 from souverain.ledger import decode_entry
 from souverain.ledger.tiles import decode_bundle, parse_tile_path
 
 CHAT = {"model": "assistant", "messages": [{"role": "user", "content": "Say hello"}]}
-
-
-@pytest.fixture
-def schema(pg_dsn: str) -> Iterator[str]:  # noqa: F811
-    import psycopg
-
-    name = f"replicas_test_{secrets.token_hex(5)}"
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        db.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
-def until(check: Callable[[], bool], deadline_s: float, what: str) -> None:
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < deadline_s, f"{what}: not within {deadline_s} s"
-        time.sleep(0.01)
 
 
 def status(replica: Server, token: str) -> tuple[int, str]:
@@ -140,22 +121,9 @@ def exported_entries(directory: Path) -> dict[int, dict]:
     return entries
 
 
-def test_three_replicas_share_keys_and_one_ledger(tmp_path: Path, pg_dsn: str, schema: str) -> None:  # noqa: F811
+def test_three_replicas_share_keys_and_one_ledger(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:  # noqa: F811
     upstream = Upstream("upstream")
-    config = f"""
-state:
-  kind: postgres
-  dsn: "{pg_dsn}"
-  schema: {schema}
-ledger:
-  keys: {{provider: file, path: {tmp_path / "ledger-keys"}}}
-routing:
-  health_interval_s: 0
-models:
-  - name: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{upstream.port}/v1
-"""
+    config = assistant_config(upstream, state=shared_state(tmp_path, pg_dsn, pg_schema))
     replicas: list[Server] = []
     try:
         for i in range(3):  # the first migrates and makes the admin key and the log's key
@@ -237,12 +205,12 @@ models:
         assert entries[index]["key_id"] == load_key and entries[index]["status"] == 200
 
 
-def test_serve_workers_on_postgres_refuse_a_revoked_key(tmp_path: Path, pg_dsn: str, schema: str) -> None:  # noqa: F811
+def test_serve_workers_on_postgres_refuse_a_revoked_key(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:  # noqa: F811
     """`serve --workers 2` on PostgreSQL state: each forked process keeps its own copy of
     the keys (and its own listener); a revocation reaches both within 1 s."""
     upstream = Upstream("upstream")
     config = f"""
-state: {{kind: postgres, dsn: "{pg_dsn}", schema: {schema}}}
+state: {{kind: postgres, dsn: "{pg_dsn}", schema: {pg_schema}}}
 routing: {{health_interval_s: 0}}
 models:
   - {{name: assistant, engine: openai_http, base_url: "http://127.0.0.1:{upstream.port}/v1"}}

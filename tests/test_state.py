@@ -9,18 +9,17 @@ absent, a failure under CI=true); each test has a schema of its own, dropped aft
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import until
 
 from souverain.auth import KeyStore
 from souverain.config import parse_config
@@ -35,28 +34,9 @@ SOUVERAIN = [sys.executable, "-m", "souverain"]
 LOCAL_DSN = "host=127.0.0.1 dbname=souverain user=souverain"
 
 
-@pytest.fixture
-def pg_schema(pg_dsn: str) -> Iterator[str]:  # noqa: F811
-    import psycopg
-
-    schema = f"state_test_{secrets.token_hex(5)}"
-    yield schema
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 def env() -> dict[str, str]:
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     return {**{k: v for k, v in os.environ.items() if not k.startswith("SOUVERAIN_")}, "PYTHONPATH": path}
-
-
-def until(check: Callable[[], bool], deadline_s: float, what: str) -> float:
-    """Poll `check` until true; the seconds it took. Fails past the deadline."""
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < deadline_s, f"{what} not within {deadline_s} s"
-        time.sleep(0.01)
-    return time.monotonic() - start
 
 
 # -- the `state:` setting --------------------------------------------------------------

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Server
-from upstreams import Upstream
+from polling import until
+from upstreams import Upstream, assistant_config
 
 from souverain.ledger import decode_entry
 from souverain.usage.config import Price, UsageConfig
@@ -27,16 +28,7 @@ CHAT = {"model": "assistant", "messages": [{"role": "user", "content": "Say hell
 
 
 def config(upstream: Upstream, usage: str) -> str:
-    return f"""
-routing:
-  health_interval_s: 0
-models:
-  - name: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{upstream.port}/v1
-usage:
-{usage}
-"""
+    return assistant_config(upstream, rest=f"usage:\n{usage}")
 
 
 # -- prices, by hand ------------------------------------------------------------------
@@ -105,13 +97,6 @@ def usage_json(server: Server, *args: str) -> dict:
     done = server.cli("usage", "--config", str(server.config_path), "--format", "json", *args)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def until(check, deadline_s: float, what: str) -> None:
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < deadline_s, f"{what}: not within {deadline_s} s"
-        time.sleep(0.05)
 
 
 def ledger_entries(state: Path) -> list[tuple[int, dict]]:

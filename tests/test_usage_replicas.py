@@ -14,22 +14,20 @@ PostgreSQL is real: skipped with the reason when absent, a failure under CI=true
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import msgspec
-import pytest
 from conftest import Server
 from ledger_fixtures import unavailable
-from upstreams import Upstream
+from polling import until
+from upstreams import Upstream, assistant_config, shared_state
 
 from souverain.ledger import decode_entry
 
@@ -39,42 +37,10 @@ COST = Decimal("0.23")
 PRICES = "    - {route: assistant, input_per_million: 10000, output_per_million: 100000}"
 
 
-@pytest.fixture
-def schema(pg_dsn: str) -> Iterator[str]:
-    import psycopg
-
-    name = f"usage_test_{secrets.token_hex(5)}"
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as db:
-        db.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
-def until(check, deadline_s: float, what: str) -> None:
-    start = time.monotonic()
-    while not check():
-        assert time.monotonic() - start < deadline_s, f"{what}: not within {deadline_s} s"
-        time.sleep(0.05)
-
-
-def replicas_config(tmp_path: Path, pg_dsn: str, schema: str, upstream: Upstream, usage: str) -> str:
-    return f"""
-state:
-  kind: postgres
-  dsn: "{pg_dsn}"
-  schema: {schema}
-ledger:
-  keys: {{provider: file, path: {tmp_path / "ledger-keys"}}}
-routing:
-  health_interval_s: 0
-models:
-  - name: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{upstream.port}/v1
-usage:
-  prices:
-{PRICES}
-{usage}
-"""
+def replicas_config(tmp_path: Path, pg_dsn: str, pg_schema: str, upstream: Upstream, usage: str) -> str:
+    return assistant_config(
+        upstream, state=shared_state(tmp_path, pg_dsn, pg_schema), rest=f"usage:\n  prices:\n{PRICES}\n{usage}"
+    )
 
 
 def start(tmp_path: Path, config: str, n: int = 3) -> list[Server]:
@@ -129,26 +95,28 @@ class Clients:
             t.join(120)
 
 
-def db_rows(pg_dsn: str, schema: str, query: str, *args: object) -> list[tuple]:
+def db_rows(pg_dsn: str, pg_schema: str, query: str, *args: object) -> list[tuple]:
     import psycopg
 
     with psycopg.connect(pg_dsn, autocommit=True) as db:
-        db.execute(f'SET search_path TO "{schema}"')
+        db.execute(f'SET search_path TO "{pg_schema}"')
         cursor = db.execute(query, args)
         return cursor.fetchall() if cursor.description else []
 
 
-def entries(pg_dsn: str, schema: str) -> dict[int, dict]:
+def entries(pg_dsn: str, pg_schema: str) -> dict[int, dict]:
     return {
         idx: msgspec.to_builtins(decode_entry(bytes(data)))
-        for idx, data in db_rows(pg_dsn, schema, "SELECT idx, data FROM ledger_entries ORDER BY idx")
+        for idx, data in db_rows(pg_dsn, pg_schema, "SELECT idx, data FROM ledger_entries ORDER BY idx")
     }
 
 
-def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str, schema: str) -> None:
+def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
     upstream = Upstream("upstream")
     budget = Decimal(5)
-    config = replicas_config(tmp_path, pg_dsn, schema, upstream, f"  budgets:\n    - {{tenant: acme, money: {budget}}}")
+    config = replicas_config(
+        tmp_path, pg_dsn, pg_schema, upstream, f"  budgets:\n    - {{tenant: acme, money: {budget}}}"
+    )
     replicas: list[Server] = []
     try:
         replicas = start(tmp_path, config)
@@ -162,17 +130,19 @@ def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str,
             (s, c) for s, c, _ in clients.answers
         )
         # every recorded request gets its row (the writers flush within a fraction of a second)
-        log = entries(pg_dsn, schema)
+        log = entries(pg_dsn, pg_schema)
         acme = {i: e for i, e in log.items() if e["tenant"] == "acme"}
         until(
-            lambda: db_rows(pg_dsn, schema, "SELECT count(*) FROM usage_rows WHERE tenant = 'acme'")[0][0] == len(acme),
+            lambda: (
+                db_rows(pg_dsn, pg_schema, "SELECT count(*) FROM usage_rows WHERE tenant = 'acme'")[0][0] == len(acme)
+            ),
             30,
             "a usage row for every ledger entry",
         )
         rows = {
             idx: (status, Decimal(cost) / 1_000_000)
             for idx, status, cost in db_rows(
-                pg_dsn, schema, "SELECT idx, status, cost_micros FROM usage_rows WHERE tenant = 'acme'"
+                pg_dsn, pg_schema, "SELECT idx, status, cost_micros FROM usage_rows WHERE tenant = 'acme'"
             )
         }
         # one row per entry, same status, same cost: nothing charged twice or not at all
@@ -187,7 +157,7 @@ def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str,
         # the counter settled to what was spent: no reservation left behind
         until(
             lambda: (
-                db_rows(pg_dsn, schema, "SELECT sum(used) FROM usage_counters WHERE scope LIKE 'money:%%'")[0][0]
+                db_rows(pg_dsn, pg_schema, "SELECT sum(used) FROM usage_counters WHERE scope LIKE 'money:%%'")[0][0]
                 == int(spent * 1_000_000)
             ),
             10,
@@ -200,10 +170,10 @@ def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str,
         upstream.stop()
 
 
-def test_a_rate_limit_holds_across_replicas_in_one_window(tmp_path: Path, pg_dsn: str, schema: str) -> None:
+def test_a_rate_limit_holds_across_replicas_in_one_window(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
     upstream = Upstream("upstream")
     config = replicas_config(
-        tmp_path, pg_dsn, schema, upstream, "  budgets:\n    - {key: burst, requests_per_minute: 10}"
+        tmp_path, pg_dsn, pg_schema, upstream, "  budgets:\n    - {key: burst, requests_per_minute: 10}"
     )
     replicas: list[Server] = []
     try:
@@ -232,31 +202,33 @@ def test_a_rate_limit_holds_across_replicas_in_one_window(tmp_path: Path, pg_dsn
         upstream.stop()
 
 
-def test_the_budget_store_gone_refuses_and_serves_nothing_unaccounted(tmp_path: Path, pg_dsn: str, schema: str) -> None:
+def test_the_budget_store_gone_refuses_and_serves_nothing_unaccounted(
+    tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
     upstream = Upstream("upstream")
-    config = replicas_config(tmp_path, pg_dsn, schema, upstream, "  budgets:\n    - {tenant: acme, money: 1000000}")
+    config = replicas_config(tmp_path, pg_dsn, pg_schema, upstream, "  budgets:\n    - {tenant: acme, money: 1000000}")
     replicas: list[Server] = []
     try:
         replicas = start(tmp_path, config)
         token = replicas[0].cli("keys", "create", "--name", "acme", "--tenant", "acme").stdout.strip()
         clients = Clients(replicas, token, threads=6)
         until(lambda: clients.count(200) >= 30, 60, "load under way")
-        db_rows(pg_dsn, schema, "ALTER TABLE usage_counters RENAME TO usage_counters_gone")
+        db_rows(pg_dsn, pg_schema, "ALTER TABLE usage_counters RENAME TO usage_counters_gone")
         try:
             until(lambda: clients.count(503, "budget_store_unavailable") >= 30, 60, "refusals while the store is gone")
         finally:
-            db_rows(pg_dsn, schema, "ALTER TABLE usage_counters_gone RENAME TO usage_counters")
+            db_rows(pg_dsn, pg_schema, "ALTER TABLE usage_counters_gone RENAME TO usage_counters")
         served = clients.count(200)
         until(lambda: clients.count(200) >= served + 30, 60, "served again once the store is back")
         clients.finish()
         assert {(s, c) for s, c, _ in clients.answers} == {(200, ""), (503, "budget_store_unavailable")}
-        acme = {i: e for i, e in entries(pg_dsn, schema).items() if e["tenant"] == "acme"}
+        acme = {i: e for i, e in entries(pg_dsn, pg_schema).items() if e["tenant"] == "acme"}
         until(
-            lambda: db_rows(pg_dsn, schema, "SELECT count(*) FROM usage_rows")[0][0] == len(acme),
+            lambda: db_rows(pg_dsn, pg_schema, "SELECT count(*) FROM usage_rows")[0][0] == len(acme),
             30,
             "a row for every entry",
         )
-        rows = dict(db_rows(pg_dsn, schema, "SELECT idx, status FROM usage_rows"))
+        rows = dict(db_rows(pg_dsn, pg_schema, "SELECT idx, status FROM usage_rows"))
         answered = [i for s, _, i in clients.answers if s == 200]
         assert all(rows[i] == 200 for i in answered)  # every answer served is accounted
         refused = [i for s, _, i in clients.answers if s == 503]
@@ -281,20 +253,15 @@ def test_redis_as_the_budget_store_stopped_mid_run(tmp_path: Path) -> None:
     server = None
     try:
         until(sock.exists, 10, "redis-server up")
-        config = f"""
-routing:
-  health_interval_s: 0
-models:
-  - name: assistant
-    engine: openai_http
-    base_url: http://127.0.0.1:{upstream.port}/v1
-usage:
+        config = assistant_config(
+            upstream,
+            rest=f"""usage:
   prices:
 {PRICES}
   budgets:
     - {{tenant: default, money: 2, period: day}}
-  budget_store: {{kind: redis, url: "unix://{sock}"}}
-"""
+  budget_store: {{kind: redis, url: "unix://{sock}"}}""",
+        )
         server = Server(tmp_path, config)
         answers = []
         for _ in range(20):

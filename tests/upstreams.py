@@ -278,3 +278,29 @@ class FaultServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(5)
+
+
+def assistant_config(upstream: Upstream, *, state: str = "", rest: str = "") -> str:
+    """A gateway configuration serving model `assistant` from `upstream`, with breakers
+    that never probe on their own; `state` (a `state:` section, and what goes with it) and
+    `rest` (further top-level sections) are YAML text added as they are."""
+    return f"""{state}
+routing:
+  health_interval_s: 0
+models:
+  - name: assistant
+    engine: openai_http
+    base_url: http://127.0.0.1:{upstream.port}/v1
+{rest}
+"""
+
+
+def shared_state(tmp_path: Path, pg_dsn: str, pg_schema: str) -> str:
+    """`state:` in one PostgreSQL schema, and one ledger signing key, for replicas."""
+    return f"""
+state:
+  kind: postgres
+  dsn: "{pg_dsn}"
+  schema: {pg_schema}
+ledger:
+  keys: {{provider: file, path: {tmp_path / "ledger-keys"}}}"""
