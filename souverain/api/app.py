@@ -29,7 +29,7 @@ from souverain.ledger.http import routes as ledger_routes
 from souverain.metrics import Metrics
 from souverain.pipeline import Pipeline
 from souverain.privacy import Scanner, ScannerConfig, default_scanner
-from souverain.privacy.config import SettingError, key_path
+from souverain.privacy.config import SettingError, key_path, scanner_configs
 from souverain.routing.router import Router
 from souverain.telemetry import Telemetry
 from souverain.telemetry import build as build_telemetry
@@ -127,7 +127,7 @@ def build_scanners(config: Config) -> tuple[Scanner, dict[str, Scanner]]:
     compiling one is costly, and a `Scanner` is immutable and thread-safe. Tenants with
     equal settings share one; the scanner's defaults give the shared `default_scanner()`."""
     try:
-        default, tenants = config.privacy.scanner_configs()
+        default, tenants = scanner_configs(config.privacy)
     except SettingError as exc:
         raise ConfigError(f"{key_path(('privacy', *exc.key))}: {exc.message}") from None
     built: list[tuple[ScannerConfig, Scanner]] = [(ScannerConfig(), default_scanner())]

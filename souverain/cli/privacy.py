@@ -98,7 +98,7 @@ def _settings(args: argparse.Namespace) -> Any:
     from souverain.config import load_config
     from souverain.privacy import ScannerConfig
     from souverain.privacy import load_config as load_settings
-    from souverain.privacy.config import SETTINGS
+    from souverain.privacy.config import SETTINGS, scanner_configs
 
     path = config_path(args.config)
     if path is None:
@@ -115,7 +115,7 @@ def _settings(args: argparse.Namespace) -> Any:
         return load_settings(path)
     privacy = load_config(path).privacy
     try:
-        default, tenants = privacy.scanner_configs()
+        default, tenants = scanner_configs(privacy)
     except ValueError as exc:  # the loader checked the files; one changed since
         raise ValueError(f"{path}: privacy.{exc}") from None
     if args.tenant and args.tenant not in tenants:

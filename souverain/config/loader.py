@@ -23,7 +23,7 @@ from souverain import yamlfile
 from souverain.config.schema import Config, OpenAIHTTPModel
 from souverain.errors import ConfigError
 from souverain.ledger.config import PostgresStoreConfig, SqliteStoreConfig
-from souverain.privacy.config import SettingError, key_path
+from souverain.privacy.config import SettingError, key_path, scanner_configs
 from souverain.privacy.settings import DictionaryFile, PrivacyConfig
 from souverain.state.config import PostgresStateConfig
 from souverain.usage.config import RedisBudgets
@@ -94,7 +94,7 @@ def _check_privacy(privacy: PrivacyConfig, filename: str, root: yaml.Node | None
                     if isinstance(spec, DictionaryFile):
                         settings.dictionaries[type_] = DictionaryFile(file=_absolute(spec.file, base_dir))
     try:
-        privacy.scanner_configs(read_files=base_dir is not None)
+        scanner_configs(privacy, read_files=base_dir is not None)
     except SettingError as exc:
         line = yamlfile.line_of(root, ["privacy", *exc.key])
         raise ConfigError(f"{filename}:{line}: {key_path(('privacy', *exc.key))}: {exc.message}") from None

@@ -41,6 +41,7 @@ from typing import Any
 from souverain.classes import DataClass
 from souverain.privacy.findings import TYPES
 from souverain.privacy.numbers import DEFAULT_PHONE_REGIONS
+from souverain.privacy.settings import PrivacyConfig, PrivacySettings
 
 SETTINGS = (
     "threshold",
@@ -99,6 +100,16 @@ class SettingError(ValueError):
 def key_path(key: tuple[str | int, ...]) -> str:
     """("tenants", "hr", "allow", 1) -> "tenants.hr.allow[1]"."""
     return "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in key).lstrip(".")
+
+
+def scanner_configs(
+    privacy: PrivacyConfig, *, read_files: bool = True
+) -> tuple[ScannerConfig, dict[str, ScannerConfig]]:
+    """The gateway's `privacy:` section, as read from its file: (the default `ScannerConfig`,
+    {tenant: its ScannerConfig}); raises `SettingError` naming the key at fault."""
+    import msgspec
+
+    return tenant_configs(msgspec.to_builtins(privacy), read_files=read_files)
 
 
 def tenant_configs(
@@ -297,7 +308,6 @@ def load_config(path: str | Path) -> ScannerConfig:
     shared YAML loader: a mistake is a `ConfigError` saying `file:line: key: message`."""
     from souverain import yamlfile
     from souverain.errors import ConfigError
-    from souverain.privacy.settings import PrivacySettings
 
     path = Path(path)
     try:

@@ -12,17 +12,12 @@ This module is light on purpose: the configuration's schema imports it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from souverain.classes import DataClassName
 from souverain.strict import Strict as Base
-
-if TYPE_CHECKING:
-    from souverain.privacy.config import ScannerConfig
-
 
 Threshold = Annotated[float, Meta(ge=0, le=1)]
 
@@ -69,10 +64,3 @@ class PrivacyConfig(PrivacySettings):
 
     # Per-tenant settings, by tenant name: each key set replaces the default's, whole.
     tenants: dict[str, PrivacySettings] = {}
-
-    def scanner_configs(self, *, read_files: bool = True) -> tuple[ScannerConfig, dict[str, ScannerConfig]]:
-        """(the default `ScannerConfig`, {tenant: its ScannerConfig}); raises
-        `souverain.privacy.config.SettingError` naming the key at fault."""
-        from souverain.privacy.config import tenant_configs  # the scanner's modules, when used
-
-        return tenant_configs(msgspec.to_builtins(self), read_files=read_files)
