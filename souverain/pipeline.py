@@ -384,12 +384,17 @@ class Pipeline:
         facts.reasons = list(result.reasons)
         return result
 
+    def _attempts(self, choice: Choice) -> list[Candidate]:
+        """The routes a request may be tried on, in order: the choice, then its fallbacks,
+        up to `routing.retries` more. Budgets reserve over exactly these."""
+        return [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
+
     async def _reserve(self, facts: Facts, principal: Principal, choice: Choice, request: Any) -> None:
         """Account, before the call: reserve the request's worst case on its budgets and
         limits (input tokens counted as the body's bytes, an upper bound; the output cap)."""
         assert self.accounting is not None
         facts.cost_centre = self.accounting.cost_centre(principal)
-        attempts = [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
+        attempts = self._attempts(choice)
         cap = request.token_limit() if isinstance(request, ChatRequest) else 0
         facts.grant = await self.accounting.admit(
             principal,
@@ -409,7 +414,7 @@ class Pipeline:
     ) -> tuple[Candidate, T]:
         """The one dispatch loop: build, seal, send, over the allowed routes in turn."""
         choice = admitted.choice
-        attempts = [choice.candidate, *choice.fallbacks][: 1 + self.router.retries]
+        attempts = self._attempts(choice)
         policy = self.router.policy(facts.principal.tenant if facts.principal else "")
         refused: Unsupported | None = None
         for n, candidate in enumerate(attempts):
