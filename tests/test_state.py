@@ -433,3 +433,24 @@ def test_the_keys_cli_works_on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: 
         rows = db.execute(f'SELECT id, tenant, revoked_at IS NOT NULL FROM "{pg_schema}".api_keys').fetchall()
     assert rows == [(key_id, "bank", True)]
     assert not (tmp_path / "state" / "souverain.db").exists()  # nothing kept on the machine
+
+
+def test_switching_to_wal_waits_out_a_file_locked_by_another_process(tmp_path: Path) -> None:
+    """Processes starting together all switch their files to WAL; one that finds the file
+    locked retries instead of failing to start."""
+    import threading
+
+    from souverain.state.migrate import use_wal
+
+    path = tmp_path / "x.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        use_wal(other, tries=1)
+    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    use_wal(other)
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    holder.close()
+    other.close()

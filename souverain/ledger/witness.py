@@ -44,6 +44,7 @@ from souverain.ledger.note import (
     parse_signature_lines,
     unb64,
 )
+from souverain.state.migrate import use_wal
 
 MAX_BODY = 64 * 1024
 MAX_PROOF_LINES = 63
@@ -74,7 +75,7 @@ class Witness:
         self.signer = signer
         self.logs = {origin: list(keys) for origin, keys in logs.items()}
         self._db = sqlite3.connect(state, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()

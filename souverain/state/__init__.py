@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from souverain.errors import ConfigError
 from souverain.state.config import PostgresStateConfig, SqliteStateConfig, StateConfig
-from souverain.state.migrate import SchemaTooNew, StateError
+from souverain.state.migrate import SchemaTooNew, StateError, use_wal
 
 if TYPE_CHECKING:  # the configuration imports souverain.state.config: no import at run time
     from collections.abc import Callable
@@ -82,7 +82,7 @@ def connect(directory: Path) -> sqlite3.Connection:
     """The SQLite key database of a state directory (its schema is migrated by the
     `SqliteKeyTable` that `KeyStore` wraps around it)."""
     db = sqlite3.connect(directory / "souverain.db", isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    use_wal(db)
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=5000")
     return db

@@ -147,3 +147,19 @@ def _apply(db: Any, part: str, pending: Sequence[Migration], param: str) -> int:
             db.execute(statement)
         db.execute(insert, (part, migration.version, migration.name, time.time()))
     return len(pending)
+
+
+def use_wal(db: sqlite3.Connection, tries: int = 100) -> None:
+    """Put a SQLite file in WAL mode (readers beside one writer), once for every process
+    that opens it. The switch needs the file to itself, and SQLite may answer `database
+    is locked` at once, without its busy wait, to a process that starts beside others
+    switching it too: so look first, and retry a locked switch for up to about 5 s."""
+    for attempt in range(tries):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)

@@ -17,7 +17,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
-from souverain.state.migrate import Migration, migrate_postgres, migrate_sqlite
+from souverain.state.migrate import Migration, migrate_postgres, migrate_sqlite, use_wal
 
 DIMENSIONS = ("day", "tenant", "key_id", "cost_centre", "model", "route", "data_class")
 SUMS = ("requests", "refused", "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "cost_micros")
@@ -98,7 +98,7 @@ class UsageDb:
     def sqlite(cls, directory: Path) -> UsageDb:
         path = directory / "usage.db"
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-        db.execute("PRAGMA journal_mode=WAL")
+        use_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
         migrate_sqlite(db, "usage", MIGRATIONS, str(path))

@@ -20,7 +20,7 @@ from souverain.keys.envelope import WrappedKey
 from souverain.ledger.store.base import ContentRow, StoreConflict
 from souverain.ledger.tiles import TileKey
 from souverain.locks import try_lock
-from souverain.state.migrate import Migration, migrate_sqlite
+from souverain.state.migrate import Migration, migrate_sqlite, use_wal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,7 +53,7 @@ class SqliteStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA secure_delete=ON")  # shredded and purged content is overwritten
         migrate_sqlite(self._db, "ledger", MIGRATIONS, str(self.path))
