@@ -72,9 +72,12 @@ def state_dir(config: Config) -> Path:
             raise ConfigError(f"{message} (hardening.open_state_dir: refuse)")
         print(f"souverain: warning: {message}", file=sys.stderr, flush=True)
     for entry in path.iterdir():
-        info = entry.lstat()
-        if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
-            entry.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+        try:
+            info = entry.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
+                entry.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+        except FileNotFoundError:  # another process closed its database: its -shm/-wal went
+            continue
     return path
 
 
