@@ -20,7 +20,6 @@ case until its window ends: the error is always on the side of spending less.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import queue
@@ -28,7 +27,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from souverain.auth import Principal
 from souverain.errors import BudgetExceeded, BudgetUnavailable
-from souverain.usage.budgets import Claim, Counters, CounterStoreDown, Exceeded
+from souverain.usage.budgets import Admissions, Claim, Counters, CounterStoreDown, Exceeded
 from souverain.usage.config import Budget, UsageConfig
 from souverain.usage.prices import Catalogue, Tokens, micros
 from souverain.usage.store import Row, UsageDb
@@ -110,7 +108,9 @@ class Accounting:
         for budget in config.budgets:
             self.budgets.setdefault(budget.scope(), []).append(budget)
         self._queue: queue.Queue[Booking | tuple[Booking, int | None] | None] = queue.Queue()
-        self._pool = ThreadPoolExecutor(4, thread_name_prefix="usage-budgets")
+        self.admissions = Admissions(counters) if counters is not None else None
+        self._minute = 0  # the minute `_shapes` holds the claims' shapes of (see `claims`)
+        self._shapes: dict[tuple[str, str, str, str], list[tuple[str, str, str, int, int, int]]] = {}
         self._writer: threading.Thread | None = None
         self.written = 0  # rows this process inserted (for benchmarks and tests)
 
@@ -139,49 +139,64 @@ class Accounting:
 
     # -- admission -------------------------------------------------------------------
     def claims(self, principal: Principal, cost_centre: str, money: int, tokens: int, now: float) -> list[Claim]:
-        claims = []
+        """The counters this request must fit in, with its amounts. Which counters, their
+        names, limits and windows depend on who asks and on the minute: worked out once
+        per caller and minute."""
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute, self._shapes = minute, {}
+        who = (principal.tenant, principal.key_id, principal.name, cost_centre)
+        shapes = self._shapes.get(who)
+        if shapes is None:
+            shapes = self._shapes[who] = self._shape(principal, cost_centre, now)
+        amounts = {"money": money, "requests": 1, "tokens": tokens}
+        return [
+            Claim(scope, kind, what, start, end, limit, amounts[kind])
+            for scope, kind, what, start, end, limit in shapes
+            if money > 0 or kind != "money"
+        ]
+
+    def _shape(self, principal: Principal, cost_centre: str, now: float) -> list[tuple[str, str, str, int, int, int]]:
+        shapes = []
         label = {"tenant": "tenant", "key": "key", "cc": "cost centre"}
         for kind, name, budget in self._applicable(principal, cost_centre):
             who = f"{label[kind]} {name}"
-            if budget.money is not None and money > 0:
+            if budget.money is not None:
                 start, end = window(budget.period, now)
-                claims.append(
-                    Claim(
+                shapes.append(
+                    (
                         f"money:{kind}:{name}:{budget.period}",
                         "money",
                         f"the {PERIOD_NAMES[budget.period]} money budget of {who}",
                         start,
                         end,
                         micros(budget.money),
-                        money,
                     )
                 )
             start, end = window("minute", now)
             if budget.requests_per_minute is not None:
-                claims.append(
-                    Claim(
+                shapes.append(
+                    (
                         f"requests:{kind}:{name}",
                         "requests",
                         f"the requests-per-minute limit of {who}",
                         start,
                         end,
                         budget.requests_per_minute,
-                        1,
                     )
                 )
             if budget.tokens_per_minute is not None:
-                claims.append(
-                    Claim(
+                shapes.append(
+                    (
                         f"tokens:{kind}:{name}",
                         "tokens",
                         f"the tokens-per-minute limit of {who}",
                         start,
                         end,
                         budget.tokens_per_minute,
-                        tokens,
                     )
                 )
-        return claims
+        return shapes
 
     async def admit(
         self,
@@ -195,7 +210,7 @@ class Accounting:
         the dearest of `options` (route, model, deployment: the chosen route and its
         fallbacks), every input token, the whole output cap. Raises `BudgetExceeded` (429)
         or, with the store unreachable, `BudgetUnavailable` (503)."""
-        if not self.budgets or self.counters is None:
+        if not self.budgets or self.admissions is None:
             return None
         cap = self.config.default_output_cap if output_cap is None else output_cap
         worst = max(
@@ -212,9 +227,8 @@ class Accounting:
         for claim in claims:
             if claim.amount > claim.limit:
                 raise self._refusal(claim, claim.limit - claim.amount, now, whole=True)
-        counters = self.counters
         try:
-            used = await asyncio.get_running_loop().run_in_executor(self._pool, counters.reserve, claims)
+            used = await self.admissions.reserve(claims)
         except Exceeded as exc:
             raise self._refusal(exc.claim, exc.used, now) from None
         except CounterStoreDown as exc:
@@ -294,7 +308,8 @@ class Accounting:
             self._queue.put(None)
             self._writer.join(30)
             self._writer = None
-        self._pool.shutdown(wait=True)
+        if self.admissions is not None:
+            self.admissions.close()
         if self.counters is not None:
             self.counters.close()
 
