@@ -4,7 +4,9 @@ exactly that of reserving the requests one after the other in arrival order (adm
 refused, each counter's figure after each request); a store that cannot be reached fails
 every request of the batch closed; SQLite's reservation runs on the event loop only while
 nobody else holds the write lock; a caller gone before its reservation returned has it
-released. The gateway-level tests are in tests/test_usage.py and tests/test_usage_replicas.py.
+released; a settlement lost with its process (SIGKILL) leaves that request counted at its
+worst case, never less and never twice. More gateway-level tests: tests/test_usage.py and
+tests/test_usage_replicas.py.
 
 PostgreSQL and Redis are real: skipped with the reason when absent, a failure under CI=true.
 """
@@ -21,12 +23,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
+from conftest import Server
 from ledger_fixtures import unavailable
 from polling import until
+from upstreams import Upstream, assistant_config
 
 from souverain.auth import Principal
 from souverain.errors import BudgetUnavailable
+from souverain.ledger import decode_entry
 from souverain.usage.accounting import Accounting
 from souverain.usage.budgets import (
     Admissions,
@@ -47,7 +54,9 @@ def claims(money: int, tokens: int, money_limit: int, requests_limit: int, token
     """A request's three claims: a tenant's money, requests and tokens in one window."""
     start, end = WINDOW
     return [
-        Claim("money:tenant:acme:day", "money", "the day's money budget of tenant acme", start, end, money_limit, money),
+        Claim(
+            "money:tenant:acme:day", "money", "the day's money budget of tenant acme", start, end, money_limit, money
+        ),
         Claim("requests:tenant:acme", "requests", "requests per minute", start, end, requests_limit, 1),
         Claim("tokens:tenant:acme", "tokens", "tokens per minute", start, end, tokens_limit, tokens),
     ]
@@ -260,3 +269,70 @@ def test_a_reservation_whose_caller_left_is_released(tmp_path: Path) -> None:
     finally:
         admissions.close()
         counters.close()
+
+
+def test_a_settlement_lost_with_its_process_leaves_the_worst_case_never_less(tmp_path: Path) -> None:
+    # Settling happens after the answer, on the usage writer's thread. A SIGKILL right
+    # after the answers may take some settlements with it: each request is then counted
+    # at its reservation (its worst case) instead of what it cost, until its window ends,
+    # so the error is on the side of spending less; never below the cost, never twice.
+    upstream = Upstream("upstream")  # answers 3 prompt and 2 completion tokens
+    usage = """usage:
+  prices:
+    - {route: assistant, input_per_million: 10000, output_per_million: 100000}
+  budgets:
+    - {tenant: default, money: 1000, period: day, requests_per_minute: 100000}
+"""
+    server = Server(tmp_path, assistant_config(upstream, rest=usage))
+    config_text = server.config_path.read_text() if server.config_path else ""
+    body = {"model": "assistant", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 2}
+    cost = 3 * 10_000 + 2 * 100_000  # micro-euros: 0.23 EUR
+    worst = len(httpx.Request("POST", "/", json=body).content) * 10_000 + 2 * 100_000
+    try:
+        for _ in range(20):
+            r = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=server.headers(), timeout=30)
+            assert r.status_code == 200, r.text
+        server.proc.kill()
+        server.proc.wait()
+        server._log_file.close()
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+
+    def counters() -> dict[str, int]:
+        """Each kind's counters summed over their windows (a test may straddle a minute)."""
+        db = sqlite3.connect(tmp_path / "state" / "usage.db")
+        try:
+            rows = db.execute("SELECT scope, used FROM usage_counters").fetchall()
+        finally:
+            db.close()
+        sums: dict[str, int] = {}
+        for scope, used in rows:
+            sums[scope.split(":")[0]] = sums.get(scope.split(":")[0], 0) + int(used)
+        return sums
+
+    def spent() -> int:
+        db = sqlite3.connect(tmp_path / "state" / "ledger.db")
+        try:
+            data = [bytes(d) for (d,) in db.execute("SELECT data FROM ledger_entries")]
+        finally:
+            db.close()
+        entries = [msgspec.to_builtins(decode_entry(d)) for d in data]
+        assert len(entries) == 20 and all(e["status"] == 200 for e in entries)
+        return sum(int(Decimal(str(e["cost"])) * 1_000_000) for e in entries)
+
+    assert spent() == 20 * cost
+    after_kill = counters()
+    unsettled, rest = divmod(after_kill["money"] - 20 * cost, worst - cost)
+    assert rest == 0 and 0 <= unsettled <= 20, after_kill  # each settled, or at its worst case
+    assert after_kill["requests"] == 20
+    print(f"settlements lost with the process: {unsettled} of 20")
+    again = Server(tmp_path, config_text)  # a restart settles nothing twice
+    try:
+        again.wait_ready()
+        r = httpx.post(f"{again.url}/v1/chat/completions", json=body, headers=again.headers(server.key), timeout=30)
+        assert r.status_code == 200
+        until(lambda: counters()["money"] == after_kill["money"] + cost, 30, "the new request settled")
+    finally:
+        again.stop()
+        upstream.stop()
