@@ -317,11 +317,17 @@ class Accounting:
         db: UsageDb | None = None
         last_fill = 0.0
         last_expire = 0.0
+        last_batch = 0.0
         stopping = False
         while not stopping:
             items: list[tuple[Booking, int | None]] = []
             try:
                 item = self._queue.get(timeout=FLUSH_S)
+                # One batch per FLUSH_S at most: a writer that woke for every request
+                # would take the GIL from the event loop (and a transaction) per request.
+                if item is not None:
+                    time.sleep(max(0.0, last_batch + FLUSH_S - time.monotonic()))
+                last_batch = time.monotonic()
                 while True:
                     if item is None:
                         stopping = True
