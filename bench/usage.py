@@ -1,17 +1,24 @@
 """What the account stage adds to a request, and how fast usage rows are written.
 
-    .venv/bin/python bench/usage.py [--json bench/results/usage.json]
+    .venv/bin/python bench/usage.py [--rounds 3] [--gateway] [--json bench/results/usage.json]
 
 1. Added per request: the account stage's own calls, timed in process around exactly
    what the spine runs for one request: `admit` (reserve the worst case on the budgets),
    `cost` (the price), `book` (queue the row and settlement; the writer thread runs
    alongside, as in the gateway), at concurrency 1 (one request at a time) and at
-   saturation (32 at once on one event loop, so each figure includes waiting for the
-   budget store's threads), per budget store: none (accounting only), SQLite (one
-   machine), PostgreSQL (replicas), Redis (a redis-server of this run, on a Unix socket).
-   A request with budgets reserves on 3 counters (a tenant's money, requests and tokens
-   per minute). Nothing here is an HTTP round trip: it is the stage's cost alone.
-2. Usage rows written per second by the writer's `UsageDb.write` (batches of 500, with the
+   saturation (32 at once on one event loop, uvloop's as in the gateway: each figure then
+   includes waiting for the other 31 and for the budget store), per budget store: none (accounting only), SQLite
+   (one machine), PostgreSQL (replicas), Redis (a redis-server of this run, on a Unix
+   socket). A request with budgets reserves on 3 counters (a tenant's money, requests and
+   tokens per minute). Nothing here is an HTTP round trip: it is the stage's cost alone.
+   The setups run in turn, `--rounds` times; each figure is the median over the rounds
+   (kept in the JSON), and "added" is a setup's p50 minus that of "none" in the same
+   round. `store_calls_per_request` at saturation shows the batching of reservations.
+2. With `--gateway`: the same, end to end, against the mock upstream (bench/harness.py):
+   `souverain serve` with accounting only and with budgets, SQLite state, then Redis as
+   the budget store, then PostgreSQL state; closed loops at concurrency 1 and 32 with the
+   load generator of bench/replicas.py; added = p50 with budgets minus without, per round.
+3. Usage rows written per second by the writer's `UsageDb.write` (batches of 500, with the
    daily roll-up in the same transaction), SQLite and PostgreSQL.
 
 PostgreSQL: $SOUVERAIN_BENCH_PG_DSN, default host=127.0.0.1 dbname=test user=postgres;
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -33,12 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, replicas (part 2)
 from souverain.auth import Principal  # noqa: E402
 from souverain.usage.accounting import Accounting, Booking  # noqa: E402
 from souverain.usage.budgets import Counters, RedisCounters, StateCounters  # noqa: E402
@@ -60,19 +71,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def one(accounting: Accounting, samples: list[float]) -> None:
+async def one(accounting: Accounting, samples: list[float], index: int) -> None:
     started = time.perf_counter()
     grant = await accounting.admit(PRINCIPAL, "", [("r", "m", "d")], 300, 16)
     tokens = Tokens(30, 16)
     cost = accounting.cost("r", "m", "d", tokens, 0.01)
-    accounting.book(Booking(PRINCIPAL, "", "m", "r", "public", 200, tokens, cost, grant, time.time()), None)
+    # with a ledger index, as in a gateway with its ledger (on by default)
+    accounting.book(Booking(PRINCIPAL, "", "m", "r", "public", 200, tokens, cost, grant, time.time()), index)
     samples.append((time.perf_counter() - started) * 1000)
 
 
-async def drive(accounting: Accounting, concurrency: int, requests: int) -> dict[str, float]:
+async def drive(accounting: Accounting, concurrency: int, requests: int, first: int) -> dict[str, float]:
     samples: list[float] = []
+    index = itertools.count(first)
     for _ in range(200):  # warm-up: connections, prepared plans
-        await one(accounting, [])
+        await one(accounting, [], next(index))
+    calls = accounting.admissions.calls if accounting.admissions is not None else 0
     began = time.perf_counter()
     remaining = requests
 
@@ -80,28 +94,135 @@ async def drive(accounting: Accounting, concurrency: int, requests: int) -> dict
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            await one(accounting, samples)
+            await one(accounting, samples, next(index))
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
+    calls = (accounting.admissions.calls if accounting.admissions is not None else 0) - calls
     return {
         "p50_ms": round(statistics.median(samples), 4),
         "p99_ms": round(percentile(samples, 0.99), 4),
         "per_s": round(len(samples) / elapsed, 1),
+        "store_calls_per_request": round(calls / len(samples), 3),
     }
 
 
-def stage(open_db: Any, counters: Counters | None, requests: int) -> dict[str, Any]:
+def stage(open_db: Any, counters: Counters | None, requests: int, first: int) -> dict[str, Any]:
     config = CONFIG if counters is not None else UsageConfig(prices=CONFIG.prices)
     accounting = Accounting(config, open_db, counters)
     accounting.start()
     try:
         return {
-            "c1": asyncio.run(drive(accounting, 1, requests)),
-            f"c{SATURATION}": asyncio.run(drive(accounting, SATURATION, requests)),
+            "c1": uvloop.run(drive(accounting, 1, requests, first)),
+            f"c{SATURATION}": uvloop.run(drive(accounting, SATURATION, requests, first + 10**7)),
         }
     finally:
         accounting.stop()
+
+
+def medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median over the rounds of every figure of a setup (same shape as one round)."""
+    out: dict[str, Any] = {}
+    for shape in rounds[0]:
+        if isinstance(rounds[0][shape], dict):
+            out[shape] = {k: round(statistics.median(r[shape][k] for r in rounds), 4) for k in rounds[0][shape]}
+        else:
+            out[shape] = round(statistics.median(r[shape] for r in rounds), 4)
+    return out
+
+
+def in_process(
+    opener: dict[str, Any], redis_url: str | None, requests: int, rounds: int, waiter: Any
+) -> dict[str, Any]:
+    """Part 1: every setup in turn, `rounds` times (medians), "none" in each round."""
+    sqlite, postgres = opener["sqlite"], opener["postgres"]
+    setups: dict[str, Callable[[], Counters | None]] = {
+        "none": lambda: None,
+        "sqlite": lambda: StateCounters(sqlite),
+        "postgres": lambda: StateCounters(postgres),
+    }
+    if redis_url is not None:
+        setups["redis"] = lambda: RedisCounters(redis_url)
+    per_round: dict[str, list[dict[str, Any]]] = {name: [] for name in setups}
+    first = secrets.randbits(40)
+    for n in range(rounds):
+        waiter.wait()
+        for name, make in setups.items():
+            counters = make()
+            row = stage(postgres if name == "postgres" else sqlite, counters, requests, first)
+            first += 2 * 10**7
+            per_round[name].append(row)
+        for name in setups:
+            row = per_round[name][-1]
+            for shape in ("c1", f"c{SATURATION}"):
+                row[f"added_{shape}_p50_ms"] = round(row[shape]["p50_ms"] - per_round["none"][-1][shape]["p50_ms"], 4)
+            print(f"round {n + 1} {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    return {name: {**medians(rows), "rounds": rows} for name, rows in per_round.items()}
+
+
+# Part 2: each setup's "added" is over the one named here, in the same round.
+GATEWAY_BASE = {
+    "sqlite-none": "sqlite-none",
+    "sqlite-accounting": "sqlite-none",
+    "sqlite-budgets": "sqlite-accounting",
+    "redis-budgets": "sqlite-accounting",
+    "postgres-accounting": "postgres-accounting",
+    "postgres-budgets": "postgres-accounting",
+}
+
+
+def gateway_setups(upstream: int, redis_url: str | None, schema: str, keys: Path) -> dict[str, str]:
+    """Part 2's configurations: (name → souverain.yaml). The PostgreSQL setups share one
+    schema, so their ledger shares one signing key too (`keys`)."""
+    from harness import mock_config
+
+    prices = "usage:\n  prices:\n    - {route: mock, input_per_million: 1.5, output_per_million: 7.5}\n"
+    budgets = (
+        "  budgets:\n    - {tenant: default, money: 1000000000, requests_per_minute: 1000000000, "
+        "tokens_per_minute: 1000000000000}\n"
+    )
+    postgres = (
+        f'state: {{kind: postgres, dsn: "{PG_DSN}", schema: {schema}}}\n'
+        f"ledger:\n  keys: {{provider: file, path: {keys}}}\n"
+    )
+    setups = {
+        "sqlite-none": "",
+        "sqlite-accounting": prices,
+        "sqlite-budgets": prices + budgets,
+        "postgres-accounting": postgres + prices,
+        "postgres-budgets": postgres + prices + budgets,
+    }
+    if redis_url is not None:
+        setups["redis-budgets"] = prices + budgets + f'  budget_store: {{kind: redis, url: "{redis_url}"}}\n'
+    return {name: mock_config(upstream) + text for name, text in setups.items()}
+
+
+def through_gateway(redis_url: str | None, rounds: int, waiter: Any) -> dict[str, Any]:
+    """Part 2: each setup's gateway in turn, closed loops at c=1 and c=32, `rounds` times."""
+    import harness
+    from replicas import closed_loop
+
+    per_round: dict[str, list[dict[str, Any]]] = {}
+    with (
+        harness.mock_upstream() as upstream,
+        pg_schema() as schema,
+        tempfile.TemporaryDirectory(prefix="souverain-bench-usage-") as tmp,
+    ):
+        for n in range(rounds):
+            waiter.wait()
+            for name, config in gateway_setups(upstream, redis_url, schema, Path(tmp) / "ledger-keys").items():
+                with harness.gateway(config) as gw:
+                    row = {
+                        "c1": uvloop.run(closed_loop([gw.url], gw.key, 1, 1000)),
+                        f"c{SATURATION}": uvloop.run(closed_loop([gw.url], gw.key, SATURATION, 3000)),
+                    }
+                per_round.setdefault(name, []).append(row)
+            for name, rows in per_round.items():
+                base, row = per_round[GATEWAY_BASE[name]][-1], rows[-1]
+                for shape in ("c1", f"c{SATURATION}"):
+                    row[f"added_{shape}_p50_ms"] = round(row[shape]["p50_ms"] - base[shape]["p50_ms"], 3)
+                print(f"gateway round {n + 1} {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    return {name: {**medians(rows), "rounds": rows} for name, rows in per_round.items()}
 
 
 def rows_per_second(db: UsageDb, total: int = 20_000, batch: int = 500) -> float:
@@ -153,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--requests", type=int, default=3000, help="measured requests per setup and concurrency")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the setups; figures are medians")
+    parser.add_argument("--gateway", action="store_true", help="also measure through `souverain serve` (part 2)")
     args = parser.parse_args(argv)
     cpu = next(
         (
@@ -165,10 +288,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "machine": {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()},
         "saturation_concurrency": SATURATION,
+        "rounds": args.rounds,
         "added_per_request": {},
         "rows_per_s": {},
     }
-    added = results["added_per_request"]
+    import harness
+
+    waiter = harness.QuietWaiter(20.0 * args.rounds)
     with tempfile.TemporaryDirectory(prefix="souverain-bench-usage-") as name, pg_schema() as schema:
         tmp = Path(name)
         sqlite_dir = tmp / "sqlite"
@@ -180,14 +306,15 @@ def main(argv: list[str] | None = None) -> int:
         def postgres() -> UsageDb:
             return UsageDb.postgres(PG_DSN, schema)
 
-        added["none"] = stage(sqlite, None, args.requests)
-        added["sqlite"] = stage(sqlite, StateCounters(sqlite), args.requests)
-        added["postgres"] = stage(postgres, StateCounters(postgres), args.requests)
-        with redis_server(tmp) as url:
-            if url is not None:
-                added["redis"] = stage(sqlite, RedisCounters(url), args.requests)
-        for kind, opener in (("sqlite", sqlite), ("postgres", postgres)):
-            db = opener()
+        with harness.OtherLoad() as background, redis_server(tmp) as url:
+            opener = {"sqlite": sqlite, "postgres": postgres}
+            results["added_per_request"] = in_process(opener, url, args.requests, args.rounds, waiter)
+            if args.gateway:
+                results["through_gateway"] = through_gateway(url, args.rounds, waiter)
+        results["other_processes_cores"] = round(background.cores, 2)
+        results["waited_for_quiet_s"] = waiter.waited_s
+        for kind, opener_ in (("sqlite", sqlite), ("postgres", postgres)):
+            db = opener_()
             try:
                 results["rows_per_s"][kind] = rows_per_second(db)
             finally:
