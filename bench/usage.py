@@ -17,7 +17,10 @@
 2. With `--gateway`: the same, end to end, against the mock upstream (bench/harness.py):
    `souverain serve` with accounting only and with budgets, SQLite state, then Redis as
    the budget store, then PostgreSQL state; closed loops at concurrency 1 and 32 with the
-   load generator of bench/replicas.py; added = p50 with budgets minus without, per round.
+   load generator of bench/replicas.py; added = p50 with budgets minus without, per round,
+   and the gateway process's CPU time per request at saturation (where a closed loop's
+   p50 is about concurrency × CPU per request, so CPU per request is the figure to read;
+   the budget store's own CPU, PostgreSQL's or Redis's, is not in it).
 3. Usage rows written per second by the writer's `UsageDb.write` (batches of 500, with the
    daily roll-up in the same transaction), SQLite and PostgreSQL.
 
@@ -197,6 +200,12 @@ def gateway_setups(upstream: int, redis_url: str | None, schema: str, keys: Path
     return {name: mock_config(upstream) + text for name, text in setups.items()}
 
 
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def through_gateway(redis_url: str | None, rounds: int, waiter: Any) -> dict[str, Any]:
     """Part 2: each setup's gateway in turn, closed loops at c=1 and c=32, `rounds` times."""
     import harness
@@ -212,15 +221,18 @@ def through_gateway(redis_url: str | None, rounds: int, waiter: Any) -> dict[str
             waiter.wait()
             for name, config in gateway_setups(upstream, redis_url, schema, Path(tmp) / "ledger-keys").items():
                 with harness.gateway(config) as gw:
-                    row = {
-                        "c1": uvloop.run(closed_loop([gw.url], gw.key, 1, 1000)),
-                        f"c{SATURATION}": uvloop.run(closed_loop([gw.url], gw.key, SATURATION, 3000)),
-                    }
+                    row = {"c1": uvloop.run(closed_loop([gw.url], gw.key, 1, 1000))}
+                    cpu = process_cpu_s(gw.pid)
+                    row[f"c{SATURATION}"] = saturated = uvloop.run(closed_loop([gw.url], gw.key, SATURATION, 3000))
+                    # the closed loop's warm-up (4 × concurrency) is in the CPU time too
+                    served = saturated["requests"] + max(50, 4 * SATURATION)
+                    row["cpu_us_per_request"] = round((process_cpu_s(gw.pid) - cpu) / served * 1e6, 1)
                 per_round.setdefault(name, []).append(row)
             for name, rows in per_round.items():
                 base, row = per_round[GATEWAY_BASE[name]][-1], rows[-1]
                 for shape in ("c1", f"c{SATURATION}"):
                     row[f"added_{shape}_p50_ms"] = round(row[shape]["p50_ms"] - base[shape]["p50_ms"], 3)
+                row["added_cpu_us_per_request"] = round(row["cpu_us_per_request"] - base["cpu_us_per_request"], 1)
                 print(f"gateway round {n + 1} {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
     return {name: {**medians(rows), "rounds": rows} for name, rows in per_round.items()}
 
