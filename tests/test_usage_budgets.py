@@ -167,6 +167,20 @@ def test_a_burst_against_small_limits_never_passes_them(counters: Counters) -> N
     assert after[0][0] == spent - 13  # type: ignore[index]
 
 
+def test_names_with_any_character_are_counters_of_their_own(counters: Counters) -> None:
+    # Tenant, key and cost-centre names come from the operator and the callers: quotes,
+    # backslashes, braces and commas (array syntax on PostgreSQL), NULL, spaces, accents.
+    names = ['a"b', "c\\d", "cd", "{e,f}", "e", "NULL", "é ü", " x ", "x'y", '\\"', '"']
+    start, end = WINDOW
+    request = [Claim(f"requests:key:{n}", "requests", "rpm", start, end, 10, 1) for n in names]
+    admissions = Admissions(counters)
+    try:
+        assert asyncio.run(burst(admissions, [request])) == [[1] * len(names)]
+        assert asyncio.run(burst(admissions, [request, request[:2]])) == [[2] * len(names), [3, 3]]
+    finally:
+        admissions.close()
+
+
 @pytest.mark.parametrize("store", ["postgres", "redis"])
 def test_an_unreachable_store_fails_every_request_of_the_batch_closed(store: str, tmp_path: Path) -> None:
     counters: Counters = (

@@ -343,16 +343,21 @@ class StateCounters:
                 pass
 
 
-_CALL = "SELECT usage_reserve(%s, %s, %s, %s)"
+_CALL = "SELECT usage_reserve(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[])"
 
 
-def _arrays(ordered: Sequence[Claim]) -> tuple[list[str], list[int], list[int], list[int]]:
-    """`usage_reserve()`'s arguments: the claims' scopes, windows, amounts and limits."""
+def _arrays(ordered: Sequence[Claim]) -> tuple[str, str, str, str]:
+    """`usage_reserve()`'s arguments, the claims' scopes, windows, amounts and limits, as
+    PostgreSQL array literals sent as text: psycopg's adaptation of Python lists looks
+    into every list on every call, half the client's CPU for this statement (112 against
+    58 µs a call, measured). The literal is PostgreSQL's array input syntax: each element
+    in double quotes, with `"` and backslash escaped by a backslash."""
+    quoted = ('"' + c.scope.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in ordered)
     return (
-        [c.scope for c in ordered],
-        [c.window for c in ordered],
-        [c.amount for c in ordered],
-        [c.limit for c in ordered],
+        "{" + ",".join(quoted) + "}",
+        "{" + ",".join(str(int(c.window)) for c in ordered) + "}",
+        "{" + ",".join(str(int(c.amount)) for c in ordered) + "}",
+        "{" + ",".join(str(int(c.limit)) for c in ordered) + "}",
     )
 
 
