@@ -73,6 +73,7 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
                 runs="it",
             )
     _check_state(config, filename, root)
+    _check_secrets(config, filename, root)
     _check_telemetry(config, filename, root)
     if config.air_gap.enabled:
         _check_ledger_hosts(config, filename, root)
@@ -106,7 +107,7 @@ def _absolute(path: str, base_dir: Path) -> str:
 
 
 def _check_state(config: Config, filename: str, root: yaml.Node | None) -> None:
-    """`state:` and `ledger.store` agree, and no password is written in the file."""
+    """`state:` and `ledger.store` agree."""
     state = config.state
     if not isinstance(state, PostgresStateConfig):
         return
@@ -116,21 +117,39 @@ def _check_state(config: Config, filename: str, root: yaml.Node | None) -> None:
             f"{filename}:{line}: ledger.store: a SQLite ledger with `state: {{kind: postgres}}` would give each "
             "replica a log of its own; remove ledger.store (the ledger then lives in the state's database)"
         )
-    node, line = yamlfile.locate(root, ["state", "dsn"])
-    raw = node.value if isinstance(node, yaml.ScalarNode) else state.dsn
-    if _written_password(raw):
-        raise ConfigError(
-            f"{filename}:{line}: state.dsn: a password written in the file; take it from the environment "
-            "(PGPASSWORD, a PGPASSFILE, or ${ENV_VAR} in the DSN)"
-        )
+
+
+def _check_secrets(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """No password written in the file, in any connection string: the state's, the
+    ledger's or the budget store's. A file in Git is read by more people than a Secret."""
+    places: list[list[str | int]] = []
+    if isinstance(config.state, PostgresStateConfig):
+        places.append(["state", "dsn"])
+    if isinstance(config.ledger.store, PostgresStoreConfig):
+        places.append(["ledger", "store", "dsn"])
+    if isinstance(config.usage.budget_store, RedisBudgets):
+        places.append(["usage", "budget_store", "url"])
+    for steps in places:
+        node, line = yamlfile.locate(root, steps)
+        # As written, before ${VAR}; a value the file does not hold (the ledger's store
+        # following `state:`) is checked where it is written.
+        if isinstance(node, yaml.ScalarNode) and _written_password(node.value):
+            raise ConfigError(
+                f"{filename}:{line}: {key_path(tuple(steps))}: a password written in the file; take it from the "
+                "environment (PGPASSWORD, a PGPASSFILE, or ${ENV_VAR} in the DSN or URL)"
+            )
 
 
 def _written_password(dsn: str) -> bool:
-    """Whether a DSN (as written, before ${ENV} substitution) holds a literal password."""
+    """Whether a DSN or URL (as written, before ${ENV} substitution) holds a literal password."""
     from psycopg.conninfo import conninfo_to_dict
 
+    password: object
     try:
-        password = conninfo_to_dict(dsn).get("password")
+        if dsn.startswith(("redis://", "rediss://", "unix://")):
+            password = urlsplit(dsn).password
+        else:
+            password = conninfo_to_dict(dsn).get("password")
     except Exception:  # noqa: BLE001 - reported as a bad DSN by the host check
         return False
     return password is not None and not yamlfile.ENV_VAR.fullmatch(str(password))
