@@ -218,21 +218,28 @@ def history(backend: str, config_path: Path) -> list[tuple[Any, ...]]:
         return sorted(db.execute(f'SELECT part, version FROM "{config.state.schema}".souverain_migrations').fetchall())
 
 
-def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> None:
-    kind, config = backend
-    start = time.time() + 3  # every process imported and waiting, then all at once
+def together(script: str, config: Path, n: int = 4) -> list[tuple[str, str]]:
+    """Run `script` in `n` processes that each import and open what they need, then wait
+    for one moment to go on all at once; their (stdout, stderr), each having exited 0."""
+    start = time.time() + 3
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_STATE, str(config), str(start)],
+            [sys.executable, "-c", script, str(config), str(start)],
             env=env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for _ in range(n)
     ]
     results = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, results
+    assert [p.returncode for p in procs] == [0] * n, results
+    return results
+
+
+def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> None:
+    kind, config = backend
+    together(OPEN_STATE, config)
     # One row per (part, version): a second run of a migration would have failed on the
     # history's primary key (and made a process above exit non-zero).
     assert history(kind, config) == parts(kind)
@@ -259,19 +266,7 @@ def test_replicas_starting_together_make_one_first_admin_key(backend: tuple[str,
     # What `serve` does on a first start, in four processes at once on an empty state:
     # each checks for a key and makes one, and only one of them may get to.
     kind, config = backend
-    start = time.time() + 3
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", FIRST_KEY, str(config), str(start)],
-            env=env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    results = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, results
+    results = together(FIRST_KEY, config)
     made = [out.strip() for out, _ in results if out.strip() != "none"]
     assert len(made) == 1, results
     store = open_keys(load_config(config))
