@@ -56,7 +56,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar
@@ -87,7 +87,7 @@ from souverain.privacy import Scanner, Vault, pseudonymise
 from souverain.privacy.restore import StreamRestorers, restore_message
 from souverain.routing.decide import Candidate, Choice, Refusal, unmet
 from souverain.routing.router import Router
-from souverain.telemetry import Telemetry
+from souverain.telemetry import RequestTrace, Telemetry
 from souverain.usage.accounting import Accounting, Booking, Grant
 from souverain.usage.prices import Tokens
 
@@ -119,6 +119,11 @@ class Exchange(Protocol):
 
     authorization: str | None
     dialect: Renderer
+
+    @property
+    def trace_context(self) -> Mapping[str, Sequence[str]]:
+        """The caller's W3C trace context: each of `telemetry.TRACE_HEADERS` received,
+        to its values (read only where telemetry makes spans)."""
 
     async def body(self) -> bytes:
         """The request body, bounded (413)."""
@@ -178,6 +183,7 @@ class Facts:
     # The request's one ledger write, once begun (`Pipeline.record`): a request has one
     # entry, whenever and however often its end is reported.
     recording: asyncio.Task[int | None] | None = None
+    trace: RequestTrace | None = None  # its place in a trace, where telemetry makes spans
 
     def finished(self, choice: Mapping[str, Any]) -> None:
         """Note a choice's finish reason (a word from the engine: never content)."""
@@ -270,7 +276,7 @@ class Pipeline:
 
     # -- the endpoints -------------------------------------------------------------------
     async def chat_completions(self, x: Exchange) -> Answer:
-        facts = Facts("chat")
+        facts = self._facts("chat", x)
         try:
             chat, declared = x.parse_chat(await self._receive(x, facts))
             facts.model = chat.model
@@ -305,7 +311,7 @@ class Pipeline:
     ) -> Answer:
         """`render`: the embeddings response body (the same shape in both dialects;
         raises `InvalidRequest` for dimensions the vectors do not have)."""
-        facts = Facts("embeddings")
+        facts = self._facts("embeddings", x)
         try:
             req, declared = x.parse_embeddings(await self._receive(x, facts))
             facts.model = req.model
@@ -322,6 +328,12 @@ class Pipeline:
             return Answer(self._headers(facts, candidate, x, index), body=payload)
         except BaseException as exc:
             raise await self._recorded(facts, x, exc) from None
+
+    def _facts(self, endpoint: str, x: Exchange) -> Facts:
+        facts = Facts(endpoint)
+        if self.telemetry is not None:
+            facts.trace = self.telemetry.trace(x.trace_context)
+        return facts
 
     # -- authenticate ----------------------------------------------------------------
     async def _receive(self, x: Exchange, facts: Facts) -> bytes:
@@ -432,6 +444,8 @@ class Pipeline:
                 refused = refused or exc
                 facts.reasons.append(f"route {candidate.route}: {exc.code}")
                 continue
+            if self.telemetry is not None and (trace := self.telemetry.outbound_headers(facts, candidate.deployment)):
+                outbound = replace(outbound, headers=trace)  # to the upstreams marked for it
             sealed = await _off_loop(
                 len(facts.body or b""),
                 seal,

@@ -30,6 +30,7 @@ from souverain.classes import CLASSES, DataClassName, highest, is_class
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge
 from souverain.pipeline import ClientGone
+from souverain.telemetry import TRACE_HEADERS
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -123,6 +124,11 @@ class HttpExchange:
         self.gw = request.app.state.gateway
         self.authorization = request.headers.get("authorization")
         self.dialect: Dialect = request.state.dialect
+
+    @property
+    def trace_context(self) -> dict[str, list[str]]:
+        headers = self.request.headers
+        return {name: values for name in TRACE_HEADERS if (values := headers.getlist(name))}
 
     async def body(self) -> bytes:
         return await read_body(self.request, self.gw.config.server.max_body_bytes)
