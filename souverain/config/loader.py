@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from souverain import yamlfile
-from souverain.config.schema import Config, OpenAIHTTPModel
+from souverain.config.schema import Config, LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import ConfigError
 from souverain.ledger.config import PostgresStoreConfig, SqliteStoreConfig
 from souverain.privacy.config import SettingError, key_path, scanner_configs
@@ -74,12 +74,27 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
             )
     _check_state(config, filename, root)
     _check_secrets(config, filename, root)
+    _check_usage(config, filename, root)
     _check_telemetry(config, filename, root)
     if config.air_gap.enabled:
         _check_ledger_hosts(config, filename, root)
     if not config.models:
         line = yamlfile.line_of(root, ["models"])
         raise ConfigError(f"{filename}:{line}: models: at least one model is required")
+
+
+def _check_usage(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """Each self-hosted cost model names a route the configuration has (as the usage
+    records name it: `models[].route`, else the built-in `local` or `undeclared`): a typo
+    would otherwise price nothing and compare nothing, silently."""
+    known = {m.route or ("local" if isinstance(m, LlamaCppModel) else "undeclared") for m in config.models}
+    for i, hosted in enumerate(config.usage.self_hosted):
+        if hosted.route not in known:
+            line = yamlfile.line_of(root, ["usage", "self_hosted", i, "route"])
+            raise ConfigError(
+                f"{filename}:{line}: usage.self_hosted[{i}].route: no model is on a route named {hosted.route!r} "
+                f"(the routes of models[]: {', '.join(sorted(known))})"
+            )
 
 
 def _check_privacy(privacy: PrivacyConfig, filename: str, root: yaml.Node | None, base_dir: Path | None) -> None:
