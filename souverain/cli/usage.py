@@ -48,3 +48,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     usage.add_argument("--tenant", help="only this tenant")
     usage.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output (default: table)")
     usage.set_defaults(func=cmd_usage)
+    add_prune_parser(usage.add_subparsers(dest="usage_command", metavar="COMMAND"))
+
+
+def cmd_usage_prune(args: argparse.Namespace) -> int:
+    import time
+
+    from souverain.config import load_config
+    from souverain.state import state_dir, usage_db
+    from souverain.usage.store import day_iso
+
+    config = load_config(config_path(args.prune_config or args.config))
+    days = config.usage.retention_days
+    if days is None:
+        print("souverain: usage.retention_days is not set: every usage row is kept, nothing to prune")
+        return 0
+    db = usage_db(config, state_dir(config))()
+    try:
+        pruned = db.prune(days, time.time(), fed_by_ledger=config.ledger.enabled)
+    finally:
+        db.close()
+    if pruned.rows or pruned.partitions:
+        dropped = f", partitions dropped: {', '.join(pruned.partitions)}" if pruned.partitions else ""
+        print(
+            f"removed the usage rows of the days before {day_iso(pruned.before)}: {pruned.rows} rows deleted{dropped}; "
+            "the daily totals `souverain usage` reads are kept"
+        )
+    else:
+        print("nothing removed: no usage rows older than the retention")
+    if pruned.held_back:
+        print(
+            "(kept rows the retention lets go: the usage writer has not yet given every older ledger entry its row; "
+            "the gateway does so as it runs, and prunes every hour)"
+        )
+    return 0
+
+
+def add_prune_parser(commands: argparse._SubParsersAction) -> None:
+    prune = commands.add_parser(
+        "prune",
+        help="remove the per-request rows older than usage.retention_days (daily totals stay)",
+        description="Remove the usage rows of every whole UTC month that ended more than usage.retention_days "
+        "ago (PostgreSQL: drops its partition), as the gateway's usage writer does every hour. The daily totals "
+        "that `souverain usage` reads, and the ledger, are kept.",
+    )
+    # Its own name for it, so that `souverain usage --config FILE prune` keeps FILE.
+    prune.add_argument(
+        "--config",
+        "-c",
+        dest="prune_config",
+        metavar="CONFIG",
+        help="configuration file (default: as `souverain usage` finds it)",
+    )
+    prune.set_defaults(func=cmd_usage_prune)
