@@ -12,7 +12,13 @@
    A request with budgets reserves on 3 counters (a tenant's money, requests and tokens
    per minute). Nothing here is an HTTP round trip: it is the stage's cost alone.
 2. Usage rows written per second by the writer's `UsageDb.write` (batches of 500, with the
-   daily roll-up in the same transaction), SQLite and PostgreSQL.
+   daily roll-up in the same transaction; days of this month, so PostgreSQL's rows go to
+   this month's partition), SQLite and PostgreSQL.
+3. The bytes a row takes on disk, its index and the roll-up included: 50,000 rows written
+   as the writer does into a fresh store (SQLite: the pages of the usage tables and their
+   indexes, from `dbstat`; PostgreSQL: `pg_total_relation_size` of every partition and the
+   roll-up), divided by 50,000; and the seconds `prune` takes to remove them (SQLite:
+   deleted in batches; PostgreSQL: one partition dropped).
 
 PostgreSQL: $SOUVERAIN_BENCH_PG_DSN, default host=127.0.0.1 dbname=test user=postgres;
 a schema of its own, dropped afterwards.
@@ -44,7 +50,7 @@ from souverain.usage.accounting import Accounting, Booking  # noqa: E402
 from souverain.usage.budgets import Counters, RedisCounters, StateCounters  # noqa: E402
 from souverain.usage.config import Budget, Price, UsageConfig  # noqa: E402
 from souverain.usage.prices import Tokens  # noqa: E402
-from souverain.usage.store import Row, UsageDb  # noqa: E402
+from souverain.usage.store import Row, UsageDb, day_of, month_start  # noqa: E402
 
 PG_DSN = os.environ.get("SOUVERAIN_BENCH_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 SATURATION = 32
@@ -104,16 +110,52 @@ def stage(open_db: Any, counters: Counters | None, requests: int) -> dict[str, A
         accounting.stop()
 
 
-def rows_per_second(db: UsageDb, total: int = 20_000, batch: int = 500) -> float:
+def rows(total: int, days: list[int]) -> list[Row]:
     base = secrets.randbits(40)
-    rows = [
-        Row(base + i, 20_000 + i % 3, "acme", f"k{i % 7}", "cc", "m", "r", "public", 200, 30, 16, 0, 0, 165)
+    return [
+        Row(base + i, days[i % len(days)], "acme", f"k{i % 7}", "cc", "m", "r", "public", 200, 30, 16, 0, 0, 165)
         for i in range(total)
     ]
+
+
+def rows_per_second(db: UsageDb, total: int = 20_000, batch: int = 500) -> float:
+    today = day_of(time.time())
+    first = month_start(today)
+    batch_rows = rows(total, [max(first, today - 2), max(first, today - 1), today])
     began = time.perf_counter()
     for start in range(0, total, batch):
-        db.write(rows[start : start + batch])
+        db.write(batch_rows[start : start + batch])
     return round(total / (time.perf_counter() - began), 1)
+
+
+USAGE_TABLES = ("usage_rows", "usage_rows_day", "sqlite_autoindex_usage_rows_1", "usage_daily")
+USAGE_TABLES += ("sqlite_autoindex_usage_daily_1",)
+
+
+def row_size(db: UsageDb, total: int = 50_000, batch: int = 500) -> dict[str, float]:
+    """Bytes a row takes (50,000 rows of one past month, as the writer writes them), and
+    the seconds `prune` takes to remove them."""
+    now = time.time()
+    past = month_start(month_start(day_of(now)) - 1)  # the first day of last month
+    db.prepare(past * 86400)
+    written = rows(total, [past + d for d in range(28)])
+    for start in range(0, total, batch):
+        db.write(written[start : start + batch])
+    if db.kind == "postgres":
+        db.execute("VACUUM ANALYZE usage_rows")
+        db.execute("VACUUM ANALYZE usage_daily")
+        (size,) = db.execute(
+            "SELECT (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('usage_rows')) "
+            "+ pg_total_relation_size('usage_daily')"
+        ).fetchone()
+    else:
+        marks = ", ".join("?" * len(USAGE_TABLES))
+        (size,) = db.conn.execute(f"SELECT sum(pgsize) FROM dbstat WHERE name IN ({marks})", USAGE_TABLES).fetchone()
+    began = time.perf_counter()
+    pruned = db.prune(1, (month_start(day_of(now)) + 1) * 86400, fed_by_ledger=False)  # cut: this month's start
+    seconds = time.perf_counter() - began
+    assert db.execute("SELECT count(*) FROM usage_rows").fetchone()[0] == 0, pruned
+    return {"bytes_per_row": round(int(size) / total, 1), "prune_s": round(seconds, 3)}
 
 
 @contextlib.contextmanager
@@ -153,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--requests", type=int, default=3000, help="measured requests per setup and concurrency")
+    parser.add_argument("--rows-only", action="store_true", help="only the rows: written per second, size, prune")
     args = parser.parse_args(argv)
     cpu = next(
         (
@@ -167,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "saturation_concurrency": SATURATION,
         "added_per_request": {},
         "rows_per_s": {},
+        "row_size": {},
     }
     added = results["added_per_request"]
     with tempfile.TemporaryDirectory(prefix="souverain-bench-usage-") as name, pg_schema() as schema:
@@ -180,18 +224,32 @@ def main(argv: list[str] | None = None) -> int:
         def postgres() -> UsageDb:
             return UsageDb.postgres(PG_DSN, schema)
 
-        added["none"] = stage(sqlite, None, args.requests)
-        added["sqlite"] = stage(sqlite, StateCounters(sqlite), args.requests)
-        added["postgres"] = stage(postgres, StateCounters(postgres), args.requests)
-        with redis_server(tmp) as url:
-            if url is not None:
-                added["redis"] = stage(sqlite, RedisCounters(url), args.requests)
+        if not args.rows_only:
+            added["none"] = stage(sqlite, None, args.requests)
+            added["sqlite"] = stage(sqlite, StateCounters(sqlite), args.requests)
+            added["postgres"] = stage(postgres, StateCounters(postgres), args.requests)
+            with redis_server(tmp) as url:
+                if url is not None:
+                    added["redis"] = stage(sqlite, RedisCounters(url), args.requests)
         for kind, opener in (("sqlite", sqlite), ("postgres", postgres)):
             db = opener()
             try:
                 results["rows_per_s"][kind] = rows_per_second(db)
             finally:
                 db.close()
+        # the size of a row, in a store of its own
+        fresh = tmp / "fresh"
+        fresh.mkdir()
+        with pg_schema() as other:
+            for kind, opener in (
+                ("sqlite", lambda: UsageDb.sqlite(fresh)),
+                ("postgres", lambda: UsageDb.postgres(PG_DSN, other)),
+            ):
+                db = opener()
+                try:
+                    results["row_size"][kind] = row_size(db)
+                finally:
+                    db.close()
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:

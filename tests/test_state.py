@@ -283,8 +283,9 @@ def test_replicas_starting_together_make_one_first_admin_key(backend: tuple[str,
 
 
 def parts(kind: str) -> list[tuple[str, int]]:
-    """Every (part, version) a fresh state holds (PostgreSQL's usage part has a function more)."""
-    usage = [("usage", 1), ("usage", 2)] if kind == "postgres" else [("usage", 1)]
+    """Every (part, version) a fresh state holds (PostgreSQL's usage part has a function
+    more, and its rows partitioned by month)."""
+    usage = [("usage", 1), ("usage", 2), ("usage", 3)] if kind == "postgres" else [("usage", 1)]
     return [("keys", 1), ("ledger", 1), *usage]
 
 

@@ -84,7 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     usage.add_argument("--tenant", help="only this tenant")
     usage.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output (default: table)")
     usage.set_defaults(func=cmd_usage)
-    commands = usage.add_subparsers(title="commands", metavar="COMMAND")
+    commands = usage.add_subparsers(title="commands", dest="usage_command", metavar="COMMAND")
     costs = commands.add_parser(
         "costs",
         help="the cost case: self-hosted against API routes, break-even, utilisation",
@@ -93,13 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "monthly volume at which both cost the same, and the cost per million tokens by utilisation. "
         "A route's throughput is its tokens_per_second, else measured from the ledger over the period.",
     )
-    # SUPPRESS: `souverain usage --config F costs` keeps F (a default here would replace it).
-    costs.add_argument(
-        "--config",
-        "-c",
-        default=argparse.SUPPRESS,
-        help="configuration file (default: $SOUVERAIN_CONFIG or ./souverain.yaml)",
-    )
+    _config_option(costs)
     costs.add_argument("--since", help="first day, YYYY-MM-DD (UTC; default: 29 days before --until)")
     costs.add_argument("--until", help="last day, YYYY-MM-DD (UTC), included (default: today)")
     costs.add_argument("--route", help="only this self-hosted route")
@@ -112,3 +106,60 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     costs.add_argument("-o", "--output", help="write to this file instead of standard output")
     costs.set_defaults(func=cmd_costs)
+    add_prune_parser(commands)
+
+
+def cmd_usage_prune(args: argparse.Namespace) -> int:
+    import time
+
+    from souverain.config import load_config
+    from souverain.state import state_dir, usage_db
+    from souverain.usage.store import day_iso
+
+    config = load_config(config_path(args.config))
+    days = config.usage.retention_days
+    if days is None:
+        print("souverain: usage.retention_days is not set: every usage row is kept, nothing to prune")
+        return 0
+    db = usage_db(config, state_dir(config))()
+    try:
+        pruned = db.prune(days, time.time(), fed_by_ledger=config.ledger.enabled)
+    finally:
+        db.close()
+    if pruned.rows or pruned.partitions:
+        dropped = f", partitions dropped: {', '.join(pruned.partitions)}" if pruned.partitions else ""
+        print(
+            f"removed the usage rows of the days before {day_iso(pruned.before)}: {pruned.rows} rows deleted{dropped}; "
+            "the daily totals `souverain usage` reads are kept"
+        )
+    else:
+        print("nothing removed: no usage rows older than the retention")
+    if pruned.held_back:
+        print(
+            "(kept rows the retention lets go: the usage writer has not yet given every older ledger entry its row; "
+            "the gateway does so as it runs, and prunes every hour)"
+        )
+    return 0
+
+
+def add_prune_parser(commands: argparse._SubParsersAction) -> None:
+    prune = commands.add_parser(
+        "prune",
+        help="remove the per-request rows older than usage.retention_days (daily totals stay)",
+        description="Remove the usage rows of every whole UTC month that ended more than usage.retention_days "
+        "ago (PostgreSQL: drops its partition), as the gateway's usage writer does every hour. The daily totals "
+        "that `souverain usage` reads, and the ledger, are kept.",
+    )
+    _config_option(prune)
+    prune.set_defaults(func=cmd_usage_prune)
+
+
+def _config_option(command: argparse.ArgumentParser) -> None:
+    """A subcommand's own --config. SUPPRESS: `souverain usage --config F costs` keeps F
+    (a default here would replace it)."""
+    command.add_argument(
+        "--config",
+        "-c",
+        default=argparse.SUPPRESS,
+        help="configuration file (default: $SOUVERAIN_CONFIG or ./souverain.yaml)",
+    )

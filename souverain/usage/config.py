@@ -196,6 +196,9 @@ class UsageConfig(Base):
     default_output_cap: Annotated[int, Meta(ge=1)] = 4096
     # Seconds a self-hosted request is assumed to hold its slot, for its reservation.
     worst_case_seconds: Annotated[float, Meta(gt=0)] = 120.0
+    # Days the per-request usage rows are kept: a whole UTC month of rows goes once it
+    # ended more than this many days ago; the daily totals stay. Unset: kept forever.
+    retention_days: Annotated[int, Meta(ge=1, le=36500)] | None = None
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
