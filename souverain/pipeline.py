@@ -583,16 +583,19 @@ class Pipeline:
         if self.accounting is not None and not facts.booked:
             self._price(facts)
         index = None
+        entry = facts.entry()
         try:
             if self.ledger is not None:
-                index = await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
+                index = await self.ledger.append(entry, request=facts.body, response=response, sent=facts.sent)
         except Exception as exc:
             log.error("ledger append failed for %s: %s", facts.endpoint, exc)
             raise LedgerUnavailable(
                 "The request ledger could not record this request, so the answer is withheld; retry later."
             ) from None
         finally:
-            self._book(facts, index)
+            # Booked at the entry's own time: the row and a row rebuilt from the ledger
+            # fall on the same day, also for a request made as midnight strikes.
+            self._book(facts, index, entry.time.timestamp())
         self.observe(facts, index)
         return index
 
@@ -615,7 +618,7 @@ class Pipeline:
             tokens = Tokens.of(facts.usage)
             facts.cost = self.accounting.cost(facts.route, facts.model, facts.deployment, tokens, seconds)
 
-    def _book(self, facts: Facts, index: int | None) -> None:
+    def _book(self, facts: Facts, index: int | None, at: float) -> None:
         """Queue the usage row and the settlement of the reservation, once per request."""
         if self.accounting is None or facts.booked or facts.principal is None:
             return
@@ -630,7 +633,7 @@ class Pipeline:
             tokens=Tokens.of(facts.usage),
             cost=facts.cost,
             grant=facts.grant,
-            time=time.time(),
+            time=at,
         )
         self.accounting.book(booking, index)
 

@@ -264,8 +264,9 @@ class UsageDb:
         floor = self.meta("pruned_before")
         rows = [row for row in rows if row.day >= floor]
         if self.kind == "postgres" and rows:
-            # The key is (idx, day): an index already written under a neighbouring day (a
-            # request booked just after midnight, its ledger entry just before) is skipped.
+            # The key is (idx, day): an index already written under a neighbouring day is
+            # skipped. (Rows are dated by their ledger entry's time, as the fill dates them;
+            # this guards rows written by a version that dated them apart.)
             near = {
                 r[0]
                 for r in self.execute(
