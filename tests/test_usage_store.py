@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import souverain_cli
 from ledger_fixtures import open_ledger
 from polling import until
 
@@ -345,19 +346,7 @@ def test_three_processes_migrating_at_once_migrate_once(pg_dsn: str, pg_schema: 
 
 # -- souverain usage prune ------------------------------------------------------------------
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-        "SOUVERAIN_STATE_DIR": str(tmp_path / "state"),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "souverain", "usage", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    return souverain_cli(tmp_path, "usage", *args)
 
 
 def test_souverain_usage_prune(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from souverain.usage.config import HOURS_PER_MONTH, UsageConfig
 from souverain.usage.prices import MILLION, Catalogue, Tokens
-from souverain.usage.report import EPOCH, QueryError
+from souverain.usage.report import EPOCH, QueryError, parse_day
 from souverain.usage.store import UsageDb
 
 UTILISATIONS = (Decimal("0.10"), Decimal("0.25"), Decimal("0.50"), Decimal("0.75"), Decimal("1"))
@@ -164,8 +164,8 @@ class CostQuery:
         if fmt not in FORMATS:
             raise QueryError(f"unknown format {fmt!r}; {', '.join(FORMATS)}")
         today = today or datetime.now(UTC).date()
-        last = _day(until, "until") or today
-        first = _day(since, "since") or last - timedelta(days=DEFAULT_DAYS - 1)
+        last = parse_day(until, "until") or today
+        first = parse_day(since, "since") or last - timedelta(days=DEFAULT_DAYS - 1)
         if first > last:
             raise QueryError(f"since ({first}) is after until ({last})")
         return cls(first, last, route or None, against or None, fmt)
@@ -220,15 +220,6 @@ class CostQuery:
         last = (self.until - EPOCH).days
         rows = db.totals(("route", "model"), first, last)
         return case(config, self, hosted, apis, rows, throughput)
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise QueryError(f"{name}: a date as YYYY-MM-DD, not {value!r}") from None
 
 
 @dataclass(slots=True)
