@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, help="n_threads on both sides (default: the engine's)")
     parser.add_argument("--no-embeddings", action="store_true", help="gateway model without its embedding context")
-    parser.add_argument("--quiet-budget", type=float, default=30.0, help="seconds to wait, in all, for a quiet machine")
+    harness.add_quiet_budget(parser, 30.0)
     parser.add_argument("--json", help="also write the raw result here")
     args = parser.parse_args(argv)
     result = run_engine_bench(

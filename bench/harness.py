@@ -8,6 +8,7 @@ the cores, which is part of what the numbers show.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -218,6 +219,16 @@ class OtherLoad:
         elapsed = time.monotonic() - self._t
         others = (_busy_ticks() - self._busy) - (_our_ticks() - self._ours)
         self.cores = max(0.0, others / _TICK / elapsed) if elapsed > 0 else 0.0
+
+
+def add_quiet_budget(parser: argparse.ArgumentParser, default: float) -> None:
+    """The `--quiet-budget` option every suite that waits for a quiet machine takes."""
+    parser.add_argument(
+        "--quiet-budget",
+        type=float,
+        default=default,
+        help="seconds the run may wait, in all, for the rest of the machine to go quiet",
+    )
 
 
 class QuietWaiter:

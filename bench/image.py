@@ -85,46 +85,50 @@ def sizes() -> dict:
     return parts
 
 
+def serve_command(container: str, state: Path) -> list[str]:
+    """`souverain serve` on a free port in `container`, `state` mounted as its state volume
+    (tests/test_image.py starts it so too)."""
+    return ["buildah", "run", "--network", "host", "-v", f"{state}:/var/lib/souverain", container, "--"] + [
+        "souverain",
+        "serve",
+        "--port",
+        "0",
+    ]
+
+
+def wait_ready(proc: subprocess.Popen, log: Path, started: float, timeout: float) -> tuple[str, str, float, float]:
+    """Wait for a gateway in a container, its output in `log`, to print where it listens and
+    answer /readyz 200: (its URL on the host, the admin key it printed at first start or "",
+    seconds from `started` to "listening", and to ready). Raises if it exits or times out."""
+    listening, url, key = 0.0, "", ""
+    while time.monotonic() - started < timeout:
+        text = log.read_text()
+        found = re.search(r"listening on http://\S+:(\d+)", text)
+        if found and not url:
+            listening, url = time.monotonic() - started, f"http://127.0.0.1:{found.group(1)}"
+            printed = re.search(r"(sk-sv-[A-Za-z0-9_-]+)", text)
+            key = printed.group(1) if printed else ""
+        if url:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return url, key, listening, time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"the gateway exited ({proc.returncode}):\n{text}")
+        time.sleep(0.02)
+    raise RuntimeError(f"not ready after {timeout:.0f} s:\n{log.read_text()}")
+
+
 def start(container: str, state: Path, log: Path) -> tuple[float, float, subprocess.Popen]:
     """Start the gateway; (seconds to "listening", seconds to /readyz 200, process)."""
     started = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [
-                "buildah",
-                "run",
-                "--network",
-                "host",
-                "-v",
-                f"{state}:/var/lib/souverain",
-                container,
-                "--",
-                "souverain",
-                "serve",
-                "--port",
-                "0",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=ENV,
-            start_new_session=True,
+            serve_command(container, state), stdout=out, stderr=subprocess.STDOUT, env=ENV, start_new_session=True
         )
-    listening = url = None
-    while time.monotonic() - started < 300:
-        if url is None:
-            found = re.search(r"listening on http://\S+:(\d+)", log.read_text())
-            if found:
-                listening, url = time.monotonic() - started, f"http://127.0.0.1:{found.group(1)}"
-        else:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    return listening, time.monotonic() - started, proc
-            except httpx.HTTPError:
-                pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited:\n{log.read_text()}")
-        time.sleep(0.02)
-    raise RuntimeError(f"not ready after 300 s:\n{log.read_text()}")
+    _, _, listening, ready = wait_ready(proc, log, started, 300)
+    return listening, ready, proc
 
 
 def descends(pid: int, ancestor: int) -> bool:
@@ -141,14 +145,13 @@ def descends(pid: int, ancestor: int) -> bool:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the gateway (the Python process below buildah's), as a runtime does."""
+    """SIGTERM to the gateway (the Python process below `proc`), as a runtime sends it to
+    PID 1, and wait for `proc` (tests/test_image.py stops it so too)."""
     for path in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             cmdline = path.read_bytes().split(b"\0")
             pid = int(path.parent.name)
-            if cmdline[:3] == [b"/opt/souverain/bin/python", b"/opt/souverain/bin/souverain", b"serve"] and descends(
-                pid, proc.pid
-            ):
+            if cmdline[1:3] == [b"/opt/souverain/bin/souverain", b"serve"] and descends(pid, proc.pid):
                 os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError, IndexError):
             continue

@@ -204,21 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=16, help="content chunks the mock streams")
     parser.add_argument("--model", default="mock")
     parser.add_argument("--key", help="API key sent as a bearer token")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds; the run stops then, whatever is left")
-    args = parser.parse_args(argv)
-    result = uvloop.run(
-        run_load(
-            args.url,
-            concurrency=args.concurrency,
-            requests=args.requests,
-            stream=args.stream,
-            key=args.key,
-            max_tokens=args.max_tokens,
-            model=args.model,
-            warmup=args.warmup,
-            time_limit_s=args.time_limit,
-        )
+    parser.add_argument(
+        "--time-limit",
+        dest="time_limit_s",
+        type=float,
+        default=60.0,
+        help="seconds; the run stops then, whatever is left",
     )
+    args = parser.parse_args(argv)
+    result = uvloop.run(run_load(**vars(args)))  # the options are named as its parameters
     out = asdict(result)
     del out["latencies_ms"]
     print(json.dumps(out))

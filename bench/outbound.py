@@ -634,12 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=500, help="measured requests per gateway per c=1 run")
     parser.add_argument("--stream-requests", type=int, default=300)
     parser.add_argument("--open-seconds", type=float, default=10.0, help="length of each open-loop run")
-    parser.add_argument(
-        "--quiet-budget",
-        type=float,
-        default=60.0,
-        help="seconds the run may wait in all for the rest of the machine to go quiet",
-    )
+    harness.add_quiet_budget(parser, 60.0)
     parser.add_argument("--only", choices=["latency", "scan"], action="append")
     parser.add_argument("--json", help="also write the raw results here")
     parser.add_argument("--scan-worker", choices=["before", "after"], help=argparse.SUPPRESS)

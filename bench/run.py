@@ -179,12 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (medians reported)")
     parser.add_argument("--engine-rounds", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=3.0, help="seconds per load run at most")
-    parser.add_argument(
-        "--quiet-budget",
-        type=float,
-        default=20.0,
-        help="seconds each suite may wait for the rest of the machine to go quiet",
-    )
+    harness.add_quiet_budget(parser, 20.0)
     parser.add_argument("--json", help="also write the raw results here")
     args = parser.parse_args(argv)
     suites = args.only or ["overhead", "engine", "choices"]

@@ -7,13 +7,14 @@
    `cost` (the price), `book` (queue the row and settlement; the writer thread runs
    alongside, as in the gateway), at concurrency 1 (one request at a time) and at
    saturation (32 at once on one event loop, uvloop's as in the gateway: each figure then
-   includes waiting for the other 31 and for the budget store), per budget store: none (accounting only), SQLite
-   (one machine), PostgreSQL (replicas), Redis (a redis-server of this run, on a Unix
-   socket). A request with budgets reserves on 3 counters (a tenant's money, requests and
-   tokens per minute). Nothing here is an HTTP round trip: it is the stage's cost alone.
-   The setups run in turn, `--rounds` times; each figure is the median over the rounds
-   (kept in the JSON), and "added" is a setup's p50 minus that of "none" in the same
-   round. `store_calls_per_request` at saturation shows the batching of reservations.
+   includes waiting for the other 31 and for the budget store), per budget store: none
+   (accounting only), SQLite (one machine), PostgreSQL (replicas), Redis (a redis-server
+   of this run, on a Unix socket). A request with budgets reserves on 3 counters (a
+   tenant's money, requests and tokens per minute). Nothing here is an HTTP round trip: it
+   is the stage's cost alone. The setups run in turn, `--rounds` times; each figure is the
+   median over the rounds (kept in the JSON), and "added" is a setup's p50 minus that of
+   "none" in the same round. `store_calls_per_request` at saturation shows the batching
+   of reservations.
 2. With `--gateway`: the same, end to end, against the mock upstream (bench/harness.py):
    `souverain serve` with accounting only and with budgets, SQLite state, then Redis as
    the budget store, then PostgreSQL state; closed loops at concurrency 1 and 32 with the
@@ -22,7 +23,13 @@
    p50 is about concurrency × CPU per request, so CPU per request is the figure to read;
    the budget store's own CPU, PostgreSQL's or Redis's, is not in it).
 3. Usage rows written per second by the writer's `UsageDb.write` (batches of 500, with the
-   daily roll-up in the same transaction), SQLite and PostgreSQL.
+   daily roll-up in the same transaction; days of this month, so PostgreSQL's rows go to
+   this month's partition), SQLite and PostgreSQL.
+4. The bytes a row takes on disk, its index and the roll-up included: 50,000 rows written
+   as the writer does into a fresh store (SQLite: the pages of the usage tables and their
+   indexes, from `dbstat`; PostgreSQL: `pg_total_relation_size` of every partition and the
+   roll-up), divided by 50,000; and the seconds `prune` takes to remove them (SQLite:
+   deleted in batches; PostgreSQL: one partition dropped).
 
 PostgreSQL: $SOUVERAIN_BENCH_PG_DSN, default host=127.0.0.1 dbname=test user=postgres;
 a schema of its own, dropped afterwards.
@@ -58,7 +65,7 @@ from souverain.usage.accounting import Accounting, Booking  # noqa: E402
 from souverain.usage.budgets import Counters, RedisCounters, StateCounters  # noqa: E402
 from souverain.usage.config import Budget, Price, UsageConfig  # noqa: E402
 from souverain.usage.prices import Tokens  # noqa: E402
-from souverain.usage.store import Row, UsageDb  # noqa: E402
+from souverain.usage.store import Row, UsageDb, day_of, month_start  # noqa: E402
 
 PG_DSN = os.environ.get("SOUVERAIN_BENCH_PG_DSN", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 SATURATION = 32
@@ -160,7 +167,7 @@ def in_process(
             for shape in ("c1", f"c{SATURATION}"):
                 row[f"added_{shape}_p50_ms"] = round(row[shape]["p50_ms"] - per_round["none"][-1][shape]["p50_ms"], 4)
             print(f"round {n + 1} {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
-    return {name: {**medians(rows), "rounds": rows} for name, rows in per_round.items()}
+    return {name: {**medians(runs), "rounds": runs} for name, runs in per_round.items()}
 
 
 # Part 2: each setup's "added" is over the one named here, in the same round.
@@ -228,25 +235,61 @@ def through_gateway(redis_url: str | None, rounds: int, waiter: Any) -> dict[str
                     served = saturated["requests"] + max(50, 4 * SATURATION)
                     row["cpu_us_per_request"] = round((process_cpu_s(gw.pid) - cpu) / served * 1e6, 1)
                 per_round.setdefault(name, []).append(row)
-            for name, rows in per_round.items():
-                base, row = per_round[GATEWAY_BASE[name]][-1], rows[-1]
+            for name, runs in per_round.items():
+                base, row = per_round[GATEWAY_BASE[name]][-1], runs[-1]
                 for shape in ("c1", f"c{SATURATION}"):
                     row[f"added_{shape}_p50_ms"] = round(row[shape]["p50_ms"] - base[shape]["p50_ms"], 3)
                 row["added_cpu_us_per_request"] = round(row["cpu_us_per_request"] - base["cpu_us_per_request"], 1)
                 print(f"gateway round {n + 1} {name}: {json.dumps(row)}", file=sys.stderr, flush=True)
-    return {name: {**medians(rows), "rounds": rows} for name, rows in per_round.items()}
+    return {name: {**medians(runs), "rounds": runs} for name, runs in per_round.items()}
+
+
+def rows(total: int, days: list[int]) -> list[Row]:
+    base = secrets.randbits(40)
+    return [
+        Row(base + i, days[i % len(days)], "acme", f"k{i % 7}", "cc", "m", "r", "public", 200, 30, 16, 0, 0, 165)
+        for i in range(total)
+    ]
 
 
 def rows_per_second(db: UsageDb, total: int = 20_000, batch: int = 500) -> float:
-    base = secrets.randbits(40)
-    rows = [
-        Row(base + i, 20_000 + i % 3, "acme", f"k{i % 7}", "cc", "m", "r", "public", 200, 30, 16, 0, 0, 165)
-        for i in range(total)
-    ]
+    today = day_of(time.time())
+    first = month_start(today)
+    batch_rows = rows(total, [max(first, today - 2), max(first, today - 1), today])
     began = time.perf_counter()
     for start in range(0, total, batch):
-        db.write(rows[start : start + batch])
+        db.write(batch_rows[start : start + batch])
     return round(total / (time.perf_counter() - began), 1)
+
+
+USAGE_TABLES = ("usage_rows", "usage_rows_day", "sqlite_autoindex_usage_rows_1", "usage_daily")
+USAGE_TABLES += ("sqlite_autoindex_usage_daily_1",)
+
+
+def row_size(db: UsageDb, total: int = 50_000, batch: int = 500) -> dict[str, float]:
+    """Bytes a row takes (50,000 rows of one past month, as the writer writes them), and
+    the seconds `prune` takes to remove them."""
+    now = time.time()
+    past = month_start(month_start(day_of(now)) - 1)  # the first day of last month
+    db.prepare(past * 86400)
+    written = rows(total, [past + d for d in range(28)])
+    for start in range(0, total, batch):
+        db.write(written[start : start + batch])
+    if db.kind == "postgres":
+        db.execute("VACUUM ANALYZE usage_rows")
+        db.execute("VACUUM ANALYZE usage_daily")
+        (size,) = db.execute(
+            "SELECT (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('usage_rows')) "
+            "+ pg_total_relation_size('usage_daily')"
+        ).fetchone()
+    else:
+        marks = ", ".join("?" * len(USAGE_TABLES))
+        (size,) = db.conn.execute(f"SELECT sum(pgsize) FROM dbstat WHERE name IN ({marks})", USAGE_TABLES).fetchone()
+    began = time.perf_counter()
+    pruned = db.prune(1, (month_start(day_of(now)) + 1) * 86400, fed_by_ledger=False)  # cut: this month's start
+    seconds = time.perf_counter() - began
+    assert db.execute("SELECT count(*) FROM usage_rows").fetchone()[0] == 0, pruned
+    return {"bytes_per_row": round(int(size) / total, 1), "prune_s": round(seconds, 3)}
 
 
 @contextlib.contextmanager
@@ -288,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=3000, help="measured requests per setup and concurrency")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the setups; figures are medians")
     parser.add_argument("--gateway", action="store_true", help="also measure through `souverain serve` (part 2)")
+    parser.add_argument("--rows-only", action="store_true", help="only the rows: written per second, size, prune")
     args = parser.parse_args(argv)
     cpu = next(
         (
@@ -303,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "added_per_request": {},
         "rows_per_s": {},
+        "row_size": {},
     }
     import harness
 
@@ -318,19 +363,33 @@ def main(argv: list[str] | None = None) -> int:
         def postgres() -> UsageDb:
             return UsageDb.postgres(PG_DSN, schema)
 
-        with harness.OtherLoad() as background, redis_server(tmp) as url:
-            opener = {"sqlite": sqlite, "postgres": postgres}
-            results["added_per_request"] = in_process(opener, url, args.requests, args.rounds, waiter)
-            if args.gateway:
-                results["through_gateway"] = through_gateway(url, args.rounds, waiter)
-        results["other_processes_cores"] = round(background.cores, 2)
-        results["waited_for_quiet_s"] = waiter.waited_s
+        if not args.rows_only:
+            with harness.OtherLoad() as background, redis_server(tmp) as url:
+                openers = {"sqlite": sqlite, "postgres": postgres}
+                results["added_per_request"] = in_process(openers, url, args.requests, args.rounds, waiter)
+                if args.gateway:
+                    results["through_gateway"] = through_gateway(url, args.rounds, waiter)
+            results["other_processes_cores"] = round(background.cores, 2)
+            results["waited_for_quiet_s"] = waiter.waited_s
         for kind, opener_ in (("sqlite", sqlite), ("postgres", postgres)):
             db = opener_()
             try:
                 results["rows_per_s"][kind] = rows_per_second(db)
             finally:
                 db.close()
+        # the size of a row, in a store of its own
+        fresh = tmp / "fresh"
+        fresh.mkdir()
+        with pg_schema() as other:
+            for kind, opener in (
+                ("sqlite", lambda: UsageDb.sqlite(fresh)),
+                ("postgres", lambda: UsageDb.postgres(PG_DSN, other)),
+            ):
+                db = opener()
+                try:
+                    results["row_size"][kind] = row_size(db)
+                finally:
+                    db.close()
     text = json.dumps(results, indent=1)
     print(text)
     if args.json:

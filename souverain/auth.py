@@ -86,6 +86,10 @@ class KeyTable(Protocol):
 
     def insert(self, record: KeyRecord) -> None: ...
 
+    def insert_first(self, record: KeyRecord) -> bool:
+        """Insert the record only if the table holds no active key, atomically against
+        every other process sharing the table; whether it was inserted."""
+
     def revoke(self, key_id: str, at: float) -> bool:
         """Mark the key revoked if it is active; whether it was. Every process that shares
         the table stops accepting it within the backend's bound."""
@@ -117,6 +121,20 @@ class KeyStore:
         models: list[str] | None = None,
     ) -> tuple[str, KeyInfo]:
         """Make a key; the full token is returned here and never again."""
+        token, record = self._new(name, tenant, scopes, models)
+        self.table.insert(record)
+        return token, record.info()
+
+    def create_first(self, name: str, *, scopes: tuple[str, ...]) -> str | None:
+        """Make a key only if there is no active key yet (a first start): its token, or
+        None when there is one, or when another process starting at the same time (a
+        replica, a worker) made it first. So a deployment gets one first key, not one per
+        replica."""
+        token, record = self._new(name, "default", scopes, None)
+        return token if self.table.insert_first(record) else None
+
+    @staticmethod
+    def _new(name: str, tenant: str, scopes: tuple[str, ...], models: list[str] | None) -> tuple[str, KeyRecord]:
         if not TENANT.fullmatch(tenant):
             raise ValueError(
                 f"tenant {tenant!r} must be letters, digits and . _ : / @ + - (starting with a letter or digit)"
@@ -136,17 +154,13 @@ class KeyStore:
             time.time(),
             None,
         )
-        self.table.insert(record)
-        return f"{PREFIX}{key_id}-{secret}", record.info()
+        return f"{PREFIX}{key_id}-{secret}", record
 
     def list(self) -> list[KeyInfo]:
         return [record.info() for record in self.table.records()]
 
     def revoke(self, key_id: str) -> bool:
         return self.table.revoke(key_id, time.time())
-
-    def count_active(self) -> int:
-        return sum(1 for record in self.table.records() if record.revoked_at is None)
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Map an `Authorization: Bearer ...` header to a principal, or raise 401. Reads the

@@ -7,6 +7,11 @@ again, classifies every piece of text in them (every string and key at any depth
 seams between strings, what cannot be scanned: `privacy/payload.py`), and refuses when
 their class may not travel the route. The engine then sends `Sealed.body`, byte for byte.
 
+Headers. Besides the body, an engine sends its own (content type, the upstream's key) and
+only the headers sealed with the body (`Outbound.headers`): today a W3C `traceparent`
+(docs/telemetry.md), which `seal` admits only in its exact format: a version, two
+hexadecimal ids and flags, with no room for text a scanner could find.
+
 `classify` is the one rule for a payload's class, used for the request (the classify
 stage) and for what is sent (here):
 
@@ -17,8 +22,9 @@ stage) and for what is sent (here):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
@@ -79,10 +85,17 @@ def classify(scanner: Scanner, payload: Any, rules: Rules, memo: Memo | None = N
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
-    """What an engine would send: the operation and the exact JSON payload."""
+    """What an engine would send: the operation, the exact JSON payload, and the headers
+    to send with it (`SEALABLE_HEADERS` only)."""
 
     operation: Operation
     payload: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# The headers that may travel with a sealed body, each in the one form it may take:
+# W3C Trace Context's `traceparent` (version 00: ids and flags, lowercase hexadecimal).
+SEALABLE_HEADERS = {"traceparent": re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")}
 
 
 _TOKEN = object()
@@ -92,15 +105,24 @@ class Sealed:
     """Bytes cleared to go to one route. Only `seal` makes one: the bytes it holds are
     exactly the bytes it classified."""
 
-    __slots__ = ("body", "classified", "operation", "route")
+    __slots__ = ("body", "classified", "headers", "operation", "route")
 
-    def __init__(self, token: object, operation: Operation, body: bytes, route: str, classified: Classified) -> None:
+    def __init__(
+        self,
+        token: object,
+        operation: Operation,
+        body: bytes,
+        route: str,
+        classified: Classified,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         if token is not _TOKEN:
             raise TypeError("a Sealed payload is made by outbound.seal, which classifies it first")
         self.operation = operation
         self.body = body
         self.route = route
         self.classified = classified
+        self.headers: Mapping[str, str] = dict(headers or {})  # sent with the body, as they are
 
     @property
     def data_class(self) -> DataClassName:
@@ -127,7 +149,12 @@ def seal(
 ) -> Sealed:
     """Encode, classify the encoded bytes, and clear them for `route` if `unmet(class)`
     (why the route may not carry that class) is empty; else `NoRoute` (403), and
-    nothing is sent."""
+    nothing is sent. The headers go with them only in the form `SEALABLE_HEADERS` gives
+    (anything else is a bug: `TypeError`)."""
+    for name, value in outbound.headers.items():
+        form = SEALABLE_HEADERS.get(name)
+        if form is None or not form.fullmatch(value):
+            raise TypeError(f"header {name!r} cannot be sealed in that form")
     body = _encode(outbound.payload)
     classified = classify(scanner, msgspec.json.decode(body), rules, memo)
     why = unmet(classified.data_class)
@@ -140,7 +167,7 @@ def seal(
             status=403,
             code="no_permitted_route",
         )
-    return Sealed(_TOKEN, outbound.operation, body, route, classified)
+    return Sealed(_TOKEN, outbound.operation, body, route, classified, outbound.headers)
 
 
 def unscannable_note(classified: Classified, rules: Rules) -> str:
@@ -154,4 +181,4 @@ def unscannable_note(classified: Classified, rules: Rules) -> str:
     )
 
 
-__all__ = ["Classified", "Outbound", "Rules", "Sealed", "classify", "seal", "unscannable_note"]
+__all__ = ["SEALABLE_HEADERS", "Classified", "Outbound", "Rules", "Sealed", "classify", "seal", "unscannable_note"]

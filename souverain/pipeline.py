@@ -38,7 +38,8 @@ it (`Exchange`) and renders what it returns (`Answer`).
                   released only once its entry is durable; if the ledger cannot take it,
                   the answer is withheld (503). Errors are recorded, then raised (a ledger
                   failure then is logged: the caller already gets an error). A client
-                  gone is recorded in the background (nobody waits for it).
+                  gone is recorded in the background (nobody waits for it); one gone
+                  once its entry was handed to the ledger is not recorded again.
 10. respond       `Answer.headers` explain the decision (route, class, decision, ledger
                   index), on errors too (`Facts.headers`).
 
@@ -55,7 +56,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar
@@ -86,7 +87,7 @@ from souverain.privacy import Scanner, Vault, pseudonymise
 from souverain.privacy.restore import StreamRestorers, restore_message
 from souverain.routing.decide import Candidate, Choice, Refusal, unmet
 from souverain.routing.router import Router
-from souverain.telemetry import Telemetry
+from souverain.telemetry import RequestTrace, Telemetry
 from souverain.usage.accounting import Accounting, Booking, Grant
 from souverain.usage.prices import Tokens
 
@@ -119,6 +120,11 @@ class Exchange(Protocol):
     authorization: str | None
     dialect: Renderer
 
+    @property
+    def trace_context(self) -> Mapping[str, Sequence[str]]:
+        """The caller's W3C trace context: each of `telemetry.TRACE_HEADERS` received,
+        to its values (read only where telemetry makes spans)."""
+
     async def body(self) -> bytes:
         """The request body, bounded (413)."""
 
@@ -137,7 +143,9 @@ class Exchange(Protocol):
 @dataclass(slots=True)
 class Answer:
     """What the spine gives back: a body, or a stream of events (a data event's JSON as
-    bytes; a `GatewayError` for a final error event), and the headers that explain it."""
+    bytes; a `GatewayError` for a final error event), and the headers that explain it.
+    Whoever takes `events` must `aclose()` them when the response ends, however it ends:
+    that is when a stream the client left is recorded and its upstream released."""
 
     headers: dict[str, str]
     body: bytes = b""
@@ -172,6 +180,10 @@ class Facts:
     booked: bool = False  # its usage row and settlement are queued (once)
     error: str = ""  # the error's code (or type) when the request was refused or failed
     finish_reasons: list[str] = field(default_factory=list)  # of the answer's choices
+    # The request's one ledger write, once begun (`Pipeline.record`): a request has one
+    # entry, whenever and however often its end is reported.
+    recording: asyncio.Task[int | None] | None = None
+    trace: RequestTrace | None = None  # its place in a trace, where telemetry makes spans
 
     def finished(self, choice: Mapping[str, Any]) -> None:
         """Note a choice's finish reason (a word from the engine: never content)."""
@@ -264,7 +276,7 @@ class Pipeline:
 
     # -- the endpoints -------------------------------------------------------------------
     async def chat_completions(self, x: Exchange) -> Answer:
-        facts = Facts("chat")
+        facts = self._facts("chat", x)
         try:
             chat, declared = x.parse_chat(await self._receive(x, facts))
             facts.model = chat.model
@@ -275,6 +287,7 @@ class Pipeline:
                 )
                 include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
                 events = self._relay(x, facts, candidate, first, chunks, admitted.vault, include_usage)
+                await anext(events)  # started, so that closing it at any point records it (_relay)
                 return Answer(self._headers(facts, candidate, x, None), events=events)
             candidate, result = await x.watch(
                 self._dispatch(facts, admitted, lambda e: e.outbound(admitted.request, stream=False), _chat)
@@ -298,7 +311,7 @@ class Pipeline:
     ) -> Answer:
         """`render`: the embeddings response body (the same shape in both dialects;
         raises `InvalidRequest` for dimensions the vectors do not have)."""
-        facts = Facts("embeddings")
+        facts = self._facts("embeddings", x)
         try:
             req, declared = x.parse_embeddings(await self._receive(x, facts))
             facts.model = req.model
@@ -315,6 +328,12 @@ class Pipeline:
             return Answer(self._headers(facts, candidate, x, index), body=payload)
         except BaseException as exc:
             raise await self._recorded(facts, x, exc) from None
+
+    def _facts(self, endpoint: str, x: Exchange) -> Facts:
+        facts = Facts(endpoint)
+        if self.telemetry is not None:
+            facts.trace = self.telemetry.trace(x.trace_context)
+        return facts
 
     # -- authenticate ----------------------------------------------------------------
     async def _receive(self, x: Exchange, facts: Facts) -> bytes:
@@ -425,6 +444,8 @@ class Pipeline:
                 refused = refused or exc
                 facts.reasons.append(f"route {candidate.route}: {exc.code}")
                 continue
+            if self.telemetry is not None and (trace := self.telemetry.outbound_headers(facts, candidate.deployment)):
+                outbound = replace(outbound, headers=trace)  # to the upstreams marked for it
             sealed = await _off_loop(
                 len(facts.body or b""),
                 seal,
@@ -477,6 +498,10 @@ class Pipeline:
         final: dict[str, Any] | None = None
         ok = True
         try:
+            # The one event not sent: chat_completions takes it, which starts the relay.
+            # From here on, closing the events (the HTTP layer does, however the response
+            # ends) runs the ends below, even if the client left before the first event.
+            yield b""
             async for chunk in _achain(first, chunks):
                 chunk["model"] = candidate.model
                 if restorers is not None:
@@ -536,25 +561,41 @@ class Pipeline:
     async def record(self, facts: Facts, *, response: bytes | None) -> int | None:
         """Append the request's ledger entry and return its index once durable.
 
+        Once per request: the first call hands the entry to the ledger on a task of its
+        own; a later call (the client left, or something failed, after that) writes
+        nothing and waits for the same entry. A caller cancelled while it waits (the
+        client went away as the end of the answer was recorded or sent) stops neither the
+        entry nor its usage row: the entry says what was true when recording began.
+
         Requests that never authenticated have no tenant and are not recorded. A ledger
         failure raises `LedgerUnavailable`: the caller withholds the answer (fail closed).
         """
+        if facts.recording is None:
+            facts.recording = asyncio.get_running_loop().create_task(self._write(facts, response))
+            # Read here if no caller is left to read it (the failure is logged in _write).
+            facts.recording.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(facts.recording)
+
+    async def _write(self, facts: Facts, response: bytes | None) -> int | None:
         if facts.principal is None:
             self.observe(facts, None)
             return None
         if self.accounting is not None and not facts.booked:
             self._price(facts)
         index = None
+        entry = facts.entry()
         try:
             if self.ledger is not None:
-                index = await self.ledger.append(facts.entry(), request=facts.body, response=response, sent=facts.sent)
+                index = await self.ledger.append(entry, request=facts.body, response=response, sent=facts.sent)
         except Exception as exc:
             log.error("ledger append failed for %s: %s", facts.endpoint, exc)
             raise LedgerUnavailable(
                 "The request ledger could not record this request, so the answer is withheld; retry later."
             ) from None
         finally:
-            self._book(facts, index)
+            # Booked at the entry's own time: the row and a row rebuilt from the ledger
+            # fall on the same day, also for a request made as midnight strikes.
+            self._book(facts, index, entry.time.timestamp())
         self.observe(facts, index)
         return index
 
@@ -577,7 +618,7 @@ class Pipeline:
             tokens = Tokens.of(facts.usage)
             facts.cost = self.accounting.cost(facts.route, facts.model, facts.deployment, tokens, seconds)
 
-    def _book(self, facts: Facts, index: int | None) -> None:
+    def _book(self, facts: Facts, index: int | None, at: float) -> None:
         """Queue the usage row and the settlement of the reservation, once per request."""
         if self.accounting is None or facts.booked or facts.principal is None:
             return
@@ -592,7 +633,7 @@ class Pipeline:
             tokens=Tokens.of(facts.usage),
             cost=facts.cost,
             grant=facts.grant,
-            time=time.time(),
+            time=at,
         )
         self.accounting.book(booking, index)
 
@@ -622,7 +663,8 @@ class Pipeline:
             # a 503, and so does the span (the ledger holds nothing to change).
             self.observe(replace(facts, status=exc.status, decision="failed", error=exc.code or exc.type), None)
         else:
-            facts.failed(exc)
+            if facts.recording is None:  # else its entry stands (a failure after record)
+                facts.failed(exc)
             try:
                 index = await self.record(facts, response=None)
             except LedgerUnavailable:
@@ -631,8 +673,11 @@ class Pipeline:
 
     def record_cancelled(self, facts: Facts, x: Exchange) -> None:
         """The client left (or the task was cancelled): recorded in the background,
-        since this task can no longer wait."""
-        facts.cancelled()
+        since this task can no longer wait. If its entry was already handed to the ledger
+        (the client left while the end of the answer was being sent), that entry stands:
+        the background task only waits for it (so a shutdown waits for it too)."""
+        if facts.recording is None:
+            facts.cancelled()
         x.spawn(self.record(facts, response=None))
 
 

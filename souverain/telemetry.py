@@ -1,8 +1,8 @@
 """OpenTelemetry traces and metrics for every request, sent over OTLP/HTTP only where the
 operator configured a collector (`telemetry.endpoint`; docs/telemetry.md).
 
-What is emitted. One span per request, made when the request's outcome is final (the spine
-calls `Telemetry.request` where it records the ledger entry), from the same facts the
+What is emitted. One span per request, completed when the request's outcome is final (the
+spine calls `Telemetry.request` where it records the ledger entry), from the same facts the
 ledger holds: names and numbers, never the prompt, the answer, a header or a key. Its
 `gen_ai.*` attributes follow the GenAI semantic conventions at `SCHEMA_URL` (pinned:
 attribute and metric names change between versions while the conventions are in
@@ -19,6 +19,14 @@ Cost. The spine holds `Telemetry | None`: off, a request pays one `is None` chec
 spans go to a `BatchSpanProcessor` and metrics to a periodic reader, so the export (and a
 slow or absent collector) runs on the SDK's threads, never on the request.
 
+Trace context (W3C, by OpenTelemetry's own propagator). A request that arrives with a
+valid `traceparent` gets its span in the caller's trace, as a child of the caller's span;
+an invalid one is ignored (the span starts a trace of its own), never an error. Upstreams
+are told the trace (a `traceparent` naming the gateway's span) only where the operator
+marked the deployment `propagate_trace: true`: a trace id sent to another party links
+the requests it sees to the caller's. `tracestate` is never sent: it is the caller's free
+text, which no scanner has cleared for that route.
+
 No module-level state: the providers belong to this object, not to OpenTelemetry's
 globals, so two gateways in one process (the tests) never share one.
 """
@@ -30,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -37,9 +46,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.semconv.schemas import Schemas
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from souverain.config import Config, LlamaCppModel
+from souverain.config import Config, LlamaCppModel, OpenAIHTTPModel
 from souverain.config.schema import TelemetryConfig
 
 # The semantic conventions version every name below is taken from (opentelemetry-semantic-
@@ -61,9 +71,29 @@ EMBEDDED_PROVIDER = "llama.cpp"
 UNKNOWN_MODEL = "_unknown"
 
 
+# The W3C Trace Context headers, read and written by OpenTelemetry's propagator.
+TRACE_HEADERS = ("traceparent", "tracestate")
+_W3C = TraceContextTextMapPropagator()
+
+
+class RequestTrace:
+    """One request's place in a trace: the caller's context (from a valid `traceparent`;
+    else an empty one, and the gateway's span starts a trace), and the gateway's SERVER
+    span, started the first time it is needed: to tell an upstream
+    (`Telemetry.outbound_headers`), or when the outcome is final (`Telemetry.request`)."""
+
+    __slots__ = ("parent", "span")
+
+    def __init__(self, parent: Context) -> None:
+        self.parent = parent
+        self.span: Span | None = None
+
+
 class RequestFacts(Protocol):
     """What `Telemetry.request` reads of one request (the spine's `Facts` is one)."""
 
+    @property
+    def trace(self) -> RequestTrace | None: ...
     @property
     def endpoint(self) -> str: ...
     @property
@@ -132,6 +162,8 @@ class Telemetry:
         self.settings = settings
         self._upstreams = _upstreams(config)
         self._models = {m.name for m in config.models} | {m.serves for m in config.models if m.serves}
+        # The deployments whose upstream is told the trace (`propagate_trace: true`).
+        self._propagate = {m.name for m in config.models if isinstance(m, OpenAIHTTPModel) and m.propagate_trace}
         resource = Resource.create({**settings.resource_attributes, "service.name": settings.service_name})
         self.tracer_provider: TracerProvider | None = None
         self.meter_provider: MeterProvider | None = None
@@ -162,6 +194,46 @@ class Telemetry:
                 explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
             )
 
+    def trace(self, headers: Mapping[str, Sequence[str]]) -> RequestTrace | None:
+        """Where a request starts, from its W3C trace context `headers` (each name in
+        `TRACE_HEADERS` to the values received); None when no spans are made."""
+        if self._tracer is None:
+            return None
+        return RequestTrace(_W3C.extract(headers))
+
+    def outbound_headers(self, facts: RequestFacts, deployment: str) -> dict[str, str]:
+        """The trace context to send with a request to `deployment`'s upstream: the
+        `traceparent` of the gateway's span if the deployment is marked
+        `propagate_trace: true`, else nothing."""
+        if deployment not in self._propagate or facts.trace is None:
+            return {}
+        carrier: dict[str, str] = {}
+        _W3C.inject(carrier, set_span_in_context(self._server_span(facts, facts.trace)))
+        return {"traceparent": carrier["traceparent"]} if "traceparent" in carrier else {}
+
+    def _server_span(self, facts: RequestFacts, trace: RequestTrace | None) -> Span:
+        """The request's SERVER span, started the first time it is needed, from the
+        request's start, in the caller's trace if it named one."""
+        if trace is not None and trace.span is not None:
+            return trace.span
+        assert self._tracer is not None
+        started = time.time_ns() - int((time.perf_counter() - facts.started) * 1e9)
+        span = self._tracer.start_span(
+            " ".join(self._named(facts)),
+            context=trace.parent if trace is not None else None,
+            kind=SpanKind.SERVER,
+            start_time=started,
+        )
+        if trace is not None:
+            trace.span = span
+        return span
+
+    def _named(self, facts: RequestFacts) -> tuple[str, str]:
+        """`gen_ai.operation.name` and `gen_ai.request.model` (a name the configuration
+        serves, else `UNKNOWN_MODEL`); the span's name is the two."""
+        model = facts.model if facts.model in self._models else UNKNOWN_MODEL
+        return OPERATIONS.get(facts.endpoint, facts.endpoint), model
+
     def request(
         self, facts: RequestFacts, ledger_index: int | None, cost: Any = None, currency: str | None = None
     ) -> None:
@@ -169,8 +241,7 @@ class Telemetry:
         request's cost (a number, in `currency`) where accounting priced it, else None."""
         ended = time.time_ns()
         elapsed = time.perf_counter() - facts.started
-        operation = OPERATIONS.get(facts.endpoint, facts.endpoint)
-        model = facts.model if facts.model in self._models else UNKNOWN_MODEL
+        operation, model = self._named(facts)
         upstream = self._upstreams.get(facts.deployment)
         common: dict[str, Any] = {"gen_ai.operation.name": operation, "gen_ai.request.model": model}
         if upstream is not None:
@@ -185,7 +256,7 @@ class Telemetry:
         if facts.classified:
             ours["souverain.data_class"] = facts.data_class
         if self._tracer is not None:
-            self._span(facts, ended, elapsed, operation, model, common, ours, ledger_index, cost, currency)
+            self._span(facts, ended, operation, model, common, ours, ledger_index, cost, currency)
         if self.meter_provider is not None:
             measured = {**common, **ours}
             self._duration.record(elapsed, measured)
@@ -198,7 +269,6 @@ class Telemetry:
         self,
         facts: RequestFacts,
         ended: int,
-        elapsed: float,
         operation: str,
         model: str,
         common: dict[str, Any],
@@ -224,12 +294,9 @@ class Telemetry:
             attributes["souverain.cost"] = float(cost)
             if currency:
                 attributes["souverain.cost.currency"] = currency
-        span = self._tracer.start_span(
-            f"{operation} {model}",
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            start_time=ended - int(elapsed * 1e9),
-        )
+        span = self._server_span(facts, facts.trace)
+        span.update_name(f"{operation} {model}")
+        span.set_attributes(attributes)
         if facts.status >= 500:
             span.set_status(Status(StatusCode.ERROR))
         span.end(end_time=ended)

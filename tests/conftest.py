@@ -27,6 +27,16 @@ SOUVERAIN = [sys.executable, "-m", "souverain"]
 MODEL = "smollm2-135m-instruct"
 
 
+def souverain_cli(tmp: Path, *args: str, module: str = "souverain") -> subprocess.CompletedProcess[str]:
+    """`python -m souverain ARGS` run in `tmp`, its state in `tmp/state`, whatever
+    configuration the caller's environment names left out."""
+    env = {**os.environ, "SOUVERAIN_STATE_DIR": str(tmp / "state")}
+    env.pop("SOUVERAIN_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, cwd=tmp, timeout=120
+    )
+
+
 class Server:
     """A gateway process. `key` is the admin key it printed on first start."""
 

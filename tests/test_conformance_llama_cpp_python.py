@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -38,6 +39,8 @@ from souverain.engines.llamacpp import bundled_model_path
 
 OTHER = city_tool("get_time", "Time in a city")
 WEATHER = USER  # the translator tests' request: one question a tool answers
+# A turn offering two tools, for one named by tool_choice (the same through both SDKs).
+TOOL_TURN: dict[str, Any] = {"messages": WEATHER, "tools": [TOOL, OTHER], "max_tokens": 40, "temperature": 0}
 N_CTX = 512
 # What an upstream's error body holds and a caller must never see.
 INTERNALS = ("Traceback", "site-packages", "pydantic", '.py"', "literal_error", "input_value")
@@ -163,12 +166,7 @@ def test_stream(client: openai.OpenAI) -> None:
 
 def test_named_tool(client: openai.OpenAI) -> None:
     out = client.chat.completions.create(
-        model="lcp",
-        messages=WEATHER,
-        tools=[TOOL, OTHER],
-        max_tokens=40,
-        temperature=0,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        model="lcp", tool_choice={"type": "function", "function": {"name": "get_weather"}}, **TOOL_TURN
     )
     call = out.choices[0].message.tool_calls[0]
     assert call.type == "function" and call.function.name == "get_weather"
@@ -354,12 +352,7 @@ def test_auto_tool_choice_where_declared(client: openai.OpenAI, mistral: Mistral
     assert choice.finish_reason in ("stop", "tool_calls", "length")
     assert all(c.function.name == "get_weather" for c in choice.message.tool_calls or [])
     forced = mistral.chat.complete(
-        model="lcp-fc",
-        messages=WEATHER,
-        tools=[TOOL, OTHER],
-        max_tokens=40,
-        temperature=0,
-        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        model="lcp-fc", tool_choice={"type": "function", "function": {"name": "get_time"}}, **TOOL_TURN
     )
     call = forced.choices[0].message.tool_calls[0]
     assert call.function.name == "get_time" and len(call.id) == 9

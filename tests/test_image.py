@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.image import descends
+from bench.image import descends, serve_command, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -191,52 +190,15 @@ class Gateway:
     def __init__(self, container: str, state: Path) -> None:
         self.log_path = state.parent / "serve.log"
         self.log = self.log_path.open("w")
-        self.started = time.monotonic()
+        started = time.monotonic()
         self.proc = subprocess.Popen(
-            [
-                "buildah",
-                "run",
-                "--network",
-                "host",
-                "-v",
-                f"{state}:{STATE}",
-                container,
-                "--",
-                "souverain",
-                "serve",
-                "--port",
-                "0",
-            ],
+            serve_command(container, state),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **ENV},
             start_new_session=True,
         )
-        self.url, self.key = self._wait_listening()
-
-    def _wait_listening(self, timeout: float = 120) -> tuple[str, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text()
-            port = re.search(r"listening on http://\S+:(\d+)", text)
-            if port:
-                key = re.search(r"(sk-sv-[A-Za-z0-9_-]+)", text)
-                return f"http://127.0.0.1:{port.group(1)}", key.group(1) if key else ""
-            assert self.proc.poll() is None, f"the gateway exited:\n{text}"
-            time.sleep(0.05)
-        raise AssertionError(f"the gateway did not start:\n{self.log_path.read_text()}")
-
-    def wait_ready(self, timeout: float = 180) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/readyz").status_code == 200:
-                    return time.monotonic() - self.started
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, f"the gateway exited:\n{self.log_path.read_text()}"
-            time.sleep(0.1)
-        raise AssertionError(f"the gateway is not ready:\n{self.log_path.read_text()}")
+        self.url, self.key, _, self.ready_after = wait_ready(self.proc, self.log_path, started, 180)
 
     def python_pids(self, serve_only: bool = False) -> list[int]:
         """The container's Python processes (below buildah's own): the gateway and its
@@ -255,14 +217,7 @@ class Gateway:
         return [pid for pid in found if descends(pid, self.proc.pid)]
 
     def stop(self) -> None:
-        """SIGTERM to the gateway, as a container runtime sends it to PID 1."""
-        for pid in self.python_pids(serve_only=True):
-            os.kill(pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop(self.proc)
         self.log.close()
 
 
@@ -290,8 +245,7 @@ def test_gateway_from_image_answers_as_non_root_and_writes_only_its_state(contai
     os.chown(state, UID, UID)
     gateway = Gateway(container, state)
     try:
-        ready_after = gateway.wait_ready()
-        print(f"\n/readyz ready {ready_after:.1f} s after `buildah run` (not asserted)")
+        print(f"\n/readyz ready {gateway.ready_after:.1f} s after `buildah run` (not asserted)")
         assert gateway.key, "the first start prints an admin key"
         assert gateway.python_pids(serve_only=True), "no `souverain serve` process under buildah"
         pids = gateway.python_pids()
@@ -409,23 +363,7 @@ def test_gateway_runs_on_a_read_only_root(image: str, container: str, tmp_path: 
             start_new_session=True,
         )
     try:
-        url = ""
-        while time.monotonic() - started < 180:
-            text = log_path.read_text()
-            port = re.search(r"listening on http://\S+:(\d+)", text)
-            if port and not url:
-                url = f"http://127.0.0.1:{port.group(1)}"
-                key = re.search(r"(sk-sv-[A-Za-z0-9_-]+)", text).group(1)
-            if url:
-                try:
-                    if httpx.get(f"{url}/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-            assert proc.poll() is None, f"the gateway exited ({proc.returncode}):\n{text}"
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"not ready on a read-only root:\n{log_path.read_text()}")
+        url, key, _, _ = wait_ready(proc, log_path, started, 180)
         assert log_path.read_text().startswith("root read-only\n")
         answer = httpx.post(
             f"{url}/v1/chat/completions",
@@ -435,19 +373,7 @@ def test_gateway_runs_on_a_read_only_root(image: str, container: str, tmp_path: 
         )
         assert answer.status_code == 200, answer.text
     finally:
-        for path in Path("/proc").glob("[0-9]*/cmdline"):  # SIGTERM to the gateway, PID 1 of its namespace
-            try:
-                cmdline = path.read_bytes().split(b"\0")
-                pid = int(path.parent.name)
-                if cmdline[1:3] == [b"/opt/souverain/bin/souverain", b"serve"] and descends(pid, proc.pid):
-                    os.kill(pid, signal.SIGTERM)
-            except (OSError, ValueError):
-                continue
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
         buildah("umount", container, check=False)
     log = log_path.read_text()
     assert "Traceback" not in log and "Read-only file system" not in log, log

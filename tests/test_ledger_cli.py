@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import souverain_cli
 from ledger_fixtures import entry, fill
 
 from souverain.cli.ledger import add_parser, add_witness_parser
@@ -18,16 +18,7 @@ from souverain.ledger.tiles import decode_bundle, encode_bundle, tile_path
 
 
 def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SOUVERAIN_STATE_DIR": str(tmp / "state")}
-    env.pop("SOUVERAIN_CONFIG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "souverain.ledger", "ledger", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp,
-        timeout=120,
-    )
+    return souverain_cli(tmp, "ledger", *args, module="souverain.ledger")
 
 
 @pytest.fixture

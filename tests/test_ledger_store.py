@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from souverain.ledger import (
     LedgerConfig,
     LedgerError,
     NotFoundError,
+    RetentionConfig,
     decode_entry,
     merkle,
     open_checkpoint,
@@ -261,6 +263,54 @@ def test_several_processes_sequence_into_one_store(tmp_path: Path, store_config:
         await ledger.stop()
 
     asyncio.run(integrate())
+
+
+def test_connections_lost_to_a_database_restart_are_replaced(tmp_path: Path, pg_store: Any) -> None:
+    # A PostgreSQL restart or failover ends every connection the gateway holds. The appends
+    # in flight then fail (the request fails closed), and the ledger opens new connections
+    # for what comes after: appends, integration and auditors' reads all work again.
+    import psycopg
+
+    name = f"souverain-test-{secrets.token_hex(4)}"
+    store = msgspec.structs.replace(pg_store, dsn=f"{pg_store.dsn} application_name={name}")
+
+    def end_connections() -> int:
+        with psycopg.connect(pg_store.dsn, autocommit=True) as db:
+            rows = db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchall()
+        return len(rows)
+
+    async def once_more(call: Any) -> Any:
+        try:
+            return await call()
+        except Exception:  # noqa: BLE001
+            return await call()
+
+    async def go() -> None:
+        ledger = open_ledger(tmp_path, store, retention=RetentionConfig(content=True))
+        content = {"request": b"a prompt", "response": b"an answer"}
+        try:
+            assert await ledger.append(entry(0), **content) == 0
+            assert await ledger.integrate() == 1
+            await ledger.checkpoint()
+            assert end_connections() >= 3  # the sequencer's, the integrator's, the reader's
+            outcomes: list[object] = []
+            for i in range(1, 5):
+                try:
+                    outcomes.append(await ledger.append(entry(i), **content))
+                except Exception as exc:  # noqa: BLE001 - which error a dead connection gives is psycopg's
+                    outcomes.append(type(exc).__name__)
+            appended = [x for x in outcomes if isinstance(x, int)]
+            assert outcomes[-2:] == appended[-2:] and len(appended) >= 3, outcomes  # at most the first fails
+            size = await once_more(ledger.integrate)  # each may fail once, on its dead connection
+            note = await once_more(ledger.checkpoint)
+            assert size == 1 + len(appended) and note.startswith(f"{ledger.origin}\n{size}\n")
+            assert await ledger.content(appended[-1]) == (b"a prompt", b"an answer")
+        finally:
+            await ledger.stop()
+
+    asyncio.run(go())
 
 
 def test_sqlite_is_the_default_store(tmp_path: Path) -> None:

@@ -248,22 +248,11 @@ def test_restore_json_escapes_for_streamed_tool_arguments() -> None:
 
 
 def test_restore_stream_helpers() -> None:
-    import asyncio
-
     v = _vault()
     rng = random.Random(3)
     cuts = sorted(rng.sample(range(1, len(ANSWER)), 10))
     chunks = [ANSWER[a:b] for a, b in zip([0, *cuts], [*cuts, len(ANSWER)], strict=True)]
     assert "".join(v.restore_stream(chunks)) == RESTORED
-
-    async def agen():
-        for c in chunks:
-            yield c
-
-    async def collect() -> str:
-        return "".join([c async for c in v.arestore_stream(agen())])
-
-    assert asyncio.run(collect()) == RESTORED
     assert v.restore_json({"a": ["[PERSON_1]", 3], "[IBAN_1]": None}) == {"a": ["Marie Dupont", 3], IBAN: None}
 
 

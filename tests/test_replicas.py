@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+from clients import Clients
 from conftest import Server
 from polling import until
 from upstreams import Upstream, assistant_config, shared_state
@@ -64,53 +65,6 @@ def refusal_times(replicas: list[Server], token: str, start: float, give_up_s: f
     return took
 
 
-class Load:
-    """Client threads sending chats round-robin to the live replicas; every answer is
-    kept with the ledger index its headers name."""
-
-    def __init__(self, replicas: list[Server], token: str, threads: int = 6) -> None:
-        self.replicas = replicas
-        self.token = token
-        self.answered: list[tuple[int, int]] = []  # (ledger index, status)
-        self.by_replica = [0] * len(replicas)
-        self.failed = 0
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, n: int) -> None:
-        with httpx.Client(timeout=30) as client:
-            i = n
-            while not self.stop.is_set():
-                n = i % len(self.replicas)
-                replica = self.replicas[n]
-                i += 1
-                try:
-                    response = client.post(
-                        f"{replica.url}/v1/chat/completions",
-                        json=CHAT,
-                        headers={"Authorization": f"Bearer {self.token}"},
-                    )
-                except httpx.HTTPError:
-                    with self.lock:
-                        self.failed += 1  # the killed replica: not answered
-                    continue
-                with self.lock:
-                    self.answered.append((int(response.headers["x-souverain-ledger-index"]), response.status_code))
-                    self.by_replica[n] += 1
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.answered)
-
-    def finish(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(60)
-
-
 def exported_entries(directory: Path) -> dict[int, dict]:
     entries: dict[int, dict] = {}
     for path in (directory / "tile" / "entries").rglob("*"):
@@ -141,7 +95,7 @@ def test_three_replicas_share_keys_and_one_ledger(tmp_path: Path, pg_dsn: str, p
         for replica in replicas:
             until(lambda r=replica: status(r, token)[0] == 200, 1.0, f"the new key accepted by {replica.url}")
 
-        load = Load(replicas, token)
+        load = Clients(replicas, token, CHAT, threads=6)
         until(lambda: load.count() >= 60, 120, "load under way")
 
         # Revoked through one, refused by all within 1 s, under load.
@@ -161,8 +115,8 @@ def test_three_replicas_share_keys_and_one_ledger(tmp_path: Path, pg_dsn: str, p
         until(lambda: load.count() >= before + 120, 120, "load carried on after the kill")
         load.finish()
         assert load.failed >= 1  # requests in flight to, or sent to, the killed replica
-        assert all(load.by_replica), load.by_replica  # each replica answered, the killed one before
-        print(f"answered per replica {load.by_replica}, failed {load.failed}, revocation seen after {took} s")
+        assert all(load.by_replica()), load.by_replica()  # each replica answered, the killed one before
+        print(f"answered per replica {load.by_replica()}, failed {load.failed}, revocation seen after {took} s")
         for replica in (replicas[0], replicas[2]):
             replica.stop()  # SIGTERM: a last integration round, then exit
             assert "Application shutdown complete" in replica.log.read_text(), replica.log.read_text()[-2000:]
@@ -174,8 +128,8 @@ def test_three_replicas_share_keys_and_one_ledger(tmp_path: Path, pg_dsn: str, p
         upstream.stop()
 
     # The exported ledger verifies as one log, and every answered request has its entry.
-    assert load.answered and all(code == 200 for _, code in load.answered)
-    indexes = [index for index, _ in load.answered]
+    assert load.answers and all(a.status == 200 for a in load.answers)
+    indexes = [a.index for a in load.answers]
     assert len(set(indexes)) == len(indexes), "two answers name one ledger index"
     env = {**replicas[0].env, "SOUVERAIN_STATE_DIR": str(replicas[0].state)}
     config_path = str(replicas[0].config_path)

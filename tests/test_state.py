@@ -22,10 +22,10 @@ import pytest
 from polling import until
 
 from souverain.auth import KeyStore
-from souverain.config import parse_config
+from souverain.config import load_config, parse_config
 from souverain.errors import ConfigError, StateUnavailable, Unauthorized
 from souverain.ledger.config import PostgresStoreConfig, SqliteStoreConfig
-from souverain.state import PostgresStateConfig, SqliteStateConfig
+from souverain.state import PostgresStateConfig, SqliteStateConfig, open_keys
 from souverain.state.keys import PostgresKeyTable
 from souverain.state.migrate import Migration, SchemaTooNew, migrate_postgres, migrate_sqlite
 
@@ -83,10 +83,30 @@ def test_a_password_written_in_the_file_is_refused(dsn: str) -> None:
     assert "hunter2" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('ledger:\n  store:\n    kind: postgres\n    dsn: "host=127.0.0.1 password=hunter2"\n', "ledger.store.dsn"),
+        (
+            "usage:\n  budget_store:\n    kind: redis\n    url: redis://:hunter2@127.0.0.1:6379/0\n",
+            "usage.budget_store.url",
+        ),
+    ],
+)
+def test_a_password_written_in_any_connection_string_is_refused(text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^s.yaml:4: {key}: a password written in the file") as error:
+        parse_config(text, "s.yaml", {})
+    assert "hunter2" not in str(error.value)
+    from_env = text.replace("hunter2", "${SECRET}")
+    parse_config(from_env, "s.yaml", {"SECRET": "hunter2"})  # from the environment: accepted
+
+
 def test_a_password_from_the_environment_is_accepted() -> None:
     text = 'state:\n  kind: postgres\n  dsn: "host=127.0.0.1 user=souverain password=${PGPW}"\n'
     config = parse_config(text, "s.yaml", {"PGPW": "hunter2"})
     assert isinstance(config.state, PostgresStateConfig) and config.state.dsn.endswith("password=hunter2")
+    # The ledger follows the state, with the password the environment gave: not refused.
+    assert isinstance(config.ledger.store, PostgresStoreConfig) and config.ledger.store.dsn == config.state.dsn
 
 
 def test_the_state_database_obeys_the_air_gap() -> None:
@@ -198,21 +218,28 @@ def history(backend: str, config_path: Path) -> list[tuple[Any, ...]]:
         return sorted(db.execute(f'SELECT part, version FROM "{config.state.schema}".souverain_migrations').fetchall())
 
 
-def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> None:
-    kind, config = backend
-    start = time.time() + 3  # every process imported and waiting, then all at once
+def together(script: str, config: Path, n: int = 4) -> list[tuple[str, str]]:
+    """Run `script` in `n` processes that each import and open what they need, then wait
+    for one moment to go on all at once; their (stdout, stderr), each having exited 0."""
+    start = time.time() + 3
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_STATE, str(config), str(start)],
+            [sys.executable, "-c", script, str(config), str(start)],
             env=env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for _ in range(n)
     ]
     results = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, results
+    assert [p.returncode for p in procs] == [0] * n, results
+    return results
+
+
+def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> None:
+    kind, config = backend
+    together(OPEN_STATE, config)
     # One row per (part, version): a second run of a migration would have failed on the
     # history's primary key (and made a process above exit non-zero).
     assert history(kind, config) == parts(kind)
@@ -222,9 +249,43 @@ def test_processes_starting_together_migrate_once(backend: tuple[str, Path]) -> 
     assert again.returncode == 0 and history(kind, config) == parts(kind)
 
 
+FIRST_KEY = """
+import sys, time
+from souverain.config import load_config
+from souverain.state import open_keys
+config = load_config(sys.argv[1])
+keys = open_keys(config)
+while time.time() < float(sys.argv[2]):
+    time.sleep(0.001)
+print(keys.create_first("admin (created on first start)", scopes=("admin",)) or "none")
+keys.close()
+"""
+
+
+def test_replicas_starting_together_make_one_first_admin_key(backend: tuple[str, Path]) -> None:
+    # What `serve` does on a first start, in four processes at once on an empty state:
+    # each checks for a key and makes one, and only one of them may get to.
+    kind, config = backend
+    results = together(FIRST_KEY, config)
+    made = [out.strip() for out, _ in results if out.strip() != "none"]
+    assert len(made) == 1, results
+    store = open_keys(load_config(config))
+    try:
+        assert [(k.name, k.scopes, k.revoked_at) for k in store.list()] == [
+            ("admin (created on first start)", ["admin"], None)
+        ]
+        assert accepted(store, made[0])
+        assert store.create_first("again", scopes=("admin",)) is None  # a later start makes none
+        assert store.revoke(store.list()[0].id)
+        assert store.create_first("after revocation", scopes=("admin",)) is not None  # none active: a new first
+    finally:
+        store.close()
+
+
 def parts(kind: str) -> list[tuple[str, int]]:
-    """Every (part, version) a fresh state holds (PostgreSQL's usage part has a function more)."""
-    usage = [("usage", 1), ("usage", 2)] if kind == "postgres" else [("usage", 1)]
+    """Every (part, version) a fresh state holds (PostgreSQL's usage part has a function
+    more, and its rows partitioned by month)."""
+    usage = [("usage", 1), ("usage", 2), ("usage", 3)] if kind == "postgres" else [("usage", 1)]
     return [("keys", 1), ("ledger", 1), *usage]
 
 

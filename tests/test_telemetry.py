@@ -378,6 +378,7 @@ def test_the_cost_is_on_the_span_when_accounting_set_one(tmp_path: Path) -> None
         data_class, classified, sent_class, decision = "public", True, "public", "allowed"
         status, error, finish_reasons, started = 200, "", ["length"], 0.0
         usage = {"prompt_tokens": 10, "completion_tokens": 20}
+        trace = None
 
     telemetry.request(Facts(), 7, Decimal("0.000165"), "EUR")
     (span,) = rec.finished()
@@ -441,3 +442,148 @@ def test_nothing_is_built_without_an_endpoint_or_with_both_signals_off() -> None
     on = build(parse_config("telemetry:\n  endpoint: http://127.0.0.1:4318\n  metrics: false\n", "t.yaml", {}))
     assert on is not None and on.tracer_provider is not None and on.meter_provider is None
     on.shutdown()
+
+
+# -- W3C trace context ------------------------------------------------------------------
+TRACE_ID, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
+
+
+def test_a_valid_traceparent_puts_the_span_in_the_callers_trace(tmp_path: Path) -> None:
+    rec = Recorder()
+
+    async def test(client: httpx.AsyncClient, gw: InProcess) -> None:
+        traced = {**gw.headers, "traceparent": TRACEPARENT, "tracestate": "vendor=opaque"}
+        r = await client.post("/v1/chat/completions", json=chat("Hello"), headers=traced)
+        assert r.status_code == 200
+        body = chat("Hello", stream=True)
+        async with client.stream("POST", "/v1/chat/completions", json=body, headers=traced) as r:
+            assert r.status_code == 200
+            [line async for line in r.aiter_lines()]
+        r = await client.post("/v1/embeddings", json={"model": "assistant", "input": "a"}, headers=traced)
+        assert r.status_code == 200
+
+    run(tmp_path, engines(), test, telemetry=rec)
+    spans = rec.finished()
+    assert [s.name for s in spans] == ["chat assistant", "chat assistant", "embeddings assistant"]
+    for span in spans:
+        assert span.kind is SpanKind.SERVER
+        assert span.context is not None and span.parent is not None
+        assert span.context.trace_id == int(TRACE_ID, 16)
+        assert span.parent.span_id == int(CALLER_SPAN, 16) and span.parent.is_remote
+        assert span.context.span_id != int(CALLER_SPAN, 16)
+    assert len({s.context.span_id for s in spans if s.context}) == 3  # one span each
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "not a traceparent",
+        f"00-{'0' * 32}-{CALLER_SPAN}-01",  # the all-zero trace id is invalid
+        f"00-{TRACE_ID}-{'0' * 16}-01",  # and so is the all-zero parent id
+        f"00-{TRACE_ID.upper()}-{CALLER_SPAN}-01",  # lowercase only
+        f"ff-{TRACE_ID}-{CALLER_SPAN}-01",  # version ff is forbidden
+        f"00-{TRACE_ID}-{CALLER_SPAN}-01-extra",  # version 00 has exactly four parts
+        f"00-{TRACE_ID}-{CALLER_SPAN}-01" + "x" * 600,
+    ],
+)
+def test_an_invalid_traceparent_is_ignored(tmp_path: Path, traceparent: str) -> None:
+    rec = Recorder()
+
+    async def test(client: httpx.AsyncClient, gw: InProcess) -> httpx.Response:
+        headers = {**gw.headers, "traceparent": traceparent, "tracestate": "vendor=opaque"}
+        return await client.post("/v1/chat/completions", json=chat("Hello"), headers=headers)
+
+    r = run(tmp_path, engines(), test, telemetry=rec)
+    assert r.status_code == 200
+    (span,) = rec.finished()
+    assert span.parent is None  # a trace of its own
+    assert span.context is not None and span.context.trace_id not in (0, int(TRACE_ID, 16))
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Any]:
+    from upstreams import Upstream
+
+    u = Upstream("upstream")
+    yield u
+    u.stop()
+
+
+def marked(upstream: Any, propagate: bool) -> str:
+    """`assistant` from `upstream`, marked `propagate_trace` or not."""
+    return (
+        "routing:\n  health_interval_s: 0\n"
+        "models:\n  - name: assistant\n    engine: openai_http\n"
+        f"    base_url: http://127.0.0.1:{upstream.port}/v1\n"
+        f"    propagate_trace: {str(propagate).lower()}\n"
+    )
+
+
+def two_requests(upstream: Any, headers: dict[str, str]) -> Any:
+    """A chat request and a streamed one; the headers `upstream` got for each."""
+
+    async def test(client: httpx.AsyncClient, gw: InProcess) -> list[dict[str, str]]:
+        before = len(upstream.headers)
+        r = await client.post("/v1/chat/completions", json=chat("Hello"), headers={**gw.headers, **headers})
+        assert r.status_code == 200, r.text
+        body = chat("Hello", stream=True)
+        async with client.stream("POST", "/v1/chat/completions", json=body, headers={**gw.headers, **headers}) as r:
+            assert r.status_code == 200
+            [line async for line in r.aiter_lines()]
+        return upstream.headers[before:]
+
+    return test
+
+
+def test_a_marked_upstream_is_told_the_trace_and_nothing_else(tmp_path: Path, upstream: Any) -> None:
+    rec = Recorder()
+    incoming = {"traceparent": TRACEPARENT, "tracestate": "vendor=opaque"}
+    got = run(tmp_path, {}, two_requests(upstream, incoming), config=marked(upstream, True), telemetry=rec)
+    spans = rec.finished()
+    assert len(got) == len(spans) == 2
+    for headers, span in zip(got, spans, strict=True):
+        assert span.context is not None
+        # The caller's trace, and the gateway's span as the upstream's parent.
+        assert headers["traceparent"] == f"00-{TRACE_ID}-{span.context.span_id:016x}-{span.context.trace_flags:02x}"
+        assert span.context.trace_flags.sampled
+        assert "tracestate" not in headers  # the caller's free text is not passed on
+
+    # Without an incoming trace, the upstream is told the gateway's own.
+    rec = Recorder()
+    (tmp_path / "own").mkdir()
+    (plain, streamed) = run(
+        tmp_path / "own", {}, two_requests(upstream, {}), config=marked(upstream, True), telemetry=rec
+    )
+    for headers, span in zip((plain, streamed), rec.finished(), strict=True):
+        assert span.context is not None and span.parent is None
+        ids = f"{span.context.trace_id:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}"
+        assert headers["traceparent"] == f"00-{ids}"
+
+
+def test_an_unmarked_upstream_is_told_no_trace(tmp_path: Path, upstream: Any) -> None:
+    rec = Recorder()
+    incoming = {"traceparent": TRACEPARENT}
+    got = run(tmp_path, {}, two_requests(upstream, incoming), config=marked(upstream, False), telemetry=rec)
+    assert len(got) == 2 and not [h for h in got if "traceparent" in h or "tracestate" in h]
+    assert [s.context.trace_id for s in rec.finished() if s.context] == [int(TRACE_ID, 16)] * 2  # traced all the same
+
+
+def test_without_telemetry_no_trace_is_sent_even_to_a_marked_upstream(tmp_path: Path, upstream: Any) -> None:
+    got = run(tmp_path, {}, two_requests(upstream, {"traceparent": TRACEPARENT}), config=marked(upstream, True))
+    assert len(got) == 2 and not [h for h in got if "traceparent" in h]
+
+
+def test_only_a_well_formed_traceparent_is_sealed_with_a_body() -> None:
+    from souverain.outbound import Outbound, Rules, seal
+    from souverain.privacy import default_scanner
+
+    def sealed(headers: dict[str, str]) -> Any:
+        outbound = Outbound("chat", {"messages": []}, headers)
+        return seal(outbound, route="r", scanner=default_scanner(), rules=Rules(), unmet=lambda c: [])
+
+    assert sealed({"traceparent": TRACEPARENT}).headers == {"traceparent": TRACEPARENT}
+    assert sealed({}).headers == {}
+    for bad in ({"traceparent": TRACEPARENT + "-x"}, {"traceparent": "00-marie@example.fr"}, {"tracestate": "a=b"}):
+        with pytest.raises(TypeError, match="cannot be sealed"):
+            sealed(bad)

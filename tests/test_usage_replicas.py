@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 import time
 from collections import Counter
 from decimal import Decimal
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import msgspec
+from clients import Clients
 from conftest import Server
 from ledger_fixtures import unavailable
 from polling import until
@@ -57,44 +57,6 @@ def worst_case() -> Decimal:
     return Decimal(len(body)) * Decimal("0.01") + 2 * Decimal("0.1")
 
 
-class Clients:
-    """`threads` clients sending CHAT round-robin over the replicas until stopped or
-    `limit` answers; every answer is kept (status, code, ledger index)."""
-
-    def __init__(self, replicas: list[Server], token: str, threads: int, limit: int = 10**9) -> None:
-        self.replicas, self.token, self.limit = replicas, token, limit
-        self.answers: list[tuple[int, str, int | None]] = []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, n: int) -> None:
-        with httpx.Client(timeout=60) as client:
-            while not self.stop.is_set():
-                replica = self.replicas[n % len(self.replicas)]
-                n += 1
-                r = client.post(
-                    f"{replica.url}/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {self.token}"}
-                )
-                code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
-                index = r.headers.get("x-souverain-ledger-index")
-                with self.lock:
-                    self.answers.append((r.status_code, code, int(index) if index else None))
-                    if len(self.answers) >= self.limit:
-                        self.stop.set()
-
-    def count(self, status: int | None = None, code: str | None = None) -> int:
-        with self.lock:
-            return sum(1 for s, c, _ in self.answers if (status is None or s == status) and (code is None or c == code))
-
-    def finish(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(120)
-
-
 def db_rows(pg_dsn: str, pg_schema: str, query: str, *args: object) -> list[tuple]:
     import psycopg
 
@@ -121,13 +83,13 @@ def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str,
     try:
         replicas = start(tmp_path, config)
         token = replicas[0].cli("keys", "create", "--name", "acme", "--tenant", "acme").stdout.strip()
-        clients = Clients(replicas, token, threads=32)
+        clients = Clients(replicas, token, CHAT, threads=32)
         # run until the budget is spent: a good run of refusals for lack of money
         until(lambda: clients.count(429, "insufficient_quota") >= 200, 180, "the budget spent")
         clients.finish()
         served = clients.count(200)
         assert served >= 1 and clients.count() == served + clients.count(429, "insufficient_quota"), Counter(
-            (s, c) for s, c, _ in clients.answers
+            (a.status, a.code) for a in clients.answers
         )
         # every recorded request gets its row (the writers flush within a fraction of a second)
         log = entries(pg_dsn, pg_schema)
@@ -149,7 +111,7 @@ def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str,
         assert set(rows) == set(acme)
         for idx, entry in acme.items():
             assert rows[idx] == (entry["status"], Decimal(entry["cost"])), (idx, entry, rows[idx])
-        answered = [i for s, _, i in clients.answers if s == 200]
+        answered = [a.index for a in clients.answers if a.status == 200]
         assert len(set(answered)) == len(answered) == served and all(rows[i] == (200, COST) for i in answered)
         spent = sum(cost for _, cost in rows.values())
         assert spent == served * COST  # by hand: 0.23 € each, refusals free
@@ -190,11 +152,11 @@ def test_a_rate_limit_holds_across_replicas_in_one_window(tmp_path: Path, pg_dsn
         if time.time() % 60 > 45:  # all in one minute window
             time.sleep(61 - time.time() % 60)
         window = int(time.time() // 60)
-        clients = Clients(replicas, token, threads=12, limit=60)
+        clients = Clients(replicas, token, CHAT, threads=12, limit=60)
         until(lambda: clients.stop.is_set(), 60, "60 answers")
         clients.finish()
         assert int(time.time() // 60) == window, "the run crossed a minute boundary"
-        assert clients.count(200) == 10, Counter((s, c) for s, c, _ in clients.answers)
+        assert clients.count(200) == 10, Counter((a.status, a.code) for a in clients.answers)
         assert clients.count(429, "rate_limit_exceeded") == clients.count() - 10
     finally:
         for replica in replicas:
@@ -211,7 +173,7 @@ def test_the_budget_store_gone_refuses_and_serves_nothing_unaccounted(
     try:
         replicas = start(tmp_path, config)
         token = replicas[0].cli("keys", "create", "--name", "acme", "--tenant", "acme").stdout.strip()
-        clients = Clients(replicas, token, threads=6)
+        clients = Clients(replicas, token, CHAT, threads=6)
         until(lambda: clients.count(200) >= 30, 60, "load under way")
         db_rows(pg_dsn, pg_schema, "ALTER TABLE usage_counters RENAME TO usage_counters_gone")
         try:
@@ -221,7 +183,7 @@ def test_the_budget_store_gone_refuses_and_serves_nothing_unaccounted(
         served = clients.count(200)
         until(lambda: clients.count(200) >= served + 30, 60, "served again once the store is back")
         clients.finish()
-        assert {(s, c) for s, c, _ in clients.answers} == {(200, ""), (503, "budget_store_unavailable")}
+        assert {(a.status, a.code) for a in clients.answers} == {(200, ""), (503, "budget_store_unavailable")}
         acme = {i: e for i, e in entries(pg_dsn, pg_schema).items() if e["tenant"] == "acme"}
         until(
             lambda: db_rows(pg_dsn, pg_schema, "SELECT count(*) FROM usage_rows")[0][0] == len(acme),
@@ -229,9 +191,9 @@ def test_the_budget_store_gone_refuses_and_serves_nothing_unaccounted(
             "a row for every entry",
         )
         rows = dict(db_rows(pg_dsn, pg_schema, "SELECT idx, status FROM usage_rows"))
-        answered = [i for s, _, i in clients.answers if s == 200]
+        answered = [a.index for a in clients.answers if a.status == 200]
         assert all(rows[i] == 200 for i in answered)  # every answer served is accounted
-        refused = [i for s, _, i in clients.answers if s == 503]
+        refused = [a.index for a in clients.answers if a.status == 503]
         assert all(rows[i] == 503 and acme[i]["decision"] == "failed" and acme[i]["sent_class"] == "" for i in refused)
         # nothing was sent upstream for a refused request: the upstream saw only the served
         assert len(upstream.received) == len(answered)

@@ -118,11 +118,13 @@ class Upstream:
     it receives, and can be stopped, slowed and restarted on the same port.
 
     It answers `/v1/chat/completions` (streamed or not) and `/v1/embeddings`; `received`
-    holds the raw bodies of both, in arrival order, including those it was too slow for."""
+    holds the raw bodies of both, in arrival order, including those it was too slow for,
+    and `headers` the headers of each, in the same order."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.received: list[bytes] = []
+        self.headers: list[dict[str, str]] = []
         self.delay = 0.0
         self.echo = False  # answer with the last message's text, in 3-character chunks
         probe = socket.socket()
@@ -135,6 +137,7 @@ class Upstream:
     async def _receive(self, request: Request) -> dict:
         """The request's body, kept as received (even when too slow to answer it)."""
         raw = await request.body()
+        self.headers.append(dict(request.headers))
         self.received.append(raw)
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from souverain.api import errors, handlers
-from souverain.api.usage import usage_report
+from souverain.api.usage import usage_costs, usage_report
 from souverain.auth import KeyStore
 from souverain.config import Config
 from souverain.engines import Engine, build_engine
@@ -211,6 +211,7 @@ def create_app(gateway: Gateway) -> Starlette:
         routes.append(Route("/metrics", metrics, methods=["GET"]))
     if gateway.accounting is not None:
         routes.append(Route("/admin/usage", usage_report, methods=["GET"]))
+        routes.append(Route("/admin/usage/costs", usage_costs, methods=["GET"]))
     if gateway.ledger is not None:
         routes.append(Mount("/ledger", routes=ledger_routes(gateway.ledger, gateway.authorize_ledger)))
     app = Starlette(

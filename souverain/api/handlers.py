@@ -14,12 +14,13 @@ import base64
 import functools
 import secrets
 import struct
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from souverain.api import dialects
 from souverain.api.dialects import Dialect
@@ -29,6 +30,7 @@ from souverain.classes import CLASSES, DataClassName, highest, is_class
 from souverain.config import LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import GatewayError, GatewayTimeout, InvalidRequest, NotFound, PayloadTooLarge
 from souverain.pipeline import ClientGone
+from souverain.telemetry import TRACE_HEADERS
 
 T = TypeVar("T")
 JSON = "application/json"
@@ -123,6 +125,11 @@ class HttpExchange:
         self.authorization = request.headers.get("authorization")
         self.dialect: Dialect = request.state.dialect
 
+    @property
+    def trace_context(self) -> dict[str, list[str]]:
+        headers = self.request.headers
+        return {name: values for name in TRACE_HEADERS if (values := headers.getlist(name))}
+
     async def body(self) -> bytes:
         return await read_body(self.request, self.gw.config.server.max_body_bytes)
 
@@ -150,12 +157,32 @@ async def chat_completions(request: Request) -> Response:
     except ClientGone:
         return _client_gone()
     if answer.events is not None:
-        return StreamingResponse(
-            _sse(answer.events),
-            media_type="text/event-stream",
-            headers={**answer.headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
+        return EventStream(answer.events, answer.headers)
     return Response(answer.body, media_type=JSON, headers=answer.headers)
+
+
+class EventStream(StreamingResponse):
+    """A stream's events as server-sent events (`_sse`), closed when the response ends
+    however it ends: sent in full, the client gone (Starlette then cancels the send and
+    leaves the iterators as they are), or the client gone before the first event."""
+
+    def __init__(self, events: AsyncGenerator[bytes | GatewayError, None], headers: dict[str, str]) -> None:
+        self.events = events
+        self.frames = _sse(events)
+        super().__init__(
+            self.frames,
+            media_type="text/event-stream",
+            headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The spine records the stream's end when its events are closed (the pipeline's
+            # `Answer`): now, rather than whenever the garbage collector gets to them.
+            await self.frames.aclose()
+            await self.events.aclose()
 
 
 def _client_gone() -> Response:
@@ -164,7 +191,7 @@ def _client_gone() -> Response:
     return Response(status_code=499)
 
 
-async def _sse(events: AsyncGenerator[bytes | GatewayError, None]) -> AsyncIterator[bytes]:
+async def _sse(events: AsyncGenerator[bytes | GatewayError, None]) -> AsyncGenerator[bytes, None]:
     """Server-sent events in OpenAI's framing (Mistral's is the same): each data event as
     it comes, a final error event if the stream failed, else `[DONE]`."""
     failed = False

@@ -52,9 +52,7 @@ def serve(config: Config, workers: int = 1) -> int:
     except (StateError, StoreError) as exc:
         print(f"souverain: {exc}", file=sys.stderr)
         return 1
-    first_key = None
-    if keys.count_active() == 0:
-        first_key, _ = keys.create("admin (created on first start)", scopes=("admin",))
+    first_key = keys.create_first("admin (created on first start)", scopes=("admin",))
     if workers > 1:
         keys.close()  # the forked processes open their own; a database handle is not to cross a fork
 

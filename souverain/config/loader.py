@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from souverain import yamlfile
-from souverain.config.schema import Config, OpenAIHTTPModel
+from souverain.config.schema import Config, LlamaCppModel, OpenAIHTTPModel
 from souverain.errors import ConfigError
 from souverain.ledger.config import PostgresStoreConfig, SqliteStoreConfig
 from souverain.privacy.config import SettingError, key_path, scanner_configs
@@ -73,12 +73,28 @@ def _check_semantics(config: Config, filename: str, root: yaml.Node | None) -> N
                 runs="it",
             )
     _check_state(config, filename, root)
+    _check_secrets(config, filename, root)
+    _check_usage(config, filename, root)
     _check_telemetry(config, filename, root)
     if config.air_gap.enabled:
         _check_ledger_hosts(config, filename, root)
     if not config.models:
         line = yamlfile.line_of(root, ["models"])
         raise ConfigError(f"{filename}:{line}: models: at least one model is required")
+
+
+def _check_usage(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """Each self-hosted cost model names a route the configuration has (as the usage
+    records name it: `models[].route`, else the built-in `local` or `undeclared`): a typo
+    would otherwise price nothing and compare nothing, silently."""
+    known = {m.route or ("local" if isinstance(m, LlamaCppModel) else "undeclared") for m in config.models}
+    for i, hosted in enumerate(config.usage.self_hosted):
+        if hosted.route not in known:
+            line = yamlfile.line_of(root, ["usage", "self_hosted", i, "route"])
+            raise ConfigError(
+                f"{filename}:{line}: usage.self_hosted[{i}].route: no model is on a route named {hosted.route!r} "
+                f"(the routes of models[]: {', '.join(sorted(known))})"
+            )
 
 
 def _check_privacy(privacy: PrivacyConfig, filename: str, root: yaml.Node | None, base_dir: Path | None) -> None:
@@ -106,7 +122,7 @@ def _absolute(path: str, base_dir: Path) -> str:
 
 
 def _check_state(config: Config, filename: str, root: yaml.Node | None) -> None:
-    """`state:` and `ledger.store` agree, and no password is written in the file."""
+    """`state:` and `ledger.store` agree."""
     state = config.state
     if not isinstance(state, PostgresStateConfig):
         return
@@ -116,21 +132,39 @@ def _check_state(config: Config, filename: str, root: yaml.Node | None) -> None:
             f"{filename}:{line}: ledger.store: a SQLite ledger with `state: {{kind: postgres}}` would give each "
             "replica a log of its own; remove ledger.store (the ledger then lives in the state's database)"
         )
-    node, line = yamlfile.locate(root, ["state", "dsn"])
-    raw = node.value if isinstance(node, yaml.ScalarNode) else state.dsn
-    if _written_password(raw):
-        raise ConfigError(
-            f"{filename}:{line}: state.dsn: a password written in the file; take it from the environment "
-            "(PGPASSWORD, a PGPASSFILE, or ${ENV_VAR} in the DSN)"
-        )
+
+
+def _check_secrets(config: Config, filename: str, root: yaml.Node | None) -> None:
+    """No password written in the file, in any connection string: the state's, the
+    ledger's or the budget store's. A file in Git is read by more people than a Secret."""
+    places: list[list[str | int]] = []
+    if isinstance(config.state, PostgresStateConfig):
+        places.append(["state", "dsn"])
+    if isinstance(config.ledger.store, PostgresStoreConfig):
+        places.append(["ledger", "store", "dsn"])
+    if isinstance(config.usage.budget_store, RedisBudgets):
+        places.append(["usage", "budget_store", "url"])
+    for steps in places:
+        node, line = yamlfile.locate(root, steps)
+        # As written, before ${VAR}; a value the file does not hold (the ledger's store
+        # following `state:`) is checked where it is written.
+        if isinstance(node, yaml.ScalarNode) and _written_password(node.value):
+            raise ConfigError(
+                f"{filename}:{line}: {key_path(tuple(steps))}: a password written in the file; take it from the "
+                "environment (PGPASSWORD, a PGPASSFILE, or ${ENV_VAR} in the DSN or URL)"
+            )
 
 
 def _written_password(dsn: str) -> bool:
-    """Whether a DSN (as written, before ${ENV} substitution) holds a literal password."""
+    """Whether a DSN or URL (as written, before ${ENV} substitution) holds a literal password."""
     from psycopg.conninfo import conninfo_to_dict
 
+    password: object
     try:
-        password = conninfo_to_dict(dsn).get("password")
+        if dsn.startswith(("redis://", "rediss://", "unix://")):
+            password = urlsplit(dsn).password
+        else:
+            password = conninfo_to_dict(dsn).get("password")
     except Exception:  # noqa: BLE001 - reported as a bad DSN by the host check
         return False
     return password is not None and not yamlfile.ENV_VAR.fullmatch(str(password))

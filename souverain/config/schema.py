@@ -177,6 +177,10 @@ class OpenAIHTTPModel(Base, tag="openai_http", tag_field="engine", kw_only=True)
     # What this model can do where it differs from its flavor's defaults; a request
     # needing what it cannot do gets a 400 before anything is sent.
     capabilities: CapabilityOverrides | None = None
+    # Send this upstream the W3C `traceparent` of the gateway's span (with telemetry
+    # traces on), so its spans join the caller's trace. Off by default: a trace id sent
+    # to another party links the requests it sees; mark only upstreams trusted with that.
+    propagate_trace: bool = False
 
 
 ModelConfig = LlamaCppModel | OpenAIHTTPModel

@@ -10,7 +10,8 @@ whose last one carries `usage`. Dialect renderers work from those shapes, so an 
 never knows which dialect the caller spoke.
 
 Rules every engine keeps:
-- It sends nothing but `Sealed.body`: no field added, no byte re-encoded.
+- It sends nothing but `Sealed.body`: no field added, no byte re-encoded; and besides
+  its own headers (content type, the upstream's key), only `Sealed.headers`.
 - It raises only `GatewayError`s (unsupported field: `InvalidRequest`; busy: `Overloaded`;
   upstream trouble: `UpstreamError`/`UpstreamTimeout`; not loaded: `EngineUnavailable`).
 - Cancellation is asyncio cancellation: when the caller's task is cancelled (client gone)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
@@ -109,7 +109,7 @@ class OpenAIHTTPEngine(Load):
         body = sealed.body_for("chat")
         self._inflight += 1
         try:
-            response = await self._send("/chat/completions", body)
+            response = await self._send("/chat/completions", body, sealed.headers)
             data = self._json(response)
         finally:
             self._inflight -= 1
@@ -135,7 +135,9 @@ class OpenAIHTTPEngine(Load):
         body = sealed.body_for("stream")
         self._inflight += 1
         try:
-            req = self._client.build_request("POST", f"{self._base}/chat/completions", content=body, headers=_JSON)
+            req = self._client.build_request(
+                "POST", f"{self._base}/chat/completions", content=body, headers={**_JSON, **sealed.headers}
+            )
             try:
                 response = await self._client.send(req, stream=True)
             except httpx.HTTPError as exc:
@@ -209,7 +211,7 @@ class OpenAIHTTPEngine(Load):
             self._inflight -= 1
 
     async def embed(self, sealed: Sealed) -> tuple[list[list[float]], int]:
-        response = await self._send("/embeddings", sealed.body_for("embed"))
+        response = await self._send("/embeddings", sealed.body_for("embed"), sealed.headers)
         data = self._json(response)
         vectors = _vectors(data, len(msgspec.json.decode(sealed.body)["input"]))
         if vectors is None:
@@ -217,9 +219,12 @@ class OpenAIHTTPEngine(Load):
         usage = data.get("usage") if isinstance(data, dict) else None
         return vectors, _int(usage.get("prompt_tokens")) if isinstance(usage, dict) else 0
 
-    async def _send(self, path: str, body: bytes) -> httpx.Response:
+    async def _send(self, path: str, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """POST a sealed body with the headers sealed with it."""
         try:
-            response = await self._client.request("POST", f"{self._base}{path}", content=body, headers=_JSON)
+            response = await self._client.request(
+                "POST", f"{self._base}{path}", content=body, headers={**_JSON, **headers}
+            )
         except httpx.HTTPError as exc:
             raise _transport_error(self._label, self._base, exc) from None
         if response.status_code >= 400:

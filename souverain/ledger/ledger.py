@@ -165,11 +165,17 @@ class Ledger:
         return self._integrator
 
     def _integrate_once(self) -> int | None:
-        """On the integrator thread: one round if we hold (or can take) the lock."""
-        integrator = self._get_integrator()
-        if not integrator.store.try_lock_integrator():
-            return None
-        size = integrator.run_until_idle()
+        """On the integrator thread: one round if we hold (or can take) the lock. A round
+        that fails drops its store (its connection may be the broken part) and witnesses:
+        the next round starts afresh."""
+        try:
+            integrator = self._get_integrator()
+            if not integrator.store.try_lock_integrator():
+                return None
+            size = integrator.run_until_idle()
+        except Exception:
+            self._drop_integrator()
+            raise
         if self.config.retention.content and time.monotonic() - self._last_purge > PURGE_EVERY_S:
             self._last_purge = time.monotonic()
             purged = integrator.store.purge_content(time.time() - self.config.retention.days * 86400)
@@ -193,7 +199,6 @@ class Ledger:
                 await loop.run_in_executor(self._integrator_pool, self._integrate_once)
             except Exception:
                 log.exception("ledger integration failed; retrying")
-                await loop.run_in_executor(self._integrator_pool, self._drop_integrator)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.config.checkpoint_interval_s)
 
@@ -241,7 +246,13 @@ class Ledger:
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         def call() -> T:
-            return fn(self._reader(), *args)
+            try:
+                return fn(self._reader(), *args)
+            except (NotFoundError, ValueError, ContentError):
+                raise  # the store answered: what was asked is not there, or not readable
+            except Exception:
+                self._close_reader()  # perhaps a lost connection: a new one for the next read
+                raise
 
         return await asyncio.get_running_loop().run_in_executor(self._reader_pool, call)
 

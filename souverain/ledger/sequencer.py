@@ -123,15 +123,24 @@ class Sequencer:
         store = self._store
         results: list[int | BaseException] = [0] * len(batch)
         slots, leaves, contents = [], [], []
+        failed = False
         for i, pending in enumerate(batch):
             try:
                 leaf, content = self._prepare(pending, store)
             except Exception as exc:
                 results[i] = exc
+                failed = True
                 continue
             slots.append(i)
             leaves.append(leaf)
             contents.append(content)
+        if failed:
+            # A tenant's data key is read through the store too: its connection may be the
+            # broken one, so the next batch starts on a new one (cheap, and only on errors).
+            self._close_store()
+            if not leaves:
+                return results
+            store = self._store = self._open_store()
         if not leaves:
             return results
         try:

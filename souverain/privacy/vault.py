@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from souverain.privacy import ids
@@ -119,16 +119,6 @@ class Vault:
     def restore_stream(self, chunks: Iterable[str], *, json_escape: bool = False) -> Iterator[str]:
         r = self.restorer(json_escape=json_escape)
         for chunk in chunks:
-            out = r.feed(chunk)
-            if out:
-                yield out
-        tail = r.flush()
-        if tail:
-            yield tail
-
-    async def arestore_stream(self, chunks: AsyncIterable[str], *, json_escape: bool = False) -> AsyncIterator[str]:
-        r = self.restorer(json_escape=json_escape)
-        async for chunk in chunks:
             out = r.feed(chunk)
             if out:
                 yield out

@@ -87,6 +87,16 @@ class SqliteKeyTable:
         )
         self._version = -1  # our own commits do not move data_version: reload on next use
 
+    def insert_first(self, record: KeyRecord) -> bool:
+        # One statement: SQLite holds the file's write lock from its check to its insert.
+        cur = self._db.execute(
+            f"INSERT INTO api_keys ({_COLUMNS}) SELECT ?,?,?,?,?,?,?,? "
+            "WHERE NOT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)",
+            astuple(record),
+        )
+        self._version = -1
+        return cur.rowcount == 1
+
     def revoke(self, key_id: str, at: float) -> bool:
         cur = self._db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id))
         self._version = -1
@@ -111,6 +121,11 @@ def channel(schema: str) -> str:
     """The NOTIFY channel of a schema's key table (a fixed length: channel names are
     identifiers, at most 63 bytes)."""
     return "souverain_keys_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+def _first_key_lock(schema: str) -> int:
+    """The advisory lock under which a schema's first key is made."""
+    return int.from_bytes(hashlib.sha256(f"souverain-keys:{schema}:first".encode()).digest()[:8], "big", signed=True)
 
 
 class PostgresKeyTable:
@@ -156,6 +171,23 @@ class PostgresKeyTable:
             )
             self._notify(self._db, record.id)
         self._known = {**self._known, record.id: record}
+
+    def insert_first(self, record: KeyRecord) -> bool:
+        # Under READ COMMITTED two transactions could both see no key: they take turns on
+        # a lock held until commit, so the second sees the first's key.
+        with self._lock, self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_first_key_lock(self.schema),))
+            cur = self._db.execute(
+                f"INSERT INTO api_keys ({_COLUMNS}) SELECT %s,%s,%s,%s,%s,%s,%s,%s "
+                "WHERE NOT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)",
+                astuple(record),
+            )
+            done = cur.rowcount == 1
+            if done:
+                self._notify(self._db, record.id)
+        if done:
+            self._known = {**self._known, record.id: record}
+        return done
 
     def revoke(self, key_id: str, at: float) -> bool:
         with self._lock, self._db.transaction():

@@ -37,7 +37,7 @@ from souverain.errors import BudgetExceeded, BudgetUnavailable
 from souverain.usage.budgets import Admissions, Claim, Counters, CounterStoreDown, Exceeded
 from souverain.usage.config import Budget, UsageConfig
 from souverain.usage.prices import Catalogue, Tokens, micros
-from souverain.usage.store import Row, UsageDb
+from souverain.usage.store import Pruned, Row, UsageDb, day_of
 
 if TYPE_CHECKING:
     from souverain.ledger import Ledger
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("souverain.usage")
 FILL_GRACE_S = 10.0
 FILL_EVERY_S = 10.0
+MAINTAIN_EVERY_S = 3600.0  # partitions made ahead, old rows pruned
 FLUSH_S = 0.1
 PERIOD_NAMES = {"hour": "hour's", "day": "day's", "month": "month's"}
 
@@ -317,6 +318,7 @@ class Accounting:
         db: UsageDb | None = None
         last_fill = 0.0
         last_expire = 0.0
+        last_maintain = 0.0
         last_batch = 0.0
         stopping = False
         while not stopping:
@@ -349,6 +351,13 @@ class Accounting:
                 if self.ledger is not None and (stopping or now - last_fill > FILL_EVERY_S):
                     self.fill(db, now - FILL_GRACE_S)
                     last_fill = now
+                if not stopping and now - last_maintain > MAINTAIN_EVERY_S:
+                    try:
+                        self.maintain(db, now)
+                        last_maintain = now
+                    except Exception as exc:  # the rows still go in (a default partition)
+                        log.error("usage upkeep: %s (retried in a minute)", exc)
+                        last_maintain = now - MAINTAIN_EVERY_S + 60
                 if self.counters is not None and now - last_expire > 60:
                     self.counters.expire(int(now))
                     last_expire = now
@@ -388,7 +397,7 @@ class Accounting:
     def row(self, b: Booking, index: int | None) -> Row:
         return Row(
             idx=index if index is not None else -secrets.randbits(62) - 1,  # (book gives one)
-            day=int(b.time // 86400),
+            day=day_of(b.time),
             tenant=b.principal.tenant,
             key_id=b.principal.key_id,
             cost_centre=b.cost_centre,
@@ -402,6 +411,23 @@ class Accounting:
             cached_tokens=b.tokens.cached,
             cost_micros=micros(b.cost),
         )
+
+    def maintain(self, db: UsageDb, now: float) -> Pruned | None:
+        """The store's upkeep as time passes: this month's and the next month's partitions
+        made, and the rows older than `usage.retention_days` pruned (after the fill has
+        given every older ledger entry its row: see `UsageDb.prune`)."""
+        db.prepare(now)
+        if self.config.retention_days is None:
+            return None
+        pruned = db.prune(self.config.retention_days, now, fed_by_ledger=self.ledger is not None)
+        if pruned.rows or pruned.partitions:
+            log.info(
+                "usage rows before day %d pruned: %d rows, partitions %s (daily totals kept)",
+                pruned.before,
+                pruned.rows,
+                ", ".join(pruned.partitions) or "none",
+            )
+        return pruned
 
     def fill(self, db: UsageDb, before: float) -> int:
         """Rows for ledger entries recorded before `before` that have none (their process
@@ -432,6 +458,9 @@ class Accounting:
                 if new_mark < end:
                     break
                 mark = end
+            # Every entry of a day before `before`'s has its row now (what `prune` waits for).
+            if day_of(before) > db.meta("filled_day"):
+                db.set_meta("filled_day", day_of(before))
             return filled
         finally:
             store.close()
@@ -443,7 +472,7 @@ class Accounting:
         centres = self.config.cost_centres
         return Row(
             idx=index,
-            day=int(entry.time.timestamp() // 86400),
+            day=day_of(entry.time.timestamp()),
             tenant=entry.tenant,
             key_id=entry.key_id,
             cost_centre=centres.keys.get(entry.key_id) or centres.tenants.get(entry.tenant) or "",

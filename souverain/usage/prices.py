@@ -58,11 +58,14 @@ class Catalogue:
     """The price of each (route, model): the first entry of `usage.prices` naming both,
     else the first naming the route only, else the first naming the model only, else an
     entry naming neither; none: the request costs nothing (and a money budget counts
-    nothing for it)."""
+    nothing for it). A route of `usage.self_hosted` is priced by its cost model: its
+    `per_hour` is the deployment's monthly cost over 730 hours."""
 
     def __init__(self, config: UsageConfig) -> None:
         self.currency = config.currency
-        self.prices = list(config.prices)
+        self.prices = [
+            Price(route=s.route, per_hour=s.per_hour(), concurrency=s.concurrency) for s in config.self_hosted
+        ] + list(config.prices)
         self._memo: dict[tuple[str, str, str], Price | None] = {}
 
     def price(self, route: str, model: str, deployment: str = "") -> Price | None:
@@ -92,6 +95,10 @@ class Catalogue:
 
     def cost(self, route: str, model: str, deployment: str, tokens: Tokens, seconds: float) -> Decimal:
         """The cost of a request that used `tokens` and held the route `seconds`."""
+        return self.amount(route, model, deployment, tokens, seconds).quantize(MICRO, rounding=ROUND_HALF_UP)
+
+    def amount(self, route: str, model: str, deployment: str, tokens: Tokens, seconds: float) -> Decimal:
+        """`cost`, unrounded (for sums over many requests' tokens: the cost case)."""
         price = self.price(route, model, deployment)
         if price is None:
             return Decimal(0)
@@ -106,7 +113,7 @@ class Catalogue:
         ) / MILLION
         if price.per_hour:
             amount += price.per_hour * Decimal(repr(max(seconds, 0.0))) / HOUR / price.concurrency
-        return amount.quantize(MICRO, rounding=ROUND_HALF_UP)
+        return amount
 
     def worst_case(
         self, route: str, model: str, deployment: str, input_tokens: int, output_cap: int, seconds: float

@@ -38,7 +38,7 @@ class Query:
         fmt = format or "json"
         if fmt not in ("json", "csv", "table"):
             raise QueryError(f"unknown format {fmt!r}; json, csv or table")
-        return cls(names, _day(since, "since"), _day(until, "until"), tenant or None, fmt)
+        return cls(names, parse_day(since, "since"), parse_day(until, "until"), tenant or None, fmt)
 
     def run(self, db: UsageDb) -> list[dict[str, Any]]:
         by = DIMENSIONS if self.format == "csv" else self.by
@@ -47,7 +47,8 @@ class Query:
         return db.totals(by, first, last, self.tenant)
 
 
-def _day(value: str | None, name: str) -> date | None:
+def parse_day(value: str | None, name: str) -> date | None:
+    """A --since/--until day (YYYY-MM-DD), or None; a QueryError naming the option."""
     if not value:
         return None
     try:

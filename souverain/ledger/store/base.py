@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from souverain.keys.envelope import WrappedKey
 from souverain.ledger.tiles import TileKey
@@ -97,3 +97,78 @@ class Store(Protocol):
     def retire_keys(self, tenant: str) -> list[str]: ...
 
     def close(self) -> None: ...
+
+
+def blob(value: bytes | memoryview | str) -> bytes:
+    """A BLOB/bytea column as bytes. SQLite is dynamically typed: a hand-edited row may
+    hold TEXT, and the verifier hashes what is there."""
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+class SqlQueries:
+    """The store's statements that read alike on SQLite and PostgreSQL, written once with
+    `?` placeholders (`PARAM` is what the driver takes). What differs, the transactions,
+    the counters and the integrator lock, each store writes itself."""
+
+    PARAM = "?"
+    _db: Any  # sqlite3.Connection or psycopg.Connection (autocommit): both have execute()
+
+    def _run(self, sql: str, params: Sequence[object] = ()) -> Any:
+        return self._db.execute(sql if self.PARAM == "?" else sql.replace("?", self.PARAM), params)
+
+    # -- metadata ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._run("SELECT value FROM ledger_meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._run("INSERT INTO ledger_meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, value))
+
+    # -- entries, tiles and checkpoints ----------------------------------------------------
+    def read_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        rows = self._run("SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        return [(int(idx), blob(data)) for idx, data in rows.fetchall()]
+
+    def read_tile(self, level: int, index: int) -> bytes | None:
+        row = self._run("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)).fetchone()
+        return blob(row[0]) if row else None
+
+    def latest_checkpoint(self) -> tuple[int, str] | None:
+        row = self._run("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def checkpoint_at(self, size: int) -> str | None:
+        row = self._run("SELECT note FROM ledger_checkpoints WHERE size = ?", (size,)).fetchone()
+        return str(row[0]) if row else None
+
+    def checkpoints(self, start: int = 0, limit: int = 10_000) -> list[tuple[int, str]]:
+        rows = self._run(
+            "SELECT size, note FROM ledger_checkpoints WHERE size >= ? ORDER BY size LIMIT ?", (start, limit)
+        ).fetchall()
+        return [(int(size), str(note)) for size, note in rows]
+
+    def replace_checkpoint(self, size: int, note: str) -> None:
+        self._run("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (note, size))
+
+    # -- content and keys ----------------------------------------------------------------
+    def read_content(self, index: int) -> ContentRow | None:
+        row = self._run("SELECT tenant, kek, sealed, created FROM ledger_content WHERE idx = ?", (index,)).fetchone()
+        return ContentRow(row[0], row[1], blob(row[2]), row[3]) if row else None
+
+    def purge_content(self, before: float) -> int:
+        return int(self._run("DELETE FROM ledger_content WHERE created < ?", (before,)).rowcount)
+
+    def current_key(self, tenant: str) -> WrappedKey | None:
+        row = self._run(
+            "SELECT tenant, kek, wrapped, created FROM ledger_data_keys WHERE tenant = ? AND retired IS NULL", (tenant,)
+        ).fetchone()
+        return WrappedKey(row[0], row[1], blob(row[2]), row[3]) if row else None
+
+    def add_key(self, key: WrappedKey) -> WrappedKey:
+        self._run(
+            "INSERT INTO ledger_data_keys (kek, tenant, wrapped, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (key.kek, key.tenant, key.wrapped, key.created),
+        )
+        current = self.current_key(key.tenant)
+        assert current is not None
+        return current

@@ -22,8 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from souverain.keys.envelope import WrappedKey
-from souverain.ledger.store.base import ContentRow, StoreConflict, StoreError
+from souverain.ledger.store.base import ContentRow, SqlQueries, StoreConflict, StoreError
 from souverain.ledger.tiles import TileKey
 from souverain.state.migrate import Migration, migrate_postgres
 
@@ -64,7 +63,8 @@ def _lock_key(schema: str, purpose: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class PostgresStore:
+class PostgresStore(SqlQueries):
+    PARAM = "%s"
     kind = "postgres"
 
     def __init__(self, dsn: str, schema: str = "souverain_ledger") -> None:
@@ -87,14 +87,6 @@ class PostgresStore:
         except BaseException:
             self._db.close()
             raise
-
-    # -- metadata ------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM ledger_meta WHERE key = %s", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT INTO ledger_meta (key, value) VALUES (%s, %s) ON CONFLICT DO NOTHING", (key, value))
 
     # -- sequencing ----------------------------------------------------------------------
     def sequence(self, leaves: Sequence[bytes], contents: Sequence[ContentRow | None]) -> int:
@@ -120,19 +112,9 @@ class PostgresStore:
     def sequenced_size(self) -> int:
         return int(_row(self._db.execute("SELECT value FROM ledger_counter WHERE name = 'next'").fetchone())[0])
 
-    def read_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        rows = self._db.execute(
-            "SELECT idx, data FROM ledger_entries WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end)
-        ).fetchall()
-        return [(idx, bytes(data)) for idx, data in rows]
-
     # -- the tree ------------------------------------------------------------------------
     def tree_size(self) -> int:
         return int(_row(self._db.execute("SELECT value FROM ledger_counter WHERE name = 'tree'").fetchone())[0])
-
-    def read_tile(self, level: int, index: int) -> bytes | None:
-        row = self._db.execute("SELECT data FROM ledger_tiles WHERE level = %s AND idx = %s", (level, index)).fetchone()
-        return bytes(row[0]) if row else None
 
     def publish(self, old_size: int, new_size: int, tiles: Mapping[TileKey, bytes], checkpoint: str) -> None:
         db = self._db
@@ -152,23 +134,6 @@ class PostgresStore:
             )
             db.execute("UPDATE ledger_counter SET value = %s WHERE name = 'tree'", (new_size,))
 
-    def latest_checkpoint(self) -> tuple[int, str] | None:
-        row = self._db.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
-        return (row[0], row[1]) if row else None
-
-    def checkpoint_at(self, size: int) -> str | None:
-        row = self._db.execute("SELECT note FROM ledger_checkpoints WHERE size = %s", (size,)).fetchone()
-        return row[0] if row else None
-
-    def checkpoints(self, start: int = 0, limit: int = 10_000) -> list[tuple[int, str]]:
-        rows = self._db.execute(
-            "SELECT size, note FROM ledger_checkpoints WHERE size >= %s ORDER BY size LIMIT %s", (start, limit)
-        ).fetchall()
-        return [(size, note) for size, note in rows]
-
-    def replace_checkpoint(self, size: int, note: str) -> None:
-        self._db.execute("UPDATE ledger_checkpoints SET note = %s WHERE size = %s", (note, size))
-
     def try_lock_integrator(self) -> bool:
         if not self._lock_held:
             (got,) = _row(
@@ -182,33 +147,7 @@ class PostgresStore:
             self._db.execute("SELECT pg_advisory_unlock(%s)", (_lock_key(self.schema, "integrator"),))
             self._lock_held = False
 
-    # -- content and keys ----------------------------------------------------------------
-    def read_content(self, index: int) -> ContentRow | None:
-        row = self._db.execute(
-            "SELECT tenant, kek, sealed, created FROM ledger_content WHERE idx = %s", (index,)
-        ).fetchone()
-        return ContentRow(row[0], row[1], bytes(row[2]), row[3]) if row else None
-
-    def purge_content(self, before: float) -> int:
-        return self._db.execute("DELETE FROM ledger_content WHERE created < %s", (before,)).rowcount
-
-    def current_key(self, tenant: str) -> WrappedKey | None:
-        row = self._db.execute(
-            "SELECT tenant, kek, wrapped, created FROM ledger_data_keys WHERE tenant = %s AND retired IS NULL",
-            (tenant,),
-        ).fetchone()
-        return WrappedKey(row[0], row[1], bytes(row[2]), row[3]) if row else None
-
-    def add_key(self, key: WrappedKey) -> WrappedKey:
-        self._db.execute(
-            "INSERT INTO ledger_data_keys (kek, tenant, wrapped, created) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            (key.kek, key.tenant, key.wrapped, key.created),
-        )
-        current = self.current_key(key.tenant)
-        assert current is not None
-        return current
-
+    # -- keys ----------------------------------------------------------------------------
     def retire_keys(self, tenant: str) -> list[str]:
         db = self._db
         with db.transaction():

@@ -16,8 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from souverain.keys.envelope import WrappedKey
-from souverain.ledger.store.base import ContentRow, StoreConflict
+from souverain.ledger.store.base import ContentRow, SqlQueries, StoreConflict
 from souverain.ledger.tiles import TileKey
 from souverain.locks import try_lock
 from souverain.state.migrate import Migration, migrate_sqlite, use_wal
@@ -46,8 +45,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS ledger_data_keys_current ON ledger_data_keys (
 MIGRATIONS = (Migration(1, "ledger", tuple(s.strip() for s in SCHEMA.split(";") if s.strip())),)
 
 
-class SqliteStore:
+class SqliteStore(SqlQueries):
     kind = "sqlite"
+    _db: sqlite3.Connection
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -61,14 +61,6 @@ class SqliteStore:
 
     def _begin(self) -> sqlite3.Cursor:
         return self._db.execute("BEGIN IMMEDIATE")
-
-    # -- metadata ------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM ledger_meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO ledger_meta (key, value) VALUES (?, ?)", (key, value))
 
     # -- sequencing ----------------------------------------------------------------------
     def sequence(self, leaves: Sequence[bytes], contents: Sequence[ContentRow | None]) -> int:
@@ -91,20 +83,9 @@ class SqliteStore:
     def sequenced_size(self) -> int:
         return int(self._db.execute("SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries").fetchone()[0])
 
-    def read_entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        rows = self._db.execute(
-            "SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-        ).fetchall()
-        # SQLite is dynamically typed: a hand-edited row may hold TEXT. Hash what is there.
-        return [(i, d.encode() if isinstance(d, str) else d) for i, d in rows]
-
     # -- the tree ------------------------------------------------------------------------
     def tree_size(self) -> int:
         return int(self._db.execute("SELECT coalesce(max(size), -1) FROM ledger_checkpoints").fetchone()[0])
-
-    def read_tile(self, level: int, index: int) -> bytes | None:
-        row = self._db.execute("SELECT data FROM ledger_tiles WHERE level = ? AND idx = ?", (level, index)).fetchone()
-        return row[0] if row else None
 
     def publish(self, old_size: int, new_size: int, tiles: Mapping[TileKey, bytes], checkpoint: str) -> None:
         db = self._db
@@ -126,22 +107,6 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
-    def latest_checkpoint(self) -> tuple[int, str] | None:
-        row = self._db.execute("SELECT size, note FROM ledger_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
-        return (int(row[0]), str(row[1])) if row else None
-
-    def checkpoint_at(self, size: int) -> str | None:
-        row = self._db.execute("SELECT note FROM ledger_checkpoints WHERE size = ?", (size,)).fetchone()
-        return row[0] if row else None
-
-    def checkpoints(self, start: int = 0, limit: int = 10_000) -> list[tuple[int, str]]:
-        return self._db.execute(
-            "SELECT size, note FROM ledger_checkpoints WHERE size >= ? ORDER BY size LIMIT ?", (start, limit)
-        ).fetchall()
-
-    def replace_checkpoint(self, size: int, note: str) -> None:
-        self._db.execute("UPDATE ledger_checkpoints SET note = ? WHERE size = ?", (note, size))
-
     def try_lock_integrator(self) -> bool:
         if self._lock_fd is not None:
             return True
@@ -153,31 +118,7 @@ class SqliteStore:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
 
-    # -- content and keys ----------------------------------------------------------------
-    def read_content(self, index: int) -> ContentRow | None:
-        row = self._db.execute(
-            "SELECT tenant, kek, sealed, created FROM ledger_content WHERE idx = ?", (index,)
-        ).fetchone()
-        return ContentRow(*row) if row else None
-
-    def purge_content(self, before: float) -> int:
-        return self._db.execute("DELETE FROM ledger_content WHERE created < ?", (before,)).rowcount
-
-    def current_key(self, tenant: str) -> WrappedKey | None:
-        row = self._db.execute(
-            "SELECT tenant, kek, wrapped, created FROM ledger_data_keys WHERE tenant = ? AND retired IS NULL", (tenant,)
-        ).fetchone()
-        return WrappedKey(*row) if row else None
-
-    def add_key(self, key: WrappedKey) -> WrappedKey:
-        self._db.execute(
-            "INSERT OR IGNORE INTO ledger_data_keys (kek, tenant, wrapped, created) VALUES (?, ?, ?, ?)",
-            (key.kek, key.tenant, key.wrapped, key.created),
-        )
-        current = self.current_key(key.tenant)
-        assert current is not None
-        return current
-
+    # -- keys ----------------------------------------------------------------------------
     def retire_keys(self, tenant: str) -> list[str]:
         db = self._db
         self._begin()
