@@ -1,4 +1,4 @@
-"""Fixtures shared by the ledger and key tests (a plugin of conftest.py), and helpers they import.
+"""Fixtures shared by the ledger, key and usage tests (a plugin of conftest.py), and helpers they import.
 
 PostgreSQL and SoftHSM2 are real: a test that needs one skips with the reason when it is
 not there, except under CI=true, where a missing service is a failure, so that CI cannot
@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,29 @@ def store_config(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     if request.param == "sqlite":
         return SqliteStoreConfig(path=str(tmp_path / "ledger.db"))
     return request.getfixturevalue("pg_store")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server of the test's own on a Unix socket, `tmp_path/redis.sock` (its URL:
+    `unix://` + that path), keeping nothing on disk; the test may stop it."""
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server is not on PATH: the Redis budget store tests are skipped")
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
+            time.sleep(0.01)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -27,7 +26,6 @@ import httpx
 import msgspec
 import pytest
 from conftest import Server
-from ledger_fixtures import unavailable
 from polling import until
 from upstreams import Upstream, assistant_config
 
@@ -63,20 +61,8 @@ def claims(money: int, tokens: int, money_limit: int, requests_limit: int, token
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        unavailable("redis-server is not on PATH: the Redis budget store tests are skipped")
-    sock = tmp_path / "redis.sock"
-    proc = subprocess.Popen(
-        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        until(sock.exists, 10, "redis-server up")
-        yield f"unix://{sock}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def redis_url(redis_server: subprocess.Popen[bytes], tmp_path: Path) -> str:
+    return f"unix://{tmp_path / 'redis.sock'}"
 
 
 @pytest.fixture(params=["sqlite", "postgres", "redis"])

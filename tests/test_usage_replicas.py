@@ -14,7 +14,6 @@ PostgreSQL is real: skipped with the reason when absent, a failure under CI=true
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -25,7 +24,6 @@ import httpx
 import msgspec
 from clients import Clients
 from conftest import Server
-from ledger_fixtures import unavailable
 from polling import until
 from upstreams import Upstream, assistant_config, shared_state
 
@@ -203,18 +201,11 @@ def test_the_budget_store_gone_refuses_and_serves_nothing_unaccounted(
         upstream.stop()
 
 
-def test_redis_as_the_budget_store_stopped_mid_run(tmp_path: Path) -> None:
-    if shutil.which("redis-server") is None:
-        unavailable("redis-server is not on PATH: the Redis budget store test is skipped")
+def test_redis_as_the_budget_store_stopped_mid_run(tmp_path: Path, redis_server: subprocess.Popen[bytes]) -> None:
     sock = tmp_path / "redis.sock"
-    redis = subprocess.Popen(
-        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
     upstream = Upstream("upstream")
     server = None
     try:
-        until(sock.exists, 10, "redis-server up")
         config = assistant_config(
             upstream,
             rest=f"""usage:
@@ -235,14 +226,12 @@ def test_redis_as_the_budget_store_stopped_mid_run(tmp_path: Path) -> None:
             time.sleep(0.3)  # let the settlement land (it is batched off the response's path)
         assert answers[0].status_code == 200 and answers[-1].status_code == 429
         assert answers[-1].json()["error"]["code"] == "insufficient_quota"
-        redis.terminate()
-        redis.wait(10)
+        redis_server.terminate()
+        redis_server.wait(10)
         down = httpx.post(f"{server.url}/v1/chat/completions", json=CHAT, headers=server.headers(), timeout=30)
         assert down.status_code == 503 and down.json()["error"]["code"] == "budget_store_unavailable"
         assert down.headers["retry-after"] == "5"
     finally:
         if server is not None:
             server.stop()
-        if redis.poll() is None:
-            redis.kill()
         upstream.stop()

@@ -115,6 +115,10 @@ class StateCounters:
     def _drop(self) -> None:
         db = getattr(self._local, "db", None)
         self._local.db = None
+        self._forget(db)
+
+    def _forget(self, db: UsageDb | None) -> None:
+        """Close a connection given up on (perhaps broken) and stop tracking it."""
         if db is not None:
             with self._lock:
                 if db in self._all:
@@ -204,14 +208,7 @@ class StateCounters:
 
     def _drop_quick(self) -> None:
         db, self._quick = self._quick, None
-        if db is not None:
-            with self._lock:
-                if db in self._all:
-                    self._all.remove(db)
-            try:
-                db.close()
-            except Exception:
-                pass
+        self._forget(db)
 
     @staticmethod
     def _reserve_sqlite(db: UsageDb, claims: Sequence[Claim]) -> list[int]:
