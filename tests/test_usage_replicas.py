@@ -81,7 +81,7 @@ def test_a_money_budget_holds_across_three_replicas(tmp_path: Path, pg_dsn: str,
     try:
         replicas = start(tmp_path, config)
         token = replicas[0].cli("keys", "create", "--name", "acme", "--tenant", "acme").stdout.strip()
-        clients = Clients(replicas, token, CHAT, threads=32)
+        clients = Clients(replicas, token, CHAT, threads=32 * len(replicas))  # 32 clients a replica
         # run until the budget is spent: a good run of refusals for lack of money
         until(lambda: clients.count(429, "insufficient_quota") >= 200, 180, "the budget spent")
         clients.finish()
