@@ -226,7 +226,12 @@ def through_gateway(redis_url: str | None, rounds: int, waiter: Any) -> dict[str
     ):
         for n in range(rounds):
             waiter.wait()
-            for name, config in gateway_setups(upstream, redis_url, schema, Path(tmp) / "ledger-keys").items():
+            setups = list(gateway_setups(upstream, redis_url, schema, Path(tmp) / "ledger-keys").items())
+            # Each round starts at another setup: a gateway started right after another ran
+            # slower (the same setup measured first and second differed by 0.4 to 1.5 ms at
+            # c=1 p50), which a fixed order books as the later setup's cost.
+            shift = n % len(setups)
+            for name, config in setups[shift:] + setups[:shift]:
                 with harness.gateway(config) as gw:
                     row = {"c1": uvloop.run(closed_loop([gw.url], gw.key, 1, 1000))}
                     cpu = process_cpu_s(gw.pid)
