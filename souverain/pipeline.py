@@ -678,6 +678,8 @@ class Pipeline:
         the background task only waits for it (so a shutdown waits for it too)."""
         if facts.recording is None:
             facts.cancelled()
+        # Counted here, once: the answer's own count (after record) was not reached.
+        self.metrics.observe(facts.endpoint, facts.model or "-", facts.status, time.perf_counter() - facts.started)
         x.spawn(self.record(facts, response=None))
 
 

@@ -17,6 +17,7 @@ import asyncio
 import gc
 import json
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,8 @@ def gateway_run(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Run `scenario(gateway, token)` on a gateway serving `assistant` from `upstream`,
     then let every background task finish; the ledger's entries, and the usage totals
-    after the rows are rebuilt from the ledger."""
+    after the rows are rebuilt from the ledger. Also checks that the gateway's request
+    counter (/metrics) counted each entry once, with its status."""
 
     async def main() -> tuple[list[dict[str, Any]], dict[str, int]]:
         config = parse_config(assistant_config(upstream, rest=USAGE), "test.yaml", {}, base_dir=tmp_path)
@@ -159,6 +161,14 @@ def gateway_run(
             finally:
                 db.close()
             entries = [{**json.loads(row), "idx": idx} for idx, row in await ledger.entries(0, 1000)]
+            counted = Counter(
+                sample.labels["status"]
+                for metric in gateway.metrics.requests.collect()
+                for sample in metric.samples
+                if sample.name.endswith("_total")
+                for _ in range(int(sample.value))
+            )
+            assert counted == Counter(str(e["status"]) for e in entries), counted
             return entries, totals
         finally:
             for engine in gateway.engines.values():
