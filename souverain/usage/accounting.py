@@ -117,13 +117,7 @@ class Accounting:
 
     # -- who pays --------------------------------------------------------------------
     def cost_centre(self, principal: Principal) -> str:
-        centres = self.config.cost_centres
-        return (
-            centres.keys.get(principal.key_id)
-            or centres.keys.get(principal.name)
-            or centres.tenants.get(principal.tenant)
-            or ""
-        )
+        return self.config.cost_centres.of(principal.key_id, principal.tenant, principal.name)
 
     def _applicable(self, principal: Principal, cost_centre: str) -> list[tuple[str, str, Budget]]:
         found = []
@@ -469,13 +463,12 @@ class Accounting:
         from souverain.ledger.entry import Entry
 
         assert isinstance(entry, Entry)
-        centres = self.config.cost_centres
         return Row(
             idx=index,
             day=day_of(entry.time.timestamp()),
             tenant=entry.tenant,
             key_id=entry.key_id,
-            cost_centre=centres.keys.get(entry.key_id) or centres.tenants.get(entry.tenant) or "",
+            cost_centre=self.config.cost_centres.of(entry.key_id, entry.tenant),  # the entry holds no key name
             model=entry.model,
             route=entry.route,
             data_class=entry.data_class,

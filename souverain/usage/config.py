@@ -147,6 +147,16 @@ class CostCentres(Base):
     keys: dict[str, Name] = {}
     tenants: dict[str, Name] = {}
 
+    def of(self, key_id: str, tenant: str, key_name: str | None = None) -> str:
+        """The tag of a request made with this key (its name, where known) for this tenant;
+        "" when none applies."""
+        return (
+            self.keys.get(key_id)
+            or (self.keys.get(key_name) if key_name is not None else None)
+            or self.tenants.get(tenant)
+            or ""
+        )
+
 
 class Budget(Base):
     """Limits on one tenant, key or cost centre (name exactly one of the three)."""
